@@ -1,0 +1,44 @@
+"""Shared fixtures. Real images come from WAE_TEST_DATA (CI sets it to ../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from wae_lib.config import Config
+
+
+@pytest.fixture(scope="session")
+def hed_vgg():
+    """The offline VGG16 stand-in, built once for the whole session."""
+    from wae_lib.vgg import VGG16Features
+
+    return VGG16Features("hed", ("relu1_1", "relu2_1", "relu3_1"))
+
+
+@pytest.fixture
+def tiny_config() -> Config:
+    """A narrow model that builds and runs in well under a second on CPU."""
+    return Config(content_dim=16, width=0.125, style_hidden=32, style_dim_per_layer=8, vgg_source="hed")
+
+
+@pytest.fixture(scope="session")
+def test_data_dir() -> Path:
+    root = os.environ.get("WAE_TEST_DATA")
+    if not root and os.environ.get("WAE_REQUIRE_TEST_DATA"):
+        pytest.fail("WAE_REQUIRE_TEST_DATA is set (as in CI) but WAE_TEST_DATA is not")
+    if not root:
+        pytest.skip("WAE_TEST_DATA is not set: real-image tests need it (CI sets WAE_TEST_DATA=../shared/data)")
+    path = Path(root).resolve()
+    if not path.is_dir():
+        pytest.fail(f"WAE_TEST_DATA={root} is not a directory")
+    return path
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(4, 3, 64, 64, generator=g)

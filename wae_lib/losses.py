@@ -1,0 +1,132 @@
+"""Loss maths as pure tensor functions (SPEC §2, §6), each citing its source.
+
+Reconstruction error (SPEC §2) = pixel squared error + squared error of VGG16 features at the style
+layers ("the style network's outputs up to its 3rd layer") + squared error of the Gram matrices, plus
+a Wasserstein-autoencoder penalty between the prior and the encoded latents (Tolstikhin et al. 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # WAE reference code (tolstikhin/wae, wae.py mmd_penalty)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Normalised Gram matrix G_ij = <F_i, F_j> / (C * H * W) of N x C x H x W features (Gatys et al. 2016).
+
+    The normalisation (Johnson et al. 2016) makes Grams of different layers and image sizes comparable.
+    Computed in float32 even under autocast: bf16 sums over H*W lose the small off-diagonal entries.
+    """
+    n, c, h, w = features.shape
+    f = features.reshape(n, c, h * w).float()
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def pixel_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared pixel error (SPEC §2, first term)."""
+    return F.mse_loss(x.float(), y.float())
+
+
+def feature_mse(feats_x: Mapping[str, torch.Tensor], feats_y: Mapping[str, torch.Tensor],
+                layers: Sequence[str]) -> torch.Tensor:
+    """Mean over layers of the mean squared error of VGG16 activations (SPEC §2, second term)."""
+    return torch.stack([F.mse_loss(feats_x[n].float(), feats_y[n].float()) for n in layers]).mean()
+
+
+def gram_mse(grams_x: Mapping[str, torch.Tensor], grams_y: Mapping[str, torch.Tensor],
+             layers: Sequence[str]) -> torch.Tensor:
+    """Mean over layers of the mean squared error of Gram matrices (SPEC §2, third term)."""
+    return torch.stack([F.mse_loss(grams_x[n], grams_y[n]) for n in layers]).mean()
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared Euclidean distances, ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j, as in the WAE code."""
+    na = (a * a).sum(1, keepdim=True)
+    nb = (b * b).sum(1, keepdim=True)
+    return (na + nb.T - 2.0 * a @ b.T).clamp_min(0.0)
+
+
+def mmd_imq(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float = 1.0,
+            scales: Sequence[float] = IMQ_SCALES) -> torch.Tensor:
+    """WAE-MMD with the multi-scale inverse multiquadratic kernel, exactly as the WAE reference code.
+
+    k(x, y) = C / (C + ||x - y||^2) with C = 2 * d * sigma^2 * s for s in (.1, .2, .5, 1, 2, 5, 10)
+    (Tolstikhin et al., "Wasserstein Auto-Encoders", ICLR 2018; github.com/tolstikhin/wae wae.py).
+    Within-sample terms exclude the diagonal and divide by n(n-1) (unbiased); the cross term averages
+    all n^2 pairs, as the reference does.
+    """
+    if z_q.shape != z_p.shape or z_q.dim() != 2:
+        raise ValueError(f"mmd_imq expects two N x d samples of the same shape, got {tuple(z_q.shape)} and {tuple(z_p.shape)}")
+    n, d = z_q.shape
+    if n < 2:
+        raise ValueError("mmd_imq needs at least 2 samples per batch")
+    z_q, z_p = z_q.float(), z_p.float()
+    d_qq, d_pp, d_qp = squared_distances(z_q, z_q), squared_distances(z_p, z_p), squared_distances(z_q, z_p)
+    off_diag = 1.0 - torch.eye(n, device=z_q.device, dtype=z_q.dtype)
+    c_base = 2.0 * d * prior_sigma**2
+    stat = z_q.new_zeros(())
+    for s in scales:
+        c = c_base * s
+        within = ((c / (c + d_qq) + c / (c + d_pp)) * off_diag).sum() / (n * n - n)
+        cross = (c / (c + d_qp)).sum() * 2.0 / (n * n)
+        stat = stat + within - cross
+    return stat
+
+
+def gan_discriminator_loss(logits_prior: torch.Tensor, logits_encoded: torch.Tensor) -> torch.Tensor:
+    """WAE-GAN: the latent discriminator tells prior samples (1) from encoded ones (0) (WAE paper, Alg. 1)."""
+    return (F.binary_cross_entropy_with_logits(logits_prior, torch.ones_like(logits_prior))
+            + F.binary_cross_entropy_with_logits(logits_encoded, torch.zeros_like(logits_encoded)))
+
+
+def gan_encoder_penalty(logits_encoded: torch.Tensor) -> torch.Tensor:
+    """WAE-GAN: the encoder's penalty, -log D(z_q) (non-saturating form used by the WAE reference code)."""
+    return F.binary_cross_entropy_with_logits(logits_encoded, torch.ones_like(logits_encoded))
+
+
+def gaussian_sample(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Reparameterised sample mean + exp(logvar / 2) * eps."""
+    eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+def calibrate_weights(raw_terms: Mapping[str, float], targets: Mapping[str, float] | None = None,
+                      floor: float = 1e-12) -> dict[str, float]:
+    """Weights that make each term contribute about its target (SPEC §2: "roughly equal" contributions).
+
+    ``raw_terms`` are unweighted term values averaged over a few batches after a warm-up (PILOT.md: the
+    very first batch is a flat grey output and gives fragile weights). ``targets`` defaults to 1 per term;
+    ``term_targets`` splits each VGG term equally over its layers, as the pilot did.
+    """
+    targets = targets or {}
+    return {name: targets.get(name, 1.0) / max(float(value), floor) for name, value in raw_terms.items()}
+
+
+def term_targets(layers: Sequence[str]) -> dict[str, float]:
+    """Pixel, feature and Gram terms contribute 1 each; each VGG layer gets 1/len(layers) of its term."""
+    share = 1.0 / len(layers)
+    out = {"pixel": 1.0}
+    for n in layers:
+        out[f"feature/{n}"] = share
+        out[f"gram/{n}"] = share
+    return out
+
+
+def reconstruction_terms(x: torch.Tensor, x_hat: torch.Tensor, feats_x: Mapping[str, torch.Tensor],
+                         feats_hat: Mapping[str, torch.Tensor], layers: Sequence[str],
+                         grams_x: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The unweighted reconstruction terms of SPEC §2, one per VGG layer: pixel, feature/<l>, gram/<l>.
+
+    Per-layer terms let calibration balance layers whose Gram magnitudes differ by orders of magnitude.
+    """
+    grams_x = grams_x if grams_x is not None else {n: gram_matrix(feats_x[n]) for n in layers}
+    terms = {"pixel": pixel_mse(x_hat, x)}
+    for n in layers:
+        terms[f"feature/{n}"] = F.mse_loss(feats_hat[n].float(), feats_x[n].float())
+    for n in layers:
+        terms[f"gram/{n}"] = F.mse_loss(gram_matrix(feats_hat[n]), grams_x[n])
+    return terms
