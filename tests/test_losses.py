@@ -100,8 +100,9 @@ def test_gan_losses():
     assert losses.gan_encoder_penalty(torch.zeros(4)).item() == pytest.approx(math.log(2))
 
 
-def test_gaussian_sample_statistics():
+def test_reparameterize_statistics():
     g = torch.Generator().manual_seed(0)
-    s = losses.gaussian_sample(torch.full((20000, 1), 2.0), torch.full((20000, 1), math.log(0.25)), g)
+    noise = torch.randn(20000, 1, generator=g)
+    s = losses.reparameterize(torch.full((20000, 1), 2.0), torch.full((20000, 1), math.log(0.25)), noise)
     assert s.mean().item() == pytest.approx(2.0, abs=0.02)
     assert s.std().item() == pytest.approx(0.5, abs=0.02)

@@ -139,3 +139,41 @@ class ConfigError(ValueError):
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
         raise ConfigError(f"config field {name!r} = {value!r} is invalid: expected {expected}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Profiles: the same pipeline at different scales. Each maps to Config overrides plus a sweep.
+# --------------------------------------------------------------------------------------------------
+PROFILES: dict[str, dict[str, Any]] = {
+    # The paper's scale (SPEC §3, §5): full-width networks, 10 models; for GPUs.
+    "paper": dict(width=1.0, style_hidden=256, batch_size=100, steps=50_000, lr=1e-3, log_every=50,
+                  sample_every=2000, ckpt_every=2000, calibrate_after=200, calibrate_batches=20, lr_warmup=500,
+                  scaled_note=""),
+    # 2 CPU cores, minutes: channels x1/4, a short schedule. Fits `make reproduce` in ~15 minutes.
+    "quick": dict(width=0.25, style_hidden=128, batch_size=32, steps=150, lr=1e-3, log_every=5,
+                  sample_every=75, ckpt_every=50, calibrate_after=10, calibrate_batches=3, lr_warmup=10,
+                  scaled_note="quick profile: channels x1/4 of Tables 1-2, style FC width 128, 150 steps of 32 "
+                              "images on CPU (paper: full width, GPU-scale training)"),
+    # Seconds: for tests only.
+    "smoke": dict(width=0.0625, style_hidden=16, style_dim_per_layer=8, batch_size=8, steps=6, log_every=1,
+                  sample_every=3, ckpt_every=3, calibrate_after=1, calibrate_batches=2, lr_warmup=0,
+                  scaled_note="smoke profile: channels x1/16, 6 steps (a test, not a result)"),
+}
+
+SWEEPS: dict[str, dict[str, tuple]] = {
+    "paper": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
+    "quick": {"data": TRAINING_SETS, "content_dim": (128, 64, 32)},
+    "smoke": {"data": TRAINING_SETS, "content_dim": (32, 16)},
+}
+
+
+def profile_config(profile: str, **overrides: Any) -> Config:
+    """The Config of a named profile, with overrides applied on top."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+    return Config(**{**PROFILES[profile], "profile": profile, **overrides})
+
+
+def run_name(data: str, content_dim: int) -> str:
+    """Folder name of one model of a sweep, e.g. ``celeba_c128``."""
+    return f"{Path(data).stem if data.endswith('.npy') else data}_c{content_dim}"

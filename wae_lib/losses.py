@@ -22,8 +22,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     Computed in float32 even under autocast: bf16 sums over H*W lose the small off-diagonal entries.
     """
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w).float()
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        f = features.reshape(n, c, h * w).float()
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def pixel_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,12 @@ def mmd_imq(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float = 1.0,
     n, d = z_q.shape
     if n < 2:
         raise ValueError("mmd_imq needs at least 2 samples per batch")
-    z_q, z_p = z_q.float(), z_p.float()
+    with torch.autocast(device_type=z_q.device.type, enabled=False):
+        return _mmd_imq_fp32(z_q.float(), z_p.float(), prior_sigma, scales)
+
+
+def _mmd_imq_fp32(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float, scales: Sequence[float]) -> torch.Tensor:
+    n, d = z_q.shape
     d_qq, d_pp, d_qp = squared_distances(z_q, z_q), squared_distances(z_p, z_p), squared_distances(z_q, z_p)
     off_diag = 1.0 - torch.eye(n, device=z_q.device, dtype=z_q.dtype)
     c_base = 2.0 * d * prior_sigma**2
@@ -88,10 +94,9 @@ def gan_encoder_penalty(logits_encoded: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits_encoded, torch.ones_like(logits_encoded))
 
 
-def gaussian_sample(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reparameterised sample mean + exp(logvar / 2) * eps."""
-    eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
-    return mean + torch.exp(0.5 * logvar) * eps
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Gaussian encoder sample mean + exp(logvar / 2) * noise, noise ~ N(0, I) (Kingma & Welling 2014)."""
+    return mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
 
 
 def calibrate_weights(raw_terms: Mapping[str, float], targets: Mapping[str, float] | None = None,

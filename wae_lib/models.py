@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from .config import Config
-from .losses import gaussian_sample, gram_matrix
+from .losses import gram_matrix, reparameterize
 from .vgg import VGG16Features
 
 IMAGE_SIZE = 64
@@ -317,17 +317,23 @@ class WAEStyle(nn.Module):
         """Decoder of Table 2 on the concatenated latent; returns N x 3 x 64 x 64 in [0, 1]."""
         return self.decoder(torch.cat([z_content, z_style], dim=1))
 
-    def sample_latents(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return gaussian_sample(mean, logvar) if self.config.stochastic else mean
-
     # ---------------- training forward ----------------
-    def forward(self, x: torch.Tensor, grams_x: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Encode (sampling when stochastic), decode; returns latents and the reconstruction."""
+    def forward(self, x: torch.Tensor, grams_x: Mapping[str, torch.Tensor] | None = None,
+                noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Encode, sample z = mean + exp(logvar / 2) * noise (when stochastic), decode.
+
+        ``noise`` (N x latent_dim, content part first) lets the trainer draw it from its own generator so
+        that resumed and multi-process runs see the same numbers; it is drawn here when omitted.
+        """
         mc, lc = self.encode_content(x)
         ms, ls = self.encode_style(x, grams_x)
-        z_c, z_s = self.sample_latents(mc, lc), self.sample_latents(ms, ls)
-        return {"z_content": z_c, "z_style": z_s, "z": torch.cat([z_c, z_s], 1), "x_hat": self.decode(z_c, z_s),
-                "logvar_content": lc, "logvar_style": ls}
+        mean, logvar = torch.cat([mc, ms], 1), torch.cat([lc, ls], 1)
+        if self.config.stochastic:
+            z = reparameterize(mean, logvar, torch.randn_like(mean) if noise is None else noise)
+        else:
+            z = mean
+        z_c, z_s = z.split([self.config.content_dim, self.config.style_dim], dim=1)
+        return {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar}
 
     # ---------------- inference API (deterministic: latent means) ----------------
     @torch.no_grad()

@@ -226,19 +226,23 @@ class VGG16Features(nn.Module):
     (needed for the feature and Gram losses on reconstructions).
     """
 
-    def __init__(self, source: str = "auto", layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1")):
+    def __init__(self, source: str = "auto", layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1"),
+                 state_dict: dict[str, torch.Tensor] | None = None, label: str | None = None):
+        """``state_dict`` (features keys, e.g. from a checkpoint) skips loading from ``source``; ``label``
+        then names where those weights came from."""
         super().__init__()
         self.layers = tuple(layers)
         unknown = [n for n in self.layers if n not in VGG16_LAYERS]
         if unknown:
             raise ValueError(f"unknown VGG16 layer name(s) {unknown}; expected names from {list(VGG16_LAYERS)}")
         self.requested_source = source
-        self.source = resolve_source(source)
-        self.source_label = source_label(self.source)
-        features = _vgg16_features_skeleton()
-        features.load_state_dict(self._load_state(self.source))
+        self.source = resolve_source(source) if state_dict is None else source
+        self.source_label = label or source_label(self.source)
         last = max(VGG16_LAYERS[n] for n in self.layers)
-        self.features = features[: last + 1]
+        features = _vgg16_features_skeleton()[: last + 1]
+        state = state_dict if state_dict is not None else self._load_state(self.source)
+        features.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) <= last})
+        self.features = features
         for m in self.features:
             if isinstance(m, nn.ReLU):
                 m.inplace = False  # an in-place ReLU would overwrite a returned conv activation

@@ -1,0 +1,189 @@
+"""Training: resume equivalence, DDP parity, checkpoint round-trip, failure behaviour, overfitting real images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wae_lib import train as T
+from wae_lib.config import ConfigError, profile_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def smooth_images(n: int, seed: int = 0) -> np.ndarray:
+    """n x 64 x 64 x 3 uint8 images of smooth colour blobs (upsampled noise): cheap, image-like statistics."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
+    return (img.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def synthetic_npy(tmp_path) -> Path:
+    path = tmp_path / "synthetic.npy"
+    np.save(path, smooth_images(24))
+    return path
+
+
+@pytest.fixture
+def faces16_npy(test_data_dir, tmp_path) -> Path:
+    """16 real CelebA photos, centre-cropped around the aligned face and resized to 64x64."""
+    files = sorted((test_data_dir / "faces").glob("*.jpg"))[:16]
+    assert len(files) == 16, f"expected CelebA photos in {test_data_dir / 'faces'}"
+    arr = np.stack([np.asarray(Image.open(f).convert("RGB").crop((25, 45, 153, 173)).resize((64, 64))) for f in files])
+    path = tmp_path / "faces16.npy"
+    np.save(path, arr)
+    return path
+
+
+def smoke(data: Path, **kw):
+    return profile_config("smoke", data=str(data), sample_every=0, **kw)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / T.CHECKPOINT, weights_only=True)["model"]
+
+
+def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
+    run = T.train(profile_config("smoke", data=str(synthetic_npy)), tmp_path / "run")
+    for name in ("config.json", "metadata.json", "log.jsonl", "calibration.json", T.CHECKPOINT):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert {"pixel", "feature/relu1_1", "gram/relu3_1", "penalty", "loss", "weighted"} <= set(rows[-1])
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["vgg_source"].startswith("HED") and meta["config"]["steps"] == 6 and "git_commit" in meta
+    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)  # must load with weights_only
+    assert ckpt["finished"] and ckpt["step"] == 6 and ckpt["config"]["profile"] == "smoke"
+    model = T.load_model(run)
+    assert not model.training
+    for k, v in model.state_dict().items():  # round-trip: the loaded model holds the checkpoint's weights
+        assert torch.equal(v, ckpt["model"][k]), k
+    x = torch.rand(2, 3, 64, 64)
+    assert model.transfer(x, x[:1]).shape == (2, 3, 64, 64)
+
+
+def test_finished_run_is_reused_not_retrained(synthetic_npy, tmp_path):
+    cfg = smoke(synthetic_npy)
+    run = T.train(cfg, tmp_path / "run")
+    before = (run / T.CHECKPOINT).stat().st_mtime_ns
+    T.train(cfg, run)
+    assert (run / T.CHECKPOINT).stat().st_mtime_ns == before
+    with pytest.raises(ConfigError, match="different config"):
+        T.train(cfg.replace(lr=5e-4), run)
+    T.train(cfg.replace(lr=5e-4), run, force=True)
+    assert (run / T.CHECKPOINT).stat().st_mtime_ns != before
+
+
+def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, monkeypatch):
+    """On CPU, 10 steps straight == 5 steps + SIGTERM + resume + 5 steps, bit for bit."""
+    cfg = smoke(synthetic_npy, steps=10, ckpt_every=4)
+    straight = T.train(cfg, tmp_path / "straight")
+
+    original = T.Trainer.train_step
+
+    def interrupted_at_5(self):
+        out = original(self)
+        if self.step == 5:
+            self.stop_signal = 15  # what the SIGTERM handler sets
+        return out
+
+    monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_5)
+    with pytest.raises(T.TrainingInterrupted, match="step 5"):
+        T.train(cfg, tmp_path / "resumed")
+    ckpt = torch.load(tmp_path / "resumed" / T.CHECKPOINT, weights_only=True)
+    assert ckpt["step"] == 5 and not ckpt["finished"]
+    monkeypatch.setattr(T.Trainer, "train_step", original)
+    T.train(cfg, tmp_path / "resumed")
+    a, b = weights(straight), weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(r)["step"] for r in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 11))
+
+
+def test_nan_stops_with_term_and_step_and_keeps_last_checkpoint(synthetic_npy, tmp_path, monkeypatch):
+    cfg = smoke(synthetic_npy, steps=8, ckpt_every=3)
+    original = T.reconstruction_terms
+
+    def poisoned(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        if poisoned.calls == 4:  # the 5th step
+            terms["gram/relu2_1"] = terms["gram/relu2_1"] * float("nan")
+        poisoned.calls += 1
+        return terms
+
+    poisoned.calls = 0
+    monkeypatch.setattr(T, "reconstruction_terms", poisoned)
+    with pytest.raises(T.TrainingDiverged, match=r"'gram/relu2_1' became nan at step 5"):
+        T.train(cfg, tmp_path / "run")
+    ckpt = torch.load(tmp_path / "run" / T.CHECKPOINT, weights_only=True)
+    assert ckpt["step"] == 3 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_bad_config_fails_before_training(synthetic_npy, tmp_path):
+    with pytest.raises(ConfigError, match="'data'.*expected one of"):
+        T.train(profile_config("smoke", data="imagenet-only"), tmp_path / "a")
+    with pytest.raises(ConfigError, match="does not exist"):
+        T.train(profile_config("smoke", data=str(tmp_path / "missing.npy")), tmp_path / "b")
+    with pytest.raises(ConfigError, match="larger than the dataset"):
+        T.train(smoke(synthetic_npy, batch_size=64), tmp_path / "c")
+    with pytest.raises(ConfigError, match="content_dim"):
+        profile_config("smoke", content_dim=-1)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        profile_config("huge")
+    assert not (tmp_path / "c" / T.CHECKPOINT).exists()
+
+
+def test_cli_flags_and_error_exit(synthetic_npy, tmp_path, capsys):
+    rc = T.main(["--out", str(tmp_path / "cli"), "--profile", "smoke", "--data", str(synthetic_npy), "--steps", "2",
+                 "--content-dim", "12", "--no-hflip", "--sample-every", "0"])
+    assert rc == 0
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert saved["content_dim"] == 12 and saved["hflip"] is False and saved["steps"] == 2
+    assert T.main(["--out", str(tmp_path / "bad"), "--profile", "smoke", "--data", "nope"]) == 2
+    assert "'data'" in capsys.readouterr().err
+
+
+def test_wae_gan_penalty_trains(synthetic_npy, tmp_path):
+    run = T.train(smoke(synthetic_npy, penalty="gan", steps=3), tmp_path / "gan")
+    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)
+    assert ckpt["disc"] is not None and ckpt["finished"]
+
+
+def test_ddp_two_processes_match_each_other_and_one_process(synthetic_npy, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    worker = str(REPO / "tests" / "ddp_worker.py")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker,
+                    str(synthetic_npy), str(tmp_path / "ddp"), "3"], check=True, env=env, timeout=600)
+    env_single = {k: v for k, v in env.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    subprocess.run([sys.executable, worker, str(synthetic_npy), str(tmp_path / "single"), "3"], check=True,
+                   env=env_single, timeout=600)
+    r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    one = torch.load(tmp_path / "single" / "rank0.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), "ranks diverged"
+    worst = max((r0[k].float() - one[k].float()).abs().max().item() for k in r0)
+    assert worst < 1e-4, f"2-process result differs from 1 process with the same global batch by {worst}"
+    init = torch.load(tmp_path / "ddp" / "init.pt", weights_only=True)  # parity is not "nothing trained"
+    assert max((r0[k].float() - init[k].float()).abs().max().item() for k in r0) > 1e-3
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_16_real_faces(faces16_npy, tmp_path):
+    cfg = profile_config("smoke", data=str(faces16_npy), steps=150, batch_size=16, width=0.125, style_hidden=32,
+                         hflip=False, lr=2e-3, calibrate_after=5, calibrate_batches=2, log_every=5, sample_every=0,
+                         ckpt_every=1000, lr_warmup=0, penalty_weight=1.0)
+    run = T.train(cfg, tmp_path / "overfit")
+    rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
+    calibrated = [r for r in rows if r["calibrated"]]
+    start, end = sum(calibrated[0]["weighted"].values()), sum(rows[-1]["weighted"].values())
+    assert end < 0.3 * start, f"reconstruction loss went from {start:.3f} to {end:.3f} (needs < 30%)"
