@@ -179,8 +179,8 @@ def test_ddp_two_processes_match_each_other_and_one_process(synthetic_npy, tmp_p
 
 @pytest.mark.slow
 def test_tiny_model_overfits_16_real_faces(faces16_npy, tmp_path):
-    cfg = profile_config("smoke", data=str(faces16_npy), steps=150, batch_size=16, width=0.125, style_hidden=32,
-                         hflip=False, lr=2e-3, calibrate_after=5, calibrate_batches=2, log_every=5, sample_every=0,
+    cfg = profile_config("smoke", data=str(faces16_npy), steps=100, batch_size=16, width=0.125, style_hidden=32,
+                         hflip=False, lr=2e-3, calibrate_after=20, calibrate_batches=2, log_every=5, sample_every=0,
                          ckpt_every=1000, lr_warmup=0, penalty_weight=1.0)
     run = T.train(cfg, tmp_path / "overfit")
     rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]

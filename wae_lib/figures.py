@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,17 +30,27 @@ def grid_geometry(n_rows: int, n_cols: int, label_width: int, has_col_labels: bo
             "height": top + body_h + caption_lines * LINE_H + (PAD * 2 if caption_lines else 0)}
 
 
-def image_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = None,
-               col_labels: Sequence[str] | None = None, caption: str = "", label_width: int | None = None,
-               wrap: int | None = None) -> Image.Image:
-    """Rows of N x 3 x 64 x 64 images in [0, 1] -> one labelled PIL image (white background)."""
+def grid_layout(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = None,
+                col_labels: Sequence[str] | None = None, caption: str = "", label_width: int | None = None,
+                wrap: int | None = None) -> dict:
+    """What :func:`image_grid` will draw: cell counts, label column width and wrapped caption lines."""
     n_cols = max(r.shape[0] for r in rows)
-    font = ImageFont.load_default()
     if label_width is None:
         label_width = 6 * max((len(s) for s in row_labels or []), default=0) + 8 if row_labels else 0
     width_chars = wrap or max(20, (label_width + n_cols * (CELL + PAD)) // 6)
     lines = [ln for part in caption.split("\n") for ln in textwrap.wrap(part, width_chars)] if caption else []
-    geo = grid_geometry(len(rows), n_cols, label_width, bool(col_labels), len(lines))
+    return {"n_rows": len(rows), "n_cols": n_cols, "label_width": label_width, "has_col_labels": bool(col_labels),
+            "caption_lines": lines}
+
+
+def image_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, caption: str = "", label_width: int | None = None,
+               wrap: int | None = None) -> Image.Image:
+    """Rows of N x 3 x 64 x 64 images in [0, 1] -> one labelled PIL image (white background)."""
+    font = ImageFont.load_default()
+    lay = grid_layout(rows, row_labels, col_labels, caption, label_width, wrap)
+    lines = lay["caption_lines"]
+    geo = grid_geometry(len(rows), lay["n_cols"], lay["label_width"], bool(col_labels), len(lines))
     canvas = Image.new("RGB", (geo["width"], geo["height"]), "white")
     draw = ImageDraw.Draw(canvas)
     for j, label in enumerate(col_labels or []):
@@ -82,3 +93,142 @@ def training_sample_grid(model, images, path: str | Path, cfg, step: int, n: int
     swapped = model.transfer(x, x.roll(1, dims=0))
     return save_grid(path, [x, rec, swapped], row_labels=["input", "reconstruction", "style of left"],
                      caption=run_caption(cfg, model.vgg_source_label, f"step {step}"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures 5-7 of the paper (SPEC §5) and the transfer extras: each PNG gets a JSON sidecar with its layout
+# --------------------------------------------------------------------------------------------------
+def blank_cells(n: int = 1) -> torch.Tensor:
+    """White cells, to keep a grid rectangular (e.g. the corner of a content x style matrix)."""
+    return torch.ones(n, 3, CELL, CELL)
+
+
+def save_figure(path: str | Path, rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = None,
+                col_labels: Sequence[str] | None = None, caption: str = "") -> dict:
+    """Save a labelled grid as PNG plus ``<path>.json`` (layout, labels, caption, pixel geometry) and return
+    that layout: tests and reports read the sidecar instead of guessing the caption's line count."""
+    path = Path(path)
+    save_grid(path, rows, row_labels=row_labels, col_labels=col_labels, caption=caption)
+    lay = grid_layout(rows, row_labels, col_labels, caption)
+    geo = grid_geometry(lay["n_rows"], lay["n_cols"], lay["label_width"], lay["has_col_labels"],
+                        len(lay["caption_lines"]))
+    meta = {"file": path.name, "n_rows": lay["n_rows"], "n_cols": lay["n_cols"], "label_width": lay["label_width"],
+            "has_col_labels": lay["has_col_labels"], "caption_lines": len(lay["caption_lines"]),
+            "row_labels": list(row_labels or []), "col_labels": list(col_labels or []), "caption": caption,
+            "geometry": geo, "cell": CELL, "pad": PAD}
+    path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _on(model, x: torch.Tensor) -> torch.Tensor:
+    return x.to(next(model.parameters()).device)
+
+
+def style_images_figure(path: str | Path, styles: torch.Tensor, names: Sequence[str], caption: str) -> dict:
+    """Fig. 5: the style images used, one row, each column named."""
+    return save_figure(path, [styles], row_labels=["style"], col_labels=list(names), caption=caption)
+
+
+@torch.no_grad()
+def reconstruction_figure(path: str | Path, runs, models, originals: torch.Tensor, caption: str) -> dict:
+    """Fig. 6 (left: content images, right: style images): row 1 the originals, then one row of
+    reconstructions per model in the paper's order, labelled with training set and content size."""
+    rows = [originals] + [model.reconstruct(_on(model, originals)).cpu() for model in models]
+    return save_figure(path, rows, ["original"] + [r.label for r in runs], caption=caption)
+
+
+@torch.no_grad()
+def transfer_figure(path: str | Path, runs, models, content: torch.Tensor, styles: torch.Tensor, caption: str
+                    ) -> dict:
+    """Fig. 7: row 1 content, row 2 style, then one row per model: content i with the style of column i."""
+    rows = [content, styles] + [model.transfer(_on(model, content), _on(model, styles)).cpu() for model in models]
+    return save_figure(path, rows, ["content", "style"] + [r.label for r in runs], caption=caption)
+
+
+@torch.no_grad()
+def transfer_matrix_figure(path: str | Path, model, content: torch.Tensor, styles: torch.Tensor,
+                           style_labels: Sequence[str], caption: str) -> dict:
+    """Every content image (rows) with every style (columns); row 1 shows the styles, column 1 the contents."""
+    rows = [torch.cat([blank_cells(), styles])]
+    for i in range(len(content)):
+        c = content[i:i + 1]
+        rows.append(torch.cat([c, model.transfer(_on(model, c.expand(len(styles), -1, -1, -1)),
+                                                 _on(model, styles)).cpu()]))
+    return save_figure(path, rows, ["style"] + [f"content {i + 1}" for i in range(len(content))],
+                       col_labels=["content"] + list(style_labels), caption=caption)
+
+
+@torch.no_grad()
+def strength_figure(path: str | Path, model, content: torch.Tensor, style: torch.Tensor,
+                    strengths: Sequence[float], caption: str) -> dict:
+    """Style strength: the style latent moved from the content image's own (0) to the style image's (1);
+    one row per content image: content, outputs at each strength, the style image."""
+    rows = []
+    for i in range(len(content)):
+        c = _on(model, content[i:i + 1])
+        outs = [model.transfer(c, _on(model, style[:1]), strength=float(s)).cpu() for s in strengths]
+        rows.append(torch.cat([content[i:i + 1], *outs, style[:1].cpu()]))
+    return save_figure(path, rows, [f"content {i + 1}" for i in range(len(content))],
+                       col_labels=["content"] + [f"s={s:g}" for s in strengths] + ["style"], caption=caption)
+
+
+@torch.no_grad()
+def interpolation_figure(path: str | Path, model, content: torch.Tensor, style_a: torch.Tensor,
+                         style_b: torch.Tensor, alphas: Sequence[float], caption: str) -> dict:
+    """Style interpolation: the style latent on the line from style A (0) to style B (1). Row 1 shows A above
+    the alpha=0 column and B above alpha=1; then one row per content image."""
+    n = len(alphas)
+    top = [blank_cells(), style_a[:1].cpu(), blank_cells(n - 2), style_b[:1].cpu()] if n >= 2 else [blank_cells(n + 1)]
+    out = model.interpolate_styles(_on(model, content), _on(model, style_a[:1]), _on(model, style_b[:1]), alphas)
+    rows = [torch.cat(top)] + [torch.cat([content[i:i + 1], out[:, i].cpu()]) for i in range(len(content))]
+    return save_figure(path, rows, ["styles A, B"] + [f"content {i + 1}" for i in range(len(content))],
+                       col_labels=["content"] + [f"a={a:g}" for a in alphas], caption=caption)
+
+
+def paper_row_labels(runs) -> list[str]:
+    """Row labels of Figures 6-7 (training set and content size), in the order given."""
+    return [r.label for r in runs]
+
+
+# --------------------------------------------------------------------------------------------------
+# training curves (notebook 02)
+# --------------------------------------------------------------------------------------------------
+def plot_training_log(log, title: str = ""):
+    """One panel per loss term (raw, log scale) plus the weighted total; ``log`` is read_training_log()."""
+    import matplotlib.pyplot as plt
+
+    terms = [c for c in log.columns if c.startswith(("pixel", "feature/", "gram/")) or c in ("penalty", "loss")]
+    cols = 4
+    rows = -(-len(terms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        ax.plot(log["step"], log[term], lw=1)
+        ax.set_yscale("log")
+        ax.set_title(term, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        if "calibrated" in log and log["calibrated"].any():
+            ax.axvline(log.loc[log["calibrated"].idxmax(), "step"], color="grey", ls=":", lw=1)
+    for ax in list(axes.flat)[len(terms):]:
+        ax.axis("off")
+    fig.suptitle(title + "\n(dotted: loss weights calibrated; before it, pixel + penalty only)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(calibration: dict, title: str = ""):
+    """Bar charts of the raw term means at calibration and the weights that equalise their contributions."""
+    import matplotlib.pyplot as plt
+
+    names = list(calibration["weights"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
+    a.bar(names, [calibration["raw_term_means"][n] for n in names])
+    a.set_yscale("log")
+    a.set_title("raw term means (calibration batches)", fontsize=9)
+    b.bar(names, [calibration["weights"][n] for n in names])
+    b.set_yscale("log")
+    b.set_title(f"fixed weights (from step {calibration['step']})", fontsize=9)
+    for ax in (a, b):
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -519,6 +519,21 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     return out
 
 
+def read_training_log(run_dir: str | Path):
+    """log.jsonl of a run as a pandas DataFrame (one row per logged step; weighted terms as weighted/<term>)."""
+    import pandas as pd
+
+    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{run_dir}/log.jsonl holds no rows yet")
+    return pd.json_normalize(rows, sep="/")
+
+
+def steps_for_epochs(epochs: float, n_images: int, batch_size: int) -> int:
+    """Optimiser steps that show the model ``epochs`` passes over ``n_images``."""
+    return max(1, math.ceil(epochs * n_images / batch_size))
+
+
 def train_sweep(profile: str, models_dir: str | Path = "models", force: bool = False, **overrides: Any) -> list[Path]:
     """Every model of a profile's sweep (paper: 2 training sets x 5 content sizes), one run folder each."""
     sweep = SWEEPS.get(profile)
@@ -560,7 +575,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if value is not None:
             overrides[f.name] = tuple(value) if isinstance(value, list) else value
     profile = overrides.pop("profile", None) or args.profile
-    return profile_config(profile, **overrides) if profile != "custom" else Config(**overrides)
+    cfg = profile_config(profile, **overrides) if profile != "custom" else Config(**overrides)
+    if getattr(args, "epochs", None):
+        import numpy as np
+
+        n = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
+        cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n, cfg.batch_size))
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -576,9 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--config", help="YAML file of Config fields (flags override it)")
     ap.add_argument("--force", action="store_true", help="retrain even if a finished run is there")
+    ap.add_argument("--epochs", type=float, help="passes over the training set (sets --steps from its size)")
     add_config_flags(ap)
     ap.set_defaults(profile="custom")
     args = ap.parse_args(argv)
+    if sweep and args.epochs:
+        ap.error("--epochs is per training set; use --steps with sweep")
     try:
         if sweep:
             cfg = config_from_args(args)
