@@ -9,8 +9,20 @@ STAMP := $(VENV)/.wae-installed
 # torch/torchvision are pinned to what we test; override TORCH for another platform or CUDA build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
+# ---- what to run on ----
+PROFILE ?= quick#           quick (CPU, minutes) | paper (GPU, the paper's 10 models) | smoke (tests)
+DATA_DIR ?=#                empty: the embedded offline sample set; else a folder with faces/ anime/ natural/ styles/
+DATA_TAG := $(if $(DATA_DIR),$(notdir $(abspath $(DATA_DIR))),sample)
+PREP ?= data/processed/$(DATA_TAG)
+MODELS ?= models/$(PROFILE)-$(DATA_TAG)
+REPORTS ?= reports
+PARAMS ?=#                  extra papermill options for every notebook, e.g. PARAMS="-p seed 1" or "-f my.yaml"
+TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
+PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
+NB_OUT := $(REPORTS)/notebooks
+
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint bench clean-venv
+.PHONY: help setup test lint bench bench-prep bench-train clean-venv data train train-notebook
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +46,24 @@ lint: $(STAMP)  ## ruff over the library, tests and benchmarks
 
 bench: $(STAMP)  ## print the model benchmark (images/s, peak memory, FLOPs per image)
 	$(PY) benchmarks/bench_model.py
+
+bench-prep: $(STAMP)  ## print the preprocessing benchmark (needs DATA_DIR)
+	$(PY) benchmarks/bench_prep.py $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+bench-train: $(STAMP)  ## print training images/s and TFLOP/s, bf16+compile vs fp32 eager (CPU; CUDA when present)
+	$(PY) benchmarks/bench_train.py
+
+# ---- the study, stage by stage (each stage skips work whose outputs are up to date) ----
+data: $(STAMP)  ## prepare the packed sets into $(PREP) (DATA_DIR=... for real images; empty: sample set)
+	$(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out $(PREP)
+
+train: data  ## train every model of PROFILE into $(MODELS)/<set>_c<content> (finished runs are reused)
+	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS) --data-root $(PREP) $(TRAIN_ARGS)
+
+train-notebook: train  ## run notebooks/02_train.ipynb (loss curves, calibration, samples) into $(NB_OUT)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/02_train.ipynb $(NB_OUT)/02_train.ipynb -p profile $(PROFILE) \
+	  -p data_root $(PREP) -p models_dir $(MODELS) -p figures_dir $(REPORTS)/figures -p data mixed $(PARAMS)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

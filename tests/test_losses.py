@@ -26,7 +26,7 @@ def naive_mmd_imq(zq: torch.Tensor, zp: torch.Tensor, sigma: float = 1.0) -> flo
     total = 0.0
     for s in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0):
         c = 2.0 * d * sigma**2 * s
-        k = lambda a, b: c / (c + float(((a - b) ** 2).sum()))  # noqa: E731
+        k = lambda a, b, c=c: c / (c + float(((a - b) ** 2).sum()))  # noqa: E731
         within = sum(k(zq[i], zq[j]) + k(zp[i], zp[j]) for i in range(n) for j in range(n) if i != j) / (n * n - n)
         cross = sum(k(zq[i], zp[j]) for i in range(n) for j in range(n)) * 2.0 / (n * n)
         total += within - cross

@@ -250,6 +250,37 @@ def style_names(data_root: str | Path, n: int | None = None) -> list[str]:
     return names
 
 
+def figure_images(data_root: str | Path, name: str, n: int) -> torch.Tensor:
+    """The ``n`` images of a set shown in figures: spread evenly over the set, the same in every notebook."""
+    require(n >= 1, f"n ({name} images shown)", n, "an integer >= 1")
+    return load_set(data_root, name, n)
+
+
+def figure_styles(data_root: str | Path, n: int) -> tuple[torch.Tensor, list[str]]:
+    """Fig. 5: the ``n`` style images used in Figures 5-7 and the transfer metrics, with their names."""
+    from .data import spread
+
+    names = style_names(data_root)
+    idx = spread(len(names), n)
+    return figure_images(data_root, "style_eval", n), [names[i] for i in idx]
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    """A notebook parameter like ``"0, 0.5, 1"`` -> [0.0, 0.5, 1.0]; the error names the parameter."""
+    try:
+        values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        values = []
+    require(len(values) >= 2, name, text, "at least 2 comma-separated numbers, e.g. '0, 0.5, 1'")
+    return values
+
+
+def require(ok: bool, name: str, value: Any, expected: str) -> None:
+    """Raise EvaluationError naming a notebook parameter when ``ok`` is false."""
+    if not ok:
+        raise EvaluationError(f"parameter {name} = {value!r} is invalid: expected {expected}")
+
+
 def pick(n_total: int, n: int) -> np.ndarray:
     """``n`` indices spread evenly over ``range(n_total)`` (wae_lib.data.spread: deterministic, not hand-picked)."""
     from .data import spread
@@ -556,40 +587,42 @@ def transfer_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], content
     return pd.DataFrame.from_records(rows)
 
 
-def balance_ranking(transfers, units: np.ndarray | None = None):
-    """C4 criterion: per model, the mean style and content distance of its transfers; each is rank-normalised
-    over the models (0 = smallest distance, 1 = largest) and the model with the smallest sum balances style and
-    content best (ties: smallest sum of min-max-normalised distances). ``units`` resamples content images.
+def balance_scores(style_distance: Sequence[float], content_distance: Sequence[float]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """C4 criterion on per-model mean distances: (score, tie_break), smaller is better.
 
-    Returns a DataFrame (paper order kept) with ``score`` and ``best``.
+    score = rank-normalised style distance + rank-normalised content distance (ranks scaled to [0, 1] over the
+    models, 0 = smallest distance); tie_break = the sum of the min-max-normalised distances.
     """
-    import pandas as pd
-
-    df = transfers
-    if units is not None:
-        weights = np.bincount(units, minlength=int(df["content_image"].max()) + 1)
-        df = df.assign(_w=weights[df["content_image"].to_numpy()])
-    else:
-        df = df.assign(_w=1)
-    records = []
-    for run, g in df.groupby("run", sort=False):
-        w = g["_w"].to_numpy(dtype=float)
-        records.append({"run": run, "data": g["data"].iloc[0], "content_dim": int(g["content_dim"].iloc[0]),
-                        "style_distance": float(np.average(g["style_distance"], weights=w)),
-                        "content_distance": float(np.average(g["content_distance"], weights=w))})
-    t = pd.DataFrame.from_records(records)
-    m = max(1, len(t) - 1)
-    t["style_rank"] = (rankdata(t["style_distance"]) - 1) / m
-    t["content_rank"] = (rankdata(t["content_distance"]) - 1) / m
+    s, c = np.asarray(style_distance, float), np.asarray(content_distance, float)
+    m = max(1, len(s) - 1)
 
     def minmax(v):
         span = v.max() - v.min()
         return (v - v.min()) / span if span > 0 else v * 0
 
-    t["score"] = t["style_rank"] + t["content_rank"]
-    t["tie_break"] = minmax(t["style_distance"]) + minmax(t["content_distance"])
-    best = t.sort_values(["score", "tie_break"], kind="mergesort").index[0]
-    t["best"] = t.index == best
+    return (rankdata(s) - 1) / m + (rankdata(c) - 1) / m, minmax(s) + minmax(c)
+
+
+def best_by_balance(style_distance: Sequence[float], content_distance: Sequence[float]) -> int:
+    """Index of the model that balances style and content best (:func:`balance_scores`)."""
+    score, tie = balance_scores(style_distance, content_distance)
+    return int(np.lexsort((tie, score))[0])
+
+
+def balance_ranking(transfers):
+    """C4: per model (paper order kept), mean style and content distance of its transfers, their rank-normalised
+    values, ``score`` (sum; smaller = better balance) and ``best`` (the model with the smallest score)."""
+    t = (transfers.groupby("run", sort=False)
+         .agg(data=("data", "first"), content_dim=("content_dim", "first"),
+              style_distance=("style_distance", "mean"), content_distance=("content_distance", "mean"),
+              n_pairs=("style_distance", "size"))
+         .reset_index())
+    m = max(1, len(t) - 1)
+    t["style_rank"] = (rankdata(t["style_distance"]) - 1) / m
+    t["content_rank"] = (rankdata(t["content_distance"]) - 1) / m
+    t["score"], t["tie_break"] = balance_scores(t["style_distance"], t["content_distance"])
+    t["best"] = np.arange(len(t)) == best_by_balance(t["style_distance"], t["content_distance"])
     return t
 
 

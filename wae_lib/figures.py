@@ -232,3 +232,27 @@ def plot_calibration(calibration: dict, title: str = ""):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_by_content_size(summary, metrics: Sequence[str], title: str = "", eval_set: str | None = None):
+    """Matplotlib figure: each metric against content size (log2 axis), one line per training set, with the
+    bootstrap interval as error bars. ``summary`` has columns data, content_dim, <metric>, <metric>_ci_low/high
+    (wae_lib.evaluate.summarise)."""
+    import matplotlib.pyplot as plt
+
+    df = summary if eval_set is None else summary[summary["eval_set"] == eval_set]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for data, g in df.groupby("data", sort=False):
+            g = g.sort_values("content_dim")
+            err = [g[metric] - g[f"{metric}_ci_low"], g[f"{metric}_ci_high"] - g[metric]]
+            ax.errorbar(g["content_dim"], g[metric], yerr=err, marker="o", capsize=3,
+                        label={"celeba": "CelebA-only"}.get(data, data))
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("content latent size")
+        ax.set_title(metric, fontsize=9)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=8, wrap=True)
+    fig.tight_layout()
+    return fig

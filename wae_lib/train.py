@@ -31,8 +31,14 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import SWEEPS, TRAINING_SETS, Config, ConfigError, profile_config, run_name
-from .losses import (calibrate_weights, gan_discriminator_loss, gan_encoder_penalty, mmd_imq,
-                     reconstruction_terms, term_targets)
+from .losses import (
+    calibrate_weights,
+    gan_discriminator_loss,
+    gan_encoder_penalty,
+    mmd_imq,
+    reconstruction_terms,
+    term_targets,
+)
 from .models import LatentDiscriminator, WAEStyle
 from .utils import package_versions, resolve_device, run_metadata, set_seed
 from .vgg import VGG16Features
