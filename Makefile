@@ -12,10 +12,12 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 # ---- what to run on ----
 PROFILE ?= quick#           quick (CPU, minutes) | paper (GPU, the paper's 10 models) | smoke (tests)
 DATA_DIR ?=#                empty: the embedded offline sample set; else a folder with faces/ anime/ natural/ styles/
-DATA_TAG := $(if $(DATA_DIR),$(notdir $(abspath $(DATA_DIR))),sample)
+DATA_ABS := $(abspath $(DATA_DIR))
+DATA_TAG := $(if $(DATA_DIR),$(notdir $(patsubst %/,%,$(dir $(DATA_ABS))))-$(notdir $(DATA_ABS)),sample)
 PREP ?= data/processed/$(DATA_TAG)
 MODELS ?= models/$(PROFILE)-$(DATA_TAG)
 REPORTS ?= reports
+PREP_ARGS ?=#               extra preprocessing flags, e.g. PREP_ARGS="--imagenet-extra-crops 5" (a departure)
 PARAMS ?=#                  extra papermill options for every notebook, e.g. PARAMS="-p seed 1" or "-f my.yaml"
 TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
 PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
@@ -55,7 +57,7 @@ bench-train: $(STAMP)  ## print training images/s and TFLOP/s, bf16+compile vs f
 
 # ---- the study, stage by stage (each stage skips work whose outputs are up to date) ----
 data: $(STAMP)  ## prepare the packed sets into $(PREP) (DATA_DIR=... for real images; empty: sample set)
-	$(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out $(PREP)
+	$(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out $(PREP) $(PREP_ARGS)
 
 train: data  ## train every model of PROFILE into $(MODELS)/<set>_c<content> (finished runs are reused)
 	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS) --data-root $(PREP) $(TRAIN_ARGS)

@@ -187,3 +187,22 @@ def test_tiny_model_overfits_16_real_faces(faces16_npy, tmp_path):
     calibrated = [r for r in rows if r["calibrated"]]
     start, end = sum(calibrated[0]["weighted"].values()), sum(rows[-1]["weighted"].values())
     assert end < 0.3 * start, f"reconstruction loss went from {start:.3f} to {end:.3f} (needs < 30%)"
+
+
+def test_out_of_memory_names_the_parameter_to_lower(synthetic_npy, tmp_path, monkeypatch):
+    def oom(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(T.Trainer, "train_step", oom)
+    with pytest.raises(RuntimeError, match="lower 'batch_size'"):
+        T.train(smoke(synthetic_npy), tmp_path / "oom")
+
+
+def test_changed_training_data_retrains_instead_of_reusing(synthetic_npy, tmp_path):
+    cfg = smoke(synthetic_npy, steps=2)
+    run = T.train(cfg, tmp_path / "run")
+    first = weights(run)
+    np.save(synthetic_npy, smooth_images(24, seed=1))  # the packed set was rebuilt with other images
+    T.train(cfg, run)
+    second = weights(run)
+    assert any(not torch.equal(first[k], second[k]) for k in first)

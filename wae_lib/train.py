@@ -72,6 +72,12 @@ def resolve_data_path(cfg: Config) -> Path:
     return path
 
 
+def data_fingerprint(path: Path) -> str:
+    """Size and modification time of the packed set: wae_lib.data rewrites it only when its content changes."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def load_images(path: Path, device: torch.device):
     from .data import PackedImages
 
@@ -356,6 +362,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "vgg_source": self.model.vgg_source,
             "vgg_source_label": self.model.vgg_source_label,
+            "data_fingerprint": data_fingerprint(self.data_path),
             "versions": package_versions(),
         }
 
@@ -427,9 +434,12 @@ class Trainer:
             while self.step < cfg.steps:
                 try:
                     rows.append(self.train_step())
-                except torch.OutOfMemoryError as exc:
-                    raise RuntimeError(f"out of memory at batch_size={cfg.batch_size}, width={cfg.width}: lower "
-                                       f"'batch_size' (or 'width'), or disable 'compile'") from exc
+                except RuntimeError as exc:  # torch.OutOfMemoryError on CUDA; a plain RuntimeError on CPU
+                    if isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc):
+                        raise RuntimeError(f"out of memory at batch_size={cfg.batch_size}, width={cfg.width} on "
+                                           f"{self.device}: lower 'batch_size' (or 'width'), or disable 'compile'; "
+                                           f"the last checkpoint is kept") from exc
+                    raise
                 bar.update(1)
                 checkpoint_due = self.step % cfg.ckpt_every == 0 and self.step < cfg.steps
                 # checkpoint steps are log steps too: no weights are saved that were not NaN-checked
@@ -491,9 +501,14 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     out = Path(out)
     cfg.validate()
     info = init_distributed(cfg.device)
-    resolve_data_path(cfg)  # fail on a bad data setting before anything is built
+    data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built
     ckpt_path = out / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
+    if ckpt is not None and ckpt.get("data_fingerprint") != data_fingerprint(data_path):
+        if info.main:
+            print(f"[wae_lib] {out}: the training data {data_path} changed since this run was trained; "
+                  f"retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
+        ckpt = None
     if ckpt is not None:
         diff = config_difference(Config.from_dict(ckpt["config"]), cfg)
         if diff:
