@@ -172,6 +172,8 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
                   if not m.checkpoint_info.get("finished")]
     if unfinished:
         notes.append(f"UNFINISHED checkpoints: {', '.join(unfinished)}")
+    steps = sorted({int(m.checkpoint_info["step"]) for m in models})
+    notes.append(f"checkpoint step {steps[0]}" if len(steps) == 1 else f"checkpoint steps {steps[0]}-{steps[-1]}")
     vgg_labels = sorted({m.vgg_source_label for m in models})
     scaled = sorted({r.config.scaled_note for r in runs if r.config.scaled_note})
     ctx = EvalContext(profile=runs[0].profile, data_source=info["source"], vgg_source=" / ".join(vgg_labels),
@@ -358,7 +360,8 @@ class EvalVGG(nn.Module):
         sources = sorted({m.vgg_source for m in models})
         if len(sources) != 1:
             raise EvaluationError(f"the models use different VGG16 sources {sources}: evaluate one sweep at a time")
-        return cls(sources[0], models[0].config.style_layers, content_layers, models[0].vgg_source_label)
+        vgg = cls(sources[0], models[0].config.style_layers, content_layers, models[0].vgg_source_label)
+        return vgg.to(_device(models[0]))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
@@ -525,6 +528,9 @@ def reconstruction_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], s
     detect = set(detect_faces_in)
     rows = []
     for set_name, images in sets.items():
+        if len(images) == 0:  # e.g. natural_eval when the data folder has no natural/ images
+            warnings.warn(f"evaluation set {set_name!r} is empty: no reconstruction metrics for it", stacklevel=2)
+            continue
         ref_feats = vgg(images, batch_size)
         face_orig = face_detected(images, face_upscale) if set_name in detect else None
         for run, model in zip(runs, models):
@@ -621,6 +627,13 @@ def balance_ranking(transfers):
     t["score"], t["tie_break"] = balance_scores(t["style_distance"], t["content_distance"])
     t["best"] = np.arange(len(t)) == best_by_balance(t["style_distance"], t["content_distance"])
     return t
+
+
+def best_model(ranking, runs: Sequence[RunInfo], models: Sequence[nn.Module]) -> tuple[RunInfo, nn.Module]:
+    """The run and model marked ``best`` in a :func:`balance_ranking` table."""
+    name = ranking.loc[ranking["best"], "run"].iloc[0]
+    i = [r.name for r in runs].index(name)
+    return runs[i], models[i]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -833,7 +846,7 @@ def fid_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], extractor: n
 
     label, kind = extractor.label, extractor.kind
     f_content = extract_features(extractor, content, batch_size)
-    f_free = extract_features(extractor, face_free, batch_size)
+    f_free = extract_features(extractor, face_free, batch_size) if len(face_free) else torch.zeros(0, 1)
     ci, si = all_pairs(len(content), len(styles))
     rows = []
 
@@ -842,6 +855,7 @@ def fid_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], extractor: n
                      "feature_extractor": kind, "feature_extractor_label": label,
                      **fid_kid(real, fake, n_boot, seed=seed), **ctx.columns()})
 
+    enough_free = len(face_free) >= 2
     for name, feats in (("content_eval", f_content), ("style_eval+natural_eval", f_free)):
         half = len(feats) // 2
         if half >= 2:
@@ -849,12 +863,13 @@ def fid_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], extractor: n
             add("(real halves)", "-", None, f"real: half of {name}", name, feats[perm[:half]], feats[perm[half:]])
     for run, model in zip(runs, models):
         rec_c = reconstruct_images(model, content, batch_size)
-        rec_f = reconstruct_images(model, face_free, batch_size)
+        rec_f = reconstruct_images(model, face_free, batch_size) if enough_free else None
         out = transfer_pairs(model, content, styles, ci, si, batch_size)
         add(run.name, run.data, run.content_dim, "reconstruction", "content_eval", f_content,
             extract_features(extractor, rec_c, batch_size))
-        add(run.name, run.data, run.content_dim, "reconstruction", "style_eval+natural_eval", f_free,
-            extract_features(extractor, rec_f, batch_size))
+        if enough_free:
+            add(run.name, run.data, run.content_dim, "reconstruction", "style_eval+natural_eval", f_free,
+                extract_features(extractor, rec_f, batch_size))
         add(run.name, run.data, run.content_dim, "transfer", "content_eval", f_content,
             extract_features(extractor, out, batch_size))
     return pd.DataFrame.from_records(rows)

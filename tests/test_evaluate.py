@@ -1,0 +1,431 @@
+"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.evaluate / claims / figures).
+
+Fast and CPU only: metrics are checked against naive references; claims are checked on synthetic tables whose
+answer is known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from wae_lib import claims as C
+from wae_lib import evaluate as E
+from wae_lib import figures as F
+from wae_lib.config import profile_config
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids OpenMP contention on a shared 2-core runner (up to ~20x faster)."""
+    with E.torch_threads(1):
+        yield
+
+
+def smooth_images(n: int, seed: int = 0, size: int = 64) -> torch.Tensor:
+    """Blurry colour fields: natural-ish images whose VGG features are not degenerate."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 8, 8, generator=g)
+    return torch.nn.functional.interpolate(low, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# pixel metrics
+# --------------------------------------------------------------------------------------------------
+def test_psnr_of_known_mse():
+    assert float(E.psnr_from_mse(0.01)) == pytest.approx(20.0)
+    assert float(E.psnr_from_mse(1e-4)) == pytest.approx(40.0)
+    x = torch.full((2, 3, 8, 8), 0.5)
+    y = x + 0.1  # MSE 0.01 exactly
+    assert E.mse_per_image(x, y).tolist() == pytest.approx([0.01, 0.01])
+    assert E.psnr_per_image(x, y).tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
+    assert torch.isinf(E.psnr_from_mse(0.0))
+
+
+def test_mse_matches_naive_loop():
+    x, y = smooth_images(3, 0), smooth_images(3, 1)
+    naive = [float(((x[i] - y[i]) ** 2).mean()) for i in range(3)]
+    assert E.mse_per_image(x, y).tolist() == pytest.approx(naive, rel=1e-6)
+
+
+def test_ssim_identical_is_one_and_drops_with_noise():
+    x = smooth_images(2)
+    assert E.ssim_per_image(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert (E.ssim_per_image(noisy, x) < 0.9).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# feature distances
+# --------------------------------------------------------------------------------------------------
+def fake_feats(seed: int, n: int = 3) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"a": torch.rand(n, 4, 8, 8, generator=g), "b": torch.rand(n, 8, 4, 4, generator=g)}
+
+
+def test_gram_distance_zero_for_same_image_and_positive_otherwise():
+    fa, fb = fake_feats(0), fake_feats(1)
+    assert torch.allclose(E.gram_distance(fa, fa, ["a", "b"]), torch.zeros(3))
+    assert (E.gram_distance(fa, fb, ["a", "b"]) > 0).all()
+
+
+def test_gram_distance_matches_naive_reference():
+    fa, fb = fake_feats(0, 1), fake_feats(1, 1)
+    expected = []
+    for n in ("a", "b"):
+        a, b = fa[n][0].reshape(fa[n].shape[1], -1), fb[n][0].reshape(fb[n].shape[1], -1)
+        ga, gb = a @ a.T / a.numel(), b @ b.T / b.numel()
+        expected.append(float(((ga - gb) ** 2).sum() / (gb ** 2).sum()))
+    assert float(E.gram_distance(fa, fb, ["a", "b"])[0]) == pytest.approx(np.mean(expected), rel=1e-5)
+
+
+def test_relative_feature_distance():
+    fa = fake_feats(0)
+    assert torch.allclose(E.relative_feature_distance(fa, fa, ["a"]), torch.zeros(3))
+    doubled = {k: 2 * v for k, v in fa.items()}
+    # ||2F - F||^2 / ||F||^2 = 1
+    assert E.relative_feature_distance(doubled, fa, ["a", "b"]).tolist() == pytest.approx([1.0] * 3, rel=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------------------
+def test_bootstrap_interval_contains_point_estimate_and_is_reproducible():
+    values = np.random.default_rng(0).normal(3.0, 1.0, 40)
+    mean, lo, hi = E.bootstrap_mean_ci(values, n_boot=500, seed=1)
+    assert mean == pytest.approx(values.mean())
+    assert lo < mean < hi
+    assert (mean, lo, hi) == E.bootstrap_mean_ci(values, n_boot=500, seed=1)
+    _, lo99, hi99 = E.bootstrap_mean_ci(values, n_boot=500, level=0.99, seed=1)
+    assert lo99 <= lo and hi99 >= hi
+
+
+def test_bootstrap_of_constant_and_single_unit():
+    assert E.bootstrap_mean_ci([2.0] * 5, n_boot=50) == (2.0, 2.0, 2.0)
+    point, lo, hi = E.bootstrap_mean_ci([1.0], n_boot=50)
+    assert point == 1.0 and np.isnan(lo) and np.isnan(hi)
+
+
+def test_spearman_against_naive_reference():
+    assert E.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert E.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(E.spearman([1, 2, 3], [5, 5, 5]))
+    x, y = [3, 1, 4, 1, 5], [9, 2, 6, 5, 3]
+    rx, ry = E.rankdata(x), E.rankdata(y)
+    assert rx.tolist() == [3, 1.5, 4, 1.5, 5]  # ties share their average rank
+    assert E.spearman(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_balance_scores_prefer_the_middle_model():
+    # model 0: most style, least content kept; model 2: the reverse; model 1 is second on both
+    style, content = [0.1, 0.2, 0.9], [0.9, 0.3, 0.1]
+    score, _ = E.balance_scores(style, content)
+    assert score.tolist() == pytest.approx([1.0, 1.0, 1.0])  # equal rank sums: the tie-break decides
+    assert E.best_by_balance(style, content) == 1
+    assert E.best_by_balance([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# FID / KID
+# --------------------------------------------------------------------------------------------------
+def test_fast_fid_matches_torchmetrics_and_kid_matches_unbiased_mmd():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(30, 16, generator=g, dtype=torch.float64)
+    fake = torch.randn(45, 16, generator=g, dtype=torch.float64) * 1.5 + 0.3
+    assert E.frechet_distance(real, fake) == pytest.approx(E.fid_torchmetrics(real, fake), rel=1e-6)
+    # torchmetrics' KID on one subset holding every sample equals the unbiased MMD^2 on all samples
+    mean, std = E.kid_torchmetrics(real, fake[:30], subsets=1, subset_size=30)
+    assert mean == pytest.approx(E.kid_unbiased(real, fake[:30]), rel=1e-6)
+    assert std == 0.0
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    assert E.frechet_distance(real, real) == pytest.approx(0.0, abs=1e-8)
+    assert E.frechet_distance(real, real + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)  # ||mean shift||^2
+    out = E.fid_kid(real, real + 1.0, n_boot=50, seed=0)
+    assert out["fid"] == pytest.approx(8.0, rel=1e-6)
+    assert out["fid_ci_low"] <= out["fid_ci_high"] and out["kid_ci_low"] <= out["kid"] <= out["kid_ci_high"]
+    assert (out["n_real"], out["n_fake"], out["n_boot"]) == (50, 50, 50)
+
+
+def test_fid_standin_on_vgg_features(hed_vgg):
+    """The offline stand-in (pooled VGG16 features): ~0 for a set with itself, larger for a shifted set."""
+    extractor = E.PooledVGGFeatures("hed")
+    assert "STAND-IN" in extractor.label and extractor.kind == "vgg16-standin"
+    images = smooth_images(12)
+    feats = E.extract_features(extractor, images)
+    assert feats.shape == (12, extractor.num_features)
+    brighter = E.extract_features(extractor, (images * 0.5 + 0.5))
+    same = E.frechet_distance(feats, feats)
+    assert abs(same) < 1e-6 * float(feats.pow(2).sum(1).mean())
+    assert E.frechet_distance(feats, brighter) > 100 * max(abs(same), 1e-9)
+
+
+def test_feature_extractor_choice_is_offline_and_labelled(monkeypatch):
+    monkeypatch.setattr(E, "inception_weights_cached", lambda: None)
+    ext = E.fid_feature_extractor("auto", "hed")
+    assert ext.kind == "vgg16-standin"  # no local Inception weights: never downloads
+    with pytest.raises(E.EvaluationError, match="feature_extractor"):
+        E.fid_feature_extractor("bogus", "hed")
+    with pytest.raises(FileNotFoundError, match="inception_weights_path"):
+        E.fid_feature_extractor("auto", "hed", inception_weights_path="/nonexistent/weights.pth")
+    if not E.torch_fidelity_available():
+        with pytest.raises(E.EvaluationError, match="torch-fidelity"):
+            E.fid_feature_extractor("inception", "hed")
+
+
+# --------------------------------------------------------------------------------------------------
+# face detector
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def face_crop() -> torch.Tensor:
+    """A 64 px face crop made like the CelebA preprocessing, from the astronaut photo bundled with scikit-image."""
+    from wae_lib import data as D
+
+    cfg = D.PrepConfig()
+    rgb = D.decode_image(D.sample_image_path("skimage:astronaut.png")).rgb
+    faces = D.detect_faces(rgb, cfg)
+    assert faces, "the detector should find the astronaut's face"
+    crop = D.crop_resize(rgb, *D.face_crop_box(faces[0], cfg), max_pad_fraction=0.5)
+    return E.uint8_to_float(crop[None])
+
+
+def test_face_detector_fires_on_a_face_crop_not_on_a_blank(face_crop):
+    blank = torch.full((1, 3, 64, 64), 0.5)
+    assert E.face_detected(torch.cat([face_crop, blank])).tolist() == [True, False]
+    rate = E.face_hallucination_rate(torch.cat([face_crop, blank]), torch.cat([blank, blank]))
+    assert rate == {"rate": 0.5, "n_face_free": 2, "rate_on_originals": 0.0}
+    # an original that already shows a face does not count as face-free
+    assert E.face_hallucination_rate(face_crop, face_crop)["n_face_free"] == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# sweep discovery and data errors
+# --------------------------------------------------------------------------------------------------
+def write_fake_run(root, data, content_dim, profile="quick"):
+    run = root / f"{data}_c{content_dim}"
+    run.mkdir(parents=True)
+    profile_config(profile, data=data, content_dim=content_dim).save(run / "config.json")
+    (run / "checkpoint.pt").write_bytes(b"")
+    return run
+
+
+def test_discover_runs_orders_as_the_paper(tmp_path):
+    for data, cd in [("mixed", 32), ("celeba", 64), ("mixed", 512), ("celeba", 512), ("celeba", 32),
+                     ("mixed", 128)]:
+        write_fake_run(tmp_path, data, cd)
+    (tmp_path / "not_a_run").mkdir()
+    runs = E.discover_runs(tmp_path)
+    assert [r.name for r in runs] == ["celeba_c512", "celeba_c64", "celeba_c32", "mixed_c512", "mixed_c128",
+                                      "mixed_c32"]
+    assert runs[0].label == "CelebA-only c512" and runs[-1].label == "mixed c32"
+    assert E.missing_runs(runs) == ["celeba_c128", "mixed_c64"]
+
+
+def test_discover_runs_errors_name_the_parameter(tmp_path):
+    with pytest.raises(FileNotFoundError, match="models_dir"):
+        E.discover_runs(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="models_dir .* holds no run"):
+        E.discover_runs(tmp_path)
+    write_fake_run(tmp_path, "celeba", 32, "quick")
+    write_fake_run(tmp_path / "other", "celeba", 16, "smoke")
+    with pytest.raises(E.EvaluationError, match="profile = 'bogus' is unknown"):
+        E.discover_runs(tmp_path, "bogus")
+    with pytest.raises(E.EvaluationError, match="profile = 'paper'"):
+        E.discover_runs(tmp_path, "paper")
+    write_fake_run(tmp_path, "mixed", 16, "smoke")
+    with pytest.raises(E.EvaluationError, match="several profiles"):
+        E.discover_runs(tmp_path)
+    assert [r.name for r in E.discover_runs(tmp_path, "smoke")] == ["mixed_c16"]
+
+
+def test_data_errors_name_data_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data_root"):
+        E.load_data_info(tmp_path)
+    with pytest.raises(FileNotFoundError, match="data_root"):
+        E.load_set(tmp_path, "content_eval")
+    with pytest.raises(E.EvaluationError, match="strengths"):
+        E.parse_floats("0.5", "strengths")
+    assert E.parse_floats("0, 0.5,1", "alphas") == [0.0, 0.5, 1.0]
+
+
+def test_mean_training_image_and_load_set(tmp_path):
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    arr = np.stack([np.full((64, 64, 3), v, np.uint8) for v in (0, 100, 200)])
+    np.save(sets / "celeba_train.npy", arr)
+    mean = E.mean_training_image(tmp_path, "celeba", chunk=2)
+    assert mean.shape == (3, 64, 64)
+    assert torch.allclose(mean, torch.full_like(mean, 100 / 255))
+    loaded = E.load_set(tmp_path, "celeba", limit=2)  # spread evenly: first and last
+    assert loaded.shape == (2, 3, 64, 64) and loaded[1].max() == pytest.approx(200 / 255)
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------
+def cell_std(png, meta, row: int) -> float:
+    """Pixel std of one row of cells of a saved grid."""
+    geo, cell, pad = meta["geometry"], meta["cell"], meta["pad"]
+    arr = np.asarray(Image.open(png).convert("RGB"), dtype=float)
+    y = geo["top"] + pad + row * (cell + pad)
+    return float(arr[y:y + cell, geo["left"] + pad:geo["left"] + pad + meta["n_cols"] * (cell + pad)].std())
+
+
+def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_vgg):
+    from wae_lib.models import WAEStyle
+
+    runs, models = [], []
+    for data, cd in [("celeba", 16), ("mixed", 16)]:
+        cfg = tiny_config.replace(data=data, content_dim=cd)
+        runs.append(E.RunInfo(f"{data}_c{cd}", tmp_path, data, cd, "custom", cfg))
+        models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
+    originals = smooth_images(3)
+    ctx = E.EvalContext("custom", "test images", "HED", "a test")
+    meta = F.reconstruction_figure(tmp_path / "fig6.png", runs, models, originals, ctx.caption("Fig. 6"))
+    assert (meta["n_rows"], meta["n_cols"]) == (3, 3)
+    assert meta["row_labels"] == ["original", "CelebA-only c16", "mixed c16"]
+    size = Image.open(tmp_path / "fig6.png").size
+    geo = F.grid_geometry(meta["n_rows"], meta["n_cols"], meta["label_width"], meta["has_col_labels"],
+                          meta["caption_lines"])
+    assert size == (geo["width"], geo["height"])
+    assert json.loads((tmp_path / "fig6.png.json").read_text())["caption"].startswith("profile=custom")
+    assert cell_std(tmp_path / "fig6.png", meta, 0) > 10  # the originals row is not blank
+    meta7 = F.transfer_figure(tmp_path / "fig7.png", runs, models, originals, originals.flip(0), "c")
+    assert (meta7["n_rows"], meta7["n_cols"]) == (4, 3)
+    grid = F.transfer_matrix_figure(tmp_path / "grid.png", models[0], originals[:2], originals, ["a", "b", "c"], "c")
+    assert (grid["n_rows"], grid["n_cols"]) == (3, 4) and grid["col_labels"] == ["content", "a", "b", "c"]
+    strip = F.strength_figure(tmp_path / "s.png", models[0], originals[:2], originals[:1], [0, 0.5, 1], "c")
+    assert (strip["n_rows"], strip["n_cols"]) == (2, 5)
+    interp = F.interpolation_figure(tmp_path / "i.png", models[0], originals[:2], originals[:1], originals[1:2],
+                                    [0, 0.5, 1], "c")
+    assert (interp["n_rows"], interp["n_cols"]) == (3, 4)
+
+
+def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
+    from wae_lib.models import WAEStyle
+
+    model = WAEStyle(tiny_config, vgg=hed_vgg, verbose=False).eval()
+    content, styles = smooth_images(3, 0), smooth_images(2, 1)
+    ci, si = E.all_pairs(3, 2)
+    pairs = E.transfer_pairs(model, content, styles, ci, si, batch_size=4)
+    direct = torch.cat([model.transfer(content[i:i + 1], styles[j:j + 1]) for i, j in zip(ci, si)])
+    assert torch.allclose(pairs, direct, atol=1e-5)
+    assert torch.allclose(E.reconstruct_images(model, content, 2), model.reconstruct(content), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# claims on synthetic tables with a known answer
+# --------------------------------------------------------------------------------------------------
+def test_verdict_rules():
+    assert C.verdict_direction(0.1, 0.3, +1) == C.SUPPORTED
+    assert C.verdict_direction(-0.3, -0.1, +1) == C.NOT_SUPPORTED
+    assert C.verdict_direction(-0.1, 0.3, +1) == C.INCONCLUSIVE
+    assert C.verdict_direction(-0.3, -0.1, -1) == C.SUPPORTED
+    assert C.verdict_direction(float("nan"), 1.0, +1) == C.INCONCLUSIVE
+    assert C.verdict_equivalence(-0.05, 0.05, 0.1) == C.SUPPORTED
+    assert C.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
+    assert C.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
+    assert C.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
+    assert C.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed"
+
+
+SIZES = (128, 64, 32)
+CTX = {"profile": "quick", "data_source": "synthetic", "vgg_source": "none", "scaled_note": "synthetic test"}
+
+
+def synthetic_recon(n: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Error falls with content size, is equal across training sets for faces; CelebA-only is worse on styles
+    and hallucinates faces at small sizes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    base = rng.uniform(0.02, 0.04, n)
+    for data in ("celeba", "mixed"):
+        for cd in SIZES:
+            for i in range(n):
+                mse = base[i] * (1 + 32 / cd) + rng.normal(0, 1e-4)
+                rows.append({"run": f"{data}_c{cd}", "data": data, "content_dim": cd, "eval_set": "content_eval",
+                             "image": i, "mse": mse, "psnr": -10 * np.log10(mse), "ssim": 1 - mse,
+                             "perceptual": 10 * mse, **CTX})
+                style_mse = base[i] * (2.0 if data == "celeba" else 1.0)
+                rows.append({"run": f"{data}_c{cd}", "data": data, "content_dim": cd, "eval_set": "style_eval",
+                             "image": i, "mse": style_mse, "psnr": -10 * np.log10(style_mse), "ssim": 1 - style_mse,
+                             "perceptual": style_mse, "face_in_original": i == 0,
+                             "face_in_reconstruction": data == "celeba" and cd == 32 and i % 2 == 0 or i == 0,
+                             **CTX})
+    return pd.DataFrame(rows)
+
+
+def synthetic_transfer(n: int = 15, n_styles: int = 3, seed: int = 0, best=("mixed", 128)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for data in ("celeba", "mixed"):
+        for cd in SIZES:
+            for i in range(n):
+                for s in range(n_styles):
+                    style_d = 0.5 + cd / 256 + rng.normal(0, 0.01)  # fewer latents: closer to the style
+                    content_d = 0.9 - cd / 256 + rng.normal(0, 0.01)
+                    if (data, cd) == best:
+                        style_d, content_d = style_d - 0.3, content_d - 0.3
+                    rows.append({"run": f"{data}_c{cd}", "data": data, "content_dim": cd, "content_image": i,
+                                 "style_image": s, "style_distance": style_d, "style_distance_recon": style_d + 0.2,
+                                 "content_distance": content_d, "content_distance_recon": content_d - 0.1,
+                                 "mean_face_mse": (0.01 if data == "celeba" else 0.03) + rng.normal(0, 1e-3),
+                                 "mean_face_mse_content": 0.05, **CTX})
+    return pd.DataFrame(rows)
+
+
+def test_claims_on_a_synthetic_sweep_that_agrees_with_the_paper():
+    parts = {(p.part, p.scope): p for p in C.evaluate_claims(synthetic_recon(), synthetic_transfer(), n_boot=200)}
+    verdicts = {k: p.verdict for k, p in parts.items()}
+    assert verdicts[("C1a", "CelebA-only")] == C.SUPPORTED and verdicts[("C1a", "mixed")] == C.SUPPORTED
+    assert verdicts[("C1b", "sizes [128, 64, 32]")] == C.SUPPORTED
+    c2 = {p.part: p.verdict for p in parts.values() if p.claim == "C2"}
+    assert c2 == {"C2a": C.SUPPORTED, "C2b": C.SUPPORTED, "C2c": C.SUPPORTED}
+    c3 = {(p.part, p.scope): p.verdict for p in parts.values() if p.claim == "C3"}
+    assert set(c3.values()) == {C.SUPPORTED}
+    c4 = [p for p in parts.values() if p.claim == "C4"][0]
+    assert c4.verdict == C.SUPPORTED and c4.extra["winner"] == "mixed_c128" and c4.estimate == 1.0
+    c2b = [p for p in parts.values() if p.part == "C2b"][0]
+    assert c2b.n == 19  # image 0 shows a face in its original and is left out
+
+
+def test_claims_that_disagree_or_cannot_be_tested():
+    transfer = synthetic_transfer(best=("celeba", 32))
+    c4 = C.claim_c4(transfer, n_boot=100)[0]
+    assert c4.verdict == C.NOT_SUPPORTED and c4.extra["winner"] == "celeba_c32"
+    no_paper_models = transfer[transfer["content_dim"] == 32]
+    assert C.claim_c4(no_paper_models, n_boot=20)[0].verdict == C.INCONCLUSIVE
+    recon = synthetic_recon()
+    recon.loc[recon["data"] == "mixed", "mse"] *= 1.5  # training set now matters a lot
+    c1b = [p for p in C.claim_c1(recon, n_boot=200) if p.part == "C1b"][0]
+    assert c1b.verdict == C.NOT_SUPPORTED
+
+
+def test_build_claims_writes_reports(tmp_path):
+    tables = tmp_path / "tables"
+    E.write_table(synthetic_recon(), tables, "reconstruction")
+    E.write_table(synthetic_transfer(), tables, "transfer")
+    table = C.build_claims(tables, tmp_path, n_boot=50)
+    assert {"C1", "C2", "C3", "C4"} <= set(table["claim"])
+    assert set(table["verdict"]) <= {C.SUPPORTED, C.NOT_SUPPORTED, C.INCONCLUSIVE}
+    assert (table["profile"] == "quick").all() and (table["data_source"] == "synthetic").all()
+    md = (tmp_path / "claims.md").read_text()
+    assert "profile=quick" in md and "data: synthetic" in md and "VGG16: none" in md and "synthetic test" in md
+    assert "FID/KID: not computed" in md
+    index = C.write_index(tmp_path).read_text()
+    for claim in ("C1", "C2", "C3", "C4"):
+        assert f"**{claim}: " in index
+    assert "[claims.md](claims.md)" in index
+
+
+def test_build_claims_names_missing_tables(tmp_path):
+    with pytest.raises(FileNotFoundError, match="03_reconstruction"):
+        C.build_claims(tmp_path, tmp_path)

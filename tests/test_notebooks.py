@@ -1,0 +1,146 @@
+"""The whole chain on the smoke profile, through papermill: data -> smoke sweep -> notebooks 03, 04, 05, 06.
+
+Data come from WAE_TEST_DATA when it is set (CI), else from the embedded sample set, so the chain never skips.
+Every notebook runs in its own kernel and reads only what earlier steps left on disk (run folders, set files,
+tables), with ``-p`` parameters pointing at a temporary folder. Checks: figure files with the expected grid
+(rows x columns of 64 px cells, via the JSON sidecar and grid_geometry), not blank, captions naming profile,
+data and VGG source; tables with context columns; a claims row for each of C1-C4; index.md; and bad parameters
+failing with a message that names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from wae_lib import evaluate as E
+from wae_lib.figures import CELL, PAD, grid_geometry
+
+papermill = pytest.importorskip("papermill")
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
+N_FIG, N_STYLES, N_GRID, N_STRIP = 4, 3, 2, 2
+STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
+
+
+def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
+                                      parameters=parameters, kernel_name="python3", cwd=str(cwd),
+                                      progress_bar=False, log_output=False)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Prepare data, train the smoke sweep for 2 steps, execute 03-06; returns the folders."""
+    from wae_lib.data import prepare_all
+    from wae_lib.train import train_sweep
+
+    root = tmp_path_factory.mktemp("chain")
+    data_dir = os.environ.get("WAE_TEST_DATA") or None
+    info = prepare_all(data_dir, root / "prep", progress=False, verbose=False)
+    with E.torch_threads(1):  # small tensors on a shared 2-core runner: one thread avoids OpenMP contention
+        train_sweep("smoke", root / "models", data_root=str(root / "prep"), steps=2, sample_every=0,
+                    ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu")
+    dirs = {"root": root, "prep": root / "prep", "models": root / "models", "reports": root / "reports",
+            "figures": root / "reports" / "figures", "tables": root / "reports" / "tables",
+            "notebooks": root / "reports" / "notebooks", "info": info}
+    common = dict(models_dir=str(dirs["models"]), data_root=str(dirs["prep"]), profile="smoke", device="cpu", seed=0)
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels
+    try:
+        run_notebook("03_reconstruction", dirs["notebooks"], root, **common, figures_dir=str(dirs["figures"]),
+                     tables_dir=str(dirs["tables"]), n_figure_images=N_FIG, n_styles=N_STYLES, max_eval_images=6,
+                     n_boot=50)
+        run_notebook("04_transfer", dirs["notebooks"], root, **common, figures_dir=str(dirs["figures"]),
+                     tables_dir=str(dirs["tables"]), n_figure_images=N_FIG, n_styles=N_STYLES,
+                     max_content_images=4, grid_content=N_GRID, strip_content=N_STRIP, strengths=STRENGTHS,
+                     alphas=ALPHAS, n_boot=50)
+        run_notebook("05_fid", dirs["notebooks"], root, **common, tables_dir=str(dirs["tables"]),
+                     feature_extractor="vgg16", n_styles=2, max_content_images=6, n_boot=20)
+        run_notebook("06_claims", dirs["notebooks"], root, tables_dir=str(dirs["tables"]),
+                     reports_dir=str(dirs["reports"]), figures_dir=str(dirs["figures"]),
+                     notebooks_dir=str(dirs["notebooks"]), n_boot=100)
+    finally:
+        if env_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_before
+    return dirs
+
+
+N_MODELS = 2 * len(SMOKE_SIZES)
+PAPER_ORDER = [f"CelebA-only c{s}" for s in SMOKE_SIZES] + [f"mixed c{s}" for s in SMOKE_SIZES]
+EXPECTED_FIGURES = {  # name: (rows, columns, first row labels)
+    "fig5_styles.png": (1, N_STYLES, ["style"]),
+    "fig6_content.png": (1 + N_MODELS, N_FIG, ["original"] + PAPER_ORDER),
+    "fig6_style.png": (1 + N_MODELS, N_STYLES, ["original"] + PAPER_ORDER),
+    "fig7_transfer.png": (2 + N_MODELS, N_FIG, ["content", "style"] + PAPER_ORDER),
+    "transfer_grid_best_model.png": (1 + N_GRID, 1 + N_STYLES, ["style"]),
+    "style_strength_best_model.png": (N_STRIP, 2 + len(STRENGTHS.split(",")), ["content 1"]),
+    "style_interpolation_best_model.png": (1 + N_STRIP, 1 + len(ALPHAS.split(",")), ["styles A, B"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
+def test_figure_grid_geometry_and_content(chain, name):
+    png = chain["figures"] / name
+    assert png.is_file(), f"{name} was not written"
+    meta = json.loads(png.with_suffix(".png.json").read_text())
+    rows, cols, first_labels = EXPECTED_FIGURES[name]
+    assert (meta["n_rows"], meta["n_cols"]) == (rows, cols)
+    assert meta["row_labels"][:len(first_labels)] == first_labels
+    geo = grid_geometry(rows, cols, meta["label_width"], meta["has_col_labels"], meta["caption_lines"])
+    image = Image.open(png).convert("RGB")
+    assert image.size == (geo["width"], geo["height"])
+    cells = np.asarray(image, dtype=float)[geo["top"]:geo["top"] + rows * (CELL + PAD), geo["left"]:geo["left"] + cols * (CELL + PAD)]
+    assert cells.std() > 10, f"{name}: the cells look blank (pixel std {cells.std():.1f})"
+    caption = meta["caption"]
+    assert "profile=smoke" in caption and f"data: {chain['info']['source']}" in caption
+    assert "VGG16: " in caption and "smoke profile" in caption  # cfg.scaled_note
+
+
+def test_tables_carry_context_and_paper_order(chain):
+    recon = pd.read_csv(chain["tables"] / "reconstruction_per_image.csv")
+    assert list(dict.fromkeys(recon["run"])) == [f"{d}_c{s}" for d in ("celeba", "mixed") for s in SMOKE_SIZES]
+    for table in ("reconstruction_per_image", "transfer_per_pair", "fid_kid", "claims"):
+        df = pd.read_csv(chain["tables"] / f"{table}.csv")
+        assert {"profile", "data_source", "vgg_source"} <= set(df.columns), table
+        assert (df["profile"] == "smoke").all()
+    fid = pd.read_csv(chain["tables"] / "fid_kid.csv")
+    assert (fid["feature_extractor"] == "vgg16-standin").all()
+    assert fid["feature_extractor_label"].str.contains("STAND-IN").all()
+    assert {"n_real", "n_fake", "fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high"} <= set(fid.columns)
+
+
+def test_claims_table_and_reports(chain):
+    claims = pd.read_csv(chain["tables"] / "claims.csv")
+    assert {"C1", "C2", "C3", "C4"} <= set(claims["claim"])
+    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    md = (chain["reports"] / "claims.md").read_text()
+    assert "profile=smoke" in md and "a test, not a result" in md
+    index = (chain["reports"] / "index.md").read_text()
+    for claim in ("C1", "C2", "C3", "C4"):
+        assert f"**{claim}: " in index
+    assert "figures/fig7_transfer.png" in index and "tables/claims.csv" in index
+    assert "notebooks/03_reconstruction.ipynb" in index
+
+
+def test_bad_parameters_fail_naming_them(chain):
+    bad_out = chain["root"] / "bad"
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        run_notebook("03_reconstruction", bad_out, chain["root"], models_dir=str(chain["root"] / "no_such_models"),
+                     data_root=str(chain["prep"]), figures_dir=str(bad_out / "f"), tables_dir=str(bad_out / "t"))
+    assert "models_dir" in str(err.value) and "no_such_models" in str(err.value)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        run_notebook("05_fid", bad_out, chain["root"], models_dir=str(chain["models"]), data_root=str(chain["prep"]),
+                     profile="bogus", tables_dir=str(bad_out / "t"))
+    assert "profile = 'bogus'" in str(err.value)
