@@ -24,7 +24,8 @@ PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
 NB_OUT := $(REPORTS)/notebooks
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint bench bench-prep bench-train clean-venv data train train-notebook
+.PHONY: help setup test lint bench bench-prep bench-train clean-venv data train train-notebook \
+        prep-notebook figures fid claims reproduce
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +63,11 @@ data: $(STAMP)  ## prepare the packed sets into $(PREP) (DATA_DIR=... for real i
 train: data  ## train every model of PROFILE into $(MODELS)/<set>_c<content> (finished runs are reused)
 	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS) --data-root $(PREP) $(TRAIN_ARGS)
 
+prep-notebook: data  ## run notebooks/01_preprocess.ipynb (crop grids, rejections, counts vs the paper)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/01_preprocess.ipynb $(NB_OUT)/01_preprocess.ipynb $(if $(DATA_DIR),-p data_dir $(DATA_DIR)) \
+	  -p out_root $(PREP) -p figures_dir $(REPORTS)/figures $(PARAMS)
+
 train-notebook: train  ## run notebooks/02_train.ipynb (loss curves, calibration, samples) into $(NB_OUT)
 	@mkdir -p $(NB_OUT)
 	$(PAPERMILL) notebooks/02_train.ipynb $(NB_OUT)/02_train.ipynb -p profile $(PROFILE) \
@@ -69,3 +75,25 @@ train-notebook: train  ## run notebooks/02_train.ipynb (loss curves, calibration
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
+
+EVAL_PARAMS = -p models_dir $(MODELS) -p data_root $(PREP) -p profile $(PROFILE) \
+  -p figures_dir $(REPORTS)/figures -p tables_dir $(REPORTS)/tables
+
+figures: train  ## notebooks 03 (Fig. 5-6, reconstruction metrics) and 04 (Fig. 7, transfer grids, metrics)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/03_reconstruction.ipynb $(NB_OUT)/03_reconstruction.ipynb $(EVAL_PARAMS) $(PARAMS)
+	$(PAPERMILL) notebooks/04_transfer.ipynb $(NB_OUT)/04_transfer.ipynb $(EVAL_PARAMS) $(PARAMS)
+
+fid: train  ## notebook 05: FID and KID of reconstructions and transfers (Inception, or a labelled VGG stand-in)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/05_fid.ipynb $(NB_OUT)/05_fid.ipynb -p models_dir $(MODELS) -p data_root $(PREP) \
+	  -p profile $(PROFILE) -p tables_dir $(REPORTS)/tables $(PARAMS)
+
+claims: ## notebook 06: the paper's claims C1-C4 as numbers -> $(REPORTS)/claims.md, tables/claims.csv, index.md
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/06_claims.ipynb $(NB_OUT)/06_claims.ipynb -p tables_dir $(REPORTS)/tables \
+	  -p reports_dir $(REPORTS) -p figures_dir $(REPORTS)/figures -p notebooks_dir $(NB_OUT) $(PARAMS)
+
+reproduce: prep-notebook train-notebook figures fid  ## the whole study: data -> train sweep -> figures -> FID -> claims
+	$(MAKE) claims
+	@echo "done: open $(REPORTS)/index.md"

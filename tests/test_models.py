@@ -138,3 +138,15 @@ def test_config_rejects_bad_values():
         Config.from_dict({"nope": 1})
     cfg = Config(content_dim=64)
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_content_latent_varies_across_images_at_init():
+    """The content path must carry signal from the start, or the decoder learns to ignore it."""
+    torch.manual_seed(0)
+    enc = ContentEncoder(128, width=0.25)
+    g = torch.Generator().manual_seed(1)
+    low = torch.rand(16, 3, 8, 8, generator=g)
+    x = torch.nn.functional.interpolate(low, size=64, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        mean, _ = enc(x)
+    assert mean.std(0).mean() > 0.02, f"content latent std across images at init: {mean.std(0).mean():.5f}"

@@ -1,4 +1,4 @@
-"""The whole chain on the smoke profile, through papermill: data -> smoke sweep -> notebooks 03, 04, 05, 06.
+"""The whole chain on the smoke profile, through papermill: notebook 01 -> smoke sweep -> notebooks 02-06.
 
 Data come from WAE_TEST_DATA when it is set (CI), else from the embedded sample set, so the chain never skips.
 Every notebook runs in its own kernel and reads only what earlier steps left on disk (run folders, set files,
@@ -40,23 +40,28 @@ def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """Prepare data, train the smoke sweep for 2 steps, execute 03-06; returns the folders."""
-    from wae_lib.data import prepare_all
+    """01 (data), the smoke sweep trained for 2 steps, 02 (one more model, its curves), then 03-06."""
+    from wae_lib.data import load_set_info
     from wae_lib.train import train_sweep
 
     root = tmp_path_factory.mktemp("chain")
     data_dir = os.environ.get("WAE_TEST_DATA") or None
-    info = prepare_all(data_dir, root / "prep", progress=False, verbose=False)
-    with E.torch_threads(1):  # small tensors on a shared 2-core runner: one thread avoids OpenMP contention
-        train_sweep("smoke", root / "models", data_root=str(root / "prep"), steps=2, sample_every=0,
-                    ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu")
     dirs = {"root": root, "prep": root / "prep", "models": root / "models", "reports": root / "reports",
             "figures": root / "reports" / "figures", "tables": root / "reports" / "tables",
-            "notebooks": root / "reports" / "notebooks", "info": info}
+            "notebooks": root / "reports" / "notebooks"}
     common = dict(models_dir=str(dirs["models"]), data_root=str(dirs["prep"]), profile="smoke", device="cpu", seed=0)
     env_before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels: no OpenMP contention on 2 cores
     try:
+        run_notebook("01_preprocess", dirs["notebooks"], root, data_dir=data_dir, out_root=str(dirs["prep"]),
+                     figures_dir=str(dirs["figures"]), grid_count=8)
+        dirs["info"] = load_set_info(dirs["prep"])
+        with E.torch_threads(1):
+            train_sweep("smoke", root / "models", data_root=str(root / "prep"), steps=2, sample_every=0,
+                        ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu")
+        run_notebook("02_train", dirs["notebooks"], root, profile="smoke", data="mixed", content_dim=8, steps=3,
+                     data_root=str(dirs["prep"]), models_dir=str(root / "nb02_models"),
+                     figures_dir=str(dirs["figures"]))
         run_notebook("03_reconstruction", dirs["notebooks"], root, **common, figures_dir=str(dirs["figures"]),
                      tables_dir=str(dirs["tables"]), n_figure_images=N_FIG, n_styles=N_STYLES, max_eval_images=6,
                      n_boot=50)
@@ -75,6 +80,14 @@ def chain(tmp_path_factory):
         else:
             os.environ["OMP_NUM_THREADS"] = env_before
     return dirs
+
+
+def test_preprocess_and_train_notebooks_wrote_their_figures(chain):
+    figures = chain["figures"]
+    assert (figures / "prep_kept_celeba.png").is_file()
+    assert (figures / "train_terms_mixed_c8.png").is_file() and (figures / "training_curves.png").is_file()
+    log = (chain["root"] / "nb02_models" / "mixed_c8" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # the notebook trained the 3 steps it was asked for
 
 
 N_MODELS = 2 * len(SMOKE_SIZES)

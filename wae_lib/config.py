@@ -33,6 +33,7 @@ class Config:
     n_resblocks: int = 3  # Table 2: three ResBlocks at 8x8
     stochastic: bool = True  # SPEC §6: Gaussian encoders (mean, log-variance); False = deterministic
     logvar_max: float = -4.0  # PILOT: cap on the encoders' log-variance; free variance diverged
+    data_init: bool = True  # weight norm's data-dependent init on the first batch (Salimans & Kingma 2016)
     vgg_source: str = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.vgg)
 
     # ---------------- losses (SPEC §2, §6) ----------------

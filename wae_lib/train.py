@@ -231,6 +231,8 @@ class Trainer:
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the dataset "
                               f"{self.data_path} ({len(self.images)} images); lower it")
         self.model = WAEStyle(cfg, verbose=info.main).to(self.device)
+        if cfg.data_init:  # the same fixed images on every rank, before DDP wraps the model; no RNG consumed
+            self.model.data_init(self.images.batch(torch.arange(min(cfg.batch_size, len(self.images)))))
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
