@@ -334,7 +334,7 @@ def test_verdict_rules():
     assert C.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
     assert C.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
     assert C.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
-    assert C.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed"
+    assert C.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed verdicts"
 
 
 SIZES = (128, 64, 32)

@@ -94,9 +94,9 @@ def verdict_equivalence(ci_low: float, ci_high: float, margin: float) -> str:
 
 
 def combined_verdict(verdicts: Sequence[str]) -> str:
-    """One word per claim: the common verdict of its parts, or ``mixed``."""
+    """One word per claim: the common verdict of its parts, or ``mixed verdicts`` (not the training set of that name)."""
     unique = list(dict.fromkeys(verdicts))
-    return unique[0] if len(unique) == 1 else "mixed"
+    return unique[0] if len(unique) == 1 else "mixed verdicts"
 
 
 # --------------------------------------------------------------------------------------------------
