@@ -129,9 +129,10 @@ def reconstruction_terms(x: torch.Tensor, x_hat: torch.Tensor, feats_x: Mapping[
     Per-layer terms let calibration balance layers whose Gram magnitudes differ by orders of magnitude.
     """
     grams_x = grams_x if grams_x is not None else {n: gram_matrix(feats_x[n]) for n in layers}
+    grams_hat = {n: gram_matrix(feats_hat[n]) for n in layers}
     terms = {"pixel": pixel_mse(x_hat, x)}
     for n in layers:
-        terms[f"feature/{n}"] = F.mse_loss(feats_hat[n].float(), feats_x[n].float())
+        terms[f"feature/{n}"] = feature_mse(feats_hat, feats_x, [n])
     for n in layers:
-        terms[f"gram/{n}"] = F.mse_loss(gram_matrix(feats_hat[n]), grams_x[n])
+        terms[f"gram/{n}"] = gram_mse(grams_hat, grams_x, [n])
     return terms
