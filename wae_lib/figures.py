@@ -87,8 +87,7 @@ def run_caption(cfg, vgg_label: str, extra: str = "") -> str:
 @torch.no_grad()
 def training_sample_grid(model, images, path: str | Path, cfg, step: int, n: int = 8) -> Path:
     """Originals, reconstructions, and transfers with the style of the next image in the row."""
-    device = next(model.parameters()).device
-    x = images.batch(torch.arange(min(n, len(images)))).to(device).float()
+    x = images.batch(torch.arange(min(n, len(images))))  # already float [0, 1] on the training device
     rec = model.reconstruct(x)
     swapped = model.transfer(x, x.roll(1, dims=0))
     return save_grid(path, [x, rec, swapped], row_labels=["input", "reconstruction", "style of left"],

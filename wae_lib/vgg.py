@@ -263,8 +263,9 @@ class VGG16Features(nn.Module):
             warnings.warn("VGG16 with RANDOM weights: Gram matrices of random features do not carry style. "
                           "Use this only for tests; use vgg_source='auto', 'hed' or 'imagenet' for real runs.",
                           UserWarning, stacklevel=3)
-            torch.manual_seed(0)
-            return _vgg16_features_skeleton().state_dict()
+            with torch.random.fork_rng(devices=[]):  # reproducible weights without touching the caller's RNG
+                torch.manual_seed(0)
+                return _vgg16_features_skeleton().state_dict()
         if source.endswith((".pth", ".pt")):
             return load_state_dict_file(source)
         raise ValueError(f"vgg source {source!r} is not one of auto, imagenet, hed, random, or a .pth path")
