@@ -148,7 +148,8 @@ def test_fuzz_folder_anime_rule_every_file_accounted(fuzz, tmp_path):
 def test_fuzz_folder_imagenet_rule_in_worker_processes(fuzz, tmp_path):
     """The same folder through the process pool (2 workers, tiny chunks): nothing crashes a worker."""
     src, expected = fuzz
-    summary = D.prepare_imagenet(src, tmp_path / "imagenet", D.PrepConfig(workers=2, chunk_size=3), progress=False)
+    cfg = D.PrepConfig(workers=2, chunk_size=3, imagenet_require_rgb=True)  # the paper's 3-channel rule
+    summary = D.prepare_imagenet(src, tmp_path / "imagenet", cfg, progress=False)
     _check_manifest_accounts_for_every_file(tmp_path / "imagenet", expected, "imagenet")
     assert summary["by_reason"]["not_3_channel"] >= 5
     assert not (tmp_path / "imagenet" / ".parts").exists(), "part files are removed after assembly"
@@ -246,7 +247,8 @@ def test_bad_parameters_name_the_parameter(tmp_path):
 
 def test_cli_prints_counts_by_reason(fuzz, tmp_path, capsys):
     src, expected = fuzz
-    assert D.main(["imagenet", str(src), str(tmp_path / "out"), "--workers", "1", "--imagenet-resize-first"]) == 0
+    assert D.main(["imagenet", str(src), str(tmp_path / "out"), "--workers", "1", "--imagenet-resize-first",
+                   "--imagenet-require-rgb"]) == 0
     text = capsys.readouterr().out
     assert f"imagenet: {len(expected)} files" in text and "not_3_channel" in text and "196,371" in text
 
@@ -295,11 +297,12 @@ def test_real_anime_natural_styles_counts(real_prepared):
     out, info = real_prepared
     p = info["prepared"]
     assert (p["anime"]["files"], p["anime"]["kept"]) == (400, 400)
-    # natural/: 114 photos, one greyscale ImageNet JPEG fails the paper's 3-channel rule
-    assert (p["imagenet"]["files"], p["imagenet"]["kept"]) == (114, 113)
-    assert p["imagenet"]["by_reason"] == {"ok": 113, "not_3_channel": 1}
+    # natural/: 114 photos; the one greyscale ImageNet JPEG (dropped by the paper's 3-channel rule) is converted
+    assert (p["imagenet"]["files"], p["imagenet"]["kept"]) == (114, 114)
+    assert p["imagenet"]["by_reason"] == {"ok": 114}
     m = D.read_manifest(out / "prepared" / "imagenet")
-    assert m[m["status"] == "rejected"]["path"].tolist() == ["imagenet_n03908714_pencil_sharpener.jpg"]
+    assert m[m["mode"] != "RGB"]["path"].tolist() == ["imagenet_n03908714_pencil_sharpener.jpg"]
+    assert info["imagenet_converted_to_rgb"] == 1
     assert (p["styles"]["files"], p["styles"]["kept"]) == (15, 15)
 
 
@@ -313,7 +316,12 @@ def test_real_sets_are_disjoint_and_consistent(real_prepared, test_data_dir):
     kept = info["prepared"]
     assert counts["celeba"] + counts["content_eval"] == kept["celeba"]["kept"]
     assert counts["content_eval"] == round(0.05 * kept["celeba"]["kept"])
-    assert counts["mixed"] == counts["celeba"] + 400 + 113 - counts["natural_eval"]
+    assert info["split"] == "file" and D.load_eval_identities(out) is None  # ../shared/data has no identity.csv
+    # the paper's proportions: anime capped at round(n_celeba_train x 14,490/193,800); all 98 ImageNet crops
+    mix = info["mixed_counts"]
+    assert mix["anime"]["used"] == round(counts["celeba"] * 14_490 / 193_800) and mix["anime"]["available"] == 400
+    assert mix["imagenet"]["used"] == 114 - counts["natural_eval"]
+    assert counts["mixed"] == counts["celeba"] + mix["anime"]["used"] + mix["imagenet"]["used"]
     assert counts["style_eval"] == 15 and counts["natural_eval"] == 16
     a, b = info["mixed_composition"]["celeba"]
     assert np.array_equal(sets["mixed"][a:b], sets["celeba"])
@@ -335,6 +343,220 @@ def test_real_prepare_all_rerun_is_noop(real_prepared, test_data_dir):
     again = D.prepare_all(test_data_dir, out, D.PrepConfig(workers=2), progress=False, verbose=False)
     assert all(s["up_to_date"] for s in again["prepared"].values()) or again == info
     assert {f: (f.stat().st_mtime_ns, _sha(f)) for f in files} == before
+
+
+# --------------------------------------------------------------------------------------------------
+# sets: identity split, mixed proportions (build_sets on prepared folders written here)
+# --------------------------------------------------------------------------------------------------
+CELEBA, ANIME, IMAGENET = 1, 2, 3  # channel 0 of a fake image: its source; channel 1: crop number; 2: identity
+
+
+def _write_prepared(root: Path, source: str, labels: list[str], crops: int = 1,
+                    identity: dict[str, int] | None = None) -> None:
+    """A prepared folder as prepare_* writes it, with images that encode (source, crop number, identity)."""
+    code = {"celeba": CELEBA, "anime": ANIME, "imagenet": IMAGENET, "styles": 4}[source]
+    rows, images = [], []
+    for label in labels:
+        rows.append(D._row(label, mode="RGB", n_images=crops))
+        for k in range(crops):
+            img = np.zeros((64, 64, 3), np.uint8)
+            img[..., :2] = code, k
+            img[..., 2] = (identity or {}).get(label, 255)
+            images.append(img)
+    D._finish(root / source, source, "fixture", f"fixture-{source}-{len(labels)}-{crops}", rows,
+              [np.stack(images)], len(images))
+
+
+def _prepared_fixture(root: Path, sizes: list[int], n_anime: int = 0, n_imagenet: int = 0,
+                      imagenet_crops: int = 1) -> dict[str, int]:
+    """Faces of len(sizes) identities (identity i has sizes[i] photos); returns file -> identity."""
+    identity = {f"{i:03d}_{k}.jpg": i for i, n in enumerate(sizes) for k in range(n)}
+    for source in D.SOURCES:
+        (root / source).mkdir(parents=True, exist_ok=True)
+    _write_prepared(root, "celeba", sorted(identity), identity=identity)
+    _write_prepared(root, "styles", ["s.png"])
+    if n_anime:
+        _write_prepared(root, "anime", [f"a{i:04d}.jpg" for i in range(n_anime)])
+    if n_imagenet:
+        _write_prepared(root, "imagenet", [f"n{i:04d}.jpg" for i in range(n_imagenet)], crops=imagenet_crops)
+    return identity
+
+
+def _write_identity_csv(path: Path, identity: dict[str, int]) -> Path:
+    path.write_text("file,identity\n" + "".join(f"{f},{i}\n" for f, i in identity.items()))
+    return path
+
+
+def test_identity_split_holds_out_whole_people_and_records_them(tmp_path):
+    sizes = [int(n) for n in np.random.default_rng(3).integers(1, 9, 60)]  # 60 people, 1-8 photos each
+    identity = _prepared_fixture(tmp_path / "prepared", sizes)
+    id_file = _write_identity_csv(tmp_path / "identity.csv", identity)
+    cfg = D.PrepConfig(eval_min=40, eval_fraction=0.05, eval_max=60)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", cfg, identity_file=id_file)
+    split = info["content_split"]
+    assert info["split"] == split["split"] == "identity"
+
+    held = set(info["held_out"]["content_eval"])
+    held_ids = {identity[f] for f in held}
+    train_ids = {identity[f] for f in identity if f not in held}
+    assert not held_ids & train_ids, "a person is in training and content_eval"
+    assert all(f in held for f in identity if identity[f] in held_ids), "identities are held out whole"
+    assert split["held_out_identities"] == len(held_ids) and split["held_out_faces"] == len(held)
+    assert split["train_identities"] == len(train_ids) and split["identities_in_both"] == 0
+
+    # count rule: target max(eval_min, 5% of 268 faces) = 40, never above eval_max, reached with whole identities
+    size = dict(zip(range(len(sizes)), sizes))
+    assert 40 <= len(held) <= 60
+    assert len(held) - min(size[i] for i in held_ids) < 40, "no identity beyond the one that reached the target"
+
+    # identities aligned with content_eval rows (channel 2 of each fixture image is its identity)
+    ids = D.load_eval_identities(tmp_path)
+    eval_images = np.load(D.set_path(tmp_path, "content_eval"))
+    assert ids.dtype == np.int64 and len(ids) == len(eval_images) == info["sets"]["content_eval"]["count"]
+    assert np.array_equal(ids, eval_images[:, 0, 0, 2].astype(np.int64))
+    assert set(ids.tolist()) == held_ids == set(split["content_eval_identities"])
+    train_images = np.load(D.set_path(tmp_path, "celeba"))
+    assert not set(train_images[:, 0, 0, 2].tolist()) & held_ids
+    assert any("no person is in both" in d for d in info["departures"])
+
+
+def test_identity_split_when_the_data_do_not_allow_the_minimum(tmp_path):
+    """4 people x 3 photos: eval_min=150 cannot be met; half of the identities are held out, half train."""
+    identity = _prepared_fixture(tmp_path / "prepared", [3, 3, 3, 3])
+    id_file = _write_identity_csv(tmp_path / "identity.csv", identity)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(), identity_file=id_file)
+    assert info["content_split"]["held_out_identities"] == 2 and info["sets"]["content_eval"]["count"] == 6
+    assert info["sets"]["celeba"]["count"] == 6
+    # eval_max is a hard cap: an identity that would pass it is skipped
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(eval_max=5), identity_file=id_file)
+    assert info["sets"]["content_eval"]["count"] == 3
+
+
+def test_identity_split_faces_missing_from_the_file_stay_in_training(tmp_path):
+    identity = _prepared_fixture(tmp_path / "prepared", [4] * 10)
+    listed = dict(list(identity.items())[4:])  # identity 0's photos are not listed
+    id_file = _write_identity_csv(tmp_path / "identity.csv", listed)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(), identity_file=id_file)
+    assert info["content_split"]["faces_without_identity"] == 4
+    assert not {f for f in identity if f not in listed} & set(info["held_out"]["content_eval"])
+
+
+def test_file_split_without_identity_file(tmp_path):
+    _prepared_fixture(tmp_path / "prepared", [1] * 100)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig())
+    assert info["split"] == "file" and info["content_split"]["held_out_identities"] is None
+    assert info["sets"]["content_eval"]["count"] == 5  # 5% of 100 files, as before identities existed
+    assert D.load_eval_identities(tmp_path) is None
+    assert np.array_equal(np.load(tmp_path / "sets" / D.EVAL_IDENTITY_FILE), np.full(5, -1))
+    assert any("by file" in d and "a person may be in both" in d for d in info["departures"])
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "is empty"),
+    ("name,person\na.jpg,1\n", "lacks the column"),
+    ("file,identity\na.jpg,one\n", "line 2: the identity 'one'"),
+    ("file,identity\na.jpg,-3\n", "not an integer >= 0"),
+    ("file,identity\na.jpg,1\na.jpg,2\n", "listed with identities 1 and 2"),
+    ("file,identity\n", "no rows"),
+    ("file,identity\na.jpg\n", "line 2 has 1 field"),
+])
+def test_malformed_identity_file_names_the_file(tmp_path, text, problem):
+    path = tmp_path / "identity.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=problem) as err:
+        D.read_identities(path)
+    assert str(path) in str(err.value)
+
+
+def test_identity_file_found_beside_or_inside_faces_and_not_listed_as_a_face(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    _photo(80, 80).save(faces / "a.jpg")
+    assert D.find_identity_file(faces) is None
+    _write_identity_csv(faces / "identity.csv", {"a.jpg": 7})
+    assert D.find_identity_file(faces) == faces / "identity.csv"
+    _write_identity_csv(tmp_path / "identity.csv", {"a.jpg": 7})
+    assert D.find_identity_file(faces) == tmp_path / "identity.csv"  # beside faces/ first
+    D.prepare_celeba(faces, tmp_path / "out", D.PrepConfig(workers=1), progress=False)
+    assert D.read_manifest(tmp_path / "out")["path"].tolist() == ["a.jpg"]
+    # an identity file that matches no face is an error naming it
+    identity = _prepared_fixture(tmp_path / "prepared", [2, 2])
+    wrong = _write_identity_csv(tmp_path / "wrong.csv", {f"x{f}": i for f, i in identity.items()})
+    with pytest.raises(ValueError, match="wrong.csv: none of the 4 kept faces"):
+        D.build_sets(tmp_path / "prepared", tmp_path / "sets", identity_file=wrong)
+
+
+def test_mixed_set_follows_the_paper_proportions(tmp_path):
+    """190 training faces: anime capped at round(190 x 14,490/193,800) = 14; ImageNet at round(190 x 196,371/
+    193,800) = 193 of 46 files x 6 crops, every central crop first; composition ranges and shares recorded."""
+    _prepared_fixture(tmp_path / "prepared", [1] * 200, n_anime=100, n_imagenet=50, imagenet_crops=6)
+    cfg = D.PrepConfig(natural_eval_count=4)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", cfg)
+    n = info["sets"]["celeba"]["count"]
+    assert n == 190
+    mix = info["mixed_counts"]
+    assert (mix["anime"]["available"], mix["anime"]["used"]) == (100, round(190 * 14_490 / 193_800)) == (100, 14)
+    assert (mix["imagenet"]["available"], mix["imagenet"]["used"]) == (46 * 6, round(190 * 196_371 / 193_800))
+    mixed = np.load(D.set_path(tmp_path, "mixed"))
+    comp = info["mixed_composition"]
+    for source, code in (("celeba", CELEBA), ("anime", ANIME), ("imagenet", IMAGENET)):
+        a, b = comp[source]
+        assert b - a == mix[source]["used"] and (mixed[a:b, 0, 0, 0] == code).all()
+        assert mix[source]["share"] == pytest.approx((b - a) / len(mixed))
+        assert mix[source]["paper_share"] == pytest.approx(D.PAPER_COUNTS[source]["kept"] / 404_661)
+    a, b = comp["imagenet"]
+    assert (mixed[a:b, 0, 0, 1] == 0).sum() == 46, "every central crop is used before extra crops"
+    assert "14,490/193,800" in info["mixed_rule"] and "196,371/193,800" in info["mixed_rule"]
+    text = D.format_mixed(info)
+    assert "paper share" in text and "47.9%" in text and "anime" in text
+
+    # ratio 0: every image, as the paper (whose full data give these proportions anyway)
+    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets2",
+                        cfg.replace(mixed_anime_ratio=0, mixed_imagenet_ratio=0))
+    assert info["mixed_counts"]["anime"]["used"] == 100 and info["mixed_counts"]["imagenet"]["used"] == 276
+    # at the paper's own counts the rule keeps everything: caps are exactly 14,490 and 196,371
+    assert D._cap(193_800, D.PrepConfig().mixed_anime_ratio) == 14_490
+    assert D._cap(193_800, D.PrepConfig().mixed_imagenet_ratio) == 196_371
+
+
+def test_greyscale_imagenet_converted_to_rgb_by_default(fuzz, tmp_path):
+    src, expected = fuzz
+    D.prepare_imagenet(src, tmp_path / "imagenet", D.PrepConfig(workers=1), progress=False)
+    m = D.read_manifest(tmp_path / "imagenet").set_index("path")
+    images = np.load(tmp_path / "imagenet" / "images.npy")
+    for name in ("grey.png", "bilevel.png", "cmyk.jpg", "sixteen_bit.png", "rgba.png", "palette.gif"):
+        assert m.loc[name, "reason"] == "ok", (name, m.loc[name, "detail"])
+    grey = images[m.loc["grey.png", "index"]]
+    assert grey.shape == (64, 64, 3) and (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert m.loc["grey.png", "mode"] == "L"
+    assert any("converted to RGB" in d for d in D.departures(D.PrepConfig(), "x"))
+
+
+def test_prepare_all_identity_split_on_real_faces(test_data_dir, tmp_path):
+    """End to end: 10 people x 3 real photos (identities assigned here), identity.csv beside faces/."""
+    data = tmp_path / "data"
+    (data / "faces").mkdir(parents=True)
+    (data / "styles").mkdir()
+    photos = sorted((test_data_dir / "faces").iterdir())[:30]
+    identity = {}
+    for k, p in enumerate(photos):
+        (data / "faces" / p.name).symlink_to(p)
+        identity[p.name] = 1000 + k // 3
+    _write_identity_csv(data / "identity.csv", identity)
+    for p in sorted((test_data_dir / "styles").iterdir())[:2]:
+        (data / "styles" / p.name).symlink_to(p)
+    info = D.prepare_all(data, tmp_path / "out", D.PrepConfig(workers=1), progress=False, verbose=False)
+    assert info["split"] == "identity" and info["content_split"]["held_out_identities"] == 5
+    kept = D.read_manifest(tmp_path / "out" / "prepared" / "celeba")
+    kept = kept[kept["status"] == "kept"].set_index("path")
+    held = info["held_out"]["content_eval"]
+    ids = D.load_eval_identities(tmp_path / "out")
+    assert ids.tolist() == [identity[f] for f in sorted(held)]  # manifest order = sorted file names
+    faces = np.load(tmp_path / "out" / "prepared" / "celeba" / "images.npy")
+    assert np.array_equal(np.load(D.set_path(tmp_path / "out", "content_eval")),
+                          faces[[int(kept.loc[f, "index"]) for f in sorted(held)]])
+    train_ids = {identity[f] for f in kept.index if f not in held}
+    assert not set(ids.tolist()) & train_ids
 
 
 # --------------------------------------------------------------------------------------------------

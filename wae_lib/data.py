@@ -16,8 +16,9 @@ Sources (SPEC.md §4):
   come out about the same size. No face -> ``no_face``; a face box under ``min_face`` px -> ``face_too_small``.
 * AnimeFace (``prepare_anime``) and style artworks (``prepare_styles``): square centre crop of the short side,
   resized to 64x64.
-* ImageNet (``prepare_imagenet``): keep 3-channel images with width and height >= 64 and cut the central
-  64x64 region (literal reading, SPEC.md §6); ``imagenet_resize_first`` resizes the short side to 64 first.
+* ImageNet (``prepare_imagenet``): keep images with width and height >= 64 and cut the central 64x64 region
+  (literal reading, SPEC.md §6); ``imagenet_resize_first`` resizes the short side to 64 first. Greyscale (and
+  CMYK, ...) files are converted to RGB; ``imagenet_require_rgb=True`` drops them as the paper does.
 
 Robustness: any file (truncated JPEG, zero bytes, text, dangling link, FIFO, 16-bit PNG, CMYK, ...) ends as a
 manifest row with a reason; nothing raises. Speed: files are processed in chunks by a process pool (one
@@ -27,8 +28,10 @@ run whose inputs and parameters are unchanged does nothing. Output is a pure fun
 list and the parameters, so a re-run is byte-identical.
 
 ``prepare_all`` runs the four sources and ``build_sets`` cuts the paper's two training sets plus held-out
-evaluation sets; with ``data_dir=None`` it builds a small *sample set* from images shipped inside
-scikit-image and matplotlib (not the paper's data; it lets everything run offline).
+evaluation sets: held-out faces are whole identities when the data folder has an ``identity.csv``
+(``load_eval_identities`` gives each one's identity), and the mixed set follows the paper's proportions
+(``mixed_anime_ratio``, ``mixed_imagenet_ratio``). With ``data_dir=None`` it builds a small *sample set* from
+images shipped inside scikit-image and matplotlib (not the paper's data; it lets everything run offline).
 ``PackedImages`` serves a packed set to the training loop from (GPU) memory.
 """
 
@@ -71,6 +74,9 @@ PAPER_COUNTS: dict[str, dict[str, int | None]] = {
     "imagenet": {"kept": 196_371, "files": None},
     "styles": {"kept": 8, "files": None},  # Fig. 5 shows 8 style images
 }
+# SPEC.md §4: the mixed set is all three sources together, i.e. these shares of 404,661 images.
+PAPER_MIXED_SHARES = {s: PAPER_COUNTS[s]["kept"] / sum(PAPER_COUNTS[t]["kept"] for t in ("celeba", "anime", "imagenet"))
+                      for s in ("celeba", "anime", "imagenet")}
 PAPER_SET_COUNTS = {
     "celeba": 193_800,
     "mixed": 193_800 + 14_490 + 196_371,
@@ -95,6 +101,11 @@ SET_ROLES = {
     "natural_eval": "held-out non-face images, in no training set (for the face-hallucination check, claim C2)",
 }
 SAMPLE_SOURCE_LABEL = "embedded sample set (not the paper's data)"
+
+# Identity of every content_eval image, aligned with the rows of content_eval.npy (int64, -1 = unknown).
+EVAL_IDENTITY_FILE = "content_eval_identity.npy"
+# A CSV with columns file,identity (CelebA's identity_CelebA.txt as CSV), beside faces/ or inside it.
+IDENTITY_FILE = "identity.csv"
 
 # Manifest reasons. "ok" is the reason of every kept row.
 OK = "ok"
@@ -145,10 +156,12 @@ class PrepConfig:
 
     # ---------------- ImageNet (SPEC.md §4, §6) ----------------
     imagenet_min_side: int = 64  # keep images whose width and height are both >= this
-    imagenet_require_rgb: bool = True  # "3 channels": reject greyscale/CMYK/RGBA/palette (False: convert them)
+    imagenet_require_rgb: bool = False  # DEPARTURE: the paper keeps only 3-channel images (True); by default
+    #   greyscale/CMYK/RGBA/palette files are converted to RGB instead of dropped (data-large: 20 of 1,000 photos)
     imagenet_resize_first: bool = False  # False: literal central 64x64 crop; True: short side -> 64 first
     imagenet_extra_crops: int = 0  # DEPARTURE from the paper when > 0: this many extra random 64x64 crops per
-    #   image (same scale as the central crop), for small folders; 0 in the paper profile
+    #   image (same scale as the central crop), for small folders; 0 in the paper profile. build_sets uses
+    #   them only as far as mixed_imagenet_ratio asks (data-large: 7, so 1,000 photos give up to 8,000 crops)
 
     # ---------------- AnimeFace and style images ----------------
     min_side: int = 64  # reject images whose short side is under this (they would have to be upscaled)
@@ -162,8 +175,17 @@ class PrepConfig:
     # ---------------- splits (build_sets) ----------------
     seed: int = 0  # held-out choice and extra-crop positions
     eval_fraction: float = 0.05  # share of kept CelebA files held out as content_eval ...
-    eval_max: int = 500  # ... but at most this many (the paper trains on all 193,800)
+    eval_max: int = 500  # ... but at most this many (the paper trains on all 193,800); 0 = hold out none
+    eval_min: int = 150  # identity split only: hold out whole identities until at least this many faces (or
+    #   eval_fraction of them if more), as far as the data allows: at most half of the identities are held out
     natural_eval_count: int = 16  # ImageNet files held out as natural_eval (all their crops)
+
+    # ---------------- mixed set proportions (build_sets; SPEC.md §4: 193,800 + 14,490 + 196,371) --------
+    mixed_anime_ratio: float = 14_490 / 193_800  # keep at most round(n_celeba_train x this) AnimeFace images
+    #   (seeded-hash choice), the paper's anime:CelebA ratio; 0 = keep every anime image
+    mixed_imagenet_ratio: float = 196_371 / 193_800  # use at most round(n_celeba_train x this) ImageNet crops
+    #   (central crops first, then extra crops; seeded-hash choice); 0 = every crop. On the paper's full data
+    #   both rules keep every image, i.e. they reproduce the paper's mixed set
 
     def replace(self, **changes: Any) -> PrepConfig:
         return dataclasses.replace(self, **changes)
@@ -184,6 +206,9 @@ class PrepConfig:
             ("chunk_size", self.chunk_size >= 1, "an integer >= 1"),
             ("eval_fraction", 0.0 <= self.eval_fraction < 1.0, "a number in [0, 1)"),
             ("eval_max", self.eval_max >= 0, "an integer >= 0"),
+            ("eval_min", self.eval_min >= 0, "an integer >= 0"),
+            ("mixed_anime_ratio", self.mixed_anime_ratio >= 0, "a number >= 0 (0 = keep every anime image)"),
+            ("mixed_imagenet_ratio", self.mixed_imagenet_ratio >= 0, "a number >= 0 (0 = every ImageNet crop)"),
             ("natural_eval_count", self.natural_eval_count >= 0, "an integer >= 0"),
         ]
         for name, ok, expected in checks:
@@ -200,7 +225,8 @@ _OUTPUT_FIELDS = {
     "imagenet": ("imagenet_min_side", "imagenet_require_rgb", "imagenet_resize_first", "imagenet_extra_crops",
                  "use_draft", "seed"),
 }
-_SPLIT_FIELDS = ("seed", "eval_fraction", "eval_max", "natural_eval_count")
+_SPLIT_FIELDS = ("seed", "eval_fraction", "eval_max", "eval_min", "natural_eval_count", "mixed_anime_ratio",
+                 "mixed_imagenet_ratio")
 
 
 def n_workers(cfg: PrepConfig) -> int:
@@ -765,7 +791,8 @@ def prepare_celeba(src: str | Path, out_dir: str | Path, cfg: PrepConfig | None 
     cfg = cfg or PrepConfig()
     face_detector(cfg.cascade)  # fail early, in the parent, on a bad cascade parameter
     root = _source_dir(src, "prepare_celeba", ("img_align_celeba", "celeba/img_align_celeba"))
-    return run_prepare("celeba", list_files(root, Path(out_dir)), out_dir, cfg, src=str(root), progress=progress)
+    files = [f for f in list_files(root, Path(out_dir)) if f[0] != IDENTITY_FILE]  # faces/identity.csv: not a face
+    return run_prepare("celeba", files, out_dir, cfg, src=str(root), progress=progress)
 
 
 def prepare_anime(src: str | Path, out_dir: str | Path, cfg: PrepConfig | None = None, *,
@@ -948,11 +975,15 @@ def load_set_info(out_root: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _hash_rank(items: Iterable[Any], seed: int, salt: str, key: Any = str) -> list[Any]:
+    """``items`` sorted by a seeded hash of ``key(item)``: independent of input order, stable when items are added."""
+    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{salt}:{key(it)}".encode()).hexdigest())
+
+
 def _held_out(labels: Sequence[str], n: int, seed: int, salt: str) -> set[str]:
     """The ``n`` labels with the smallest seeded hash: independent of file order and stable when files are
     added (a file's membership changes only if it is pushed out of the n smallest)."""
-    ranked = sorted(labels, key=lambda s: hashlib.sha256(f"{seed}:{salt}:{s}".encode()).hexdigest())
-    return set(ranked[:n])
+    return set(_hash_rank(labels, seed, salt)[:n])
 
 
 def _kept_rows(prepared: Path):
@@ -977,32 +1008,253 @@ def _take(images: np.ndarray, idx: np.ndarray, block: int = 8192) -> Iterator[np
         yield np.asarray(images[idx[i:i + block]])
 
 
+# ---------------- content_eval: held-out faces, by identity when an identity file exists ----------------
+def find_identity_file(faces_dir: str | Path) -> Path | None:
+    """``identity.csv`` beside the faces folder (``DATA_DIR/identity.csv``) or inside it; None if neither."""
+    faces_dir = Path(faces_dir)
+    for path in (faces_dir.parent / IDENTITY_FILE, faces_dir / IDENTITY_FILE):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_identities(path: str | Path) -> dict[str, int]:
+    """``file -> identity`` from a CSV whose header names the columns ``file`` and ``identity`` (an integer >= 0).
+
+    Raises ValueError naming the file (and line) when it is empty, lacks a column, has a non-integer or negative
+    identity, or lists one file with two identities."""
+    path = Path(path)
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"identity file {path}: {problem} (expected a CSV with the header 'file,identity' and one "
+                          f"row per face photo, identity an integer >= 0)")
+
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise bad(f"cannot be read ({type(e).__name__}: {e})") from None
+    if not rows:
+        raise bad("is empty")
+    header = [h.strip().lower() for h in rows[0]]
+    missing = [c for c in ("file", "identity") if c not in header]
+    if missing:
+        raise bad(f"the header {rows[0]} lacks the column(s) {missing}")
+    fi, ii = header.index("file"), header.index("identity")
+    table: dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(fi, ii):
+            raise bad(f"line {line} has {len(row)} field(s): {row}")
+        name, ident = row[fi].strip(), row[ii].strip()
+        if not name:
+            raise bad(f"line {line} has an empty file name")
+        if not ident.lstrip("+").isdigit():
+            raise bad(f"line {line}: the identity {ident!r} of {name!r} is not an integer >= 0")
+        if table.setdefault(name, int(ident)) != int(ident):
+            raise bad(f"line {line}: {name!r} is listed with identities {table[name]} and {int(ident)}")
+    if not table:
+        raise bad("has a header but no rows")
+    return table
+
+
+def label_identities(labels: Iterable[str], table: dict[str, int]) -> dict[str, int]:
+    """Manifest label -> identity, matching the file column by relative path or by base name; unlisted labels
+    are left out."""
+    out = {}
+    for label in labels:
+        ident = table.get(label, table.get(Path(label).name))
+        if ident is not None:
+            out[label] = ident
+    return out
+
+
+def file_split(labels: Sequence[str], cfg: PrepConfig) -> set[str]:
+    """Held-out faces without an identity file: ``eval_fraction`` of the kept files (at least 1, at most
+    ``eval_max``), seeded hash of the path. The same person may then be in training and content_eval."""
+    n = len(labels)
+    n_eval = 0 if cfg.eval_fraction == 0 or n < 2 else min(cfg.eval_max, max(1, round(cfg.eval_fraction * n)))
+    return _held_out(labels, n_eval, cfg.seed, "content_eval")
+
+
+def identity_split(identities: dict[str, int], cfg: PrepConfig) -> list[int]:
+    """Held-out identities (our addition; SPEC.md §4: the paper holds nothing out). Whole identities in seeded-hash
+    order until their faces reach ``max(eval_min, round(eval_fraction x faces))``; an identity that would take
+    the count above ``eval_max`` is skipped, and at most half of the identities are held out (the rest train).
+    ``eval_fraction = 0`` or ``eval_max = 0``: none."""
+    sizes = Counter(identities.values())
+    if cfg.eval_fraction == 0 or cfg.eval_max == 0 or len(sizes) < 2:
+        return []
+    target = min(cfg.eval_max, max(cfg.eval_min, round(cfg.eval_fraction * len(identities))))
+    chosen, count = [], 0
+    for ident in _hash_rank(sorted(sizes), cfg.seed, "content_eval_identity"):
+        if count >= target or len(chosen) >= len(sizes) // 2:
+            break
+        if count + sizes[ident] <= cfg.eval_max:
+            chosen.append(ident)
+            count += sizes[ident]
+    return sorted(chosen)
+
+
+def _content_split(labels: Sequence[str], identity_file: Path | None,
+                   cfg: PrepConfig) -> tuple[set[str], dict[str, int], dict[str, Any]]:
+    """(held-out labels, label -> identity, summary for info.json) for the kept CelebA files."""
+    if identity_file is None:
+        held = file_split(labels, cfg)
+        return held, {}, {
+            "split": "file", "identity_file": None, "held_out_faces": len(held), "held_out_identities": None,
+            "rule": f"no {IDENTITY_FILE}: {cfg.eval_fraction:g} of the kept faces (at most {cfg.eval_max}) by a "
+                    f"seeded hash of the file name; the same person may be in training and content_eval"}
+    ids = label_identities(labels, read_identities(identity_file))
+    if labels and not ids:
+        raise ValueError(f"identity file {identity_file}: none of the {len(labels)} kept faces is listed in it (its "
+                         f"'file' column must hold the face files' names, such as {labels[0]!r})")
+    chosen = set(identity_split(ids, cfg))
+    held = {label for label, i in ids.items() if i in chosen}
+    train_ids = {i for label, i in ids.items() if label not in held}
+    if chosen & train_ids:  # cannot happen by construction; checked because evaluation relies on it
+        raise RuntimeError(f"identity split: identities {sorted(chosen & train_ids)} in training and content_eval")
+    return held, ids, {
+        "split": "identity", "identity_file": str(identity_file), "held_out_faces": len(held),
+        "held_out_identities": len(chosen), "train_faces": len(labels) - len(held),
+        "train_identities": len(train_ids), "faces_without_identity": len(labels) - len(ids),
+        "identities_in_both": 0, "content_eval_identities": sorted(chosen),
+        "rule": f"whole identities from {identity_file.name}, in seeded-hash order, until the held-out faces reach "
+                f"max(eval_min={cfg.eval_min}, eval_fraction={cfg.eval_fraction:g} x faces), at most "
+                f"eval_max={cfg.eval_max} faces and half of the identities; faces not in the file stay in training"}
+
+
+def _eval_identities(rows, held: set[str], ids: dict[str, int]) -> np.ndarray:
+    """Identity of each content_eval image (the order of ``_image_ranges(rows, held)[0]``), -1 if unknown."""
+    out = [ids.get(p, -1) for p, n in zip(rows["path"], rows["n_images"]) if p in held for _ in range(int(n))]
+    return np.asarray(out, dtype=np.int64)
+
+
+def load_eval_identities(out_root: str | Path) -> np.ndarray | None:
+    """Identity of each ``content_eval`` image (int64, aligned with the rows of content_eval.npy, -1 = unknown),
+    or None when no identity is known (split by file, or sets written before identities were recorded)."""
+    path = Path(out_root) / "sets" / EVAL_IDENTITY_FILE
+    if not path.is_file():
+        return None
+    ids = np.load(path)
+    return ids if (ids >= 0).any() else None
+
+
+# ---------------- the mixed set's proportions (SPEC.md §4: 193,800 CelebA + 14,490 anime + 196,371 ImageNet) ----
+def _cap(n_celeba_train: int, ratio: float) -> int | None:
+    """round(n_celeba_train x ratio), or None (no cap) when ratio is 0."""
+    return None if ratio == 0 else round(n_celeba_train * ratio)
+
+
+def select_anime(rows, n_celeba_train: int, cfg: PrepConfig) -> np.ndarray:
+    """Image indices of the AnimeFace images in the mixed set: at most round(n_celeba_train x mixed_anime_ratio)
+    (the paper's 14,490 : 193,800), chosen by seeded hash; every image when the ratio is 0."""
+    if rows is None:
+        return np.zeros(0, np.int64)
+    labels = list(rows["path"])
+    cap = _cap(n_celeba_train, cfg.mixed_anime_ratio)
+    chosen = set(labels) if cap is None or cap >= len(labels) else _held_out(labels, cap, cfg.seed, "mixed_anime")
+    return _image_ranges(rows, chosen)[0]
+
+
+def select_imagenet(rows, exclude: set[str], n_celeba_train: int, cfg: PrepConfig) -> np.ndarray:
+    """Image indices of the ImageNet crops in the mixed set, leaving out every crop of the files in ``exclude``
+    (natural_eval): at most round(n_celeba_train x mixed_imagenet_ratio) (the paper's 196,371 : 193,800); the
+    central crops (the paper's crop) first, then the extra crops, each group in seeded-hash order; every crop
+    when the ratio is 0 or fewer crops exist."""
+    pool = _image_ranges(rows, exclude)[1]
+    cap = _cap(n_celeba_train, cfg.mixed_imagenet_ratio)
+    if cap is None or cap >= len(pool):
+        return pool
+    central, extra = [], []
+    for path, idx, n in zip(rows["path"], rows["index"], rows["n_images"]):
+        if path not in exclude:
+            central.append((path, int(idx)))
+            extra.extend((f"{path}#{k}", int(idx) + k) for k in range(1, int(n)))
+    ranked = [*_hash_rank(central, cfg.seed, "mixed_imagenet", key=lambda t: t[0]),
+              *_hash_rank(extra, cfg.seed, "mixed_imagenet", key=lambda t: t[0])]
+    return np.sort(np.asarray([i for _, i in ranked[:cap]], dtype=np.int64))
+
+
+def mixed_rule(cfg: PrepConfig, n_celeba_train: int) -> str:
+    """The rule that sets the mixed set's composition, in words, with this run's numbers."""
+    def part(name: str, field: str, paper: str, what: str, order: str = "") -> str:
+        ratio = getattr(cfg, field)
+        if ratio == 0:
+            return f"{name}: every {what} ({field}=0)"
+        return (f"{name}: at most round({n_celeba_train:,} x {field}={ratio:.5f}) = "
+                f"{_cap(n_celeba_train, ratio):,} {what} (the paper's {paper}), {order}seeded-hash choice")
+
+    return "; ".join([f"CelebA: every training face ({n_celeba_train:,})",
+                      part("AnimeFace", "mixed_anime_ratio", "14,490/193,800", "images"),
+                      part("ImageNet", "mixed_imagenet_ratio", "196,371/193,800", "crops",
+                           "central crops first, then extra crops, ")])
+
+
+def _mixed_counts(available: dict[str, int], used: dict[str, int]) -> dict[str, dict[str, Any]]:
+    total = sum(used.values())
+    return {s: {"available": available[s], "used": used[s], "share": used[s] / total if total else 0.0,
+                "paper_share": PAPER_MIXED_SHARES[s]} for s in ("celeba", "anime", "imagenet")}
+
+
+def format_mixed(info: dict[str, Any]) -> str:
+    """The mixed set's composition next to the paper's shares, and the rule that set it."""
+    lines = [f"mixed set ({info['sets']['mixed']['count']:,} images). Rule: {info['mixed_rule']}",
+             f"    {'source':<10}{'available':>11}{'used':>9}{'share':>9}{'paper share':>13}"]
+    for s, c in info["mixed_counts"].items():
+        lines.append(f"    {s:<10}{c['available']:>11,}{c['used']:>9,}{c['share']:>9.1%}{c['paper_share']:>13.1%}")
+    return "\n".join(lines)
+
+
+def format_split(info: dict[str, Any]) -> str:
+    """How content_eval was held out, in one or two lines."""
+    c = info["content_split"]
+    if c["split"] == "file":
+        return f"content_eval: {c['held_out_faces']} faces held out by file. {c['rule']}"
+    return (f"content_eval: {c['held_out_faces']} faces of {c['held_out_identities']} identities held out; "
+            f"training keeps {c['train_faces']} faces of {c['train_identities']} identities "
+            f"({c['faces_without_identity']} without identity); no identity is in both.\n    Rule: {c['rule']}")
+
+
+def _file_digest(path: Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig | None = None, *,
-               source_label: str = "unknown", natural_eval_paths: Sequence[str] | None = None) -> dict[str, Any]:
+               source_label: str = "unknown", natural_eval_paths: Sequence[str] | None = None,
+               identity_file: str | Path | None = None) -> dict[str, Any]:
     """The paper's two training sets and the evaluation sets, from ``prepared_root/<source>`` folders.
 
-    * ``content_eval``: ``eval_fraction`` of the kept CelebA files (at most ``eval_max``), chosen by a seeded
-      hash of the path; removed from both training sets. (Our addition: the paper does not hold out.)
+    * ``content_eval``: held-out CelebA faces, removed from both training sets (our addition: the paper holds
+      nothing out). With ``identity_file`` (see read_identities) whole identities are held out (identity_split);
+      without, ``eval_fraction`` of the files (file_split). ``sets/content_eval_identity.npy`` gives each
+      image's identity (load_eval_identities).
     * ``natural_eval``: ``natural_eval_count`` ImageNet files (or ``natural_eval_paths``), their first (central)
       crop; all their crops are removed from the mixed set.
-    * ``celeba`` = CelebA minus content_eval; ``mixed`` = that + AnimeFace + ImageNet minus natural_eval,
-      concatenated in that order (``info["mixed_composition"]`` gives each source's index range).
+    * ``celeba`` = CelebA minus content_eval; ``mixed`` = that + AnimeFace + ImageNet capped to the paper's
+      proportions (select_anime, select_imagenet), concatenated in that order (``info["mixed_composition"]``
+      gives each source's index range, ``info["mixed_counts"]`` the counts and shares).
     * ``style_eval``: every style image.
     """
     cfg = cfg or PrepConfig()
     prepared_root, sets_dir = Path(prepared_root), Path(sets_dir)
+    identity_file = Path(identity_file) if identity_file is not None else None
     sets_dir.mkdir(parents=True, exist_ok=True)
     states = {s: _load_state(prepared_root / s) for s in SOURCES}
     missing = [s for s in ("celeba", "styles") if states[s] is None]
     if missing:
         raise FileNotFoundError(f"build_sets: {prepared_root} has no prepared {missing}; run prepare_* first")
+    if identity_file is not None and not identity_file.is_file():
+        raise FileNotFoundError(f"build_sets: identity file {identity_file} does not exist")
     fingerprint = _digest({"states": {s: (st or {}).get("fingerprint") for s, st in states.items()},
                            "split": {k: getattr(cfg, k) for k in _SPLIT_FIELDS}, "label": source_label,
-                           "nat": list(natural_eval_paths or []), "format": 1})
+                           "nat": list(natural_eval_paths or []), "identity": _file_digest(identity_file),
+                           "format": 2})
     info_path = sets_dir / "info.json"
     with contextlib.suppress(OSError, ValueError):
         info = json.loads(info_path.read_text())
-        if info.get("fingerprint") == fingerprint and all((sets_dir / f).is_file() for f in SET_FILES.values()):
+        if info.get("fingerprint") == fingerprint and all((sets_dir / f).is_file() for f in
+                                                           [*SET_FILES.values(), EVAL_IDENTITY_FILE]):
             return info
 
     def load(source: str) -> tuple[np.ndarray, Any]:
@@ -1011,30 +1263,30 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
         return np.load(prepared_root / source / "images.npy", mmap_mode="r"), _kept_rows(prepared_root / source)
 
     celeba, celeba_rows = load("celeba")
-    n_eval = min(cfg.eval_max, max(1, round(cfg.eval_fraction * len(celeba_rows)))) if len(celeba_rows) > 1 else 0
-    if cfg.eval_fraction == 0:
-        n_eval = 0
-    eval_faces = _held_out(list(celeba_rows["path"]), n_eval, cfg.seed, "content_eval")
+    eval_faces, identities, split = _content_split(list(celeba_rows["path"]), identity_file, cfg)
     content_idx, celeba_idx = _image_ranges(celeba_rows, eval_faces)
+    content_ids = _eval_identities(celeba_rows, eval_faces, identities)
 
     anime, anime_rows = load("anime")
-    anime_idx = np.arange(len(anime), dtype=np.int64)
+    anime_idx = select_anime(anime_rows, len(celeba_idx), cfg)
 
     imagenet, imagenet_rows = load("imagenet")
-    if imagenet_rows is None:
-        natural_idx = imagenet_idx = np.zeros(0, np.int64)
-    else:
+    held: set[str] = set()
+    natural_idx = imagenet_idx = np.zeros(0, np.int64)
+    n_imagenet_pool = 0
+    if imagenet_rows is not None:
         labels = list(imagenet_rows["path"])
         if natural_eval_paths is not None:
             unknown = set(natural_eval_paths) - set(labels)
             if unknown:
                 raise ValueError(f"build_sets: natural_eval_paths {sorted(unknown)} are not kept ImageNet rows")
             held = set(natural_eval_paths)
-            natural_idx, imagenet_idx = _image_ranges(imagenet_rows, held)
+            natural_idx = _image_ranges(imagenet_rows, held)[0]
         else:
-            n_nat = min(cfg.natural_eval_count, len(labels) // 2)
-            held = _held_out(labels, n_nat, cfg.seed, "natural_eval")
-            natural_idx, imagenet_idx = _image_ranges(imagenet_rows, held, first_only=True)
+            held = _held_out(labels, min(cfg.natural_eval_count, len(labels) // 2), cfg.seed, "natural_eval")
+            natural_idx = _image_ranges(imagenet_rows, held, first_only=True)[0]
+        imagenet_idx = select_imagenet(imagenet_rows, held, len(celeba_idx), cfg)
+        n_imagenet_pool = len(_image_ranges(imagenet_rows, held)[1])
 
     styles, _ = load("styles")
     style_idx = np.arange(len(styles), dtype=np.int64)
@@ -1051,19 +1303,28 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
         "style_eval": write("style_eval", [(styles, style_idx)]),
         "natural_eval": write("natural_eval", [(imagenet, natural_idx)]),
     }
+    np.save(sets_dir / EVAL_IDENTITY_FILE, content_ids)
     a, b = len(celeba_idx), len(celeba_idx) + len(anime_idx)
+    converted = 0 if imagenet_rows is None else int((imagenet_rows["mode"] != "RGB").sum())
     info = {
         "source": source_label,
         "is_sample": source_label == SAMPLE_SOURCE_LABEL,
         "sets": {name: {"file": SET_FILES[name], "count": counts[name], "paper_count": PAPER_SET_COUNTS[name],
                         "role": SET_ROLES[name]} for name in SET_FILES},
+        "split": split["split"],
+        "content_split": split,
+        "content_eval_identity_file": EVAL_IDENTITY_FILE,
         "mixed_composition": {"celeba": [0, a], "anime": [a, b], "imagenet": [b, counts["mixed"]]},
-        "held_out": {"content_eval": sorted(eval_faces), "natural_eval": sorted(held) if imagenet_rows is not None
-                     else []},
+        "mixed_counts": _mixed_counts({"celeba": a, "anime": len(anime), "imagenet": n_imagenet_pool},
+                                      {"celeba": a, "anime": b - a, "imagenet": counts["mixed"] - b}),
+        "mixed_rule": mixed_rule(cfg, a),
+        "imagenet_converted_to_rgb": converted,
+        "held_out": {"content_eval": sorted(eval_faces), "natural_eval": sorted(held)},
         "prepared": {s: (st or {}).get("summary") for s, st in states.items()},
         "paper_counts": PAPER_COUNTS,
+        "paper_mixed_shares": PAPER_MIXED_SHARES,
         "prep_config": asdict(cfg),
-        "departures": departures(cfg, source_label),
+        "departures": departures(cfg, source_label, split=split["split"], n_converted=converted),
         "fingerprint": fingerprint,
     }
     tmp = info_path.with_name("info.json.tmp")
@@ -1072,25 +1333,38 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
     return info
 
 
-def departures(cfg: PrepConfig, source_label: str) -> list[str]:
-    """Where the prepared data differs from the paper's (recorded in info.json)."""
+def departures(cfg: PrepConfig, source_label: str, *, split: str | None = None,
+               n_converted: int | None = None) -> list[str]:
+    """Where the prepared data differs from the paper's (recorded in info.json; docs/DEPARTURES.md "Data")."""
     out = []
     if source_label == SAMPLE_SOURCE_LABEL:
         out.append("sample set: images bundled with scikit-image/matplotlib, not CelebA/AnimeFace/ImageNet; "
                    "faces are jittered crops of 2 photos (content_eval crops are of the same 2 people); "
                    "no anime source; natural images are random crops with flips")
-    if cfg.eval_fraction > 0:
-        out.append(f"content_eval: {cfg.eval_fraction:.0%} of kept CelebA files (at most {cfg.eval_max}) held "
-                   f"out of training (the paper trains on all kept images)")
+    if cfg.eval_fraction > 0 and cfg.eval_max > 0:
+        if split == "identity":
+            out.append(f"content_eval: whole identities held out of training (identity file): faces up to "
+                       f"max({cfg.eval_min}, {cfg.eval_fraction:.0%} of kept CelebA files), at most {cfg.eval_max}; "
+                       f"no person is in both (the paper trains on all kept images)")
+        else:
+            out.append(f"content_eval: {cfg.eval_fraction:.0%} of kept CelebA files (at most {cfg.eval_max}) held "
+                       f"out of training by file, without an identity file, so a person may be in both (the paper "
+                       f"trains on all kept images)")
     if cfg.natural_eval_count > 0:
         out.append(f"natural_eval: up to {cfg.natural_eval_count} ImageNet files held out of the mixed set")
+    if cfg.mixed_anime_ratio or cfg.mixed_imagenet_ratio:
+        out.append(f"mixed set: AnimeFace capped at round(n_celeba_train x {cfg.mixed_anime_ratio:.5f}) and ImageNet "
+                   f"crops at round(n_celeba_train x {cfg.mixed_imagenet_ratio:.5f}) (0 = no cap), the paper's "
+                   f"proportions; the paper uses every image (the same proportions on its full data)")
     if cfg.imagenet_extra_crops:
         out.append(f"imagenet_extra_crops={cfg.imagenet_extra_crops}: extra random 64x64 crops per ImageNet file "
-                   f"(the paper takes the central crop only)")
+                   f"(the paper takes the central crop only), used as far as mixed_imagenet_ratio asks")
     if cfg.imagenet_resize_first:
         out.append("imagenet_resize_first: short side resized to 64 before the central crop (paper: literal crop)")
     if not cfg.imagenet_require_rgb:
-        out.append("imagenet_require_rgb=False: non-3-channel ImageNet files converted instead of dropped")
+        n = "" if n_converted is None else f" ({n_converted} file{'' if n_converted == 1 else 's'})"
+        out.append(f"imagenet_require_rgb=False: greyscale/CMYK/RGBA/palette ImageNet files converted to RGB{n} "
+                   f"instead of dropped (the paper keeps 3-channel images only)")
     return out
 
 
@@ -1119,12 +1393,13 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
 
     ``data_dir=None``: the embedded sample set (not the paper's data). Otherwise a folder laid out like
     ``faces/ anime/ natural/ styles/`` (see DATA_DIR_LAYOUT for accepted alternatives); faces and styles are
-    required, anime and natural may be missing (their sets are then empty). Returns ``sets/info.json``."""
+    required, anime and natural may be missing (their sets are then empty). An ``identity.csv`` beside or inside
+    the faces folder makes the held-out faces whole identities (build_sets). Returns ``sets/info.json``."""
     cfg = cfg or PrepConfig()
     out_root = Path(out_root)
     prepared = out_root / "prepared"
     say = print if verbose else (lambda *a, **k: None)
-    natural_eval_paths = None
+    natural_eval_paths = identity_file = None
     if data_dir is None:
         label = SAMPLE_SOURCE_LABEL
         say(f"Building the {label}: images bundled with scikit-image and matplotlib. Results on it say nothing "
@@ -1148,9 +1423,16 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
                 shutil.rmtree(prepared / source, ignore_errors=True)
                 continue
             summaries[source] = PREPARERS[source](folder, prepared / source, cfg, progress=progress)
+        identity_file = find_identity_file(_find_source(data_dir, "celeba"))
+        say(f"identities: {identity_file or f'no {IDENTITY_FILE} beside or inside the faces folder'}")
     for s in summaries.values():
         say(format_summary(s))
-    info = build_sets(prepared, out_root / "sets", cfg, source_label=label, natural_eval_paths=natural_eval_paths)
+    info = build_sets(prepared, out_root / "sets", cfg, source_label=label, natural_eval_paths=natural_eval_paths,
+                      identity_file=identity_file)
+    say(format_split(info))
+    say(format_mixed(info))
+    if info["imagenet_converted_to_rgb"]:
+        say(f"imagenet: {info['imagenet_converted_to_rgb']} non-RGB files (greyscale, CMYK, ...) converted to RGB")
     say(f"sets ({label}) in {out_root / 'sets'}: " +
         ", ".join(f"{name} {v['count']}" for name, v in info["sets"].items()))
     return info
