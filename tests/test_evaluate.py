@@ -429,3 +429,126 @@ def test_build_claims_writes_reports(tmp_path):
 def test_build_claims_names_missing_tables(tmp_path):
     with pytest.raises(FileNotFoundError, match="03_reconstruction"):
         C.build_claims(tmp_path, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# independent metrics: colour (Lab sliced Wasserstein), Reinhard 2001, retrieval (issue 5)
+# --------------------------------------------------------------------------------------------------
+def test_reinhard_transfer_matches_the_style_lab_statistics():
+    from wae_lib import color as COL
+
+    content, style = smooth_images(2, 0), smooth_images(2, 1) * 0.6 + 0.2  # in gamut after the transfer
+    out = COL.reinhard_transfer(content, style)
+    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
+    lab_out, lab_style = COL.rgb_to_lab(out), COL.rgb_to_lab(style)
+    assert np.allclose(lab_out.mean((1, 2)), lab_style.mean((1, 2)), atol=1.5)  # Lab units (clipping aside)
+    assert np.allclose(lab_out.std((1, 2)), lab_style.std((1, 2)), rtol=0.15, atol=1.0)
+    one = COL.reinhard_transfer(content, style[:1])  # one style for all
+    assert torch.allclose(one[0], out[0], atol=1e-6)
+    with pytest.raises(ValueError, match="style images"):
+        COL.reinhard_transfer(content, smooth_images(3))
+
+
+def test_color_distance_is_a_sliced_wasserstein_distance_in_lab():
+    from wae_lib import color as COL
+
+    x = smooth_images(3)
+    sig = COL.color_signature(x)
+    assert sig.shape == (3, COL.N_DIRECTIONS * COL.N_QUANTILES)
+    d = COL.color_distance_matrix(sig, sig)
+    assert np.allclose(np.diag(d), 0, atol=1e-5) and np.allclose(d, d.T, atol=1e-5)
+    assert np.allclose(COL.color_distance(sig, sig[[1, 2, 0]]), d[[0, 1, 2], [1, 2, 0]], atol=1e-6)
+    # a pixel permutation keeps the colour distribution (distance 0), a brightness shift does not
+    perm = x.flatten(2)[:, :, torch.randperm(64 * 64, generator=torch.Generator().manual_seed(0))].view_as(x)
+    assert np.allclose(COL.color_distance(COL.color_signature(perm), sig), 0, atol=1e-6)
+    darker = COL.color_signature(x * 0.7)
+    assert (COL.color_distance(darker, sig) > 3).all()  # well above a just-noticeable difference (~2.3)
+    # a uniform shift of L by t moves every L-axis quantile by t: SW2 >= t / sqrt(directions)
+    lab = COL.rgb_to_lab(x)
+    lab[..., 0] = np.clip(lab[..., 0], 20, 70)
+    shifted = lab.copy()
+    shifted[..., 0] += 10
+    s0, s1 = COL.color_signature(COL.lab_to_rgb(lab)), COL.color_signature(COL.lab_to_rgb(shifted))
+    assert (COL.color_distance(s0, s1) > 10 / np.sqrt(COL.N_DIRECTIONS)).all()
+
+
+def test_retrieval_distance_matrices_and_nearest_is_own():
+    from wae_lib import retrieval as R
+
+    fa, fb = fake_feats(0, 4), fake_feats(1, 3)
+    g = R.gram_distance_matrix(R.grams(fa, ["a", "b"]), R.grams(fb, ["a", "b"]), ["a", "b"])
+    for j in range(3):
+        direct = E.gram_distance(fa, E.take(fb, [j] * 4), ["a", "b"]).numpy()
+        assert np.allclose(g[:, j], direct, rtol=1e-4)
+    f = R.feature_distance_matrix(fa, fa, ["a"])
+    assert np.allclose(np.diag(f), 0, atol=1e-9)
+    assert R.nearest_is_own(f, np.arange(4)).tolist() == [1.0] * 4
+    assert R.nearest_is_own(f, np.array([1, 0, 3, 2])).tolist() == [0.0] * 4
+    tie = np.array([[1.0, 1.0], [0.5, np.nan]])
+    assert R.nearest_is_own(tie, np.array([0, 0])).tolist()[0] == 0.0  # a tie is not a hit
+    assert np.isnan(R.nearest_is_own(tie, np.array([0, 0]))[1])
+
+
+def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config, hed_vgg):
+    from wae_lib import identity as ID
+    from wae_lib.models import WAEStyle
+
+    runs, models = [], []
+    for data in ("celeba", "mixed"):
+        cfg = tiny_config.replace(data=data)
+        runs.append(E.RunInfo(f"{data}_c16", None, data, 16, "custom", cfg))
+        models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
+    content, styles = smooth_images(3, 0), smooth_images(2, 1)
+    vgg = E.EvalVGG("hed", tiny_config.style_layers)
+    ctx = E.EvalContext("custom", "test", "HED")
+    t = E.transfer_table(runs, models, content, styles, vgg, content.mean(0), ctx, batch_size=4,
+                         identities=np.array([5, 5, 7]), identity_styles=1)
+    assert list(dict.fromkeys(t["run"])) == ["celeba_c16", "mixed_c16", E.REFERENCE_RUN]
+    assert len(t) == 3 * 3 * 2
+    ref = t[t["run"] == E.REFERENCE_RUN]
+    assert (ref["data"] == E.REFERENCE_DATA).all() and (ref["content_dim"] == 0).all() and (ref["seed"] == -1).all()
+    assert (ref["content_distance_recon"].abs() < 1e-6).all()  # the reference's "reconstruction" is the face
+    # the per-pair distances are the documented ones
+    ci, si = E.all_pairs(3, 2)
+    out = E.transfer_pairs(models[0], content, styles, ci, si)
+    fo, fs, fc = vgg(out), vgg(styles), vgg(content)
+    first = t[t["run"] == "celeba_c16"]
+    assert np.allclose(first["style_distance"], E.gram_distance(fo, E.take(fs, si), vgg.style_layers), rtol=1e-4)
+    assert np.allclose(first["content_distance"], E.relative_feature_distance(fo, E.take(fc, ci), vgg.content_layers),
+                       rtol=1e-4)
+    for col in ("style_retrieval_gram", "style_retrieval_color", "content_retrieval"):
+        assert set(t[col].unique()) <= {0.0, 1.0}
+    assert (t["style_retrieval_chance"] == 0.5).all() and np.allclose(t["content_retrieval_chance"], 1 / 3)
+    assert (t["identity_match_chance"] == 0.5).all() and t["identity_gallery"].str.startswith("person (2").all()
+    assert E.chance_levels(t) == {"style_retrieval_gram": 0.5, "style_retrieval_color": 0.5,
+                                  "content_retrieval": pytest.approx(1 / 3), "identity_match": 0.5}
+    measured = t["style_image"] == E.pick(2, 1)[0]  # identity_styles=1: one style per face
+    if ID.identity_status() is None:
+        assert t.loc[measured, "identity_distance"].notna().all()
+    assert t.loc[~measured, "identity_distance"].isna().all()
+    assert E.identity_pair_mask(3, 2, None).all() and E.identity_pair_mask(3, 2, 1).sum() == 3
+    # C4 ranks the models only
+    assert list(E.balance_ranking(t)["run"]) == ["celeba_c16", "mixed_c16"]
+
+
+def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_vgg, monkeypatch):
+    from wae_lib import identity as ID
+    from wae_lib.models import WAEStyle
+
+    cfg = tiny_config.replace(data="celeba")
+    runs = [E.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]
+    models = [WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval()]
+    sets = {"content_eval": smooth_images(2, 0), "style_eval": smooth_images(2, 1)}
+    vgg = E.EvalVGG("hed", cfg.style_layers)
+    ctx = E.EvalContext("custom", "test", "HED")
+
+    def missing():
+        raise ID.IdentityUnavailable(f"dlib is not installed: `pip install {ID.PIP_PACKAGES}`")
+
+    monkeypatch.setattr(ID, "_models", missing)  # no dlib: NaN columns with a label, not a crash
+    with pytest.warns(UserWarning, match="dlib-bin"):
+        t = E.reconstruction_table(runs, models, sets, vgg, ctx, detect_faces_in=())
+    faces = t[t["eval_set"] == "content_eval"]
+    assert faces["identity_distance"].isna().all() and faces["identity_model"].str.startswith("UNAVAILABLE").all()
+    assert t.loc[t["eval_set"] == "style_eval", "identity_model"].isna().all()
+    assert (t["seed"] == 0).all()

@@ -1,11 +1,16 @@
 """The paper's claims C1-C4 (SPEC.md §5) as numbers with verdicts: ``reports/claims.md``, ``claims.csv``, index.
 
 Input: the per-image / per-pair CSVs that notebooks 03 (reconstructions) and 04 (transfers) write, and 05's
-FID/KID table for context. Output: one row per claim part with its statistic, bootstrap interval, sample size
-and verdict (``supported`` / ``not supported`` / ``inconclusive``), and a markdown report.
+FID/KID table for context. Output: one row per claim part with its statistic, bootstrap interval, sample size,
+number of seeds and verdict (``supported`` / ``not supported`` / ``inconclusive``), and a markdown report.
 
 How the verdicts are decided (our reading: the paper judges Figures 6-7 by eye):
 
+* A *model* is a training set x content size; runs of one model with several seeds are replicates
+  (``seed`` column, :func:`wae_lib.evaluate.discover_runs`). Point estimates average over seeds; the bootstrap
+  resamples each model's seeds, then the images (:class:`wae_lib.stats.Panel`); with one seed per model it
+  resamples images only. Every verdict states how many seeds it rests on: with one seed, training noise is
+  not in the interval, so a verdict describes these trained runs.
 * Direction claims ("more content latents, more accurate", "mixed data helps", ...): the statistic is a mean
   over images (the unit resampled by the bootstrap; pairs and model rows of one image move together). The
   claim is *supported* when the 95% interval lies on the claimed side of 0, *not supported* when it lies on
@@ -13,10 +18,15 @@ How the verdicts are decided (our reading: the paper judges Figures 6-7 by eye):
 * "No visible effect" (C1): an equivalence test. The relative difference between training sets must lie
   within +-``equivalence_margin`` (default 10% of the mean error): supported when the whole interval is
   inside, not supported when it is wholly outside, otherwise inconclusive.
-* C4 (best model): the model with the smallest sum of rank-normalised style and content distances
-  (:func:`wae_lib.evaluate.balance_scores`); the bootstrap over content images gives how often the paper's
-  models (mixed data, content 256 or 128) win. Supported when the point winner is one of them and they win in
-  at least ``c4_support_share`` of the resamples; not supported when they win in at most 1 - that share.
+* C4 (best model), judged against chance (:func:`wae_lib.stats.c4_verdict`): the model with the smallest sum
+  of rank-normalised style and content distances (:func:`wae_lib.evaluate.balance_scores`) wins a resample;
+  chance = candidate models (mixed c256, c128 present in the sweep) / models. *Supported* when the point
+  winner is a candidate and candidates win >= max(``c4_floor``, chance + ``c4_margin``) of the resamples
+  (defaults 0.7, 0.3); *not supported* when candidates win <= 5% and one other model passes that same bar;
+  otherwise *inconclusive*. With identical simulated models the rule says inconclusive in ~90% of sweeps
+  (tests/test_stats.py).
+* Reference rows (``data == "reference"``: the Reinhard 2001 colour transfer) are shown in the per-model
+  numbers but never enter a verdict.
 """
 
 from __future__ import annotations
@@ -30,11 +40,14 @@ import numpy as np
 import pandas as pd
 
 from . import evaluate as E
+from . import stats as S
+from .identity import SAME_PERSON_THRESHOLD
+from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 PAPER_BEST = {("mixed", 256), ("mixed", 128)}  # SPEC §5 C4
 RECON_METRICS = {"mse": -1, "psnr": +1, "ssim": +1, "perceptual": -1}  # sign of "better" as content size grows
 PRIMARY_RECON_METRIC = "mse"
+SMALL_PROFILES = ("quick", "smoke")  # budgets that test the pipeline, not the paper
 CLAIM_STATEMENTS = {
     "C1": "Content reconstruction is not visibly affected by the training set; more content latents give more "
           "accurate reconstructions.",
@@ -44,6 +57,8 @@ CLAIM_STATEMENTS = {
           "CelebA-only models are pulled toward the average CelebA face.",
     "C4": "The best transfers are around the mixed-data models with content size 256 and 128.",
 }
+__all__ = ["SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "ClaimPart", "evaluate_claims", "build_claims",
+           "write_index"]
 
 
 @dataclass
@@ -63,6 +78,7 @@ class ClaimPart:
     verdict: str
     criterion: str
     detail: str = ""
+    seeds: str = "1"  # seeds per model the statistic rests on (Panel.seeds_note)
     extra: dict = field(default_factory=dict)
 
 
@@ -100,25 +116,11 @@ def combined_verdict(verdicts: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# per-image matrices (unit = image; columns = content sizes)
+# per-image panels (unit = image; columns = models, seeds kept apart)
 # --------------------------------------------------------------------------------------------------
-def aligned_matrices(df: pd.DataFrame, value: str, unit: str | Sequence[str], sizes: Sequence[int],
-                     datas: Sequence[str] = ("celeba", "mixed")) -> list[np.ndarray]:
-    """One matrix per training set in ``datas``: rows = units (images) present for every (set, size), columns =
-    ``sizes``; entries are the mean of ``value`` over the unit's rows (e.g. over styles for a content image).
-    Rows of the matrices refer to the same units, so differences between sets are paired."""
-    units = [unit] if isinstance(unit, str) else list(unit)
-    sub = df[df["data"].isin(list(datas))]
-    table = sub.groupby(units + ["data", "content_dim"])[value].mean().unstack(["data", "content_dim"])
-    cols = [(d, int(s)) for d in datas for s in sizes]
-    table = table.reindex(columns=pd.MultiIndex.from_tuples(cols, names=["data", "content_dim"])).dropna()
-    return [table.loc[:, [(d, int(s)) for s in sizes]].to_numpy(dtype=float) for d in datas]
-
-
-def unit_matrix(df: pd.DataFrame, data: str, value: str, unit: str | Sequence[str], sizes: Sequence[int]
-                ) -> np.ndarray:
-    """:func:`aligned_matrices` for one training set."""
-    return aligned_matrices(df, value, unit, sizes, (data,))[0]
+def model_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of trained models (reference rows such as Reinhard 2001 never enter a verdict)."""
+    return df[E.is_model_row(df)] if "data" in df else df
 
 
 def sizes_of(df: pd.DataFrame, data: str) -> list[int]:
@@ -126,18 +128,31 @@ def sizes_of(df: pd.DataFrame, data: str) -> list[int]:
     return sorted({int(c) for c in df.loc[df["data"] == data, "content_dim"]}, reverse=True)
 
 
-def mean_rank_correlation(matrix: np.ndarray, sizes: Sequence[int], n_boot: int, seed: int
+def model_name(data: str, size: int) -> str:
+    """A model (all its seeds) by the run-folder name of its first seed."""
+    return f"{data}_c{int(size)}"
+
+
+def panel(df: pd.DataFrame, value: str | Sequence[str], unit: str | Sequence[str], datas: Sequence[str],
+          sizes: Sequence[int]) -> S.Panel:
+    """:func:`wae_lib.stats.panel_from_table` with columns (set, size) for every set of ``datas`` x ``sizes``."""
+    return S.panel_from_table(df, value, unit, [(d, int(s)) for d in datas for s in sizes])
+
+
+def mean_rank_correlation(p: S.Panel, value: str, sizes: Sequence[int], n_boot: int, seed: int
                           ) -> tuple[float, float, float]:
-    """Mean over units of the Spearman correlation between content size and the unit's values, bootstrapped
-    over units (units whose values are constant across sizes give NaN and are left out of the mean)."""
-    rho = np.array([E.spearman(sizes, row) for row in matrix])
+    """Mean over units of the Spearman correlation between content size and the unit's values (columns of
+    ``p`` = sizes), bootstrapped over seeds and units (units whose values are constant give NaN, left out)."""
+    return S.bootstrap_panel(p, lambda m: S.nanmean(S.rowwise_spearman(sizes, m[value])), n_boot, seed=seed)
 
-    def stat(idx):
-        r = rho[idx]
-        r = r[np.isfinite(r)]
-        return float(r.mean()) if len(r) else float("nan")
 
-    return E.bootstrap_ci(len(rho), stat, n_boot, seed=seed)
+def relative_difference(first: slice, second: slice, value: str):
+    """Statistic: (mean of the ``second`` columns - mean of the ``first``) / mean of both, over units."""
+    def stat(m):
+        a, b = m[value][:, first], m[value][:, second]
+        return float((b - a).mean() / np.concatenate([a, b]).mean())
+
+    return stat
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -162,7 +177,8 @@ def claim_c1(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: flo
     """C1a (per training set): Spearman correlation of content size with the reconstruction error of each held-out
     face, averaged over faces (claimed: negative for MSE). C1b: relative difference of the error between training
     sets at equal content size (claimed: within +-margin)."""
-    df = recon[recon["eval_set"] == "content_eval"]
+    df = model_rows(recon)
+    df = df[df["eval_set"] == "content_eval"]
     parts = []
     for data in E.TRAINING_SETS:
         sizes = sizes_of(df, data)
@@ -171,39 +187,37 @@ def claim_c1(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: flo
         if len(sizes) < 2:
             parts.append(_inconclusive("C1", "C1a", statement, label, f"fewer than 2 content sizes for {data}"))
             continue
+        p = panel(df, list(RECON_METRICS), "image", [data], sizes)
         details = []
         for metric, sign in RECON_METRICS.items():
-            est, lo, hi = mean_rank_correlation(unit_matrix(df, data, metric, "image", sizes), sizes, n_boot, seed)
+            est, lo, hi = mean_rank_correlation(p, metric, sizes, n_boot, seed)
             details.append(f"{metric}: rho {_ci(est, lo, hi)} (claimed sign {'+' if sign > 0 else '-'})")
             if metric == PRIMARY_RECON_METRIC:
                 primary = (est, lo, hi)
-        m = unit_matrix(df, data, PRIMARY_RECON_METRIC, "image", sizes)
-        means = ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, m.mean(0)))
+        means = ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, p.matrix(PRIMARY_RECON_METRIC).mean(0)))
         parts.append(ClaimPart(
             "C1", "C1a", statement, label,
-            f"mean over held-out faces of Spearman rho(content size, {PRIMARY_RECON_METRIC})", *primary, len(m),
+            f"mean over held-out faces of Spearman rho(content size, {PRIMARY_RECON_METRIC})", *primary, p.n_units,
             "held-out face", verdict_direction(primary[1], primary[2], RECON_METRICS[PRIMARY_RECON_METRIC]),
             "95% bootstrap interval of mean rho below 0 (error falls as content size grows)",
-            f"sizes {sizes}; mean {PRIMARY_RECON_METRIC} {means}; " + "; ".join(details)))
+            f"sizes {sizes}; mean {PRIMARY_RECON_METRIC} {means}; " + "; ".join(details), p.seeds_note()))
     common = sorted(set(sizes_of(df, "celeba")) & set(sizes_of(df, "mixed")), reverse=True)
     statement = "the training set has no visible effect on content reconstruction"
     if not common:
         parts.append(_inconclusive("C1", "C1b", statement, "both sets", "no content size trained on both sets"))
         return parts
-    a, b = aligned_matrices(df, PRIMARY_RECON_METRIC, "image", common)
-    n = len(a)
-
-    def rel_diff(idx):
-        return float((b[idx] - a[idx]).mean() / np.concatenate([a[idx], b[idx]]).mean())
-
-    est, lo, hi = E.bootstrap_ci(n, rel_diff, n_boot, seed=seed)
-    per_size = ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}" for s, x, y in zip(common, a.mean(0),
-                                                                                             b.mean(0)))
+    k = len(common)
+    p = panel(df, PRIMARY_RECON_METRIC, "image", ("celeba", "mixed"), common)
+    est, lo, hi = S.bootstrap_panel(p, relative_difference(slice(0, k), slice(k, None), PRIMARY_RECON_METRIC),
+                                    n_boot, seed=seed)
+    m = p.matrix(PRIMARY_RECON_METRIC).mean(0)
+    per_size = ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}" for s, x, y in zip(common, m[:k], m[k:]))
     parts.append(ClaimPart(
         "C1", "C1b", statement, f"sizes {common}",
-        f"relative difference of mean {PRIMARY_RECON_METRIC} (mixed - CelebA-only) / mean", est, lo, hi, n,
+        f"relative difference of mean {PRIMARY_RECON_METRIC} (mixed - CelebA-only) / mean", est, lo, hi, p.n_units,
         "held-out face", verdict_equivalence(lo, hi, margin),
-        f"equivalence: 95% interval within +-{margin:.0%}", f"mean {PRIMARY_RECON_METRIC} {per_size}"))
+        f"equivalence: 95% interval within +-{margin:.0%}", f"mean {PRIMARY_RECON_METRIC} {per_size}",
+        p.seeds_note()))
     return parts
 
 
@@ -214,32 +228,30 @@ def claim_c2(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Cla
     """C2a: style-image reconstruction error, CelebA-only minus mixed, relative (claimed > 0). C2b: face
     hallucination rate on face-free style and natural images, CelebA-only minus mixed (claimed > 0). C2c: within
     CelebA-only, the rate at the smallest content size minus at the largest (claimed > 0)."""
+    recon = model_rows(recon)
     parts = []
     common = sorted(set(sizes_of(recon, "celeba")) & set(sizes_of(recon, "mixed")), reverse=True)
+    k = len(common)
     style = recon[recon["eval_set"] == "style_eval"]
     statement = "diverse (mixed) training data reconstructs style images better"
+    gain = relative_difference(slice(k, None), slice(0, k), PRIMARY_RECON_METRIC)  # (CelebA-only - mixed) / mean
     if not common or style.empty:
         parts.append(_inconclusive("C2", "C2a", statement, "style_eval", "no style images or no common size"))
     else:
-        a, b = aligned_matrices(style, PRIMARY_RECON_METRIC, "image", common)
-
-        def rel_gain(idx):
-            return float((a[idx] - b[idx]).mean() / np.concatenate([a[idx], b[idx]]).mean())
-
-        est, lo, hi = E.bootstrap_ci(len(a), rel_gain, n_boot, seed=seed)
+        p = panel(style, PRIMARY_RECON_METRIC, "image", ("celeba", "mixed"), common)
+        est, lo, hi = S.bootstrap_panel(p, gain, n_boot, seed=seed)
         nat = recon[recon["eval_set"] == "natural_eval"]
         nat_txt = ""
         if not nat.empty:
-            na, nb = aligned_matrices(nat, PRIMARY_RECON_METRIC, "image", common)
-            ne, nlo, nhi = E.bootstrap_ci(len(na), lambda i: float((na[i] - nb[i]).mean() / np.concatenate(
-                [na[i], nb[i]]).mean()), n_boot, seed=seed)
-            nat_txt = f"; natural_eval ({len(na)} images): {_ci(ne, nlo, nhi)}"
+            pn = panel(nat, PRIMARY_RECON_METRIC, "image", ("celeba", "mixed"), common)
+            nat_txt = f"; natural_eval ({pn.n_units} images): {_ci(*S.bootstrap_panel(pn, gain, n_boot, seed=seed))}"
+        m = p.matrix(PRIMARY_RECON_METRIC).mean(0)
         parts.append(ClaimPart(
             "C2", "C2a", statement, f"style_eval, sizes {common}",
-            f"relative difference of mean {PRIMARY_RECON_METRIC} (CelebA-only - mixed) / mean", est, lo, hi, len(a),
-            "style image", verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
+            f"relative difference of mean {PRIMARY_RECON_METRIC} (CelebA-only - mixed) / mean", est, lo, hi,
+            p.n_units, "style image", verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
             "mean MSE " + ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}"
-                                    for s, x, y in zip(common, a.mean(0), b.mean(0))) + nat_txt))
+                                    for s, x, y in zip(common, m[:k], m[k:])) + nat_txt, p.seeds_note()))
     faces = recon.dropna(subset=["face_in_original"]) if "face_in_original" in recon else recon.iloc[:0]
     free = faces[~faces["face_in_original"].astype(bool)].assign(
         unit=lambda d: d["eval_set"] + ":" + d["image"].astype(str),
@@ -250,35 +262,45 @@ def claim_c2(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Cla
         parts.append(_inconclusive("C2", "C2b", statement, "style_eval + natural_eval",
                                    "no face-free images or no common size"))
     else:
-        a, b = aligned_matrices(free, "face", "unit", common)
-        est, lo, hi = E.bootstrap_ci(len(a), lambda i: float((a[i] - b[i]).mean()), n_boot, seed=seed)
-        rates = ", ".join(f"{E.PAPER_LABELS[d]} c{s}: {_fmt(v)}" for d, m in (("celeba", a), ("mixed", b))
-                          for s, v in zip(common, m.mean(0)))
+        p = panel(free, "face", "unit", ("celeba", "mixed"), common)
+        est, lo, hi = S.bootstrap_panel(p, lambda m: float((m["face"][:, :k] - m["face"][:, k:]).mean()), n_boot,
+                                        seed=seed)
+        m = p.matrix("face").mean(0)
+        rates = ", ".join(f"{E.PAPER_LABELS[d]} c{s}: {_fmt(v)}" for d, ms in (("celeba", m[:k]), ("mixed", m[k:]))
+                          for s, v in zip(common, ms))
         parts.append(ClaimPart(
             "C2", "C2b", statement, f"face-free style_eval + natural_eval images, sizes {common}",
-            "face detection rate on reconstructions, CelebA-only - mixed", est, lo, hi, len(a), "face-free image",
+            "face detection rate on reconstructions, CelebA-only - mixed", est, lo, hi, p.n_units, "face-free image",
             verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
             f"OpenCV Haar detector (wae_lib.data PrepConfig, images upscaled x{E.FACE_UPSCALE}); {n_with_face} "
-            f"originals with a detected face left out; rates {rates}"))
+            f"originals with a detected face left out; rates {rates}", p.seeds_note()))
     statement = "face hallucination is strongest with few content latents (CelebA-only)"
     sizes = sizes_of(free, "celeba") if not free.empty else []
     if len(sizes) < 2:
         parts.append(_inconclusive("C2", "C2c", statement, "CelebA-only", "fewer than 2 content sizes or no "
                                                                           "face-free images"))
     else:
-        m = unit_matrix(free, "celeba", "face", "unit", sizes)
-        est, lo, hi = E.bootstrap_ci(len(m), lambda i: float((m[i, -1] - m[i, 0]).mean()), n_boot, seed=seed)
+        p = panel(free, "face", "unit", ["celeba"], sizes)
+        est, lo, hi = S.bootstrap_panel(p, lambda m: float((m["face"][:, -1] - m["face"][:, 0]).mean()), n_boot,
+                                        seed=seed)
         parts.append(ClaimPart(
             "C2", "C2c", statement, f"CelebA-only, c{sizes[-1]} vs c{sizes[0]}",
-            f"face detection rate at content {sizes[-1]} - at {sizes[0]}", est, lo, hi, len(m), "face-free image",
+            f"face detection rate at content {sizes[-1]} - at {sizes[0]}", est, lo, hi, p.n_units, "face-free image",
             verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
-            "rates " + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, m.mean(0)))))
+            "rates " + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, p.matrix("face").mean(0))),
+            p.seeds_note()))
     return parts
 
 
 # --------------------------------------------------------------------------------------------------
 # C3: transfers
 # --------------------------------------------------------------------------------------------------
+def models_of(df: pd.DataFrame) -> list[tuple[str, int]]:
+    """The (training set, content size) models of a table, in paper order."""
+    keys = {(str(d), int(c)) for d, c in zip(df["data"], df["content_dim"])}
+    return sorted(keys, key=lambda k: E.paper_order_key(*k))
+
+
 def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ClaimPart]:
     """C3a: every model moves its output toward the style (relative drop of the Gram distance to the style image
     from the model's reconstruction to its transfer > 0, for every model). C3b (per training set): Spearman
@@ -286,12 +308,13 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
     latents, closer to the style). C3c: the transfers of CelebA-only models are closer to the mean CelebA face
     than those of mixed models at equal size (relative difference of pixel MSE, claimed > 0)."""
     parts = []
-    df = transfer.assign(style_gain=lambda d: 1 - d["style_distance"] / d["style_distance_recon"])
+    df = model_rows(transfer).assign(style_gain=lambda d: 1 - d["style_distance"] / d["style_distance_recon"])
     per_model = []
-    for run, g in df.groupby("run", sort=False):
-        v = g.groupby("content_image")["style_gain"].mean().to_numpy()
-        per_model.append((run, *E.bootstrap_mean_ci(v, n_boot, seed=seed), len(v)))
-    verdicts = [verdict_direction(lo, hi, +1) for _, _, lo, hi, _ in per_model]
+    for key in models_of(df):
+        p = S.panel_from_table(df, "style_gain", "content_image", [key])
+        est, lo, hi = S.bootstrap_panel(p, lambda m: S.nanmean(m["style_gain"][:, 0]), n_boot, seed=seed)
+        per_model.append((model_name(*key), est, lo, hi, p.n_units, p.seeds_note()))
+    verdicts = [verdict_direction(lo, hi, +1) for _, _, lo, hi, _, _ in per_model]
     verdict = (NOT_SUPPORTED if NOT_SUPPORTED in verdicts else SUPPORTED if all(v == SUPPORTED for v in verdicts)
                else INCONCLUSIVE)
     weakest = min(per_model, key=lambda r: r[1])
@@ -300,7 +323,7 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
         "relative drop of the Gram distance to the style image, reconstruction -> transfer (weakest model shown)",
         weakest[1], weakest[2], weakest[3], weakest[4], "content image (mean over styles)", verdict,
         "every model's 95% bootstrap interval above 0",
-        "; ".join(f"{r}: {_ci(e, lo, hi)}" for r, e, lo, hi, _ in per_model)))
+        "; ".join(f"{r}: {_ci(e, lo, hi)}" for r, e, lo, hi, _, _ in per_model), weakest[5]))
     for data in E.TRAINING_SETS:
         sizes = sizes_of(df, data)
         label = E.PAPER_LABELS.get(data, data)
@@ -309,82 +332,76 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
             parts.append(_inconclusive("C3", "C3b", statement, label, f"fewer than 2 content sizes for {data}",
                                        "content image"))
             continue
-        m = unit_matrix(df, data, "style_distance", "content_image", sizes)
-        est, lo, hi = mean_rank_correlation(m, sizes, n_boot, seed)
-        mc = unit_matrix(df, data, "content_distance", "content_image", sizes)
-        ce, clo, chi = mean_rank_correlation(mc, sizes, n_boot, seed)
+        p = panel(df, ["style_distance", "content_distance"], "content_image", [data], sizes)
+        est, lo, hi = mean_rank_correlation(p, "style_distance", sizes, n_boot, seed)
+        ce, clo, chi = mean_rank_correlation(p, "content_distance", sizes, n_boot, seed)
         parts.append(ClaimPart(
             "C3", "C3b", statement, label, "mean over content images of Spearman rho(content size, style distance)",
-            est, lo, hi, len(m), "content image (mean over styles)", verdict_direction(lo, hi, +1),
+            est, lo, hi, p.n_units, "content image (mean over styles)", verdict_direction(lo, hi, +1),
             "95% bootstrap interval of mean rho above 0 (style distance grows with content size)",
-            "mean style distance " + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, m.mean(0)))
+            "mean style distance " + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes,
+                                                                                 p.matrix("style_distance").mean(0)))
             + f"; content distance rho {_ci(ce, clo, chi)} (expected below 0): "
-            + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, mc.mean(0)))))
+            + ", ".join(f"c{s}: {_fmt(v)}" for s, v in zip(sizes, p.matrix("content_distance").mean(0))),
+            p.seeds_note()))
     common = sorted(set(sizes_of(df, "celeba")) & set(sizes_of(df, "mixed")), reverse=True)
     statement = "CelebA-only models are pulled toward the average CelebA face"
     if not common:
         parts.append(_inconclusive("C3", "C3c", statement, "both sets", "no content size trained on both sets",
                                    "content image"))
         return parts
-    a, b = aligned_matrices(df, "mean_face_mse", "content_image", common)
-
-    def rel(idx):
-        return float((b[idx] - a[idx]).mean() / np.concatenate([a[idx], b[idx]]).mean())
-
-    est, lo, hi = E.bootstrap_ci(len(a), rel, n_boot, seed=seed)
+    k = len(common)
+    p = panel(df, "mean_face_mse", "content_image", ("celeba", "mixed"), common)
+    est, lo, hi = S.bootstrap_panel(p, relative_difference(slice(0, k), slice(k, None), "mean_face_mse"), n_boot,
+                                    seed=seed)
     ref = df.drop_duplicates("content_image")["mean_face_mse_content"].mean()
+    m = p.matrix("mean_face_mse").mean(0)
     parts.append(ClaimPart(
         "C3", "C3c", statement, f"sizes {common}",
         "relative difference of pixel MSE to the mean CelebA face, (mixed - CelebA-only) / mean", est, lo, hi,
-        len(a), "content image (mean over styles)", verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
+        p.n_units, "content image (mean over styles)", verdict_direction(lo, hi, +1),
+        "95% bootstrap interval above 0",
         "mean MSE to the mean face " + ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}"
-                                                  for s, x, y in zip(common, a.mean(0), b.mean(0)))
-        + f"; the content images themselves: {_fmt(ref)}"))
+                                                  for s, x, y in zip(common, m[:k], m[k:]))
+        + f"; the content images themselves: {_fmt(ref)}", p.seeds_note()))
     return parts
 
 
 # --------------------------------------------------------------------------------------------------
-# C4: the best balance of style and content
+# C4: the best balance of style and content, against chance
 # --------------------------------------------------------------------------------------------------
-def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, support_share: float = 0.8
-             ) -> list[ClaimPart]:
-    """C4: which model balances style and content best (:func:`wae_lib.evaluate.balance_scores`), and how often
-    the paper's choice (mixed, content 256 or 128) wins over bootstrap resamples of the content images."""
-    ranking = E.balance_ranking(transfer)
-    runs = list(ranking["run"])
-    keys = [(d, int(c)) for d, c in zip(ranking["data"], ranking["content_dim"])]
-    in_paper = np.array([k in PAPER_BEST for k in keys])
+def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: float = S.C4_MARGIN,
+             floor: float = S.C4_FLOOR) -> list[ClaimPart]:
+    """C4: which model balances style and content best (:func:`wae_lib.evaluate.balance_scores` on its mean
+    distances over images and seeds), and how often the paper's choice (mixed, content 256 or 128) wins over
+    bootstrap resamples (seeds, then content images), judged against chance (:func:`wae_lib.stats.c4_verdict`)."""
+    df = model_rows(transfer)
+    keys = models_of(df)
+    names = [model_name(*k) for k in keys]
+    is_candidate = np.array([k in PAPER_BEST for k in keys])
     statement = "the best transfers come from the mixed-data models with content size 256 or 128"
-    style = transfer.pivot_table(index="content_image", columns="run", values="style_distance")[runs].to_numpy()
-    content = transfer.pivot_table(index="content_image", columns="run", values="content_distance")[runs].to_numpy()
-    best = int(np.flatnonzero(ranking["best"])[0])
-    rng = np.random.default_rng(seed)
-    wins = np.zeros(len(runs))
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(style), len(style))
-        wins[E.best_by_balance(style[idx].mean(0), content[idx].mean(0))] += 1
-    share = float(wins[in_paper].sum() / n_boot) if n_boot else float("nan")
+    p = S.panel_from_table(df, ["style_distance", "content_distance"], "content_image", keys)
+    best, wins = S.win_counts(p, lambda m: E.best_by_balance(m["style_distance"], m["content_distance"]), n_boot,
+                              seed)
+    share = float(wins[is_candidate].sum() / n_boot) if n_boot else float("nan")
+    chance = S.c4_chance(is_candidate)
+    mean_s, mean_c = p.matrix("style_distance").mean(0), p.matrix("content_distance").mean(0)
+    score, _ = E.balance_scores(mean_s, mean_c)
     table = "; ".join(f"{r}: style {_fmt(s)}, content {_fmt(c)}, score {_fmt(sc)}, wins {int(w)}/{n_boot}"
-                      for r, s, c, sc, w in zip(runs, ranking["style_distance"], ranking["content_distance"],
-                                                ranking["score"], wins))
-    if not in_paper.any():
+                      for r, s, c, sc, w in zip(names, mean_s, mean_c, score, wins))
+    candidates = [model_name(*k) for k in keys if k in PAPER_BEST]
+    if not is_candidate.any():
         verdict = INCONCLUSIVE
         criterion = "the sweep has no mixed-data model with content size 256 or 128: the claim cannot be tested"
     else:
-        criterion = (f"point winner is mixed c256/c128 and they win in >= {support_share:.0%} of bootstrap "
-                     f"resamples (not supported: <= {1 - support_share:.0%})")
-        if in_paper[best] and share >= support_share:
-            verdict = SUPPORTED
-        elif not in_paper[best] and share <= 1 - support_share:
-            verdict = NOT_SUPPORTED
-        else:
-            verdict = INCONCLUSIVE
+        verdict, criterion = S.c4_verdict(wins, is_candidate, best, margin, floor)
     return [ClaimPart(
-        "C4", "C4", statement, f"{len(runs)} models", f"share of bootstrap resamples won by mixed c256/c128 "
-        f"(point winner: {runs[best]})", share, float("nan"), float("nan"), len(style),
+        "C4", "C4", statement, f"{len(keys)} models", f"share of bootstrap resamples won by "
+        f"{' / '.join(candidates) or 'mixed c256/c128'} (chance {is_candidate.sum()}/{len(keys)} = "
+        f"{_fmt(chance)}; point winner: {names[best]})", share, float("nan"), float("nan"), p.n_units,
         "content image (mean over styles)", verdict, criterion,
         "criterion: smallest rank-normalised style distance + rank-normalised content distance; " + table,
-        {"winner": runs[best]})]
+        p.seeds_note(), {"winner": names[best], "chance": chance, "wins": dict(zip(names, wins.tolist()))})]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,10 +429,11 @@ def context_of(*tables: pd.DataFrame | None) -> E.EvalContext:
 
 
 def evaluate_claims(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
-                    equivalence_margin: float = 0.10, c4_support_share: float = 0.8) -> list[ClaimPart]:
+                    equivalence_margin: float = 0.10, c4_margin: float = S.C4_MARGIN,
+                    c4_floor: float = S.C4_FLOOR) -> list[ClaimPart]:
     """Every claim part of C1-C4 from the notebooks' per-image and per-pair tables."""
     return (claim_c1(recon, n_boot, seed, equivalence_margin) + claim_c2(recon, n_boot, seed)
-            + claim_c3(transfer, n_boot, seed) + claim_c4(transfer, n_boot, seed, c4_support_share))
+            + claim_c3(transfer, n_boot, seed) + claim_c4(transfer, n_boot, seed, c4_margin, c4_floor))
 
 
 def claims_frame(parts: Sequence[ClaimPart], ctx: E.EvalContext) -> pd.DataFrame:
@@ -440,30 +458,86 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def budget_warning(ctx: E.EvalContext) -> str:
+    """The claims page's first line when the run cannot speak for the paper (quick/smoke profile, or the
+    embedded sample set instead of the paper's data); empty otherwise."""
+    small = [p for p in SMALL_PROFILES if p in ctx.profile.split(" / ")]
+    why = [f"profile {', '.join(small)}: scaled-down models trained for minutes"] if small else []
+    if "embedded sample set" in ctx.data_source:
+        why.append("data: the embedded sample set, not the paper's images")
+    if not why:
+        return ""
+    return (f"> **This run is too small to judge the paper** ({'; '.join(why)}). The verdicts below describe "
+            f"this budget, not the paper's method.")
+
+
+# columns of the per-model summary: (column, header); absent columns are skipped (older tables)
+RECON_IDENTITY = [("identity_distance", "identity distance"), ("identity_match", "identity match")]
+TRANSFER_VGG = [("style_distance", "style distance"), ("style_distance_recon", "style d. (reconstruction)"),
+                ("content_distance", "content distance"), ("content_distance_recon", "content d. (reconstruction)"),
+                ("mean_face_mse", "MSE to mean face")]
+TRANSFER_INDEPENDENT = [("color_distance", "colour distance (Lab SW2)"),
+                        ("color_distance_recon", "colour d. (reconstruction)"),
+                        ("style_retrieval_gram", "style retrieval, Gram"),
+                        ("style_retrieval_color", "style retrieval, colour"),
+                        ("content_retrieval", "content retrieval"),
+                        ("identity_distance", "identity distance"), ("identity_match", "identity match")]
+
+
+def _first(df: pd.DataFrame, col: str):
+    return df[col].dropna().iloc[0] if col in df and df[col].notna().any() else None
+
+
+def _summary_table(per_unit: pd.DataFrame, columns: Sequence[tuple[str, str]], order: Sequence[str], n_boot: int,
+                   seed: int) -> pd.DataFrame:
+    """run, n and "mean [95% CI]" of each present column, one row per run in ``order``."""
+    cols = [(c, h) for c, h in columns if c in per_unit]
+    s = E.summarise(per_unit, ["run"], [c for c, _ in cols], n_boot, seed).set_index("run").reindex(order)
+    t = pd.DataFrame({"run": order, "n": s["n"].to_numpy()})
+    for c, h in cols:
+        t[h] = [_ci(e, lo, hi) for e, lo, hi in zip(s[c], s[f"{c}_ci_low"], s[f"{c}_ci_high"])]
+    return t
+
+
+def _identity_note(df: pd.DataFrame) -> str:
+    model = _first(df, "identity_model")
+    if model is None:
+        return ""
+    return (f"Identity: {model}; gallery: {_first(df, 'identity_gallery')}; identity match chance "
+            f"{_fmt(_first(df, 'identity_match_chance'))}, the real photos' own score (ceiling) "
+            f"{_fmt(_first(df, 'identity_match_originals'))}; distance < {SAME_PERSON_THRESHOLD} is dlib's \"same person\".")
+
+
 def _model_summary(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int, seed: int) -> str:
     order = list(dict.fromkeys(recon["run"]))
     out = []
     for set_name, g in recon.groupby("eval_set", sort=False):
-        s = E.summarise(g, ["run"], list(RECON_METRICS), n_boot, seed).set_index("run").reindex(order).reset_index()
-        cols = ["run", "n"] + [f"{m}" for m in RECON_METRICS]
-        t = s[cols].copy()
-        for m in RECON_METRICS:
-            t[m] = [_ci(e, lo, hi) for e, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
+        ident = [(c, h) for c, h in RECON_IDENTITY if c in g and g[c].notna().any()]
+        t = _summary_table(g, [(m, m) for m in RECON_METRICS] + ident, order, n_boot, seed)
         if "face_in_reconstruction" in g and g["face_in_original"].notna().any():
             free = g[~g["face_in_original"].astype(bool)]
             t["face rate (face-free originals)"] = [
                 _fmt(free.loc[free["run"] == r, "face_in_reconstruction"].astype(float).mean()) for r in order]
-        out.append(f"**Reconstructions of `{set_name}`** (mean [95% bootstrap interval] over images)\n\n"
-                   + markdown_table(t))
-    cols = ["style_distance", "style_distance_recon", "content_distance", "content_distance_recon", "mean_face_mse"]
-    per_image = transfer.groupby(["run", "content_image"], sort=False)[cols].mean().reset_index()
-    s = E.summarise(per_image, ["run"], cols, n_boot, seed)
-    t = s[["run", "n"]].copy()
-    for m in cols:
-        t[m] = [_ci(e, lo, hi) for e, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
+        note = _identity_note(g) if ident else ""
+        out.append(f"**Reconstructions of `{set_name}`** (mean [95% bootstrap interval] over images)"
+                   + (f". {note}" if note else "") + "\n\n" + markdown_table(t))
+    order = list(dict.fromkeys(transfer["run"]))
+    present = [c for c, _ in TRANSFER_VGG + TRANSFER_INDEPENDENT if c in transfer]
+    per_image = transfer.groupby(["run", "content_image"], sort=False)[present].mean().reset_index()
     n_styles = transfer["style_image"].nunique()
-    out.append(f"**Transfers** (each content image averaged over {n_styles} styles; n = content images)\n\n"
-               + markdown_table(t))
+    head = f"each content image averaged over {n_styles} styles; n = content images"
+    if (~E.is_model_row(transfer)).any():
+        head += f"; `{E.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer, the trivial floor, not a model"
+    out.append(f"**Transfers, VGG16 measures** (the network the models are trained against; {head})\n\n"
+               + markdown_table(_summary_table(per_image, TRANSFER_VGG, order, n_boot, seed)))
+    if any(c in transfer for c, _ in TRANSFER_INDEPENDENT):
+        chances = ", ".join(f"{name} {_fmt(_first(transfer, col))}" for col, name in (
+            ("style_retrieval_chance", "style retrieval"), ("content_retrieval_chance", "content retrieval"),
+            ("identity_match_chance", "identity match")) if _first(transfer, col) is not None)
+        out.append(f"**Transfers, independent measures** (not used in training; retrieval = share of transfers "
+                   f"whose nearest style / content face is their own; chance: {chances}). "
+                   f"{_identity_note(transfer)}\n\n"
+                   + markdown_table(_summary_table(per_image, TRANSFER_INDEPENDENT, order, n_boot, seed)))
     return "\n\n".join(out)
 
 
@@ -482,21 +556,31 @@ def _fid_section(fid: pd.DataFrame | None) -> str:
             "upwards: compare rows of equal n, and against the `(real halves)` noise floor.\n\n" + "\n\n".join(out))
 
 
+def _seeds_line(recon: pd.DataFrame) -> str:
+    if "seed" not in recon:
+        return "one seed per model"
+    rows = model_rows(recon)
+    counts = rows.groupby(["data", "content_dim"])["seed"].nunique()
+    if counts.max() <= 1:
+        return "one seed per model (training noise is not in the intervals)"
+    return "seeds per model: " + ", ".join(f"{model_name(d, c)}: {counts[(d, c)]}" for d, c in models_of(rows))
+
+
 def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.DataFrame, transfer: pd.DataFrame,
                     fid: pd.DataFrame | None, n_boot: int, seed: int) -> str:
     """The text of reports/claims.md."""
     n_faces = recon.loc[recon["eval_set"] == "content_eval", "image"].nunique()
     counts = ", ".join(f"{s}: {recon.loc[recon['eval_set'] == s, 'image'].nunique()}" for s in recon["eval_set"].unique())
-    lines = [
+    warning = budget_warning(ctx)
+    lines = [warning, ""] if warning else []
+    lines += [
         "# The paper's claims as numbers (SPEC.md §5, C1-C4)", "",
         f"**{ctx.caption()}**", "",
-        f"Models: {', '.join(dict.fromkeys(recon['run']))}. Images per evaluation set: {counts}; transfers: "
-        f"{transfer['content_image'].nunique()} content x {transfer['style_image'].nunique()} style images per "
-        f"model. Bootstrap: {n_boot} resamples of images (seed {seed}), 95% percentile intervals.", "",
+        f"Models: {', '.join(dict.fromkeys(model_rows(recon)['run']))} ({_seeds_line(recon)}). Images per "
+        f"evaluation set: {counts}; transfers: {transfer['content_image'].nunique()} content x "
+        f"{transfer['style_image'].nunique()} style images per model. Bootstrap: {n_boot} resamples (seeds, then "
+        f"images; seed {seed}), 95% percentile intervals.", "",
     ]
-    if ctx.profile == "smoke":
-        lines += ["> **smoke profile: models trained for a few steps. These numbers test the pipeline; they say "
-                  "nothing about the paper.**", ""]
     if n_faces < 30:
         lines += [f"> Small samples ({n_faces} held-out faces): expect wide intervals; an interval that includes "
                   f"0 is reported as *inconclusive*.", ""]
@@ -504,14 +588,15 @@ def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.Da
         "part": [p.part for p in parts], "scope": [p.scope for p in parts], "tested": [p.statement for p in parts],
         "statistic": [p.statistic for p in parts], "estimate [95% CI]": [_ci(p.estimate, p.ci_low, p.ci_high)
                                                                          for p in parts],
-        "n": [f"{p.n} ({p.unit})" for p in parts], "verdict": [f"**{p.verdict}**" for p in parts]})), ""]
+        "n": [f"{p.n} ({p.unit})" for p in parts], "seeds": [p.seeds for p in parts],
+        "verdict": [f"**{p.verdict}**" for p in parts]})), ""]
     for claim in ("C1", "C2", "C3", "C4"):
         mine = [p for p in parts if p.claim == claim]
         lines += [f"## {claim}: {combined_verdict([p.verdict for p in mine])}", "", f"Paper: {CLAIM_STATEMENTS[claim]}",
                   ""]
         for p in mine:
             lines += [f"- **{p.part}** ({p.scope}): {p.statement}. {p.statistic} = {_ci(p.estimate, p.ci_low, p.ci_high)}"
-                      f", n = {p.n} ({p.unit}). Rule: {p.criterion}. **{p.verdict}**.",
+                      f", n = {p.n} ({p.unit}), seeds per model: {p.seeds}. Rule: {p.criterion}. **{p.verdict}**.",
                       f"  - {p.detail}" if p.detail else ""]
         lines.append("")
     lines += ["## Per-model numbers", "", _model_summary(recon, transfer, n_boot, seed), "",
@@ -523,19 +608,30 @@ def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.Da
               "- style distance: relative squared error of normalised Gram matrices at the model's style layers.",
               "- face rate: share of face-free originals (detector silent on the original) whose reconstruction "
               f"makes the OpenCV Haar detector of wae_lib.data fire (64 px upscaled x{E.FACE_UPSCALE}).",
+              "- colour distance: sliced Wasserstein-2 distance of the CIELAB pixel distributions of transfer and "
+              "style image (Rabin et al. 2011; Lab units, ~2.3 = just noticeable), `wae_lib.color`.",
+              "- style retrieval (Gram / colour): share of transfers whose nearest style image, by Gram / colour "
+              "distance, is their own style; content retrieval: share whose nearest held-out face by content "
+              "distance is their own content image (`wae_lib.retrieval`).",
+              "- identity distance / match: dlib face-recognition ResNet embeddings (King 2009; face_recognition): "
+              "euclidean distance to the content face, and the share whose nearest gallery person (mean "
+              "embedding, leave-one-out for the own person) is their own (`wae_lib.identity`).",
+              f"- `{E.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer (Lab channel means and standard "
+              "deviations of the style), measured the same way; a reference, never in a verdict.",
               "- Verdict rules: see the module docstring of `wae_lib.claims`."]
     return "\n".join(lines) + "\n"
 
 
 def build_claims(tables_dir: str | Path = "reports/tables", reports_dir: str | Path = "reports", n_boot: int = 1000,
-                 seed: int = 0, equivalence_margin: float = 0.10, c4_support_share: float = 0.8) -> pd.DataFrame:
+                 seed: int = 0, equivalence_margin: float = 0.10, c4_margin: float = S.C4_MARGIN,
+                 c4_floor: float = S.C4_FLOOR) -> pd.DataFrame:
     """Read the notebooks' tables, decide every claim part, write ``tables_dir/claims.csv`` and
     ``reports_dir/claims.md``; returns the claims table."""
     recon = read_table(tables_dir, "reconstruction")
     transfer = read_table(tables_dir, "transfer")
     fid = read_table(tables_dir, "fid", required=False)
     ctx = context_of(recon, transfer)
-    parts = evaluate_claims(recon, transfer, n_boot, seed, equivalence_margin, c4_support_share)
+    parts = evaluate_claims(recon, transfer, n_boot, seed, equivalence_margin, c4_margin, c4_floor)
     table = claims_frame(parts, ctx)
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(tables_dir) / "claims.csv", index=False)
@@ -564,7 +660,8 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     lines = ["# Reports: Nakada & Asoh (JSAI 2019), style transfer with a WAE", ""]
     if claims is not None and len(claims):
         ctx = context_of(claims)
-        lines += [f"**{ctx.caption()}**", "", "## Claims (SPEC.md §5)", ""]
+        warning = budget_warning(ctx)
+        lines += ([warning, ""] if warning else []) + [f"**{ctx.caption()}**", "", "## Claims (SPEC.md §5)", ""]
         for claim in ("C1", "C2", "C3", "C4"):
             mine = claims[claims["claim"] == claim]
             parts = ", ".join(f"{r.part} ({r.scope}): {r.verdict}" for r in mine.itertuples())

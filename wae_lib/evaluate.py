@@ -9,6 +9,12 @@ Everything the figure notebooks (03-05) compute lives here; the notebooks hold p
 * Per-image metrics: MSE, PSNR, SSIM, VGG perceptual distance (C1, C2); Gram "style distance" and VGG "content
   distance" of transfers (C3, C4); distance to the mean CelebA face (C3); the OpenCV Haar face detector of
   ``wae_lib.data`` on upscaled 64 px images (face hallucination, C2).
+* Metrics the models were not trained on (issue 5), in the same per-image / per-pair tables: face identity
+  (dlib face-recognition ResNet, ``wae_lib.identity``), CIELAB colour distance (``wae_lib.color``), style and
+  content retrieval shares with their chance levels (``wae_lib.retrieval``), and a reference row: the Reinhard
+  et al. (2001) colour transfer measured the same way (``data == "reference"``, never in a ranking or verdict).
+* Sweeps with several seeds: run folders ``<set>_c<content>`` or ``<set>_c<content>_s<seed>``; set, size and
+  seed are read from config.json, every table row carries ``seed``.
 * Distribution metrics: FID and KID (torchmetrics) on Inception-v3 features when torch-fidelity and its
   weights are available, otherwise on a VGG16 stand-in (pooled VGG16 activations) that is labelled as such
   and never mixed with Inception numbers; bootstrap intervals and sample sizes with every number.
@@ -63,6 +69,7 @@ class RunInfo:
     content_dim: int
     profile: str
     config: Config
+    seed: int = 0  # the run's Config.seed: runs of one (data, content_dim) with several seeds are replicates
 
     @property
     def training_set_label(self) -> str:
@@ -70,14 +77,17 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        """Row label of Figures 6-7: training set and content size, e.g. ``CelebA-only c128``."""
-        return f"{self.training_set_label} c{self.content_dim}"
+        """Row label of Figures 6-7: training set and content size, e.g. ``CelebA-only c128``; a run folder named
+        ``..._s<seed>`` (a further seed of a sweep) adds ``seed <seed>`` so that replicate rows stay apart."""
+        base = f"{self.training_set_label} c{self.content_dim}"
+        return f"{base} seed {self.seed}" if self.name.endswith(f"_s{self.seed}") else base
 
 
-def paper_order_key(data: str, content_dim: int) -> tuple:
-    """SPEC §5: CelebA-only models first, then mixed, each from the largest content size to the smallest."""
+def paper_order_key(data: str, content_dim: int, seed: int = 0) -> tuple:
+    """SPEC §5: CelebA-only models first, then mixed, each from the largest content size to the smallest
+    (replicates of a model by seed)."""
     rank = TRAINING_SETS.index(data) if data in TRAINING_SETS else len(TRAINING_SETS)
-    return rank, data, -int(content_dim)
+    return rank, data, -int(content_dim), int(seed)
 
 
 def _check_profile(profile: str) -> None:
@@ -89,6 +99,9 @@ def _check_profile(profile: str) -> None:
 def discover_runs(models_dir: str | Path, profile: str = "auto") -> list[RunInfo]:
     """The run folders under ``models_dir`` (subfolders holding config.json and checkpoint.pt), paper order.
 
+    Training set, content size and seed are read from each folder's config.json, never from its name, so
+    ``<set>_c<content>`` and ``<set>_c<content>_s<seed>`` (further seeds of a sweep) are both found; runs of
+    one (set, content size) with different seeds are replicates of one model (see :func:`seeds_of`).
     ``profile='auto'`` takes every run and requires them to share one profile; a named profile keeps only
     its runs. Raises :class:`EvaluationError` / FileNotFoundError naming the parameter at fault.
     """
@@ -103,7 +116,7 @@ def discover_runs(models_dir: str | Path, profile: str = "auto") -> list[RunInfo
             continue
         cfg = Config.load(sub / "config.json")
         runs.append(RunInfo(sub.name, sub, Path(cfg.data).stem if cfg.data.endswith(".npy") else cfg.data,
-                            cfg.content_dim, cfg.profile, cfg))
+                            cfg.content_dim, cfg.profile, cfg, int(cfg.seed)))
     if not runs:
         raise FileNotFoundError(f"parameter models_dir = {str(models_dir)!r} holds no run folder (a subfolder with "
                                 f"config.json and checkpoint.pt written by wae_lib.train)")
@@ -117,7 +130,28 @@ def discover_runs(models_dir: str | Path, profile: str = "auto") -> list[RunInfo
         if not runs:
             raise EvaluationError(f"parameter profile = {profile!r}: models_dir = {str(models_dir)!r} holds no run "
                                   f"of that profile (it holds {profiles})")
-    return sorted(runs, key=lambda r: paper_order_key(r.data, r.content_dim))
+    _check_replicates(runs, models_dir)
+    return sorted(runs, key=lambda r: paper_order_key(r.data, r.content_dim, r.seed))
+
+
+def _check_replicates(runs: Sequence[RunInfo], models_dir: str | Path) -> None:
+    """Two folders with the same (set, content size, seed) would be counted as two replicates: refuse."""
+    seen: dict[tuple, str] = {}
+    for r in runs:
+        key = (r.data, r.content_dim, r.seed)
+        if key in seen:
+            raise EvaluationError(f"parameter models_dir = {str(models_dir)!r}: runs {seen[key]!r} and {r.name!r} are "
+                                  f"both {r.data} content {r.content_dim} with seed {r.seed}; keep one (or give "
+                                  f"them different seeds)")
+        seen[key] = r.name
+
+
+def seeds_of(runs: Sequence[RunInfo]) -> dict[tuple[str, int], list[int]]:
+    """The seeds trained for each (set, content size), in paper order."""
+    out: dict[tuple[str, int], list[int]] = {}
+    for r in runs:
+        out.setdefault((r.data, r.content_dim), []).append(r.seed)
+    return out
 
 
 def missing_runs(runs: Sequence[RunInfo]) -> list[str]:
@@ -168,6 +202,9 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
     missing = missing_runs(runs)
     if missing:
         notes.append(f"missing runs of the {runs[0].profile} sweep: {', '.join(missing)}")
+    seeds = seeds_of(runs)
+    if any(len(v) > 1 for v in seeds.values()):
+        notes.append("seeds per model: " + ", ".join(f"{d}_c{c}: {len(v)}" for (d, c), v in seeds.items()))
     unfinished = [f"{r.name} (step {m.checkpoint_info['step']})" for r, m in zip(runs, models)
                   if not m.checkpoint_info.get("finished")]
     if unfinished:
@@ -207,6 +244,35 @@ def load_set(data_root: str | Path, name: str, limit: int | None = None) -> torc
     arr = np.load(path, mmap_mode="r")
     idx = spread(len(arr), limit) if limit else np.arange(len(arr))
     return uint8_to_float(np.asarray(arr[idx]))
+
+
+def content_identities(data_root: str | Path, limit: int | None = None) -> np.ndarray | None:
+    """The person of each ``content_eval`` image (int64, aligned with :func:`load_set` with the same ``limit``),
+    or None when the data do not say (no identity file, or every entry -1 = unknown).
+
+    Read with ``wae_lib.data.load_eval_identities`` when the data module has it, else from the file it writes
+    (``sets/content_eval_identity.npy``); without identities the identity match falls back to "own content
+    image" (:func:`wae_lib.identity.identity_match`).
+    """
+    from . import data as D
+    from .data import spread
+
+    loader = getattr(D, "load_eval_identities", None)
+    if loader is not None:
+        ids = loader(data_root)
+    else:
+        path = Path(data_root) / "sets" / getattr(D, "EVAL_IDENTITY_FILE", "content_eval_identity.npy")
+        ids = np.load(path) if path.is_file() else None
+    if ids is None:
+        return None
+    ids = np.asarray(ids, dtype=np.int64)
+    count = load_data_info(data_root)["sets"]["content_eval"]["count"]
+    if len(ids) != count:
+        warnings.warn(f"{len(ids)} content_eval identities for {count} images: ignored (identity match falls back "
+                      f"to the own content image)", stacklevel=2)
+        return None
+    ids = ids[spread(len(ids), limit)] if limit else ids
+    return ids if (ids >= 0).any() else None
 
 
 def uint8_to_float(arr: np.ndarray) -> torch.Tensor:
@@ -517,12 +583,78 @@ def all_pairs(n_content: int, n_styles: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.arange(n_content).repeat_interleave(n_styles), torch.arange(n_styles).repeat(n_content)
 
 
+REFERENCE_DATA = "reference"  # ``data`` of reference rows (not a trained model): excluded from rankings and claims
+REFERENCE_RUN = "reinhard2001"  # Reinhard et al. 2001 colour transfer (wae_lib.color), the trivial floor
+
+
+def is_model_row(df):
+    """Boolean mask of a table's rows that come from trained models (not the reference rows)."""
+    return df["data"] != REFERENCE_DATA
+
+
+def run_columns(run: RunInfo) -> dict[str, Any]:
+    """The columns that name a model in every table row."""
+    return {"run": run.name, "data": run.data, "content_dim": run.content_dim, "seed": run.seed}
+
+
+REFERENCE_COLUMNS = {"run": REFERENCE_RUN, "data": REFERENCE_DATA, "content_dim": 0, "seed": -1}
+
+
+@dataclass
+class IdentityReference:
+    """dlib embeddings of the content faces and what identity_match needs (wae_lib.identity)."""
+
+    embeddings: np.ndarray
+    identities: np.ndarray | None
+    columns: dict[str, Any]  # constant columns: model label, gallery, chance level, ceiling on the real photos
+
+    @classmethod
+    def build(cls, content: torch.Tensor, identities: np.ndarray | None = None, enabled: bool = True
+              ) -> IdentityReference:
+        from . import identity as ID
+
+        n = len(content)
+        emb = ID.embeddings_or_nan(content)[0] if enabled else np.full((n, ID.EMBEDDING_DIM), np.nan)
+        people = len(np.unique(ID.gallery_labels(n, identities)))
+        gallery = f"person ({people} people, mean embedding)" if identities is not None else f"content image ({n})"
+        label = ID.identity_label() if enabled else "not computed (identity=False)"
+        return cls(emb, identities, {"identity_model": label, "identity_gallery": gallery,
+                                     "identity_match_chance": ID.gallery_chance(n, identities),
+                                     "identity_match_originals": ID.identity_match_originals(emb, identities)})
+
+    @property
+    def enabled(self) -> bool:
+        return bool(np.isfinite(self.embeddings).all()) and len(self.embeddings) > 0
+
+    def metrics(self, outputs: torch.Tensor, own: np.ndarray) -> dict[str, np.ndarray]:
+        """identity_distance (to the own content face), identity_match (nearest gallery entry is own),
+        identity_face_found (dlib's detector fired on the output) for each output image."""
+        from . import identity as ID
+
+        n = len(outputs)
+        if not self.enabled or n == 0:
+            return {"identity_distance": np.full(n, np.nan), "identity_match": np.full(n, np.nan),
+                    "identity_face_found": np.full(n, np.nan)}
+        emb, found = ID.face_embeddings(outputs)
+        return {"identity_distance": ID.identity_distance(emb, self.embeddings[own]),
+                "identity_match": ID.identity_match(emb, own, self.embeddings, self.identities),
+                "identity_face_found": found.astype(float)}
+
+
 def reconstruction_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], sets: Mapping[str, torch.Tensor],
                          vgg: EvalVGG, ctx: EvalContext, detect_faces_in: Iterable[str] = ("style_eval",
                                                                                             "natural_eval"),
-                         batch_size: int = 64, face_upscale: int = FACE_UPSCALE):
+                         batch_size: int = 64, face_upscale: int = FACE_UPSCALE,
+                         identities: np.ndarray | None = None, identity: bool = True):
     """One row per (model, eval set, image): MSE, PSNR, SSIM, perceptual distance (C1, C2), and for the sets in
-    ``detect_faces_in`` whether the face detector fires on the original and on the reconstruction (C2)."""
+    ``detect_faces_in`` whether the face detector fires on the original and on the reconstruction (C2).
+
+    ``content_eval`` rows also get the independent identity metric (wae_lib.identity, dlib): identity_distance
+    of the reconstruction to its original, identity_match (its nearest person among the held-out faces,
+    ``identities`` aligned with ``sets['content_eval']``, is its own; without identities: its own image),
+    identity_face_found, and the constant columns identity_match_chance / identity_match_originals (the real
+    photos' own score, the ceiling) / identity_gallery / identity_model. NaN with a label without dlib.
+    """
     import pandas as pd
 
     detect = set(detect_faces_in)
@@ -533,6 +665,7 @@ def reconstruction_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], s
             continue
         ref_feats = vgg(images, batch_size)
         face_orig = face_detected(images, face_upscale) if set_name in detect else None
+        id_ref = IdentityReference.build(images, identities, identity) if set_name == "content_eval" else None
         for run, model in zip(runs, models):
             rec = reconstruct_images(model, images, batch_size)
             feats = vgg(rec, batch_size)
@@ -540,19 +673,103 @@ def reconstruction_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], s
             cols = {"mse": mse.numpy(), "psnr": psnr_from_mse(mse).numpy(),
                     "ssim": ssim_per_image(rec, images).numpy(),
                     "perceptual": relative_feature_distance(feats, ref_feats, vgg.perceptual_layers).numpy()}
+            if id_ref is not None:
+                cols.update(id_ref.metrics(rec, np.arange(len(images))))
             face_rec = face_detected(rec, face_upscale) if set_name in detect else None
             for i in range(len(images)):
-                row = {"run": run.name, "data": run.data, "content_dim": run.content_dim, "eval_set": set_name,
-                       "image": i, **{k: float(v[i]) for k, v in cols.items()}}
+                row = {**run_columns(run), "eval_set": set_name, "image": i,
+                       **{k: float(v[i]) for k, v in cols.items()}}
                 if face_orig is not None:
                     row.update(face_in_original=bool(face_orig[i]), face_in_reconstruction=bool(face_rec[i]))
+                if id_ref is not None:
+                    row.update(id_ref.columns)
                 rows.append({**row, **ctx.columns()})
     return pd.DataFrame.from_records(rows)
 
 
+@dataclass
+class TransferReference:
+    """Everything about the content and style images that every model's transfers are compared with."""
+
+    content_feats: dict[str, torch.Tensor]  # content layers of the faces
+    style_grams: dict[str, torch.Tensor]  # Gram matrices of the styles
+    style_colors: np.ndarray  # Lab colour signatures of the styles (wae_lib.color)
+    mean_face: torch.Tensor
+    content_face_mse: torch.Tensor  # MSE of each face to the mean face
+    identity: IdentityReference
+
+    @classmethod
+    def build(cls, content: torch.Tensor, styles: torch.Tensor, vgg: EvalVGG, mean_face: torch.Tensor,
+              identities: np.ndarray | None, identity: bool, batch_size: int) -> TransferReference:
+        from .color import color_signature
+        from .retrieval import grams
+
+        cf = vgg(content, batch_size)
+        face = mean_face.unsqueeze(0)
+        return cls({n: cf[n] for n in vgg.content_layers}, grams(vgg(styles, batch_size), vgg.style_layers),
+                   color_signature(styles), face, mse_per_image(content, face.expand_as(content)),
+                   IdentityReference.build(content, identities, identity))
+
+
+def distances_to_references(ref: TransferReference, vgg: EvalVGG, images: torch.Tensor, batch_size: int = 64
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(images x styles Gram distances, images x faces content distances), VGG features computed one chunk at
+    a time so that memory grows with the batch, not with the number of pairs."""
+    from .retrieval import feature_distance_matrix, gram_distance_matrix, grams
+
+    style_d, content_d = [np.zeros((0, len(ref.style_colors)))], [np.zeros((0, len(ref.content_face_mse)))]
+    for i in range(0, len(images), batch_size):
+        f = vgg(images[i:i + batch_size], batch_size)
+        style_d.append(gram_distance_matrix(grams(f, vgg.style_layers), ref.style_grams, vgg.style_layers))
+        content_d.append(feature_distance_matrix(f, ref.content_feats, vgg.content_layers))
+    return np.concatenate(style_d), np.concatenate(content_d)
+
+
+def transfer_metrics(ref: TransferReference, vgg: EvalVGG, out: torch.Tensor, rec: torch.Tensor,
+                     ci: torch.Tensor, si: torch.Tensor, identity_pairs: np.ndarray | None = None,
+                     batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Per-pair metric columns of transfers ``out`` (pair k = content ci[k], style si[k]) and of ``rec``, the
+    reconstructions of the content images (the no-transfer baseline). See :func:`transfer_table`."""
+    from .color import color_distance, color_distance_matrix, color_signature
+    from .retrieval import nearest_is_own
+
+    ci_np, si_np = ci.numpy(), si.numpy()
+    style_d, content_d = distances_to_references(ref, vgg, out, batch_size)
+    rec_style_d, rec_content_d = distances_to_references(ref, vgg, rec, batch_size)
+    out_col, rec_col = color_signature(out), color_signature(rec)
+    color_d = color_distance_matrix(out_col, ref.style_colors)
+    rows = np.arange(len(out))
+    cols = {"style_distance": style_d[rows, si_np], "style_distance_recon": rec_style_d[ci_np, si_np],
+            "content_distance": content_d[rows, ci_np], "content_distance_recon": rec_content_d[ci_np, ci_np],
+            "mean_face_mse": mse_per_image(out, ref.mean_face.expand_as(out)).numpy(),
+            "mean_face_mse_content": ref.content_face_mse.numpy()[ci_np],
+            "color_distance": color_d[rows, si_np],
+            "color_distance_recon": color_distance(rec_col[ci_np], ref.style_colors[si_np]),
+            "style_retrieval_gram": nearest_is_own(style_d, si_np),
+            "style_retrieval_color": nearest_is_own(color_d, si_np),
+            "content_retrieval": nearest_is_own(content_d, ci_np)}
+    measured = np.ones(len(out), bool) if identity_pairs is None else np.asarray(identity_pairs, bool)
+    ident = {k: np.full(len(out), np.nan) for k in ("identity_distance", "identity_match", "identity_face_found")}
+    if measured.any():
+        for k, v in ref.identity.metrics(out[torch.from_numpy(measured)], ci_np[measured]).items():
+            ident[k][measured] = v
+    return {**cols, **ident}
+
+
+def identity_pair_mask(n_content: int, n_styles: int, identity_styles: int | None) -> np.ndarray:
+    """Which pairs of :func:`all_pairs` get the identity metric (dlib: ~0.1 s per image on a CPU): every pair,
+    or each content image with ``identity_styles`` styles spread evenly over the styles."""
+    if not identity_styles or identity_styles >= n_styles:
+        return np.ones(n_content * n_styles, bool)
+    chosen = np.zeros(n_styles, bool)
+    chosen[pick(n_styles, identity_styles)] = True
+    return np.tile(chosen, n_content)
+
+
 def transfer_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], content: torch.Tensor,
                    styles: torch.Tensor, vgg: EvalVGG, mean_face: torch.Tensor, ctx: EvalContext,
-                   batch_size: int = 64):
+                   batch_size: int = 64, identities: np.ndarray | None = None, identity: bool = True,
+                   identity_styles: int | None = None, reference: bool = True):
     """One row per (model, content image, style image) (C3, C4):
 
     * ``style_distance``: Gram distance of the transfer to the style image; ``style_distance_recon``: the same
@@ -561,33 +778,44 @@ def transfer_table(runs: Sequence[RunInfo], models: Sequence[nn.Module], content
       ``content_distance_recon``: the same for the reconstruction;
     * ``mean_face_mse``: pixel MSE of the transfer to the mean CelebA face; ``mean_face_mse_content``: of the
       content image itself.
+
+    Independent of the training losses (issue 5):
+
+    * ``color_distance``: sliced Wasserstein distance of the CIELAB pixel distributions of transfer and style
+      image (wae_lib.color; Lab units); ``color_distance_recon``: of the reconstruction;
+    * ``style_retrieval_gram`` / ``style_retrieval_color``: 1 when the style nearest to the transfer (among
+      all ``styles``, by Gram / colour distance) is its own, chance ``style_retrieval_chance`` = 1 / styles;
+    * ``content_retrieval``: 1 when the held-out face nearest to the transfer by content distance is its own
+      content image, chance ``content_retrieval_chance`` = 1 / faces;
+    * ``identity_distance`` / ``identity_match`` / ``identity_face_found`` (dlib, see
+      :func:`reconstruction_table`) for the pairs of :func:`identity_pair_mask` (others NaN).
+
+    ``reference=True`` adds rows ``run = reinhard2001`` (``data = reference``, content_dim 0, seed -1): the
+    Reinhard et al. (2001) colour transfer of every pair, measured the same way, as the trivial floor.
     """
     import pandas as pd
 
-    content_feats, style_feats = vgg(content, batch_size), vgg(styles, batch_size)
+    from .color import reinhard_transfer
+
+    ref = TransferReference.build(content, styles, vgg, mean_face, identities, identity, batch_size)
     nc, ns = len(content), len(styles)
     ci, si = all_pairs(nc, ns)
-    face = mean_face.unsqueeze(0)
-    content_face = mse_per_image(content, face.expand_as(content))
-    rows = []
-    for run, model in zip(runs, models):
-        rec = reconstruct_images(model, content, batch_size)
-        rec_feats = vgg(rec, batch_size)
-        out = transfer_pairs(model, content, styles, ci, si, batch_size)
-        out_feats = vgg(out, batch_size)
-        sd = gram_distance(out_feats, take(style_feats, si), vgg.style_layers)
-        sd_rec = gram_distance(take(rec_feats, ci), take(style_feats, si), vgg.style_layers)
-        cd = relative_feature_distance(out_feats, take(content_feats, ci), vgg.content_layers)
-        cd_rec = relative_feature_distance(rec_feats, content_feats, vgg.content_layers)[ci]
-        mf = mse_per_image(out, face.expand_as(out))
-        for k in range(len(ci)):
-            rows.append({"run": run.name, "data": run.data, "content_dim": run.content_dim,
-                         "content_image": int(ci[k]), "style_image": int(si[k]),
-                         "style_distance": float(sd[k]), "style_distance_recon": float(sd_rec[k]),
-                         "content_distance": float(cd[k]), "content_distance_recon": float(cd_rec[k]),
-                         "mean_face_mse": float(mf[k]), "mean_face_mse_content": float(content_face[ci[k]]),
-                         **ctx.columns()})
-    return pd.DataFrame.from_records(rows)
+    id_pairs = identity_pair_mask(nc, ns, identity_styles)
+    constant = {"style_retrieval_chance": 1 / ns, "content_retrieval_chance": 1 / nc, **ref.identity.columns,
+                **ctx.columns()}
+    methods = [(run_columns(run), lambda model=model: (transfer_pairs(model, content, styles, ci, si, batch_size),
+                                                       reconstruct_images(model, content, batch_size)))
+               for run, model in zip(runs, models)]
+    if reference:  # the "reconstruction" of a colour transfer is the content image itself
+        methods.append((REFERENCE_COLUMNS, lambda: (reinhard_transfer(content[ci], styles[si]), content)))
+    frames = []
+    for names, make in methods:
+        out, rec = make()
+        cols = transfer_metrics(ref, vgg, out, rec, ci, si, id_pairs, batch_size)
+        frames.append(pd.DataFrame({**{k: [v] * len(ci) for k, v in names.items()},
+                                    "content_image": ci.numpy(), "style_image": si.numpy(), **cols,
+                                    **{k: [v] * len(ci) for k, v in constant.items()}}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def balance_scores(style_distance: Sequence[float], content_distance: Sequence[float]
@@ -615,8 +843,9 @@ def best_by_balance(style_distance: Sequence[float], content_distance: Sequence[
 
 def balance_ranking(transfers):
     """C4: per model (paper order kept), mean style and content distance of its transfers, their rank-normalised
-    values, ``score`` (sum; smaller = better balance) and ``best`` (the model with the smallest score)."""
-    t = (transfers.groupby("run", sort=False)
+    values, ``score`` (sum; smaller = better balance) and ``best`` (the model with the smallest score).
+    Reference rows (Reinhard 2001) are left out: C4 ranks the trained models."""
+    t = (transfers[is_model_row(transfers)].groupby("run", sort=False)
          .agg(data=("data", "first"), content_dim=("content_dim", "first"),
               style_distance=("style_distance", "mean"), content_distance=("content_distance", "mean"),
               n_pairs=("style_distance", "size"))
@@ -897,3 +1126,14 @@ def write_table(df, tables_dir: str | Path, key: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
     return path
+
+
+CHANCE_COLUMNS = {"style_retrieval_gram": "style_retrieval_chance", "style_retrieval_color": "style_retrieval_chance",
+                  "content_retrieval": "content_retrieval_chance", "identity_match": "identity_match_chance"}
+
+
+def chance_levels(table) -> dict[str, float]:
+    """Chance level of each retrieval / match column of a transfer or reconstruction table, e.g.
+    ``{"style_retrieval_gram": 0.125, ...}`` (columns the table lacks are left out)."""
+    return {m: float(table[c].dropna().iloc[0]) for m, c in CHANCE_COLUMNS.items()
+            if m in table and c in table and table[c].notna().any()}

@@ -1,0 +1,196 @@
+"""Verdict statistics (wae_lib.stats, wae_lib.claims): bootstrap over seeds and images, C4 against chance,
+sweeps with several seeds, and the "too small to judge the paper" line. Synthetic data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wae_lib import claims as C
+from wae_lib import evaluate as E
+from wae_lib import stats as S
+from wae_lib.config import profile_config
+
+SIZES = (128, 64, 32)
+CTX = {"profile": "quick", "data_source": "synthetic", "vgg_source": "none", "scaled_note": "synthetic test"}
+
+
+def transfer_table(rng, n=29, n_styles=2, seeds=(0,), effect=None, sizes=SIZES) -> pd.DataFrame:
+    """Per-pair style / content distances of 2 sets x ``sizes`` models; identical models unless ``effect``
+    = ((data, size), shift) makes one better on both. Each content image has its own level (shared by models)."""
+    level_s, level_c = rng.normal(0.5, 0.04, n), rng.normal(0.5, 0.04, n)
+    rows = []
+    for data in ("celeba", "mixed"):
+        for cd in sizes:
+            for seed in seeds:
+                shift = effect[1] if effect and effect[0] == (data, cd) else 0.0
+                for i in range(n):
+                    for s in range(n_styles):
+                        style_d = level_s[i] + rng.normal(0, 0.04) - shift
+                        rows.append({"run": f"{data}_c{cd}" + (f"_s{seed}" if seed else ""), "data": data,
+                                     "content_dim": cd, "seed": seed, "content_image": i, "style_image": s,
+                                     "style_distance": style_d, "style_distance_recon": style_d + 0.1,
+                                     "content_distance": level_c[i] + rng.normal(0, 0.04) - shift,
+                                     "content_distance_recon": 0.3, "mean_face_mse": 0.02, "mean_face_mse_content": 0.05,
+                                     **CTX})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# the panel bootstrap
+# --------------------------------------------------------------------------------------------------
+def test_single_seed_panel_bootstrap_equals_the_image_bootstrap():
+    df = transfer_table(np.random.default_rng(0))
+    p = S.panel_from_table(df, "style_distance", "content_image", [("celeba", 128), ("mixed", 128)])
+    assert p.n_units == 29 and p.seeds == [[0], [0]] and p.seeds_note() == "1"
+    m = p.matrix("style_distance")
+
+    def stat(idx):
+        return float((m[idx, 1] - m[idx, 0]).mean())
+
+    expected = E.bootstrap_ci(29, stat, 300, seed=4)
+    got = S.bootstrap_panel(p, lambda mm: float((mm["style_distance"][:, 1] - mm["style_distance"][:, 0]).mean()),
+                            300, seed=4)
+    assert got == pytest.approx(expected)
+
+
+def test_panel_resamples_seeds_then_images():
+    df = transfer_table(np.random.default_rng(1), seeds=(0, 1, 2))
+    # seed 2 of mixed_c128 is far worse: with seeds resampled the interval must widen a lot
+    bad = (df["data"] == "mixed") & (df["content_dim"] == 128) & (df["seed"] == 2)
+    df.loc[bad, "style_distance"] += 0.3
+    p = S.panel_from_table(df, "style_distance", "content_image", [("celeba", 128), ("mixed", 128)])
+    assert p.seeds == [[0, 1, 2], [0, 1, 2]] and p.several_seeds and p.seeds_note() == "3"
+    assert p.values["style_distance"][0].shape == (3, 29)
+    est, lo, hi = S.bootstrap_panel(p, lambda m: float((m["style_distance"][:, 1] - m["style_distance"][:, 0]).mean()),
+                                    500, seed=0)
+    assert est == pytest.approx(0.1, abs=0.03)  # the mean over seeds: 0.3 / 3
+    assert lo < 0.02 and hi > 0.18  # seed resamples with 0, 1, 2 or 3 copies of the bad seed
+    one = S.panel_from_table(df[df["seed"] == 0], "style_distance", "content_image", [("celeba", 128), ("mixed", 128)])
+    _, lo1, hi1 = S.bootstrap_panel(one, lambda m: float((m["style_distance"][:, 1] - m["style_distance"][:, 0]).mean()),
+                                    500, seed=0)
+    assert hi1 - lo1 < (hi - lo) / 3
+
+
+def test_rowwise_spearman_matches_the_scalar_version():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(20, 5))
+    m[3] = 1.0  # constant row: NaN
+    m[4, :2] = m[4, 2]  # ties
+    x = [512, 256, 128, 64, 32]
+    got = S.rowwise_spearman(x, m)
+    expected = np.array([E.spearman(x, row) for row in m])
+    assert np.isnan(got[3]) and np.isnan(expected[3])
+    assert np.allclose(np.delete(got, 3), np.delete(expected, 3))
+
+
+# --------------------------------------------------------------------------------------------------
+# C4 against chance
+# --------------------------------------------------------------------------------------------------
+def test_c4_rule_cases():
+    cand = np.array([False, False, True, False, False, False])  # chance 1/6
+    assert S.c4_chance(cand) == pytest.approx(1 / 6)
+    assert S.c4_bar(1 / 6) == pytest.approx(0.7) and S.c4_bar(0.5) == pytest.approx(0.8)
+    assert S.c4_verdict(np.array([0, 0, 900, 100, 0, 0]), cand, 2)[0] == S.SUPPORTED
+    assert S.c4_verdict(np.array([0, 0, 600, 400, 0, 0]), cand, 2)[0] == S.INCONCLUSIVE  # a win, not a clear one
+    assert S.c4_verdict(np.array([0, 0, 900, 100, 0, 0]), cand, 3)[0] == S.INCONCLUSIVE  # point winner elsewhere
+    assert S.c4_verdict(np.array([950, 0, 10, 40, 0, 0]), cand, 0)[0] == S.NOT_SUPPORTED
+    # candidates never win, but no other model is clearly best either: the models are too alike to rank
+    verdict, rule = S.c4_verdict(np.array([300, 250, 0, 200, 150, 100]), cand, 0)
+    assert verdict == S.INCONCLUSIVE and "chance = 1/6" in rule
+
+
+def test_c4_on_identical_models_is_inconclusive_in_most_sweeps():
+    """Simulated sweeps of 6 identical models (the quick sweep: mixed c128 is the only candidate, chance 1/6):
+    the winner is noise, so the claim must mostly come out inconclusive, rarely either way."""
+    rng = np.random.default_rng(0)
+    verdicts = [C.claim_c4(transfer_table(rng), n_boot=200, seed=k)[0].verdict for k in range(40)]
+    share = {v: verdicts.count(v) / len(verdicts) for v in (S.SUPPORTED, S.NOT_SUPPORTED, S.INCONCLUSIVE)}
+    assert share[S.INCONCLUSIVE] >= 0.75, share
+    assert share[S.NOT_SUPPORTED] <= 0.15 and share[S.SUPPORTED] <= 0.15, share
+
+
+def test_c4_decides_when_one_model_is_clearly_better():
+    rng = np.random.default_rng(1)
+    good = C.claim_c4(transfer_table(rng, effect=(("mixed", 128), 0.05)), n_boot=200)[0]
+    assert good.verdict == S.SUPPORTED and good.extra["winner"] == "mixed_c128"
+    assert good.extra["chance"] == pytest.approx(1 / 6) and "chance 1/6" in good.statistic
+    other = C.claim_c4(transfer_table(rng, effect=(("celeba", 64), 0.05)), n_boot=200)[0]
+    assert other.verdict == S.NOT_SUPPORTED and other.extra["winner"] == "celeba_c64"
+    paper = C.claim_c4(transfer_table(rng, effect=(("mixed", 256), 0.05), sizes=(256, 128, 64, 32)), n_boot=100)[0]
+    assert paper.extra["chance"] == pytest.approx(2 / 8) and paper.verdict == S.SUPPORTED
+
+
+def test_c4_with_several_seeds_counts_models_not_runs():
+    rng = np.random.default_rng(2)
+    df = transfer_table(rng, seeds=(0, 1), effect=(("mixed", 128), 0.05))
+    c4 = C.claim_c4(df, n_boot=100)[0]
+    assert c4.scope == "6 models" and c4.seeds == "2" and c4.verdict == S.SUPPORTED
+    assert set(c4.extra["wins"]) == {f"{d}_c{s}" for d in ("celeba", "mixed") for s in SIZES}
+
+
+def test_reference_rows_never_enter_a_verdict():
+    rng = np.random.default_rng(3)
+    df = transfer_table(rng, effect=(("mixed", 128), 0.05))
+    ref = df[df["run"] == "mixed_c128"].assign(run=E.REFERENCE_RUN, data=E.REFERENCE_DATA, content_dim=0, seed=-1,
+                                                 style_distance=0.0, content_distance=0.0)  # would win everything
+    both = pd.concat([df, ref], ignore_index=True)
+    assert C.claim_c4(both, n_boot=50)[0].extra["winner"] == "mixed_c128"
+    assert E.REFERENCE_RUN not in set(E.balance_ranking(both)["run"])
+    assert "all 6 models" in C.claim_c3(both, n_boot=20)[0].scope
+
+
+# --------------------------------------------------------------------------------------------------
+# several seeds: discovery, claims table, report
+# --------------------------------------------------------------------------------------------------
+def write_run(root, folder, data, cd, seed, profile="quick"):
+    run = root / folder
+    run.mkdir(parents=True)
+    profile_config(profile, data=data, content_dim=cd, seed=seed).save(run / "config.json")
+    (run / "checkpoint.pt").write_bytes(b"")
+
+
+def test_discovery_reads_seeds_from_config_and_accepts_both_folder_names(tmp_path):
+    write_run(tmp_path, "mixed_c128", "mixed", 128, 0)
+    write_run(tmp_path, "mixed_c128_s1", "mixed", 128, 1)
+    write_run(tmp_path, "mixed_c128_s7", "mixed", 128, 7)
+    write_run(tmp_path, "oddly_named", "celeba", 64, 3)  # set, size and seed come from config.json
+    runs = E.discover_runs(tmp_path)
+    assert [(r.name, r.data, r.content_dim, r.seed) for r in runs] == [
+        ("oddly_named", "celeba", 64, 3), ("mixed_c128", "mixed", 128, 0), ("mixed_c128_s1", "mixed", 128, 1),
+        ("mixed_c128_s7", "mixed", 128, 7)]
+    assert [r.label for r in runs] == ["CelebA-only c64", "mixed c128", "mixed c128 seed 1", "mixed c128 seed 7"]
+    assert E.seeds_of(runs) == {("celeba", 64): [3], ("mixed", 128): [0, 1, 7]}
+    write_run(tmp_path, "copy_of_mixed", "mixed", 128, 1)
+    with pytest.raises(E.EvaluationError, match="seed 1"):
+        E.discover_runs(tmp_path)
+
+
+def test_claims_report_states_seeds_and_budget(tmp_path):
+    from test_evaluate import synthetic_recon
+
+    rng = np.random.default_rng(4)
+    recon = pd.concat([synthetic_recon(seed=0).assign(seed=0),
+                       synthetic_recon(seed=1).assign(seed=1, run=lambda d: d["run"] + "_s1")], ignore_index=True)
+    transfer = transfer_table(rng, seeds=(0, 1), effect=(("mixed", 128), 0.05))
+    tables = tmp_path / "tables"
+    E.write_table(recon, tables, "reconstruction")
+    E.write_table(transfer, tables, "transfer")
+    table = C.build_claims(tables, tmp_path, n_boot=50)
+    assert (table["seeds"].astype(str) == "2").all()
+    md = (tmp_path / "claims.md").read_text()
+    assert md.splitlines()[0].startswith("> **This run is too small to judge the paper** (profile quick")
+    assert "seeds per model: celeba_c128: 2" in md and "| seeds |" in md
+    index = C.write_index(tmp_path).read_text()
+    assert "too small to judge the paper" in index
+
+
+@pytest.mark.parametrize("profile, source, warned", [
+    ("quick", "DATA_DIR=x", True), ("smoke", "DATA_DIR=x", True), ("paper", "DATA_DIR=x", False),
+    ("paper", "embedded sample set (not the paper's data)", True), ("custom", "DATA_DIR=x", False)])
+def test_budget_warning(profile, source, warned):
+    text = C.budget_warning(E.EvalContext(profile, source, "VGG"))
+    assert bool(text) == warned
+    if "sample" in source:
+        assert "embedded sample set" in text
