@@ -106,3 +106,20 @@ def test_reparameterize_statistics():
     s = losses.reparameterize(torch.full((20000, 1), 2.0), torch.full((20000, 1), math.log(0.25)), noise)
     assert s.mean().item() == pytest.approx(2.0, abs=0.02)
     assert s.std().item() == pytest.approx(0.5, abs=0.02)
+
+
+def test_term_targets_shares_layer_weights_and_tv():
+    t = losses.term_targets(["a", "b"], pixel=2.0, feature=1.0, gram=1.0, gram_layer_weights=(1, 3), tv=0.5)
+    assert t == pytest.approx({"pixel": 2.0, "feature/a": 0.5, "feature/b": 0.5, "gram/a": 0.25, "gram/b": 0.75,
+                               "tv": 0.5})
+    with pytest.raises(ValueError, match="gram_layer_weights"):
+        losses.term_targets(["a", "b"], gram_layer_weights=(1,))
+
+
+def test_total_variation_is_zero_for_flat_and_largest_for_checkerboard():
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert losses.total_variation(flat).item() == 0
+    checker = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2).float().expand(1, 3, 8, 8)
+    ramp = torch.linspace(0, 1, 8).view(1, 1, 1, 8).expand(1, 3, 8, 8)
+    assert losses.total_variation(checker).item() == pytest.approx(2.0)
+    assert losses.total_variation(checker) > 50 * losses.total_variation(ramp)

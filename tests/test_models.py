@@ -150,3 +150,30 @@ def test_content_latent_varies_across_images_at_init():
     with torch.no_grad():
         mean, _ = enc(x)
     assert mean.std(0).mean() > 0.02, f"content latent std across images at init: {mean.std(0).mean():.5f}"
+
+
+def test_resize_decoder_has_no_checkerboard_at_init():
+    """Nearest-x2 + conv upsampling: a constant latent map gives no 2-px periodic pattern (Odena et al. 2016)."""
+    from wae_lib.models import ResizeConv
+
+    torch.manual_seed(0)
+    up = ResizeConv(4, 2)
+    y = up(torch.ones(1, 4, 6, 6))[..., 2:-2, 2:-2]  # interior: away from zero padding
+    assert torch.allclose(y, y[..., :1, :1].expand_as(y), atol=1e-5)
+    dec = Decoder(24, width=0.0625, upsample="resize")
+    assert dec(torch.randn(2, 24)).shape == (2, 3, 64, 64)
+
+
+def test_gram_standardization_gives_unit_style_latent(tiny_config, hed_vgg):
+    """With standardised Gram inputs and data init, the style latent starts with ~unit std across images."""
+    torch.manual_seed(0)
+    low = torch.rand(32, 3, 4, 4)
+    x = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
+    model = WAEStyle(tiny_config.replace(gram_standardize=True), vgg=hed_vgg, verbose=False)
+    model.data_init(x)
+    z_style = model.encode_style(x)[0]
+    z_content = model.encode_content(x)[0]
+    assert z_style.std(0).mean().item() == pytest.approx(1.0, abs=0.15)
+    assert z_content.std(0).mean().item() == pytest.approx(1.0, abs=0.15)
+    state = model.state_dict()
+    assert any(k.endswith("in_std") for k in state)  # the statistics travel with the checkpoint

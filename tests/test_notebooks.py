@@ -41,6 +41,7 @@ def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """01 (data), the smoke sweep trained for 2 steps, 02 (one more model, its curves), then 03-06."""
+    from wae_lib.config import profile_config
     from wae_lib.data import load_set_info
     from wae_lib.train import train_sweep
 
@@ -57,8 +58,9 @@ def chain(tmp_path_factory):
                      figures_dir=str(dirs["figures"]), grid_count=8)
         dirs["info"] = load_set_info(dirs["prep"])
         with E.torch_threads(1):
-            train_sweep("smoke", root / "models", data_root=str(root / "prep"), steps=2, sample_every=0,
-                        ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu")
+            train_sweep(profile_config("smoke", data_root=str(root / "prep"), steps=2, sample_every=0,
+                                       ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu"),
+                        root / "models")
         run_notebook("02_train", dirs["notebooks"], root, profile="smoke", data="mixed", content_dim=8, steps=3,
                      data_root=str(dirs["prep"]), models_dir=str(root / "nb02_models"),
                      figures_dir=str(dirs["figures"]))

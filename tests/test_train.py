@@ -206,3 +206,64 @@ def test_changed_training_data_retrains_instead_of_reusing(synthetic_npy, tmp_pa
     T.train(cfg, run)
     second = weights(run)
     assert any(not torch.equal(first[k], second[k]) for k in first)
+
+
+def test_running_balance_keeps_each_term_at_its_share(synthetic_npy, tmp_path):
+    """balance=running: every logged weighted term is about its target share from the first step on."""
+    cfg = smoke(synthetic_npy, balance="running", balance_momentum=0.5, steps=8, w_tv=0.5,
+                gram_layer_weights=(0.2, 1, 1), penalty_warmup=4)
+    run = T.train(cfg, tmp_path / "run")
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    targets = T.loss_targets(cfg)
+    for row in rows:
+        for k, t in targets.items():  # EMA over a few steps: within a factor of ~2 of the share
+            assert 0.4 * t < row["weighted"][k] < 2.5 * t, (row["step"], k, row["weighted"][k], t)
+        assert sum(row["share"].values()) == pytest.approx(1.0)
+    assert rows[0]["weighted"]["penalty"] == pytest.approx(cfg.penalty_weight / 4 * rows[0]["penalty"])
+    # resume restores the running statistics exactly
+    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)
+    assert ckpt["loss_state"]["running_steps"] == 8 and len(ckpt["loss_state"]["running"]) == len(targets)
+
+
+def test_init_batch_is_seeded_and_spans_the_whole_set():
+    cfg = profile_config("smoke", data_init_images=64)
+    a, b = T.init_indices(cfg, 1000), T.init_indices(cfg, 1000)
+    assert torch.equal(a, b) and len(a) == 64 and a.max() > 500  # not the first rows
+    assert not torch.equal(a, T.init_indices(cfg.replace(seed=1), 1000))
+    assert torch.equal(T.init_indices(cfg.replace(data_init_images=0), 1000), torch.arange(cfg.batch_size))
+
+
+def test_captions_state_the_runs_real_schedule():
+    cfg = profile_config("quick", steps=1800)
+    assert "1800 steps" in cfg.scale_note and "90 steps" not in cfg.scale_note
+
+
+def test_sweep_configs_replace_the_base_per_model_and_seed():
+    base = profile_config("smoke", lr=5e-4)
+    runs = T.sweep_configs(base, seeds=(3, 4))
+    names = [n for n, _ in runs]
+    assert names[:4] == ["celeba_c32", "celeba_c16", "mixed_c32", "mixed_c16"]
+    assert names[4:] == ["celeba_c32_s4", "celeba_c16_s4", "mixed_c32_s4", "mixed_c16_s4"]
+    assert all(c.lr == 5e-4 and c.profile == "smoke" for _, c in runs)
+    assert [c.seed for _, c in runs] == [3] * 4 + [4] * 4
+
+
+def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
+    """fp16 export without the VGG16, reloaded against the same VGG16 digest; a wrong VGG is refused."""
+    from wae_lib import pretrained as P
+
+    run = T.train(smoke(synthetic_npy), tmp_path / "run")
+    model = T.load_model(run)
+    path = P.export_pretrained(model, tmp_path / "w" / "pretrained.pt", step=6, note="test")
+    back = P.load_pretrained(path)
+    x = torch.from_numpy(smooth_images(3, seed=5)).permute(0, 3, 1, 2).float() / 255
+    assert (back.reconstruct(x) - model.reconstruct(x)).abs().max() < 0.02  # fp16 weights
+    assert back.provenance["note"] == "test"
+    payload = torch.load(path, weights_only=True)
+    assert not any(k.startswith("vgg.") for k in payload["model"])
+    payload["vgg_sha256"] = "0" * 64
+    torch.save(payload, path)
+    with pytest.raises(P.PretrainedError, match="not the one this model was trained with"):
+        P.load_pretrained(path)
+    with pytest.raises(P.PretrainedError, match="no pretrained weights"):
+        P.load_pretrained(tmp_path / "missing.pt")

@@ -4,7 +4,8 @@ Public API (imported lazily, so `python -m wae_lib.data` workers do not pay for 
     Config                 one dataclass for model + training (wae_lib.config)
     WAEStyle               the model: encode_content, encode_style, decode, reconstruct, transfer
     VGG16Features          frozen VGG16 with named activations and an offline stand-in (wae_lib.vgg)
-    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.train)
+    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.train);
+                           load_model("pretrained"): the model shipped in the package (wae_lib.pretrained)
     set_seed, run_metadata
 """
 

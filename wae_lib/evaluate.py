@@ -212,7 +212,7 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
     steps = sorted({int(m.checkpoint_info["step"]) for m in models})
     notes.append(f"checkpoint step {steps[0]}" if len(steps) == 1 else f"checkpoint steps {steps[0]}-{steps[-1]}")
     vgg_labels = sorted({m.vgg_source_label for m in models})
-    scaled = sorted({r.config.scaled_note for r in runs if r.config.scaled_note})
+    scaled = sorted({r.config.scale_note for r in runs if r.config.scale_note})
     ctx = EvalContext(profile=runs[0].profile, data_source=info["source"], vgg_source=" / ".join(vgg_labels),
                       scaled_note=" / ".join(scaled), note="; ".join(notes))
     return runs, models, ctx

@@ -77,8 +77,8 @@ def save_grid(path: str | Path, rows: Sequence[torch.Tensor], **kwargs) -> Path:
 def run_caption(cfg, vgg_label: str, extra: str = "") -> str:
     """The caption every figure of a run carries: profile, data, content size, VGG source, scaling."""
     parts = [f"profile={cfg.profile}", f"data={cfg.data}", f"content={cfg.content_dim}", f"VGG16: {vgg_label}"]
-    if cfg.scaled_note:
-        parts.append(cfg.scaled_note)
+    if cfg.scale_note:
+        parts.append(cfg.scale_note)
     if extra:
         parts.append(extra)
     return " | ".join(parts)
@@ -196,7 +196,7 @@ def plot_training_log(log, title: str = ""):
     """One panel per loss term (raw, log scale) plus the weighted total; ``log`` is read_training_log()."""
     import matplotlib.pyplot as plt
 
-    terms = [c for c in log.columns if c.startswith(("pixel", "feature/", "gram/")) or c in ("penalty", "loss")]
+    terms = [c for c in log.columns if c.startswith(("pixel", "feature/", "gram/")) or c in ("tv", "penalty", "loss")]
     cols = 4
     rows = -(-len(terms) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
@@ -209,7 +209,29 @@ def plot_training_log(log, title: str = ""):
             ax.axvline(log.loc[log["calibrated"].idxmax(), "step"], color="grey", ls=":", lw=1)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    fig.suptitle(title + "\n(dotted: loss weights calibrated; before it, pixel + penalty only)", fontsize=9)
+    fixed = "calibrated" in log and log["calibrated"].any()
+    note = "dotted: loss weights calibrated; before it, pixel + penalty only" if fixed else "raw, unweighted terms"
+    fig.suptitle(f"{title}\n({note})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_shares(log, title: str = ""):
+    """Stacked shares of the total loss per logged step: each weighted term, the penalty included (issue 8:
+    "roughly equal" contributions should stay so during the run, not only at calibration)."""
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in log.columns if c.startswith("share/")]
+    if not cols:
+        raise ValueError("this log has no share/* columns (written by wae_lib.train since issue 8); retrain to see them")
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    ax.stackplot(log["step"], *[log[c] for c in cols], labels=[c.removeprefix("share/") for c in cols], alpha=0.85)
+    ax.set_xlim(log["step"].min(), log["step"].max())
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("share of the total loss")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -111,20 +111,40 @@ def calibrate_weights(raw_terms: Mapping[str, float], targets: Mapping[str, floa
     return {name: targets.get(name, 1.0) / max(float(value), floor) for name, value in raw_terms.items()}
 
 
-def term_targets(layers: Sequence[str]) -> dict[str, float]:
-    """Pixel, feature and Gram terms contribute 1 each; each VGG layer gets 1/len(layers) of its term."""
-    share = 1.0 / len(layers)
-    out = {"pixel": 1.0}
+def term_targets(layers: Sequence[str], pixel: float = 1.0, feature: float = 1.0, gram: float = 1.0,
+                 gram_layer_weights: Sequence[float] = (), tv: float = 0.0) -> dict[str, float]:
+    """Each term's share of the reconstruction loss (SPEC §2: "roughly equal", so 1 : 1 : 1 by default).
+
+    The feature share is split equally over the VGG layers; the Gram share by ``gram_layer_weights``
+    (relative, one per layer; empty = equal). ``tv`` > 0 adds a total-variation term with that share.
+    """
+    rel = list(gram_layer_weights) or [1.0] * len(layers)
+    if len(rel) != len(layers) or sum(rel) <= 0:
+        raise ValueError(f"gram_layer_weights {list(gram_layer_weights)} must hold {len(layers)} non-negative "
+                         f"numbers with a positive sum (one per style layer {list(layers)})")
+    out = {"pixel": pixel}
     for n in layers:
-        out[f"feature/{n}"] = share
-        out[f"gram/{n}"] = share
+        out[f"feature/{n}"] = feature / len(layers)
+    for n, r in zip(layers, rel):
+        out[f"gram/{n}"] = gram * r / sum(rel)
+    if tv > 0:
+        out["tv"] = tv
     return out
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of vertically and horizontally adjacent pixels (anisotropic L2 TV, as in
+    Johnson et al. 2016's feed-forward style transfer); penalises the 2-4 px dot pattern of the decoder."""
+    x = x.float()
+    return ((x[..., 1:, :] - x[..., :-1, :]) ** 2).mean() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).mean()
 
 
 def reconstruction_terms(x: torch.Tensor, x_hat: torch.Tensor, feats_x: Mapping[str, torch.Tensor],
                          feats_hat: Mapping[str, torch.Tensor], layers: Sequence[str],
-                         grams_x: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The unweighted reconstruction terms of SPEC §2, one per VGG layer: pixel, feature/<l>, gram/<l>.
+                         grams_x: Mapping[str, torch.Tensor] | None = None, tv: bool = False
+                         ) -> dict[str, torch.Tensor]:
+    """The unweighted reconstruction terms of SPEC §2, one per VGG layer: pixel, feature/<l>, gram/<l>
+    (and ``tv``, the total variation of the reconstruction, when asked: not in the paper).
 
     Per-layer terms let calibration balance layers whose Gram magnitudes differ by orders of magnitude.
     """
@@ -135,4 +155,6 @@ def reconstruction_terms(x: torch.Tensor, x_hat: torch.Tensor, feats_x: Mapping[
         terms[f"feature/{n}"] = feature_mse(feats_hat, feats_x, [n])
     for n in layers:
         terms[f"gram/{n}"] = gram_mse(grams_hat, grams_x, [n])
+    if tv:
+        terms["tv"] = total_variation(x_hat)
     return terms

@@ -158,15 +158,20 @@ class GramToLatent(nn.Module):
 
     The Gram is symmetric, so only its upper triangle (C(C+1)/2 values) is fed. Gram entries span
     orders of magnitude (0 to ~10^3, medians ~1 at relu1_1..relu3_1), so the input is log-compressed:
-    log(1 + G / scale) (our choice; the paper does not say how Grams are fed).
+    log(1 + G / scale) (our choice; the paper does not say how Grams are fed). With ``standardize`` each
+    entry is then centred and scaled by its mean and std over an init batch (buffers saved with the model):
+    raw log-Grams vary little across images around a large mean, so the style latent started with a std of
+    ~0.4 across images while the content latent had 1, and the decoder leaned on content (issue 8).
     """
 
     def __init__(self, channels: int, out_dim: int = 64, hidden: int = 256, depth: int = 3,
-                 gram_scale: float = 1.0):
+                 gram_scale: float = 1.0, standardize: bool = False):
         super().__init__()
-        self.gram_scale = gram_scale
+        self.gram_scale, self.standardize = gram_scale, standardize
         rows, cols = torch.triu_indices(channels, channels)
         self.register_buffer("triu_flat", rows * channels + cols, persistent=False)
+        self.register_buffer("in_mean", torch.zeros(len(rows)))
+        self.register_buffer("in_std", torch.ones(len(rows)))
         dims = [len(rows)] + [hidden] * (depth - 1) + [2 * out_dim]
         layers: list[nn.Module] = []
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
@@ -175,9 +180,20 @@ class GramToLatent(nn.Module):
                 layers.append(nn.ELU())
         self.net = nn.Sequential(*layers)
 
+    def features(self, gram: torch.Tensor) -> torch.Tensor:
+        """The net's input: log-compressed upper triangle, standardised when enabled."""
+        g = torch.log1p(gram.flatten(1).index_select(1, self.triu_flat).clamp_min(0) / self.gram_scale)
+        return (g - self.in_mean) / self.in_std if self.standardize else g
+
+    @torch.no_grad()
+    def fit_standardization(self, gram: torch.Tensor, min_std: float = 1e-3) -> None:
+        """Per-entry mean and std of the log-Gram over a batch (floor ``min_std``: constant entries stay ~0)."""
+        g = torch.log1p(gram.flatten(1).index_select(1, self.triu_flat).clamp_min(0) / self.gram_scale)
+        self.in_mean.copy_(g.mean(0))
+        self.in_std.copy_(g.std(0).clamp_min(min_std))
+
     def forward(self, gram: torch.Tensor) -> torch.Tensor:
-        g = gram.flatten(1).index_select(1, self.triu_flat)
-        return self.net(torch.log1p(g.clamp_min(0) / self.gram_scale))
+        return self.net(self.features(gram))
 
 
 class StyleEncoder(nn.Module):
@@ -188,12 +204,13 @@ class StyleEncoder(nn.Module):
     """
 
     def __init__(self, layer_channels: Mapping[str, int], dim_per_layer: int = 64, hidden: int = 256,
-                 depth: int = 3, stochastic: bool = True, logvar_max: float = -4.0):
+                 depth: int = 3, stochastic: bool = True, logvar_max: float = -4.0, standardize: bool = False):
         super().__init__()
         self.layers = tuple(layer_channels)
         self.stochastic, self.logvar_max = stochastic, logvar_max
         self.nets = nn.ModuleDict({
-            name: GramToLatent(ch, dim_per_layer, hidden, depth) for name, ch in layer_channels.items()
+            name: GramToLatent(ch, dim_per_layer, hidden, depth, standardize=standardize)
+            for name, ch in layer_channels.items()
         })
 
     def forward(self, grams: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,6 +238,22 @@ class SubPixelConv(nn.Module):
         return self.shuffle(self.conv(x))
 
 
+class ResizeConv(nn.Module):
+    """Nearest-neighbour x2 upsampling, then a 3x3 conv (Odena et al. 2016, "Deconvolution and checkerboard
+    artifacts"): every output pixel sees the same kernel, so no periodic pattern is built in (issue 8's
+    alternative to Table 2's sub-pixel convs, ``Config.upsample="resize"``)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = wn(he_init(nn.Conv2d(c_in, c_out, 3, 1, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+UPSAMPLERS = {"subpixel": SubPixelConv, "resize": ResizeConv}
+
+
 class ResBlock(nn.Module):
     """x + conv3x3(relu(conv3x3(relu(x)))) (SPEC §6: Fig. 4 is not in the text)."""
 
@@ -240,16 +273,17 @@ class Decoder(nn.Module):
     sub-pixel conv -> 32x32x128; sub-pixel conv -> 64x64x64; conv 5x5 -> 64x64x3.
     """
 
-    def __init__(self, latent_dim: int, width: float = 1.0, n_resblocks: int = 3):
+    def __init__(self, latent_dim: int, width: float = 1.0, n_resblocks: int = 3, upsample: str = "subpixel"):
         super().__init__()
         c = [scaled(n, width) for n in (1024, 512, 256, 128, 64)]
+        up = UPSAMPLERS[upsample]
         self.c0 = c[0]
         self.fc = wn(nn.Linear(latent_dim, 4 * 4 * c[0]))
-        self.up1 = SubPixelConv(c[0], c[1])
+        self.up1 = up(c[0], c[1])
         self.res = nn.Sequential(*[ResBlock(c[1]) for _ in range(n_resblocks)])
-        self.up2 = SubPixelConv(c[1], c[2])
-        self.up3 = SubPixelConv(c[2], c[3])
-        self.up4 = SubPixelConv(c[3], c[4])
+        self.up2 = up(c[1], c[2])
+        self.up3 = up(c[2], c[3])
+        self.up4 = up(c[3], c[4])
         self.out = wn(nn.Conv2d(c[4], 3, 5, 1, 2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -316,8 +350,9 @@ class WAEStyle(nn.Module):
         self.content_encoder = ContentEncoder(config.content_dim, config.gated, config.width,
                                               config.stochastic, config.logvar_max)
         self.style_encoder = StyleEncoder(channels, config.style_dim_per_layer, config.style_hidden,
-                                          config.style_depth, config.stochastic, config.logvar_max)
-        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks)
+                                          config.style_depth, config.stochastic, config.logvar_max,
+                                          standardize=config.gram_standardize)
+        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample)
         if verbose:
             print(f"[wae_lib] VGG16 source: {self.vgg_source_label}", file=sys.stderr)
 
@@ -380,7 +415,13 @@ class WAEStyle(nn.Module):
         return {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar}
 
     def data_init(self, x: torch.Tensor) -> None:
-        """Start both latents with unit variance across the images of ``x`` (see data_dependent_init)."""
+        """Start both latents with unit variance across the images of ``x`` (see data_dependent_init); with
+        ``gram_standardize``, first fit the style nets' input statistics on the same images."""
+        if self.config.gram_standardize:
+            with torch.no_grad():
+                grams = self.grams(self.vgg(x))
+            for name, net in self.style_encoder.nets.items():
+                net.fit_standardization(grams[name])
         layers = [self.content_encoder.fc] + [net.net[-1] for net in self.style_encoder.nets.values()]
         data_dependent_init(layers, lambda: self(x, noise=torch.zeros(x.shape[0], self.config.latent_dim,
                                                                       device=x.device)))

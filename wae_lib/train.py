@@ -40,6 +40,7 @@ from .losses import (
     term_targets,
 )
 from .models import LatentDiscriminator, WAEStyle
+from .pretrained import load_pretrained
 from .utils import package_versions, resolve_device, run_metadata, set_seed
 from .vgg import VGG16Features
 
@@ -82,6 +83,16 @@ def load_images(path: Path, device: torch.device):
     from .data import PackedImages
 
     return PackedImages(path, device=device)
+
+
+def init_indices(cfg: Config, n_images: int) -> torch.Tensor:
+    """Images for the data-dependent init: a seeded random draw from the whole set (``data_init_images``), or
+    the first ``batch_size`` rows when it is 0 (the earlier behaviour: the mixed set starts with CelebA, so
+    mixed models were initialised on faces only)."""
+    if cfg.data_init_images == 0:
+        return torch.arange(min(cfg.batch_size, n_images))
+    gen = torch.Generator().manual_seed(cfg.seed + 2)  # its own stream: the batch order does not change
+    return torch.randperm(n_images, generator=gen)[:min(cfg.data_init_images, n_images)].sort().values
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,28 +140,41 @@ def gather_with_grad(z: torch.Tensor, info: DistInfo) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 # state that is not a module: calibration and gradient clipping
 # --------------------------------------------------------------------------------------------------
+def loss_targets(cfg: Config) -> dict[str, float]:
+    """Each reconstruction term's share of the total (SPEC §2: roughly equal), from the config."""
+    return term_targets(cfg.style_layers, cfg.w_pixel, cfg.w_feature, cfg.w_gram, cfg.gram_layer_weights, cfg.w_tv)
+
+
 @dataclasses.dataclass
 class LossState:
-    weights: dict[str, float]  # weights in force (explicit until calibrated)
+    weights: dict[str, float]  # weights in force (explicit until calibrated; the latest running ones)
     calibrated: bool = False
     sums: dict[str, float] = dataclasses.field(default_factory=dict)  # raw terms summed during calibration
     count: int = 0
     grad_ema: float = 0.0  # running mean of the gradient norm (PILOT: clip above 3x it)
+    running: list[float] = dataclasses.field(default_factory=list)  # balance=running: EMA of each raw term
+    running_steps: int = 0
 
     @classmethod
     def initial(cls, cfg: Config) -> LossState:
-        """Explicit weights; with calibration, the warm-up before it trains on pixel + penalty only.
+        """Explicit weights; with fixed calibration, the warm-up before it trains on pixel + penalty only.
 
         PILOT.md's untried idea, confirmed here: with the VGG terms on from the first step the decoder
         stalls near a flat output (pixel MSE 0.078 -> 0.077 in 60 steps on 16 faces), without them it learns.
+        With ``balance="running"`` every term is normalised by its own running mean from step 0 instead.
         """
-        share = 1.0 / len(cfg.style_layers)
-        vgg_on = 0.0 if cfg.calibrate else 1.0
-        w = {"pixel": cfg.w_pixel}
-        for n in cfg.style_layers:
-            w[f"feature/{n}"] = cfg.w_feature * share * vgg_on
-            w[f"gram/{n}"] = cfg.w_gram * share * vgg_on
-        return cls(weights=w, calibrated=not cfg.calibrate)
+        targets = loss_targets(cfg)
+        if not cfg.calibrate or cfg.balance == "running":
+            return cls(weights=targets, calibrated=not cfg.calibrate)
+        w = {k: (v if k in ("pixel", "tv") else 0.0) for k, v in targets.items()}
+        return cls(weights=w, calibrated=False)
+
+
+def penalty_weight_at(step: int, cfg: Config) -> float:
+    """lambda, ramped linearly from 0 over ``penalty_warmup`` steps (0: full lambda from the first step)."""
+    if cfg.penalty_warmup and step < cfg.penalty_warmup:
+        return cfg.penalty_weight * (step + 1) / cfg.penalty_warmup
+    return cfg.penalty_weight
 
 
 def lr_at(step: int, cfg: Config) -> float:
@@ -200,7 +224,12 @@ def vgg_from_checkpoint(ckpt: dict[str, Any], layers) -> VGG16Features:
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAEStyle:
-    """The trained WAEStyle of a run folder, in eval mode (the VGG16 weights come from the checkpoint)."""
+    """The trained WAEStyle of a run folder, in eval mode (the VGG16 weights come from the checkpoint).
+
+    ``"pretrained"`` loads the model shipped inside the package (wae_lib/weights, see wae_lib.pretrained).
+    """
+    if str(run_dir) == "pretrained" and not Path(run_dir).exists():
+        return load_pretrained(device=device)
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib.train --out {run_dir}`")
@@ -231,8 +260,8 @@ class Trainer:
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the dataset "
                               f"{self.data_path} ({len(self.images)} images); lower it")
         self.model = WAEStyle(cfg, verbose=info.main).to(self.device)
-        if cfg.data_init:  # the same fixed images on every rank, before DDP wraps the model; no RNG consumed
-            self.model.data_init(self.images.batch(torch.arange(min(cfg.batch_size, len(self.images)))))
+        if cfg.data_init:  # the same images on every rank, before DDP wraps the model; its own generator
+            self.model.data_init(self.images.batch(init_indices(cfg, len(self.images))))
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -252,6 +281,9 @@ class Trainer:
             self.step_model = torch.compile(self.step_model)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # batches, flips, sampling noise, prior
         self.state = LossState.initial(cfg)
+        self.term_names = list(self.state.weights)
+        self.targets = torch.tensor([loss_targets(cfg)[k] for k in self.term_names], device=self.device)
+        self.running = torch.zeros(len(self.term_names), device=self.device)  # balance=running (tensor: no sync)
         self.step = 0
         self.stop_signal: int | None = None
         self._pending_norms: list[torch.Tensor] = []  # clipped grad norms not yet folded into grad_ema
@@ -289,14 +321,16 @@ class Trainer:
                 feats_x = model.vgg(x)
                 grams_x = model.grams(feats_x)
             out = self.step_model(x, grams_x, noise=noise)
-            terms = reconstruction_terms(x, out["x_hat"], feats_x, model.vgg(out["x_hat"]), cfg.style_layers, grams_x)
+            terms = reconstruction_terms(x, out["x_hat"], feats_x, model.vgg(out["x_hat"]), cfg.style_layers, grams_x,
+                                         tv=cfg.w_tv > 0)
             z_all = gather_with_grad(out["z"].float(), self.info)
             if cfg.penalty == "mmd":
                 terms["penalty"] = mmd_imq(z_all, prior, cfg.prior_sigma)
             else:
                 terms["penalty"] = gan_encoder_penalty(self.disc_module()(z_all))  # its grads are zeroed later
-        recon = sum(self.state.weights[k] * terms[k] for k in self.state.weights)
-        loss = recon + cfg.penalty_weight * terms["penalty"]
+        raw = torch.stack([terms[k].float() for k in self.term_names])
+        recon = (self.term_weights(raw) * raw).sum()
+        loss = recon + penalty_weight_at(self.step, cfg) * terms["penalty"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = self.clip_gradients()
@@ -308,6 +342,20 @@ class Trainer:
         self.maybe_calibrate(terms)
         self.step += 1
         return terms
+
+    def term_weights(self, raw: torch.Tensor) -> torch.Tensor:
+        """The weight of each reconstruction term this step (a tensor: no host sync).
+
+        balance=running: target share / bias-corrected running mean of the term's raw value, the current
+        batch included, so each term contributes about its share at every step (issue 8). Otherwise the
+        weights in force (explicit, then calibrated once).
+        """
+        if self.cfg.calibrate and self.cfg.balance == "running":
+            m = self.cfg.balance_momentum
+            self.running = m * self.running + (1 - m) * all_mean(raw.detach(), self.info)
+            self.state.running_steps += 1
+            return self.targets / (self.running / (1 - m ** self.state.running_steps)).clamp_min(1e-12)
+        return torch.tensor([self.state.weights[k] for k in self.term_names], device=raw.device)
 
     def disc_step(self, z: torch.Tensor, prior: torch.Tensor) -> None:
         z_all = gather_with_grad(z, self.info)
@@ -333,7 +381,7 @@ class Trainer:
     def maybe_calibrate(self, terms: dict[str, torch.Tensor]) -> None:
         """SPEC §2: after a warm-up, average raw terms over a few batches, then fix the weights."""
         cfg, st = self.cfg, self.state
-        if st.calibrated or self.step < cfg.calibrate_after:
+        if st.calibrated or cfg.balance == "running" or self.step < cfg.calibrate_after:
             return
         raw = torch.stack([terms[k].float() for k in st.weights])
         raw = all_mean(raw, self.info).tolist()
@@ -342,16 +390,26 @@ class Trainer:
         st.count += 1
         if st.count >= cfg.calibrate_batches:
             means = {k: v / st.count for k, v in st.sums.items()}
-            st.weights = calibrate_weights(means, term_targets(cfg.style_layers))
+            st.weights = calibrate_weights(means, loss_targets(cfg))
             st.calibrated = True
             st.grad_ema = 0.0  # the loss scale just changed: restart the clipping statistics
             if self.info.main:
                 (self.out / "calibration.json").write_text(json.dumps(
                     {"step": self.step + 1, "raw_term_means": means, "weights": st.weights,
-                     "targets": term_targets(cfg.style_layers)}, indent=2))
+                     "targets": loss_targets(cfg)}, indent=2))
 
     # ---------------- bookkeeping ----------------
+    def sync_running_state(self) -> None:
+        """Copy the running balance (a device tensor) into the serialisable LossState (a host sync)."""
+        if self.cfg.calibrate and self.cfg.balance == "running" and self.state.running_steps:
+            self.state.running = self.running.tolist()
+            m = self.cfg.balance_momentum
+            norm = [v / (1 - m ** self.state.running_steps) for v in self.state.running]
+            self.state.weights = {k: t / max(v, 1e-12) for k, t, v in
+                                  zip(self.term_names, self.targets.tolist(), norm)}
+
     def checkpoint_dict(self, finished: bool) -> dict[str, Any]:
+        self.sync_running_state()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -385,6 +443,8 @@ class Trainer:
             self.disc_opt.load_state_dict(ckpt["disc_optimizer"])
         self.step = ckpt["step"]
         self.state = LossState(**ckpt["loss_state"])
+        if self.state.running:
+            self.running = torch.tensor(self.state.running, device=self.device)
         set_rng_state(ckpt["rng"], self.gen)
 
     def log_rows(self, rows: list[dict[str, torch.Tensor]], images_per_s: float) -> dict[str, float]:
@@ -403,9 +463,13 @@ class Trainer:
                 self.state.grad_ema = 0.99 * self.state.grad_ema + 0.01 * n
             self._pending_norms.clear()
         last = dict(zip(names, values[-1].tolist()))
+        self.sync_running_state()
+        weighted = {k: self.state.weights[k] * last[k] for k in self.state.weights}
+        weighted["penalty"] = penalty_weight_at(self.step - 1, self.cfg) * last["penalty"]
+        total = sum(abs(v) for v in weighted.values()) or 1.0
         row = {"step": self.step, "lr": lr_at(self.step - 1, self.cfg), "images_per_s": images_per_s,
-               "calibrated": self.state.calibrated, **last,
-               "weighted": {k: self.state.weights[k] * last[k] for k in self.state.weights}}
+               "calibrated": self.state.calibrated, **last, "weighted": weighted,
+               "share": {k: abs(v) / total for k, v in weighted.items()}}
         if self.info.main:
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -557,16 +621,31 @@ def steps_for_epochs(epochs: float, n_images: int, batch_size: int) -> int:
     return max(1, math.ceil(epochs * n_images / batch_size))
 
 
-def train_sweep(profile: str, models_dir: str | Path = "models", force: bool = False, **overrides: Any) -> list[Path]:
-    """Every model of a profile's sweep (paper: 2 training sets x 5 content sizes), one run folder each."""
-    sweep = SWEEPS.get(profile)
+def sweep_configs(base: Config, seeds: tuple[int, ...] = ()) -> list[tuple[str, Config]]:
+    """(run folder name, config) of every model of ``base.profile``'s sweep (paper: 2 training sets x 5 content
+    sizes), each ``base`` with its set, content size and seed replaced. The first seed's folders are named
+    ``<set>_c<content>``, the others ``<set>_c<content>_s<seed>``."""
+    sweep = SWEEPS.get(base.profile)
     if sweep is None:
-        raise ConfigError(f"unknown profile {profile!r}; expected one of {sorted(SWEEPS)}")
-    runs = []
-    for data in sweep["data"]:
-        for cd in sweep["content_dim"]:
-            cfg = profile_config(profile, **{**overrides, "data": data, "content_dim": cd})
-            runs.append(train(cfg, Path(models_dir) / run_name(data, cd), force=force))
+        raise ConfigError(f"config field 'profile' = {base.profile!r} has no sweep; expected one of {sorted(SWEEPS)}")
+    seeds = tuple(seeds) or (base.seed,)
+    out = []
+    for seed in seeds:
+        for data in sweep["data"]:
+            for cd in sweep["content_dim"]:
+                name = run_name(data, cd) + ("" if seed == seeds[0] else f"_s{seed}")
+                out.append((name, base.replace(data=data, content_dim=cd, seed=seed)))
+    return out
+
+
+def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[int, ...] = (),
+                force: bool = False) -> list[Path]:
+    """Train every model of ``base.profile``'s sweep (and each seed) into ``models_dir``; finished runs are reused."""
+    t0 = time.perf_counter()
+    runs = [train(cfg, Path(models_dir) / name, force=force) for name, cfg in sweep_configs(base, seeds)]
+    if init_distributed(base.device).main:
+        print(f"[wae_lib] sweep {base.profile}: {len(runs)} runs in {models_dir} ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr)
     return runs
 
 
@@ -616,6 +695,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     if sweep:
         ap.add_argument("--models-dir", default="models")
+        ap.add_argument("--seeds", type=int, nargs="+", default=(),
+                        help="train the sweep once per seed (folders of later seeds end in _s<seed>)")
     else:
         ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--config", help="YAML file of Config fields (flags override it)")
@@ -628,14 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--epochs is per training set; use --steps with sweep")
     try:
         if sweep:
-            cfg = config_from_args(args)
-            fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("data", "content_dim")}
-            base = profile_config(cfg.profile).to_dict()
-            overrides = {k: v for k, v in fixed.items() if base.get(k) != v}
-            overrides.pop("profile", None)
-            if overrides.get("style_layers"):
-                overrides["style_layers"] = tuple(overrides["style_layers"])
-            train_sweep(cfg.profile, args.models_dir, args.force, **overrides)
+            train_sweep(config_from_args(args), args.models_dir, tuple(args.seeds), args.force)
         else:
             train(config_from_args(args), args.out, args.force)
     except (ConfigError, TrainingDiverged, TrainingInterrupted) as exc:
