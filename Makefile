@@ -10,7 +10,7 @@ STAMP := $(VENV)/.wae-installed
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 # ---- what to run on ----
-PROFILE ?= quick#           quick (CPU, minutes) | reference (the paper's 10 models, CPU, ~1.5 h) | paper (GPU) | smoke
+PROFILE ?= quick#           quick (CPU, minutes) | reference (the paper's 10 models, CPU, ~1 h) | paper (GPU) | smoke
 DATA_DIR ?=#                empty: the embedded offline sample set; else a folder with faces/ anime/ natural/ styles/
 DATA_ABS := $(abspath $(DATA_DIR))
 DATA_TAG := $(if $(DATA_DIR),$(notdir $(patsubst %/,%,$(dir $(DATA_ABS))))-$(notdir $(DATA_ABS)),sample)
@@ -28,7 +28,7 @@ NB_OUT := $(REPORTS)/notebooks
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lint bench bench-prep bench-train clean-venv data train train-notebook \
-        prep-notebook figures fid claims reproduce
+        prep-notebook figures fid claims reproduce pretrained
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -97,6 +97,10 @@ claims: ## notebook 06: the paper's claims C1-C4 as numbers -> $(REPORTS)/claims
 	@mkdir -p $(NB_OUT)
 	$(PAPERMILL) notebooks/06_claims.ipynb $(NB_OUT)/06_claims.ipynb -p tables_dir $(REPORTS)/tables \
 	  -p reports_dir $(REPORTS) -p figures_dir $(REPORTS)/figures -p notebooks_dir $(NB_OUT) $(PARAMS)
+	$(PY) -c "from wae_lib.claims import write_reports_home; write_reports_home('$(dir $(REPORTS:/=))')"
+
+pretrained: train  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
+	$(PY) -m wae_lib.export $(MODELS) --data-root $(PREP)
 
 reproduce: prep-notebook train-notebook figures fid  ## the whole study: data -> train sweep -> figures -> FID -> claims
 	$(MAKE) claims

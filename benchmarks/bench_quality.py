@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 
 from wae_lib import scorecard
+from wae_lib.evaluate import reconstruct_images
+from wae_lib.figures import save_grid
 from wae_lib.train import load_model
 from wae_lib.utils import set_seed
 
@@ -40,18 +42,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, help="prepared data (sets/content_eval.npy, style_eval.npy)")
     ap.add_argument("--n-content", type=int, default=48, help="held-out faces used as transfer content")
     ap.add_argument("--out", type=Path, help="write OUT.csv and OUT.md")
+    ap.add_argument("--figure", type=Path, help="also write a PNG: 8 held-out faces, then per run its reconstructions "
+                                                "and transfers with one style (style_eval image --style)")
+    ap.add_argument("--style", type=int, default=0, help="style_eval index of the figure's transfers")
+    ap.add_argument("--labels", nargs="*", default=(), help="row labels of the runs in the figure (default: names)")
     args = ap.parse_args(argv)
     set_seed(0)
     torch.set_grad_enabled(False)
     evalset = scorecard.HeldOut.load(args.data_root, n_content=args.n_content)
     rows = [scorecard.score_reinhard(evalset)]
-    for run in args.runs:
+    faces = evalset.faces[scorecard.spread_over_identities(
+        evalset.identities if evalset.identities is not None else np.arange(len(evalset.faces)), 8)]
+    style = evalset.styles[args.style:args.style + 1]
+    grid, labels = [faces], ["held-out"]
+    for k, run in enumerate(args.runs):
         model = load_model(run)
+        name = args.labels[k] if k < len(args.labels) else run.name
+        grid += [reconstruct_images(model, faces), model.transfer(faces, style)]
+        labels += [f"{name} recon", f"{name} style {args.style}"]
         row = scorecard.score_model(model, evalset)
         rows.append({"run": run.name, **row, "train_images_per_s": throughput(run),
                      "steps": int(model.checkpoint_info["step"])})
         print(f"{run.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)),
               file=sys.stderr)
+    if args.figure:
+        save_grid(args.figure, grid, row_labels=labels, label_width=150,
+                  caption="Held-out people (in no training set): reconstructions and transfers per run, "
+                          f"VGG16: {evalset.vgg.label}")
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:

@@ -684,3 +684,28 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     path = reports / "index.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+HEADLINE_REPORTS = "reference-shared-data-large"  # the committed headline results (README's figure and numbers)
+
+
+def write_reports_home(root: str | Path = "reports", headline: str = HEADLINE_REPORTS) -> Path:
+    """``root/index.md``: one line per reports folder (``<profile>-<data tag>``, each with its own index.md), the
+    headline first. Runs on new data write their own folder and never touch another's."""
+    root = Path(root)
+    folders = sorted((p for p in root.iterdir() if (p / "index.md").is_file()),
+                     key=lambda p: (p.name != headline, p.name)) if root.is_dir() else []
+    lines = ["# Reports", "", "One folder per profile and data set (`make reproduce PROFILE=... DATA_DIR=...` writes "
+             "`reports/<profile>-<data tag>/`).", ""]
+    for p in folders:
+        first = next((ln for ln in (p / "index.md").read_text().splitlines() if ln.startswith("**")), "")
+        tag = " (headline results)" if p.name == headline else ""
+        lines.append(f"- [{p.name}]({p.name}/index.md){tag}: {first.strip('*')}")
+    if not folders:
+        lines.append("- none yet: run `make reproduce`")
+    for extra in ("ablations",):
+        if (root / extra).is_dir():
+            lines += ["", f"Training changes measured at a fixed budget: [{extra}/]({extra}/)"]
+    path = root / "index.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -85,3 +85,53 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
     model.checkpoint_info = {"step": payload["provenance"].get("step"), "finished": True,
                              "vgg_source": payload["vgg_source"], "vgg_source_label": payload["vgg_source_label"]}
     return model.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# the model card
+# --------------------------------------------------------------------------------------------------
+CARD_TEMPLATE = """# Model card: `load_model("pretrained")`
+
+**What it is.** A style-transfer Wasserstein autoencoder after Nakada & Asoh (JSAI 2019), trained by this
+repository's `reference` profile: run `{run}` ({data_label} training set, content latent {content_dim}, style latent
+{style_dim}). One forward pass per transfer, any style image, 64x64 RGB in and out.
+
+| | |
+|---|---|
+| training data | {data_source}: {n_images} images of the `{data}` set ({data_note}) |
+| schedule | {steps} steps of {batch_size} images ({images_seen} images seen), Adam lr {lr}, on {hardware} |
+| networks | Tables 1-2 of the paper with channels x{width}; style FC width {style_hidden}; {params:,} trainable parameters |
+| VGG16 | {vgg_label} (rebuilt at load time, checked by SHA-256 `{vgg_sha}`) |
+| training changes | balance={balance}, gram_standardize={gram_standardize}, upsample={upsample}, w_tv={w_tv}, gram_layer_weights={glw} (docs/DEPARTURES.md) |
+| file | `wae_lib/weights/pretrained.pt`, fp16, {size_mb:.1f} MB; git commit of the run: {git_commit} |
+
+## Held-out metrics
+People and artworks the model never saw (content_eval: {n_faces} faces of {n_people} people held out by identity;
+style_eval: {n_styles} artworks, none in any training set). {metrics_note}
+
+{metrics_table}
+
+## Intended use, limits, licences
+- Research and teaching: reproducing and probing the paper's method; a baseline for 64x64 style transfer.
+- At this CPU scale faces are blurry and the style shows mostly as palette and coarse texture; it is not an
+  artistic tool and says nothing about the paper's full-scale GPU results.
+- Training images: CelebA (non-commercial research use only; photos' copyright stays with their owners),
+  the Anime Face Dataset (publishers' artwork, research use only) and ImageNet photos (non-commercial
+  research/educational use), see `../shared/data-large/SOURCES.md` of the study. These terms carry over to the
+  weights: non-commercial research use. Do not use it to identify or profile people.
+"""
+
+
+def write_model_card(model: WAEStyle, path: str | Path, metrics_table: str, **facts: Any) -> Path:
+    """Fill :data:`CARD_TEMPLATE` from the model's config and ``facts`` (data, schedule, metrics)."""
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    text = CARD_TEMPLATE.format(
+        content_dim=cfg.content_dim, style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
+        batch_size=cfg.batch_size, images_seen=cfg.steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
+        style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source_label,
+        vgg_sha=vgg_digest(model.vgg)[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
+        upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal",
+        metrics_table=metrics_table, **facts)
+    Path(path).write_text(text)
+    return Path(path)
