@@ -465,6 +465,10 @@ def budget_warning(ctx: E.EvalContext) -> str:
     why = [f"profile {', '.join(small)}: scaled-down models trained for minutes"] if small else []
     if "embedded sample set" in ctx.data_source:
         why.append("data: the embedded sample set, not the paper's images")
+    if not why and "reference" in ctx.profile.split(" / "):
+        return ("> **Reference profile: a CPU-scale run** (channels x1/4 of Tables 1-2, minutes per model on 2 CPU "
+                "cores; see each figure's caption for the schedule). The verdicts describe this scale; the paper "
+                "trained full-width networks on GPUs.")
     if not why:
         return ""
     return (f"> **This run is too small to judge the paper** ({'; '.join(why)}). The verdicts below describe "

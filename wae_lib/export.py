@@ -47,9 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, type=Path, help="its prepared data (held-out sets)")
     ap.add_argument("--out", type=Path, default=PRETRAINED_FILE, help="the pretrained file to write")
     ap.add_argument("--run", help="export this run folder name instead of the best by balance")
+    ap.add_argument("--summary", type=Path, help="pick the best run from this transfer_summary.csv (notebook 04's "
+                                                  "held-out table) instead of scoring every run: much faster")
     ap.add_argument("--hardware", default="2 CPU cores", help="where it trained, for the model card")
     args = ap.parse_args(argv)
     set_seed(0)
+    chosen_by = ""
+    if args.summary and not args.run:
+        summary = pd.read_csv(args.summary)
+        summary = summary[summary["run"].apply(lambda r: (args.models_dir / str(r) / "checkpoint.pt").is_file())]
+        summary["balance"] = [balance_score(r) for _, r in summary.iterrows()]
+        args.run = summary.loc[summary["balance"].idxmax(), "run"]
+        chosen_by = (f"Chosen as the best of {len(summary)} models by `balance` = sqrt(style retrieval x identity "
+                     f"match) in {args.summary.name} (notebook 04, held-out faces x 8 styles); "
+                     f"balance there: {summary['balance'].max():.3f}.")
     runs = sorted(p for p in args.models_dir.iterdir() if (p / "checkpoint.pt").is_file()
                   and (args.run is None or p.name == args.run))
     if not runs:
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "mixed" else "CelebA face crops", hardware=args.hardware, git_commit=meta.get("git_commit", "?"),
         size_mb=path.stat().st_size / 2**20, n_faces=len(evalset.faces), n_people=people,
         n_styles=len(evalset.styles),
-        metrics_note=(f"Chosen by hand (`--run {best}`)." if args.run else
+        metrics_note=(chosen_by or f"Chosen by hand (`--run {best}`)." if args.run else
                       f"Chosen as the best of {len(runs)} models by `balance` = sqrt(style retrieval x identity "
                       f"match).") + " The Reinhard colour transfer is the floor a learned method has to beat.")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -13,7 +13,6 @@ silently. ``wae_lib/weights/MODEL_CARD.md`` describes data, schedule, licences, 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from .config import Config
 from .models import WAEStyle
+from .utils import atomic_torch_save
 from .vgg import VGG16Features
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -50,12 +50,7 @@ def export_pretrained(model: WAEStyle, out: str | Path = PRETRAINED_FILE, **prov
     payload = {"format": 1, "model": state, "config": model.config.to_dict(), "vgg_source": model.vgg_source,
                "vgg_source_label": model.vgg_source_label, "vgg_sha256": vgg_digest(model.vgg),
                "provenance": provenance}
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_torch_save(payload, out)
     return out
 
 

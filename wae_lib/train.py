@@ -41,7 +41,7 @@ from .losses import (
 )
 from .models import LatentDiscriminator, WAEStyle
 from .pretrained import load_pretrained
-from .utils import package_versions, resolve_device, run_metadata, set_seed
+from .utils import atomic_torch_save, package_versions, resolve_device, run_metadata, set_seed
 from .vgg import VGG16Features
 
 CHECKPOINT = "checkpoint.pt"
@@ -189,12 +189,6 @@ def lr_at(step: int, cfg: Config) -> float:
 # --------------------------------------------------------------------------------------------------
 # checkpoints
 # --------------------------------------------------------------------------------------------------
-def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -431,7 +425,7 @@ class Trainer:
 
     def save(self, finished: bool = False) -> None:
         if self.info.main:
-            atomic_save(self.checkpoint_dict(finished), self.out / CHECKPOINT)
+            atomic_torch_save(self.checkpoint_dict(finished), self.out / CHECKPOINT)
         if self.info.world > 1:
             dist.barrier()
 
