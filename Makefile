@@ -100,7 +100,8 @@ claims: ## notebook 06: the paper's claims C1-C4 as numbers -> $(REPORTS)/claims
 	$(PY) -c "from wae_lib.claims import write_reports_home; write_reports_home('$(dir $(REPORTS:/=))')"
 
 pretrained: train  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
-	$(PY) -m wae_lib.export $(MODELS) --data-root $(PREP)
+	$(PY) -m wae_lib.export $(MODELS) --data-root $(PREP) \
+	  $(if $(wildcard $(REPORTS)/tables/transfer_summary.csv),--summary $(REPORTS)/tables/transfer_summary.csv)
 
 reproduce: prep-notebook train-notebook figures fid  ## the whole study: data -> train sweep -> figures -> FID -> claims
 	$(MAKE) claims

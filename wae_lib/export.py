@@ -30,6 +30,19 @@ def balance_score(row) -> float:
     return float((style * row["identity_match"]) ** 0.5)
 
 
+def card_note(origin: str, chosen_by: str, by_hand: str, n_runs: int) -> str:
+    """How the exported model was chosen, for the model card."""
+    if origin:
+        how = origin
+    elif chosen_by:
+        how = chosen_by
+    elif by_hand:
+        how = f"Chosen by hand (`--run {by_hand}`)."
+    else:
+        how = f"Chosen as the best of {n_runs} models by `balance` = sqrt(style retrieval x identity match)."
+    return how + " The Reinhard colour transfer is the floor a learned method has to beat."
+
+
 def score_runs(run_dirs: list[Path], evalset: scorecard.HeldOut) -> pd.DataFrame:
     rows = [scorecard.score_reinhard(evalset)]
     for run in run_dirs:
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary", type=Path, help="pick the best run from this transfer_summary.csv (notebook 04's "
                                                   "held-out table) instead of scoring every run: much faster")
     ap.add_argument("--hardware", default="2 CPU cores", help="where it trained, for the model card")
+    ap.add_argument("--origin", default="", help="how the exported run came about, for the model card (e.g. "
+                                                 "which sweep model it was resumed from)")
     args = ap.parse_args(argv)
     set_seed(0)
     chosen_by = ""
@@ -87,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "mixed" else "CelebA face crops", hardware=args.hardware, git_commit=meta.get("git_commit", "?"),
         size_mb=path.stat().st_size / 2**20, n_faces=len(evalset.faces), n_people=people,
         n_styles=len(evalset.styles),
-        metrics_note=(chosen_by or f"Chosen by hand (`--run {best}`)." if args.run else
-                      f"Chosen as the best of {len(runs)} models by `balance` = sqrt(style retrieval x identity "
-                      f"match).") + " The Reinhard colour transfer is the floor a learned method has to beat.")
+        metrics_note=card_note(args.origin, chosen_by, best if args.run else "", len(runs)))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"exported {best} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return 0
