@@ -92,3 +92,16 @@ def color_distance(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     """Row-wise sliced Wasserstein-2 distance of two signature arrays of equal length."""
     a, b = np.asarray(sig_a, float), np.asarray(sig_b, float)
     return np.sqrt(((a - b) ** 2).mean(1))
+
+
+def preserve_color(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017, "Controlling perceptual
+    factors in neural style transfer", section 5.1): the lightness L of ``output`` with the chromaticity a, b
+    of ``content`` in CIELAB, so a stylised image keeps the content image's colours. (Gatys et al. use YIQ and
+    also match the style's luminance statistics before the transfer; here it is a post-hoc swap of channels.)
+    N x 3 x H x W RGB in [0, 1], the same size -> the same; out-of-gamut colours are clipped."""
+    if output.shape != content.shape:
+        raise ValueError(f"preserve_color: output {tuple(output.shape)} and content {tuple(content.shape)} differ")
+    out, ref = rgb_to_lab(output), rgb_to_lab(content)
+    out[..., 1:] = ref[..., 1:]
+    return lab_to_rgb(out).to(output.device)

@@ -1,0 +1,293 @@
+"""`python -m wae_lib transfer`: outputs, options and error paths (in-process via main(argv); CPU, a tiny model)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wae_lib import cli
+from wae_lib.__main__ import main
+from wae_lib.color import rgb_to_lab
+from wae_lib.config import Config
+from wae_lib.figures import grid_geometry, grid_layout
+from wae_lib.models import WAEStyle
+from wae_lib.train import CHECKPOINT, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def blobs(h: int, w: int, seed: int) -> np.ndarray:
+    """h x w x 3 uint8 of smooth colour blobs: image-like and cheap."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(1, 3, 4, 4, generator=g)
+    img = torch.nn.functional.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    return (img[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, hed_vgg) -> dict[str, Path]:
+    """A tiny untrained model saved as a run folder, and content/style folders of odd sizes and formats."""
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    cfg = Config(content_dim=16, width=0.125, style_hidden=32, style_dim_per_layer=8, vgg_source="hed")
+    model = WAEStyle(cfg, vgg=hed_vgg, verbose=False)
+    model.data_init(torch.from_numpy(np.stack([blobs(64, 64, s) for s in range(16)])).permute(0, 3, 1, 2) / 255)
+    run = root / "run"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "step": 0, "finished": True,
+                "vgg_source": model.vgg_source, "vgg_source_label": model.vgg_source_label}, run / CHECKPOINT)
+    content, style = root / "content", root / "style"
+    content.mkdir()
+    style.mkdir()
+    Image.fromarray(blobs(90, 120, 1)).save(content / "a.jpg", quality=95)  # landscape JPEG
+    Image.fromarray(blobs(50, 40, 2)).convert("RGBA").save(content / "b.png")  # portrait, alpha channel
+    Image.fromarray(blobs(64, 64, 3)).convert("L").save(content / "c.bmp")  # greyscale BMP
+    (content / "notes.txt").write_text("not an image: ignored by extension")
+    Image.fromarray(blobs(200, 200, 4)).save(style / "s1.png")
+    Image.fromarray(blobs(30, 70, 5)).save(style / "s2.webp")
+    return {"run": run, "content": content, "style": style, "root": root}
+
+
+def transfer(files, *args: str) -> int:
+    return main(["transfer", *args, "--model", str(files["run"]), "--device", "cpu"])
+
+
+def png(path: Path) -> torch.Tensor:
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
+
+
+def test_help_lists_commands_and_states_the_input_rule():
+    top = subprocess.run([sys.executable, "-m", "wae_lib", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert top.returncode == 0 and "transfer" in top.stdout
+    sub = subprocess.run([sys.executable, "-m", "wae_lib", "transfer", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert sub.returncode == 0, sub.stderr
+    text = " ".join(sub.stdout.split())
+    for phrase in ("centre-cropped to a square and resized to the model's 64x64", "--style-mix", "--preserve-color",
+                   "Gatys et al. (2017)", "--device", "Output rule"):
+        assert phrase in text, phrase
+
+
+def test_single_pair_writes_one_64px_png(files, tmp_path, capsys):
+    out = tmp_path / "sub" / "out.png"
+    assert transfer(files, str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), "-o", str(out)) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.png"]  # no temporary file left
+    im = Image.open(out)
+    assert im.size == (64, 64) and im.mode == "RGB" and im.format == "PNG"
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("wrote 1 image") and str(out) in line and "VGG16: HED" in line and "run" in line
+
+
+def test_folders_give_every_pair_and_a_grid(files, tmp_path):
+    out = tmp_path / "out"
+    assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{c}__{s}.png" for c in "abc" for s in ("s1", "s2")] + ["grid.png"])
+    # each file is the model's transfer of the centre-cropped, resized images
+    model = load_model(files["run"])
+    c, s = cli.load_image(files["content"] / "a.jpg", "c"), cli.load_image(files["style"] / "s2.webp", "s")
+    expected = model.transfer(c[None], s[None])[0]
+    assert (png(out / "a__s2.png") - expected).abs().max() <= 1 / 255 + 1e-6
+    # grid: header row + 3 contents, content column + 2 styles, cells at 2x
+    lay = grid_layout([torch.zeros(3, 3, 64, 64)] * 4, ["style", "a", "b", "c"], ["content", "s1", "s2"], "x" * 50)
+    geo = grid_geometry(4, 3, lay["label_width"], True, 0)
+    grid = Image.open(out / "grid.png")
+    assert grid.width == 2 * geo["width"] and grid.height > 2 * geo["height"]
+
+
+def test_alpha_zero_is_the_reconstruction_and_differs_from_alpha_one(files, tmp_path):
+    c, s = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png")
+    assert transfer(files, c, s, "-o", str(tmp_path / "a0.png"), "--alpha", "0") == 0
+    assert transfer(files, c, s, "-o", str(tmp_path / "a1.png"), "--alpha", "1") == 0
+    a0, a1 = png(tmp_path / "a0.png"), png(tmp_path / "a1.png")
+    recon = load_model(files["run"]).reconstruct(cli.load_image(Path(c), "c")[None])[0]
+    assert (a0 - recon).abs().max() <= 1 / 255 + 1e-6
+    assert (a0 - a1).abs().mean() > 1e-3
+
+
+def test_style_mix_of_one_image_is_plain_transfer_and_weights_are_normalised(files, tmp_path):
+    c, s1, s2 = str(files["content"]), files["style"] / "s1.png", files["style"] / "s2.webp"
+    assert transfer(files, c, str(s1), "-o", str(tmp_path / "plain")) == 0
+    assert transfer(files, c, "--style-mix", f"{s1}:1", "-o", str(tmp_path / "mix1")) == 0
+    assert transfer(files, c, "--style-mix", f"{s1}:1,{s2}:3", "-o", str(tmp_path / "mixA")) == 0
+    assert transfer(files, c, "--style-mix", f"{s1}:0.25,{s2}:0.75", "-o", str(tmp_path / "mixB")) == 0
+    assert torch.equal(png(tmp_path / "plain" / "a__s1.png"), png(tmp_path / "mix1" / "a__mix_s1-1.png"))
+    assert torch.equal(png(tmp_path / "mixA" / "a__mix_s1-0.25_s2-0.75.png"),
+                       png(tmp_path / "mixB" / "a__mix_s1-0.25_s2-0.75.png"))
+    # the mixed latent is the weighted mean of the two style latents
+    model = load_model(files["run"])
+    x = torch.stack([cli.load_image(p, "s") for p in (s1, s2)])
+    z = 0.25 * model.encode_style(x[:1])[0] + 0.75 * model.encode_style(x[1:])[0]
+    content = cli.load_image(files["content"] / "a.jpg", "c")[None]
+    expected = model.decode(model.encode_content(content)[0], z)[0].detach()
+    assert (png(tmp_path / "mixA" / "a__mix_s1-0.25_s2-0.75.png") - expected).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_random_style_is_deterministic_per_seed(files, tmp_path):
+    c = str(files["content"] / "b.png")
+    for name, seed in (("r0", "0"), ("r0b", "0"), ("r1", "1")):
+        assert transfer(files, c, "--style", "random", "--seed", seed, "-o", str(tmp_path / name)) == 0
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == ["b__random1.png", "grid.png"]
+    a, b, other = png(tmp_path / "r0" / "b__random0.png"), png(tmp_path / "r0b" / "b__random0.png"), \
+        png(tmp_path / "r1" / "b__random1.png")
+    assert torch.equal(a, b) and (a - other).abs().mean() > 1e-3
+
+
+def test_preserve_color_keeps_the_contents_ab_channels(files, tmp_path):
+    c, s = files["content"] / "a.jpg", str(files["style"] / "s1.png")
+    assert transfer(files, str(c), s, "-o", str(tmp_path / "keep.png"), "--preserve-color") == 0
+    assert transfer(files, str(c), s, "-o", str(tmp_path / "plain.png")) == 0
+    ab = rgb_to_lab(cli.load_image(c, "c")[None])[..., 1:]
+    keep = rgb_to_lab(png(tmp_path / "keep.png")[None])
+    plain = rgb_to_lab(png(tmp_path / "plain.png")[None])
+    err_keep, err_plain = np.abs(keep[..., 1:] - ab).mean(), np.abs(plain[..., 1:] - ab).mean()
+    assert err_keep < 1.5 and err_keep < err_plain / 3, (err_keep, err_plain)
+    assert np.abs(keep[..., 0] - plain[..., 0]).mean() < 2  # lightness from the transfer
+
+
+def test_shipped_pretrained_model_is_the_default(files, tmp_path, capsys):
+    out = tmp_path / "p.jpg"
+    assert main(["transfer", str(files["content"] / "a.jpg"), str(files["style"] / "s2.webp"), "-o", str(out),
+                 "--device", "cpu"]) == 0
+    assert Image.open(out).size == (64, 64) and Image.open(out).format == "JPEG"
+    line = capsys.readouterr().out
+    assert "model: pretrained (" in line and "stand-in" in line  # says the offline VGG16 stand-in was used
+
+
+def test_model_may_be_a_checkpoint_or_an_exported_file(files, tmp_path, capsys):
+    from wae_lib.pretrained import export_pretrained
+
+    exported = export_pretrained(load_model(files["run"]), tmp_path / "tiny.pt", run="tiny", step=0)
+    c, s = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png")
+    for name, model in (("ckpt.png", files["run"] / CHECKPOINT), ("exported.png", exported)):
+        assert main(["transfer", c, s, "-o", str(tmp_path / name), "--model", str(model), "--device", "cpu"]) == 0
+    assert (png(tmp_path / "ckpt.png") - png(tmp_path / "exported.png")).abs().max() < 0.05  # fp16 weights
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    capsys.readouterr()
+    assert main(["transfer", c, s, "-o", str(tmp_path / "j.png"), "--model", str(tmp_path / "junk.pt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "junk.pt" in err[0] and not (tmp_path / "j.png").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# error paths: exit status != 0, one line naming the culprit, nothing written
+# --------------------------------------------------------------------------------------------------
+def error_cases(f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
+    bad = f["root"] / "bad"
+    if not bad.exists():
+        bad.mkdir()
+        (bad / "garbage.jpg").write_bytes(b"this is not a jpeg" * 10)
+        jpg = f["root"] / "full.jpg"
+        Image.fromarray(blobs(64, 64, 9)).save(jpg)
+        (bad / "truncated.jpg").write_bytes(jpg.read_bytes()[:300])
+        (f["root"] / "empty").mkdir()
+        (f["root"] / "noimg").mkdir()
+        (f["root"] / "noimg" / "readme.txt").write_text("x")
+        broken = f["root"] / "broken_run"
+        broken.mkdir()
+        (broken / CHECKPOINT).write_bytes(b"not a checkpoint")
+        other = f["root"] / "other_run"  # a checkpoint of another architecture (content_dim changed)
+        other.mkdir()
+        ck = torch.load(f["run"] / CHECKPOINT, weights_only=True)
+        ck["config"]["content_dim"] = 24
+        torch.save(ck, other / CHECKPOINT)
+    c, s, s1 = str(f["content"]), str(f["style"]), str(f["style"] / "s1.png")
+    a = str(f["content"] / "a.jpg")
+    return {
+        "corrupt image": ([str(bad / "garbage.jpg"), s], "garbage.jpg"),
+        "truncated image": ([c, str(bad / "truncated.jpg")], "truncated.jpg"),
+        "empty folder": ([str(f["root"] / "empty"), s], "empty"),
+        "folder without images": ([c, str(f["root"] / "noimg")], "noimg"),
+        "missing content": ([str(f["root"] / "nope.jpg"), s], "nope.jpg"),
+        "missing style": ([c, str(f["root"] / "nostyle")], "nostyle"),
+        "alpha not a number": ([c, s, "--alpha", "abc"], "--alpha"),
+        "alpha out of range": ([c, s, "--alpha", "1.6"], "--alpha"),
+        "alpha nan": ([c, s, "--alpha", "nan"], "--alpha"),
+        "mix weight not a number": ([c, "--style-mix", f"{s1}:x"], "'x'"),
+        "mix weight negative": ([c, "--style-mix", f"{s1}:0.5,{s1}:-0.2"], "-0.2"),
+        "mix weights sum to zero": ([c, "--style-mix", f"{s1}:0,{s1}:0"], "sum to 0"),
+        "mix image missing": ([c, "--style-mix", f"{f['root'] / 'gone.png'}:1"], "gone.png"),
+        "mix image corrupt": ([c, "--style-mix", f"{s1}:1,{bad / 'garbage.jpg'}:1"], "garbage.jpg"),
+        "no style": ([c], "STYLE"),
+        "two styles": ([c, s, "--style", "random"], "STYLE"),
+        "positional random": ([c, "random"], "--style random"),
+        "file out, many pairs": ([c, s, "-o", str(f["root"] / "one.png")], "one.png"),
+        "missing model": ([a, s1, "--model", str(f["root"] / "no_run")], "no_run"),
+        "folder is no run": ([a, s1, "--model", str(f["content"])], str(f["content"])),
+        "unreadable checkpoint": ([a, s1, "--model", str(f["root"] / "broken_run")], "broken_run"),
+        "incompatible checkpoint": ([a, s1, "--model", str(f["root"] / "other_run")], "other_run"),
+        "bad device": ([a, s1, "--device", "tpu"], "--device"),
+        "bad batch size": ([a, s1, "--batch-size", "0"], "--batch-size"),
+        "unknown option": ([a, s1, "--alhpa", "1"], "--alhpa"),
+    }
+
+
+ERROR_NAMES = ["corrupt image", "truncated image", "empty folder", "folder without images", "missing content",
+               "missing style", "alpha not a number", "alpha out of range", "alpha nan", "mix weight not a number",
+               "mix weight negative", "mix weights sum to zero", "mix image missing", "mix image corrupt", "no style",
+               "two styles", "positional random", "file out, many pairs", "missing model", "folder is no run",
+               "unreadable checkpoint", "incompatible checkpoint", "bad device", "bad batch size", "unknown option"]
+
+
+def test_error_names_cover_every_case(files):
+    assert sorted(error_cases(files)) == sorted(ERROR_NAMES)
+
+
+@pytest.mark.parametrize(("name", "out_exists"), [(n, e) for n in ERROR_NAMES for e in (False, True)
+                                                   if not (e and n == "file out, many pairs")])
+def test_errors_give_one_line_naming_the_culprit_and_write_nothing(files, tmp_path, capsys, name, out_exists):
+    """Every error path, with OUT absent (it must stay absent) and with OUT an existing folder (unchanged)."""
+    args, culprit = error_cases(files)[name]
+    out = tmp_path / "out"
+    if out_exists:
+        out.mkdir()
+        (out / "keep.txt").write_text("unchanged")
+    argv = ["transfer", *args]
+    argv += [] if "-o" in args else ["-o", str(out)]
+    argv += [] if "--model" in args else ["--model", str(files["run"])]
+    argv += [] if "--device" in args else ["--device", "cpu"]
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code != 0
+    assert len(lines) == 1 and lines[0].startswith("error: ") and culprit in lines[0], captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    if out_exists:
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    else:
+        assert not out.exists()
+    assert not (files["root"] / "one.png").exists()
+
+
+def test_cuda_requested_but_unavailable(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "o.png"
+    code = main(["transfer", str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), "-o", str(out),
+                 "--model", str(files["run"]), "--device", "cuda"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "--device cuda" in err[0] and "CUDA" in err[0] and not out.exists()
+
+
+def test_a_failed_write_leaves_no_partial_output(files, tmp_path, capsys, monkeypatch):
+    """Disk full on the 3rd file: the temporary files and the folder this run created are removed."""
+    real_save, calls = Image.Image.save, []
+
+    def failing_save(self, fp, *a, **k):
+        calls.append(fp)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    out = tmp_path / "new" / "out"
+    assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left" in err[0]
+    assert not (tmp_path / "new").exists() and len(calls) == 3

@@ -1,0 +1,60 @@
+"""``python -m wae_lib COMMAND ...``: the package's command-line tools.
+
+A command is a module with ``HELP`` (one line), ``DESCRIPTION``, optional ``EPILOG``, ``add_arguments(parser)``
+and ``run(args) -> int`` that raises ``wae_lib.cli.UserError`` for problems the user can fix; add it to
+:data:`COMMANDS`. Command modules import torch inside ``run``, so ``--help`` stays fast.
+
+:func:`main` takes ``argv`` and returns the exit status (tests call it in-process): 0 on success, 1 for a bad
+input, 2 for a malformed command line, 130 when interrupted; user errors print one line ``error: ...`` on
+stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .cli import UsageError, UserError
+
+COMMANDS = {  # name -> module (relative to wae_lib)
+    "transfer": ".cli",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit status 2) instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m wae_lib", description="wae-style: style transfer with a Wasserstein "
+                    "autoencoder (Nakada & Asoh 2019). Commands (each has --help):")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(module, __package__)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.DESCRIPTION, epilog=getattr(mod, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
