@@ -1,0 +1,171 @@
+"""Side by side with the classic methods (issue 9): the same (content, style) pairs through every method, the
+same measures, the time per image and the training cost, each as a ratio to our model.
+
+Methods (wae_lib.baselines): Gatys et al. (2016) optimisation, AdaIN (Huang & Belongie 2017), WCT (Li et al.
+2017) and the Reinhard et al. (2001) colour transfer, the floor. All at 64x64 with the VGG16 our model uses.
+
+Measures, per method, on the transfers of the same pairs (wae_lib.evaluate.transfer_metrics):
+- style: Gram distance to the style image at our style layers, colour distance (sliced Wasserstein in Lab), and
+  style retrieval (is the nearest style its own?) by Gram and by colour;
+- content: VGG relu4_2 distance to the content face and content retrieval;
+- identity: dlib embedding distance to the content face and identity match among the held-out people;
+- FID / KID of the transfers against every held-out face, with one feature extractor for all methods;
+- seconds per image at batch 1 and at a large batch, on the machine the notebook runs on;
+- training cost: images seen and seconds, paid once for every style (ours, AdaIN, WCT) or per image (Gatys).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import evaluate as E
+
+OURS = "ours"  # the key of our model's row: every ratio column divides by it
+
+
+@dataclass
+class Method:
+    """One way to transfer: ``transfer(content N, style 1 or N, alpha) -> N images`` plus what training cost."""
+
+    key: str
+    label: str
+    transfer: Callable[..., torch.Tensor]
+    training: str  # how it is paid: "once for all styles", "per transfer (optimisation)", "none"
+    training_images: float = float("nan")  # images seen in training (nan: none or unknown)
+    training_seconds: float = float("nan")  # wall time of training on its machine (nan: none or unknown)
+    max_batch: int = 64  # transfers computed at most this many at a time (Gatys: memory of L-BFGS history)
+
+
+def our_method(model, label: str, training_images: float = float("nan"),
+               training_seconds: float = float("nan")) -> Method:
+    """Our model: one forward pass with the style latent of the style image (alpha = the model's strength)."""
+
+    def transfer(content, style, alpha=1.0):
+        dev = E._device(model)
+        return model.transfer(content.to(dev), style.to(dev), strength=alpha).cpu()
+
+    return Method(OURS, label, transfer, "once for all styles", training_images, training_seconds)
+
+
+def baseline_method(key: str, baseline, label: str, training: str, training_images: float = float("nan"),
+                    training_seconds: float = float("nan"), max_batch: int = 64) -> Method:
+    """A wae_lib.baselines object (anything with ``transfer(content, style, alpha)``) as a Method."""
+
+    def transfer(content, style, alpha=1.0):
+        return baseline.transfer(content, style, alpha=alpha).detach().float().cpu()
+
+    return Method(key, label, transfer, training, training_images, training_seconds, max_batch)
+
+
+def pair_transfers(method: Method, content: torch.Tensor, styles: torch.Tensor, ci: torch.Tensor,
+                   si: torch.Tensor, batch_size: int = 64, alpha: float = 1.0, progress=None) -> torch.Tensor:
+    """Transfers of pairs (content[ci[k]], styles[si[k]]), ``batch_size`` pairs at a time, on CPU."""
+    step = max(1, min(batch_size, method.max_batch))
+    out = []
+    for i in range(0, len(ci), step):
+        out.append(method.transfer(content[ci[i:i + step]], styles[si[i:i + step]], alpha).clamp(0, 1))
+        if progress is not None:
+            progress.update(len(ci[i:i + step]))
+    return torch.cat(out)
+
+
+def seconds_per_image(method: Method, content: torch.Tensor, style: torch.Tensor, batch: int,
+                      min_seconds: float = 1.0, max_repeats: int = 20) -> float:
+    """Wall seconds per image of ``method`` on a batch of ``batch`` content images and one style image.
+
+    One untimed call first (allocations, lazy initialisation), then calls until ``min_seconds`` have passed.
+    Content images are repeated to fill the batch: the cost does not depend on which images they are.
+    """
+    reps = (batch + len(content) - 1) // len(content)
+    x = content.repeat(reps, 1, 1, 1)[:batch]
+    s = style[:1]
+    method.transfer(x[:1], s)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        method.transfer(x, s)
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds or n >= max_repeats:
+            return elapsed / (n * batch)
+
+
+def quality_rows(methods: Sequence[Method], transfers: dict[str, torch.Tensor], content: torch.Tensor,
+                 styles: torch.Tensor, ci: torch.Tensor, si: torch.Tensor, vgg: E.EvalVGG,
+                 mean_face: torch.Tensor, identities: np.ndarray | None, identity: bool = True,
+                 batch_size: int = 64):
+    """One row per (method, pair) with evaluate.transfer_metrics' columns (no reconstruction columns: the
+    baselines have no reconstruction, so the content image stands in for it and those columns are dropped)."""
+    import pandas as pd
+
+    ref = E.TransferReference.build(content, styles, vgg, mean_face, identities, identity, batch_size)
+    frames = []
+    for m in methods:
+        cols = E.transfer_metrics(ref, vgg, transfers[m.key], content, ci, si, batch_size=batch_size)
+        cols = {k: v for k, v in cols.items() if not k.endswith(("_recon", "_content"))}
+        frames.append(pd.DataFrame({"method": m.key, "label": m.label, "content_image": ci.numpy(),
+                                    "style_image": si.numpy(), **cols}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fid_rows(methods: Sequence[Method], transfers: dict[str, torch.Tensor], real: torch.Tensor,
+             extractor, n_boot: int = 100, seed: int = 0, batch_size: int = 64):
+    """FID / KID of each method's transfers against the ``real`` images, one extractor and sample set for all."""
+    import pandas as pd
+
+    f_real = E.extract_features(extractor, real, batch_size)
+    rows = [{"method": m.key, **E.fid_kid(f_real, E.extract_features(extractor, transfers[m.key], batch_size),
+                                          n_boot, seed=seed)} for m in methods]
+    return pd.DataFrame.from_records(rows).assign(feature_extractor=extractor.kind,
+                                                  feature_extractor_label=extractor.label)
+
+
+SUMMARY_METRICS = ("style_distance", "color_distance", "style_retrieval_gram", "style_retrieval_color",
+                   "content_distance", "content_retrieval", "identity_distance", "identity_match")
+
+
+def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, dict[int, float]]):
+    """One row per method: mean of every per-pair measure, FID / KID, seconds per image at each timed batch
+    size, training cost; and for each numeric column its ratio to our model (``<column>_vs_ours``)."""
+    import pandas as pd
+
+    means = per_pair.groupby("method", sort=False)[list(SUMMARY_METRICS)].mean()
+    rows = []
+    for m in methods:
+        row = {"method": m.key, "label": m.label, **means.loc[m.key].to_dict()}
+        f = fid.set_index("method").loc[m.key]
+        row.update({"fid": f["fid"], "kid": f["kid"]})
+        row.update({f"s_per_image_b{b}": s for b, s in sorted(timing.get(m.key, {}).items())})
+        row.update({"training": m.training, "training_images": m.training_images,
+                    "training_seconds": m.training_seconds})
+        rows.append(row)
+    table = pd.DataFrame.from_records(rows).set_index("method")
+    if OURS in table.index:
+        numeric = [c for c in table.columns if c not in ("label", "training")]
+        ours = table.loc[OURS, numeric].astype(float)
+        for c in numeric:
+            table[f"{c}_vs_ours"] = table[c].astype(float) / ours[c] if ours[c] not in (0.0,) else np.nan
+    return table.reset_index()
+
+
+def speed_ratios(timing: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+    """How many times slower than our model each method is, per batch size (>1: ours is faster)."""
+    ours = timing.get(OURS, {})
+    return {k: {b: s / ours[b] for b, s in t.items() if b in ours} for k, t in timing.items() if k != OURS}
+
+
+def grid_rows(method_out: torch.Tensor, content: torch.Tensor, styles: torch.Tensor,
+              ci: torch.Tensor, si: torch.Tensor) -> list[torch.Tensor]:
+    """The content x style matrix of one method's pair transfers, as figure rows (row 1: the styles,
+    column 1: the contents), for figures.save_figure."""
+    from .figures import blank_cells
+
+    rows = [torch.cat([blank_cells(), styles])]
+    for i in range(len(content)):
+        cells = [method_out[((ci == i) & (si == j)).nonzero()[0, 0]] for j in range(len(styles))]
+        rows.append(torch.cat([content[i:i + 1], torch.stack(cells)]))
+    return rows
