@@ -1,0 +1,350 @@
+"""Decoder training for the AdaIN and WCT baselines (issue 9), on our model's training set.
+
+    python -m wae_lib.baseline_train --method adain --data celeba --out models/baseline_adain --steps 2000
+    python -m wae_lib.baseline_train --method wct --data data/processed/sets/mixed_train.npy --out DIR
+
+The images come from the same packed set and loader as our model (wae_lib.train.resolve_data_path /
+load_images; the same ``data`` / ``data_root`` values, random horizontal flips as its default): the baselines
+learn from exactly our training data. Losses:
+
+- AdaIN (Huang & Belongie 2017, eq. 11-13): content loss between the decoded image's relu3_1 features and the
+  AdaIN target t, plus ``style_weight`` x the style loss on the channel means and standard deviations at
+  relu1_1, relu2_1, relu3_1. The style images are the same batch rolled by one (image i gets the style of
+  image i-1 of a random batch): the same data as our model, no second pool and no extra VGG pass.
+- WCT (Li et al. 2017, eq. 1): per level, pixel reconstruction error + ``feature_weight`` x the error of the
+  reconstruction's VGG features at that level. The three decoders are independent: summing their losses in
+  one Adam step trains each exactly as separately, on the same batches.
+
+Run conventions as wae_lib.train: checkpoint.pt (atomic, weights_only-loadable, the config inside) every
+``ckpt_every`` steps, on Ctrl-C and at the end; resumed exactly (decoders, Adam, step, batch RNG); log.jsonl
+(every term per logged step); metadata.json (wae_lib.utils.run_metadata).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .baselines import (
+    ADAIN_LAYER,
+    STYLE_LAYERS,
+    WCT,
+    AdaIN,
+    BaselineWeightsError,
+    adain,
+    encode,
+    mean_std,
+    read_baseline_checkpoint,
+)
+from .config import ConfigError
+from .train import (
+    CHECKPOINT,
+    TrainingDiverged,
+    data_fingerprint,
+    load_images,
+    resolve_data_path,
+    rng_state,
+    set_rng_state,
+)
+from .utils import atomic_torch_save, package_versions, resolve_device, run_metadata, set_seed
+
+METHODS = ("adain", "wct")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineTrainConfig:
+    method: str = "adain"  # adain | wct: which decoder(s) to train
+    data: str = "celeba"  # our model's training set: a set name (celeba | mixed) or a packed images .npy
+    data_root: str = "data/processed"  # where wae_lib.data wrote the packed sets (as Config.data_root)
+    vgg_source: str = "hed"  # the VGG16 of our model (wae_lib.vgg); recorded and checked at load
+    width: float = 1.0  # decoder hidden channels x width (1.0 = Huang & Belongie's / Li et al.'s decoder)
+    steps: int = 3000  # CPU budget: at batch 8, width 1, one core: AdaIN 0.6 s/step (30 min), WCT 0.9 s (45 min)
+    batch_size: int = 8  # Huang & Belongie: 8
+    lr: float = 1e-4  # Huang & Belongie: Adam, lr 1e-4
+    lr_decay: float = 5e-5  # pytorch-AdaIN: lr / (1 + lr_decay * step); independent of `steps`, so a run extends
+    content_weight: float = 1.0  # AdaIN content loss weight (Huang & Belongie: 1)
+    style_weight: float = 10.0  # AdaIN mean/std style loss weight (Huang & Belongie: 10; same feature units)
+    pixel_weight: float = 1.0  # WCT pixel reconstruction weight (Li et al.: 1)
+    feature_weight: float = 1e-5  # WCT feature loss weight: Li et al. use lambda = 1 with their VGG; with ours the
+    #   feature MSE of a 3x3 blur is 0.6-3e5 x its pixel MSE (relu3_1..relu1_1 on CelebA), so 1e-5 evens them
+    hflip: bool = True  # random horizontal flips (as our model's Config.hflip)
+    seed: int = 0
+    ckpt_every: int = 200  # steps between checkpoints (and at the end and on Ctrl-C)
+    log_every: int = 10  # steps between log.jsonl rows
+    device: str = "cpu"  # cpu | cuda | auto
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **kw: Any) -> BaselineTrainConfig:
+        return dataclasses.replace(self, **kw)
+
+    def validate(self) -> BaselineTrainConfig:
+        checks = [("method", self.method in METHODS, f"one of {METHODS}"),
+                  ("steps", self.steps >= 1, "at least 1"),
+                  ("batch_size", self.batch_size >= 2, "at least 2 (AdaIN pairs images within a batch)"),
+                  ("lr", self.lr > 0, "positive"), ("width", self.width > 0, "positive"),
+                  ("ckpt_every", self.ckpt_every >= 1, "at least 1"), ("log_every", self.log_every >= 1, "at least 1")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r} is invalid: expected {expected}")
+        return self
+
+
+RESUMABLE_CHANGES = ("steps", "device", "ckpt_every", "log_every")
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C arrived; a checkpoint was written and the same call resumes."""
+
+
+# --------------------------------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------------------------------
+def adain_terms(model: AdaIN, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Huang & Belongie's decoder loss on a batch, the style of image i being image i-1's."""
+    with torch.no_grad():
+        feats = model.vgg(x)
+        style = {n: f.roll(1, 0) for n, f in feats.items()}
+        target = adain(feats[ADAIN_LAYER], style[ADAIN_LAYER])
+    out = model.vgg(model.decode(target))
+    content = F.mse_loss(out[ADAIN_LAYER], target)
+    style_loss = x.new_zeros(())
+    for n in STYLE_LAYERS:
+        (m_o, s_o), (m_s, s_s) = mean_std(out[n]), mean_std(style[n])
+        style_loss = style_loss + F.mse_loss(m_o, m_s) + F.mse_loss(s_o, s_s)
+    return {"content": content, "style": style_loss}
+
+
+def wct_terms(model: WCT, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Li et al.'s reconstruction loss, per level: pixel MSE and feature MSE at that level."""
+    with torch.no_grad():
+        feats = model.vgg(x)
+    terms = {}
+    for layer in model.levels:
+        rec = model.decoders[layer](feats[layer])
+        terms[f"pixel/{layer}"] = F.mse_loss(rec, x)
+        terms[f"feature/{layer}"] = F.mse_loss(encode(model.vgg, rec, layer), feats[layer])
+    return terms
+
+
+def weighted_loss(cfg: BaselineTrainConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    weights = {"content": cfg.content_weight, "style": cfg.style_weight, "pixel": cfg.pixel_weight,
+               "feature": cfg.feature_weight}
+    return sum(weights[k.split("/")[0]] * v for k, v in terms.items())
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+class TensorImages:
+    """An in-memory N x 3 x 64 x 64 float tensor in [0, 1] with PackedImages' ``batch(indices)``."""
+
+    def __init__(self, images: torch.Tensor):
+        if images.dim() != 4 or images.shape[1:] != (3, 64, 64):
+            raise ValueError(f"training images must be N x 3 x 64 x 64, got {tuple(images.shape)}")
+        self.data = images
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batch(self, indices) -> torch.Tensor:
+        return self.data[torch.as_tensor(indices, dtype=torch.long, device=self.data.device)].float()
+
+
+def memory_fingerprint(images) -> str:
+    """A cheap fingerprint of in-memory images (every k-th image hashed) to detect a changed training set."""
+    data = images.data
+    step = max(1, len(data) // 256)
+    return f"memory:{tuple(data.shape)}:" + hashlib.sha1(data[::step].cpu().numpy().tobytes()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------------
+class DecoderTrainer:
+    def __init__(self, cfg: BaselineTrainConfig, out: Path, images, fingerprint: str):
+        self.cfg, self.out, self.images, self.fingerprint = cfg, out, images, fingerprint
+        self.device = resolve_device(cfg.device)
+        if cfg.batch_size > len(images):
+            raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the training set "
+                              f"({len(images)} images); lower it")
+        cls = AdaIN if cfg.method == "adain" else WCT
+        self.model = cls(vgg_source=cfg.vgg_source, width=cfg.width).to(self.device)
+        self.opt = torch.optim.Adam(self.model.decoders.parameters(), lr=cfg.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # batches and flips
+        self.step = 0
+
+    @torch.no_grad()
+    def init_feature_scales(self) -> None:
+        """Each decoder's FeatureScale from one batch (its own generator: the batch order does not change)."""
+        gen = torch.Generator().manual_seed(self.cfg.seed + 2)
+        idx = torch.randperm(len(self.images), generator=gen)[:self.cfg.batch_size]
+        feats = self.model.vgg(self.images.batch(idx).to(self.device))
+        for layer, dec in self.model.decoders.items():
+            dec[0].scale.fill_(1.0 / feats[layer].std().clamp_min(1e-6).item())
+
+    def next_batch(self) -> torch.Tensor:
+        b = self.cfg.batch_size
+        idx = torch.randperm(len(self.images), generator=self.gen)[:b]
+        flip = torch.rand(b, generator=self.gen) < 0.5 if self.cfg.hflip else torch.zeros(b, dtype=torch.bool)
+        x = self.images.batch(idx).to(self.device)
+        return torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(3), x)
+
+    def train_step(self) -> dict[str, float]:
+        lr = self.cfg.lr / (1.0 + self.cfg.lr_decay * self.step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        x = self.next_batch()
+        terms = (adain_terms if self.cfg.method == "adain" else wct_terms)(self.model, x)
+        loss = weighted_loss(self.cfg, terms)
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(f"baseline training: loss became {loss.item()} at step {self.step + 1}; the last "
+                               f"checkpoint {self.out / CHECKPOINT} is kept. Lower lr.")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return {"step": self.step, "lr": lr, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def checkpoint(self, finished: bool) -> dict[str, Any]:
+        return {"method": self.cfg.method, "vgg_source": self.model.vgg_source,
+                "vgg_source_label": self.model.vgg.source_label, "config": self.cfg.to_dict(),
+                "decoders": self.model.decoders.state_dict(), "optimizer": self.opt.state_dict(),
+                "step": self.step, "finished": finished, "rng": rng_state(self.gen),
+                "data_fingerprint": self.fingerprint, "versions": package_versions()}
+
+    def save(self, finished: bool = False) -> None:
+        atomic_torch_save(self.checkpoint(finished), self.out / CHECKPOINT)
+
+    def resume(self, ckpt: dict[str, Any]) -> None:
+        self.model.decoders.load_state_dict(ckpt["decoders"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.step = ckpt["step"]
+        set_rng_state(ckpt["rng"], self.gen)
+        trim_log(self.out / "log.jsonl", self.step)
+
+    def run(self) -> None:
+        from tqdm.auto import tqdm
+
+        cfg, t0, n0 = self.cfg, time.perf_counter(), self.step
+        self.model.decoders.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method} {self.out.name}", dynamic_ncols=True,
+                   file=sys.stderr)
+        try:
+            while self.step < cfg.steps:
+                row = self.train_step()
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    row["images_per_s"] = (self.step - n0) * cfg.batch_size / (time.perf_counter() - t0)
+                    with open(self.out / "log.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    bar.set_postfix(loss=f"{row['loss']:.3g}")
+                if self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
+                    self.save()
+        except KeyboardInterrupt:
+            self.save()
+            raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved to "
+                                      f"{self.out / CHECKPOINT}: run the same command to resume") from None
+        finally:
+            bar.close()
+        self.save(finished=True)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop log rows past the checkpoint being resumed (logged after it, before an interruption)."""
+    if path.is_file():
+        rows = [r for r in path.read_text().splitlines() if r.strip() and json.loads(r)["step"] <= step]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
+def train_decoders(cfg: BaselineTrainConfig, out_dir: str | Path, images=None, force: bool = False) -> Path:
+    """Train (resume, or reuse) the decoders of ``cfg.method`` in ``out_dir``; returns the folder.
+
+    ``images``: None loads ``cfg.data`` with our model's loader; or an already loaded PackedImages, or an
+    N x 3 x 64 x 64 tensor in [0, 1]. A finished checkpoint with ``step >= cfg.steps`` is reused; an earlier
+    one is resumed if its config matches (``steps``, ``device`` and logging may change), else refused.
+    """
+    cfg.validate()
+    out = Path(out_dir)
+    data_path = None
+    if images is None:
+        data_path = resolve_data_path(cfg)  # Config's rule: a set name under data_root, or a .npy path
+    elif isinstance(images, torch.Tensor):
+        images = TensorImages(images)
+    fingerprint = data_fingerprint(data_path) if data_path is not None else memory_fingerprint(images)
+    ckpt_path = out / CHECKPOINT
+    ckpt = read_baseline_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
+    if ckpt is not None and ckpt.get("data_fingerprint") != fingerprint:
+        print(f"[wae_lib] {out}: the training images changed since these decoders were trained; retraining from "
+              f"scratch (use another --out to keep them)", file=sys.stderr)
+        ckpt = None
+    if ckpt is not None:
+        saved = ckpt["config"]
+        diff = {k: (saved.get(k), v) for k, v in cfg.to_dict().items()
+                if saved.get(k) != v and k not in RESUMABLE_CHANGES}
+        if diff:
+            raise ConfigError(f"{out} already holds {saved.get('method')} decoders with a different config {diff} "
+                              f"(saved, requested); use another --out, or --force to retrain")
+        if ckpt["finished"] and ckpt["step"] >= cfg.steps:
+            print(f"[wae_lib] {out}: finished decoders found (step {ckpt['step']}), reused; --force retrains",
+                  file=sys.stderr)
+            return out
+    set_seed(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if ckpt is None:
+        (out / "log.jsonl").unlink(missing_ok=True)
+    if images is None:
+        images = load_images(data_path, resolve_device(cfg.device))
+    trainer = DecoderTrainer(cfg, out, images, fingerprint)
+    if ckpt is not None:
+        trainer.resume(ckpt)
+    else:
+        trainer.init_feature_scales()
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    meta = run_metadata(cfg, trainer.model.vgg.source_label, cfg.seed)
+    meta.update(data_path=str(data_path) if data_path else "in-memory images", n_images=len(images),
+                resumed_from_step=trainer.step, decoder_parameters=sum(p.numel() for p in trainer.model.decoders.parameters()))
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+    trainer.run()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# command line: a flag per config field
+# --------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wae_lib.baseline_train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl, metadata.json)")
+    ap.add_argument("--force", action="store_true", help="retrain from scratch even if a checkpoint is there")
+    for f in dataclasses.fields(BaselineTrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            ap.add_argument(flag, type=type(f.default), default=None,
+                            choices=METHODS if f.name == "method" else None, help=f"default {f.default}")
+    args = ap.parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineTrainConfig)
+                 if getattr(args, f.name) is not None}
+    try:
+        train_decoders(BaselineTrainConfig(**overrides), args.out, force=args.force)
+    except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
