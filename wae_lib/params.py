@@ -1,0 +1,217 @@
+"""One validation path for every value that arrives from outside: config fields (flags, YAML, Python) and
+notebook parameters (papermill ``-p``, a person editing the parameters cell).
+
+``coerce(value, kind)`` turns a value into the declared type or raises :class:`Invalid` saying what was
+expected; the caller adds the name in its own words (``config field 'lr' = ...``, ``parameter n_styles = ...``),
+so every error is one line naming the field, the value and the expectation. Rules, the same everywhere:
+
+* ``int``: an int, an integral float (``8.0``) or a numeric string (``"8"``); never a bool, never ``8.5``;
+* ``float``: a number or a numeric string (YAML reads ``1e-3`` as the string ``"1e-3"``), finite;
+* ``bool``: a bool, 0/1, or true/false/yes/no/on/off;
+* ``str``: a string or a path;
+* ``tuple[...]``: a list/tuple of items, or one string of comma-separated items (``relu1_1`` -> ``("relu1_1",)``).
+
+Notebooks call :func:`check_notebook_parameters` in the cell right after their ``parameters`` cell.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import types
+import typing
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STRICT_ENV = "WAE_STRICT_PARAMS"  # set to 1 by the Makefile: an unknown notebook parameter is an error there
+
+
+class Invalid(ValueError):
+    """A value that cannot be coerced; ``expected`` says what would have been accepted."""
+
+    def __init__(self, expected: str):
+        super().__init__(expected)
+        self.expected = expected
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type or out of range; the message names it."""
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise Invalid("an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return _int(float(value.strip())) if any(c in value for c in ".eE") else int(value.strip())
+        except (ValueError, Invalid, OverflowError):
+            pass
+    raise Invalid("an integer")
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise Invalid("a finite number")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip()):
+        try:
+            out = float(value)
+        except (ValueError, OverflowError):
+            out = math.nan
+        if math.isfinite(out):
+            return out
+    raise Invalid("a finite number")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise Invalid("true or false")
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise Invalid("a string")
+
+
+_SCALARS = {int: _int, float: _float, bool: _bool, str: _str}
+
+
+def coerce(value: Any, kind: Any) -> Any:
+    """``value`` as type ``kind`` (int, float, bool, str, tuple[T, ...], dict, ``T | None``, Any) or Invalid."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):  # T | None
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0]) if len(inner) == 1 else value
+    if kind in _SCALARS:
+        return _SCALARS[kind](value)
+    if origin is tuple:
+        item = args[0] if args else Any
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise Invalid(f"a list of {_name(item)}s")
+        try:
+            return tuple(coerce(v, item) for v in value)
+        except Invalid as exc:
+            raise Invalid(f"a list of {_name(item)}s ({exc.expected} each)") from None
+    if origin is dict or kind is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise Invalid("a mapping")
+    return value
+
+
+def _name(kind: Any) -> str:
+    return {int: "integer", float: "number", bool: "boolean", str: "string"}.get(kind, str(kind))
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook parameters
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """What one notebook parameter may hold: a type, optional bounds (``min``/``max`` inclusive, ``above``/
+    ``below`` exclusive), a set of ``choices``, and whether None is allowed (``optional``)."""
+
+    kind: Any
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple | None = None
+    optional: bool = False
+
+    def expected(self) -> str:
+        text = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string"}.get(
+            self.kind, _name(self.kind))
+        if self.choices is not None:
+            text = f"one of {list(self.choices)}"
+        for op, bound in ((">=", self.min), (">", self.above), ("<=", self.max), ("<", self.below)):
+            if bound is not None:
+                text += f" {op} {bound}"
+        return text + (" (or None)" if self.optional else "")
+
+    def check(self, value: Any) -> Any:
+        """The coerced value, or Invalid."""
+        if value is None and self.optional:
+            return None
+        try:
+            value = coerce(value, self.kind)
+        except Invalid:
+            raise Invalid(self.expected()) from None
+        in_range = ((self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+                    and (self.above is None or value > self.above) and (self.below is None or value < self.below))
+        if not in_range or (self.choices is not None and value not in self.choices):
+            raise Invalid(self.expected())
+        return value
+
+
+# names every IPython/Jupyter namespace holds that are not parameters
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+_SEEN = "_wae_parameter_names"  # names present at the first check (see below)
+
+
+def _is_parameter_like(name: str, value: Any) -> bool:
+    """Papermill injects literals only (str, numbers, bool, None, lists, dicts): modules, functions and classes
+    imported by earlier cells are never parameters."""
+    return (not name.startswith("_") and name not in _KERNEL_NAMES
+            and isinstance(value, (str, int, float, bool, list, dict, tuple, type(None))))
+
+
+def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Param | Any], *,
+                              strict: bool | None = None) -> dict[str, Any]:
+    """Validate a notebook's parameters in place; call it in the cell right after the ``parameters`` cell::
+
+        from wae_lib.params import Param, check_notebook_parameters
+        check_notebook_parameters(globals(), {"n_styles": Param(int, min=1), "figures_dir": Param(str), ...})
+
+    ``spec`` maps every parameter name to a :class:`Param` (or a bare type, e.g. ``str``). Each value is coerced
+    to its type and range-checked; coerced values are written back into ``namespace`` (``"8"`` -> ``8``). A
+    wrong value raises ParameterError naming it (``parameter n_styles = 'eight' is invalid: expected an
+    integer >= 1``) before the notebook writes anything. A name in ``namespace`` that is not in ``spec`` (a
+    misspelled ``-p figure_dir X``) is an error when ``strict`` (default: the ``WAE_STRICT_PARAMS``
+    environment variable, which the Makefile sets) and a warning otherwise. Returns the checked values.
+
+    Re-running the cell in a live kernel ignores variables that later cells created after the first run.
+    """
+    if strict is None:
+        strict = os.environ.get(STRICT_ENV, "").strip().lower() in _TRUE
+    spec = {k: (v if isinstance(v, Param) else Param(v)) for k, v in spec.items()}
+    missing = [k for k in spec if k not in namespace]
+    if missing:
+        raise ParameterError(f"the parameters cell does not define {missing}: the notebook and its check disagree")
+    checked = {}
+    for name, param in spec.items():
+        try:
+            checked[name] = param.check(namespace[name])
+        except Invalid as exc:
+            raise ParameterError(f"parameter {name} = {namespace[name]!r} is invalid: expected {exc.expected}") \
+                from None
+    seen = namespace.setdefault(_SEEN, set(namespace))
+    unknown = sorted(k for k, v in namespace.items() if k in seen and k not in spec and _is_parameter_like(k, v))
+    if unknown:
+        message = (f"unknown parameter(s) {unknown} (misspelled?); this notebook's parameters are "
+                   f"{sorted(spec)}")
+        if strict:
+            raise ParameterError(message)
+        warnings.warn(message + f" (an error when {STRICT_ENV}=1, as under make)", stacklevel=2)
+    namespace.update(checked)
+    return checked
