@@ -16,9 +16,11 @@ Measures, per method, on the transfers of the same pairs (wae_lib.evaluate.trans
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +41,22 @@ class Method:
     training_images: float = float("nan")  # images seen in training (nan: none or unknown)
     training_seconds: float = float("nan")  # wall time of training on its machine (nan: none or unknown)
     max_batch: int = 64  # transfers computed at most this many at a time (Gatys: memory of L-BFGS history)
+
+
+def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
+    """(images seen, seconds) of a training run from its log.jsonl: each row's ``images_per_s`` times the
+    images since the previous row. (nan, nan) when there is no log (e.g. the shipped model without its run)."""
+    path = Path(log_path)
+    path = path / "log.jsonl" if path.is_dir() else path
+    if not path.is_file():
+        return float("nan"), float("nan")
+    prev, seconds = 0, 0.0
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if "step" in row and row.get("images_per_s"):
+            seconds += (row["step"] - prev) * batch_size / row["images_per_s"]
+            prev = row["step"]
+    return float(prev * batch_size), seconds
 
 
 def our_method(model, label: str, training_images: float = float("nan"),
@@ -103,12 +121,14 @@ def quality_rows(methods: Sequence[Method], transfers: dict[str, torch.Tensor], 
     import pandas as pd
 
     ref = E.TransferReference.build(content, styles, vgg, mean_face, identities, identity, batch_size)
+    chance = {"style_retrieval_chance": 1 / len(styles), "content_retrieval_chance": 1 / len(content),
+              **ref.identity.columns}
     frames = []
     for m in methods:
         cols = E.transfer_metrics(ref, vgg, transfers[m.key], content, ci, si, batch_size=batch_size)
         cols = {k: v for k, v in cols.items() if not k.endswith(("_recon", "_content"))}
         frames.append(pd.DataFrame({"method": m.key, "label": m.label, "content_image": ci.numpy(),
-                                    "style_image": si.numpy(), **cols}))
+                                    "style_image": si.numpy(), **cols, **chance}))
     return pd.concat(frames, ignore_index=True)
 
 

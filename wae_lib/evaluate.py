@@ -1114,10 +1114,14 @@ TABLE_FILES = {
     "transfer_summary": "transfer_summary.csv",  # 04
     "balance": "transfer_balance_ranking.csv",  # 04 (C4 criterion)
     "fid": "fid_kid.csv",  # 05
+    "compare": "compare_per_pair.csv",  # 07: one row per method x (face, style) pair
+    "compare_fid": "compare_fid_kid.csv",  # 07
+    "compare_summary": "compare_summary.csv",  # 07: one row per method, with ratios to our model
 }
 TABLE_WRITERS = {"reconstruction": "03_reconstruction", "reconstruction_summary": "03_reconstruction",
                  "transfer": "04_transfer", "transfer_summary": "04_transfer", "balance": "04_transfer",
-                 "fid": "05_fid"}
+                 "fid": "05_fid", "compare": "07_compare", "compare_fid": "07_compare",
+                 "compare_summary": "07_compare"}
 
 
 def write_table(df, tables_dir: str | Path, key: str) -> Path:

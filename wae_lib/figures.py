@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .utils import atomic_open, atomic_write_text
+
 CELL = 64  # image side in the grid, px
 PAD = 2  # gap between cells, px
 LINE_H = 12  # caption line height of PIL's default bitmap font
@@ -70,7 +72,8 @@ def image_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = 
 def save_grid(path: str | Path, rows: Sequence[torch.Tensor], **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(rows, **kwargs).save(path)
+    with atomic_open(path, "wb") as f:  # a figure is replaced whole, never left half-written
+        image_grid(rows, **kwargs).save(f, format="PNG")
     return path
 
 
@@ -115,7 +118,7 @@ def save_figure(path: str | Path, rows: Sequence[torch.Tensor], row_labels: Sequ
             "has_col_labels": lay["has_col_labels"], "caption_lines": len(lay["caption_lines"]),
             "row_labels": list(row_labels or []), "col_labels": list(col_labels or []), "caption": caption,
             "geometry": geo, "cell": CELL, "pad": PAD}
-    path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
+    atomic_write_text(path.with_suffix(path.suffix + ".json"), json.dumps(meta, indent=2))  # after the PNG it describes
     return meta
 
 
@@ -275,5 +278,45 @@ def plot_by_content_size(summary, metrics: Sequence[str], title: str = "", eval_
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8, wrap=True)
+    fig.tight_layout()
+    return fig
+
+
+def plot_method_comparison(summary, chance: dict, batches: Sequence[int], title: str = ""):
+    """Notebook 07: one bar per method for the retrieval / match shares (chance as a red line), the distances,
+    and seconds per image (log scale) at each timed batch size. ``summary``: compare.summary_table."""
+    import matplotlib.pyplot as plt
+
+    shares = ["style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match"]
+    distances = ["style_distance", "content_distance", "identity_distance", "kid"]
+    labels = list(summary["method"])
+    colors = [f"C{i}" for i in range(len(labels))]
+    fig, axes = plt.subplots(2, 5, figsize=(17, 6.5))
+    for ax, metric in zip(axes[0], shares + [None]):
+        if metric is None:
+            ax.axis("off")
+            continue
+        ax.bar(labels, summary[metric], color=colors)
+        if metric in chance:
+            ax.axhline(chance[metric], color="red", ls=":", label="chance")
+            ax.legend(fontsize=7)
+        ax.set_title(metric.replace("_", " ") + " (higher: more)", fontsize=9)
+        ax.set_ylim(0, 1.05)
+    for ax, metric in zip(axes[1], distances):
+        ax.bar(labels, summary[metric], color=colors)
+        ax.set_title(metric.replace("_", " ") + " (lower: closer)", fontsize=9)
+    ax = axes[1][-1]
+    width = 0.8 / max(1, len(batches))
+    for k, b in enumerate(batches):
+        ax.bar([i + k * width for i in range(len(labels))], summary[f"s_per_image_b{b}"], width=width,
+               label=f"batch {b}")
+    ax.set_xticks([i + width * (len(batches) - 1) / 2 for i in range(len(labels))], labels)
+    ax.set_yscale("log")
+    ax.set_title("seconds per image (log)", fontsize=9)
+    ax.legend(fontsize=7)
+    for ax in axes.flat:
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    if title:
+        fig.suptitle(textwrap.fill(title, 160), fontsize=9)
     fig.tight_layout()
     return fig
