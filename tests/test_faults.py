@@ -169,6 +169,22 @@ def test_case1_truncated_set_file_is_rebuilt(tmp_path):
     assert sha(path) == before and again["sets"]["celeba"]["count"] == info["sets"]["celeba"]["count"]
 
 
+def test_case1_training_refuses_a_truncated_or_changed_set(tmp_path, capsys):
+    prep = tmp_path / "prep"
+    D.prepare_all(None, prep, verbose=False, progress=False)
+    path = D.set_path(prep, "celeba")
+    args = ["--out", str(tmp_path / "run"), "--profile", "smoke", "--data", "celeba", "--data-root", str(prep)]
+    images = np.load(path)
+    np.save(path, images[::-1])  # same shape, other content: not the file data prep recorded
+    assert T.main(args) == 2
+    assert "is not the file recorded in" in capsys.readouterr().err
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert T.main(args) == 2
+    assert "is not a complete uint8 N x 64 x 64 x 3 array" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_case1_kill9_at_every_write_of_data_prep_then_rerun_matches_clean_runs(tmp_path):
     """Prepared from 3 files (state A), then a 4th file is added and the run (to state B) is killed at the N-th
     write, for every N. Then: with the 4th file removed again the output must be A's, with it B's."""
@@ -542,7 +558,7 @@ def test_case8_every_notebook_checks_all_its_parameters_right_after_the_paramete
     ("05_fid", "profile", "bogus", "parameter profile = 'bogus' is invalid"),
     ("02_train", "lr", float("inf"), "parameter lr = inf is invalid"),
     ("01_preprocess", "detect_scale", 0, "parameter detect_scale = 0 is invalid"),
-    ("06_claims", "c4_floor", 2, "parameter c4_floor = 2 is invalid"),
+    ("06_claims", "n_boot", "many", "parameter n_boot = 'many' is invalid: expected an integer >= 1"),
 ])
 def test_case8_bad_values_fail_in_that_cell_naming_the_parameter(name, param, value, needle):
     with pytest.raises(ValueError) as err:
@@ -559,6 +575,7 @@ def test_case8_unknown_parameter_is_an_error_under_make_and_a_warning_otherwise(
     monkeypatch.setenv("WAE_STRICT_PARAMS", "1")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")
+    run_check("03_reconstruction", content_dim=64)  # another notebook's: make passes one PARAMS to every notebook
     monkeypatch.delenv("WAE_STRICT_PARAMS")
     with pytest.warns(UserWarning, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")

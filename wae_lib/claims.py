@@ -43,6 +43,7 @@ from . import evaluate as E
 from . import stats as S
 from .identity import SAME_PERSON_THRESHOLD
 from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from .utils import atomic_open, atomic_write_text
 
 PAPER_BEST = {("mixed", 256), ("mixed", 128)}  # SPEC §5 C4
 RECON_METRICS = {"mse": -1, "psnr": +1, "ssim": +1, "perceptual": -1}  # sign of "better" as content size grows
@@ -638,9 +639,10 @@ def build_claims(tables_dir: str | Path = "reports/tables", reports_dir: str | P
     parts = evaluate_claims(recon, transfer, n_boot, seed, equivalence_margin, c4_margin, c4_floor)
     table = claims_frame(parts, ctx)
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(tables_dir) / "claims.csv", index=False)
+    with atomic_open(Path(tables_dir) / "claims.csv", "w", newline="") as f:  # readers see old or new, never half
+        table.to_csv(f, index=False)
     Path(reports_dir).mkdir(parents=True, exist_ok=True)
-    (Path(reports_dir) / "claims.md").write_text(claims_markdown(parts, ctx, recon, transfer, fid, n_boot, seed))
+    atomic_write_text(Path(reports_dir) / "claims.md", claims_markdown(parts, ctx, recon, transfer, fid, n_boot, seed))
     return table
 
 
@@ -686,7 +688,7 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     lines += [f"- [{p.name}]({_rel(p, reports)})" for p in found] or [f"- none found in {notebooks}"]
     reports.mkdir(parents=True, exist_ok=True)
     path = reports / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -711,5 +713,5 @@ def write_reports_home(root: str | Path = "reports", headline: str = HEADLINE_RE
         if (root / extra).is_dir():
             lines += ["", f"Training changes measured at a fixed budget: [{extra}/]({extra}/)"]
     path = root / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

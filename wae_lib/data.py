@@ -23,8 +23,8 @@ Sources (SPEC.md §4):
 
 Robustness: any file (truncated JPEG, zero bytes, text, dangling link, FIFO, 16-bit PNG, CMYK, ...) ends as a
 manifest row with a reason; nothing raises. A file name that is not valid UTF-8 is kept under an escaped name
-(``\\xff``, ``safe_label``), with a note in the detail column. Speed: files are processed in chunks by a process pool (one
-process per core, started once), JPEGs are decoded at reduced size where the geometry allows (PIL draft).
+(``\\xff``, ``safe_label``), with a note in the detail column. Speed: files are processed in chunks by a process
+pool (one process per core, started once), JPEGs are decoded at reduced size where the geometry allows (PIL draft).
 Resuming: each finished chunk is saved under ``out_dir/.parts`` (``.npz``, read with ``allow_pickle=False``: a
 planted file cannot run as code; one that does not read back is recomputed); an interrupted run continues from
 there, and a run whose inputs and parameters are unchanged, and whose outputs still match their recorded digests,
@@ -590,6 +590,9 @@ def list_files(src: Path, exclude: Path | None = None) -> list[tuple[str, Path]]
 
 
 def _stat_key(path: Path) -> tuple[int, int]:
+    """Inputs are listed by size and modification time, not content: hashing every source image on each run
+    would mean reading all of ImageNet. A touched input only makes its chunk recompute; the output is then
+    byte-identical, and what depends on it (sets, trained models) is keyed by content digests, so stays."""
     try:
         st = os.stat(path)
         return st.st_size, st.st_mtime_ns

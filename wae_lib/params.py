@@ -16,6 +16,9 @@ Notebooks call :func:`check_notebook_parameters` in the cell right after their `
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
 import math
 import os
 import types
@@ -23,9 +26,11 @@ import typing
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 STRICT_ENV = "WAE_STRICT_PARAMS"  # set to 1 by the Makefile: an unknown notebook parameter is an error there
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class Invalid(ValueError):
@@ -176,6 +181,23 @@ def _is_parameter_like(name: str, value: Any) -> bool:
             and isinstance(value, (str, int, float, bool, list, dict, tuple, type(None))))
 
 
+@functools.cache
+def project_parameter_names(folder: Path = NOTEBOOKS_DIR) -> frozenset[str]:
+    """Every name assigned in the ``parameters`` cell of a notebook in ``folder`` (the project's notebooks)."""
+    names: set[str] = set()
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+            tree = ast.parse(source)
+        except (OSError, ValueError, KeyError, StopIteration, SyntaxError):
+            continue
+        names.update(t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                     if isinstance(t, ast.Name))
+    return frozenset(names)
+
+
 def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Param | Any], *,
                               strict: bool | None = None) -> dict[str, Any]:
     """Validate a notebook's parameters in place; call it in the cell right after the ``parameters`` cell::
@@ -187,8 +209,10 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Para
     to its type and range-checked; coerced values are written back into ``namespace`` (``"8"`` -> ``8``). A
     wrong value raises ParameterError naming it (``parameter n_styles = 'eight' is invalid: expected an
     integer >= 1``) before the notebook writes anything. A name in ``namespace`` that is not in ``spec`` (a
-    misspelled ``-p figure_dir X``) is an error when ``strict`` (default: the ``WAE_STRICT_PARAMS``
-    environment variable, which the Makefile sets) and a warning otherwise. Returns the checked values.
+    misspelled ``-p figure_dir X``) is a warning, or, when ``strict`` (default: the ``WAE_STRICT_PARAMS``
+    environment variable, which the Makefile sets), an error unless another notebook of the project declares it
+    (make passes one ``PARAMS`` to every notebook a target runs; those names are for the others). Returns the
+    checked values.
 
     Re-running the cell in a live kernel ignores variables that later cells created after the first run.
     """
@@ -207,6 +231,8 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Para
                 from None
     seen = namespace.setdefault(_SEEN, set(namespace))
     unknown = sorted(k for k, v in namespace.items() if k in seen and k not in spec and _is_parameter_like(k, v))
+    if strict:
+        unknown = [k for k in unknown if k not in project_parameter_names()]
     if unknown:
         message = (f"unknown parameter(s) {unknown} (misspelled?); this notebook's parameters are "
                    f"{sorted(spec)}")

@@ -98,7 +98,27 @@ def resolve_data_path(cfg: Config) -> Path:
     if not path.is_file():
         raise ConfigError(f"config field 'data' = {cfg.data!r}: the packed dataset {path} does not exist; "
                           f"prepare it first with `make data` or `python -m wae_lib.data all --out {cfg.data_root}`")
+    from .data import OUT_SIZE, npy_shape
+
+    shape = npy_shape(path)  # the header and the file size agree: not truncated
+    if shape is None or len(shape) != 4 or shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
+        raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not a complete uint8 N x {OUT_SIZE} x "
+                          f"{OUT_SIZE} x 3 array (truncated, or not written by wae_lib.data); prepare it again")
     return path
+
+
+def check_recorded_digest(cfg: Config, path: Path, digest: str) -> None:
+    """A named training set must still be the file wae_lib.data recorded in sets/info.json (its content digest):
+    an edited, swapped or partly restored set is refused instead of trained on. A path to a .npy is the user's."""
+    if cfg.data not in TRAINING_SETS:
+        return
+    try:
+        recorded = json.loads((path.parent / "info.json").read_text()).get("sha256", {}).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return  # sets written before digests were recorded
+    if recorded is not None and digest != f"sha256:{recorded}":
+        raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not the file recorded in "
+                          f"{path.parent / 'info.json'} (changed since it was written); prepare the data again")
 
 
 def data_fingerprint(path: Path) -> str:
@@ -685,15 +705,16 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     out = Path(out)
     cfg.validate()  # types and ranges, before anything is written
     info = init_distributed(cfg.device)
-    data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built
+    data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built or written
+    digest = data_fingerprint(data_path)
+    check_recorded_digest(cfg, data_path, digest)
     with run_lock(out, enabled=info.main):
-        return _train_locked(cfg, out, info, data_path, force)
+        return _train_locked(cfg, out, info, data_path, digest, force)
 
 
-def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, force: bool) -> Path:
+def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, digest: str, force: bool) -> Path:
     if info.main and out.is_dir():
         remove_stale_temporaries(out)  # of a run killed while writing (the lock says none is running now)
-    digest = data_fingerprint(data_path)
     ckpt_path = out / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
     if ckpt is not None and not same_data(ckpt.get("data_fingerprint"), data_path, digest):
