@@ -305,6 +305,17 @@ def test_case2_touched_or_rewritten_identical_training_data_reuses_the_finished_
     assert capsys.readouterr().err.count("finished run found") == 2
 
 
+def test_case2_data_prep_recomputing_identical_bytes_leaves_its_outputs_untouched(tmp_path):
+    src = make_src(tmp_path / "src", 3)
+    out = tmp_path / "out"
+    D.prepare_anime(src, out, CFG, progress=False)
+    stamps = {f: (out / f).stat().st_mtime_ns for f in ("images.npy", "manifest.csv")}
+    for f in src.iterdir():  # touched inputs: data prep recomputes, and gets the same bytes
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 5_000_000_000))
+    assert not D.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
+    assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
+
+
 # --------------------------------------------------------------------------------------------------
 # case 3: YAML configs take the same validation path as flags and Python
 # --------------------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ from tqdm import tqdm
 from .params import Invalid, coerce
 from .utils import (
     atomic_open,
-    atomic_write_bytes,
     atomic_write_text,
     file_sha256,
     remove_durably,
@@ -696,7 +695,7 @@ def _write_npy_atomic(path: Path, parts: Iterable[np.ndarray], n: int) -> str:
     """Stream ``parts`` (total ``n`` images) into ``path`` atomically, without holding them all in memory;
     returns the file's sha256 (computed on the way, so verifying it later costs no extra pass here)."""
     digest = hashlib.sha256()
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", keep_identical=True) as f:
         for block in (_npy_header(n), *(np.ascontiguousarray(p, dtype=np.uint8) for p in parts)):
             if isinstance(block, np.ndarray):
                 if block.shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
@@ -739,7 +738,8 @@ def write_manifest(path: Path, rows: Sequence[dict]) -> str:
     w.writeheader()
     w.writerows({k: _printable(v) for k, v in r.items()} for r in rows)
     data = buf.getvalue().encode("utf-8")
-    atomic_write_bytes(path, data)
+    with atomic_open(path, "wb", keep_identical=True) as f:
+        f.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -1440,7 +1440,7 @@ def build_sets(prepared_root: str | Path, sets_dir: str | Path, cfg: PrepConfig 
         "style_eval": write("style_eval", [(styles, style_idx)]),
         "natural_eval": write("natural_eval", [(imagenet, natural_idx)]),
     }
-    with atomic_open(sets_dir / EVAL_IDENTITY_FILE, "wb") as f:
+    with atomic_open(sets_dir / EVAL_IDENTITY_FILE, "wb", keep_identical=True) as f:
         np.save(f, content_ids)
     digests[EVAL_IDENTITY_FILE] = file_sha256(sets_dir / EVAL_IDENTITY_FILE)
     a, b = len(celeba_idx), len(celeba_idx) + len(anime_idx)

@@ -4,6 +4,7 @@ home of atomic, ordered writes (atomic_open and friends) and content digests (fi
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import hashlib
 import io
 import os
@@ -109,12 +110,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = False, **kwargs: Any
+                ) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success flush, fsync and rename it over ``path``.
 
     Readers see the old file or the new one, never half of one; after a crash (kill -9, power loss) the old
     file is still there. On any failure (disk full, file size limit, an exception in the ``with`` body) the
     temporary file is removed and the old file is untouched. A failed write raises OSError naming ``path``.
+    ``keep_identical``: when the new bytes equal the old file's, the old file stays (its modification time too,
+    so nothing keyed on it, e.g. a checkpoint of an older version, sees a change).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -123,6 +127,9 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[I
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if keep_identical and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            tmp.unlink()
+            return
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
