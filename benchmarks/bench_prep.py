@@ -15,9 +15,7 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -71,10 +69,8 @@ def stage_costs(source: str, files: list[tuple[str, Path]], cfg: D.PrepConfig) -
             t["crop"] += time.perf_counter() - t1
     t0 = time.perf_counter()
     arr = np.stack(crops) if crops else np.zeros((0, 64, 64, 3), np.uint8)
-    with tempfile.TemporaryDirectory() as tmp:  # what the runner does: pickle a part, then copy into images.npy
-        buf = io.BytesIO()
-        pickle.dump({"images": arr}, buf, protocol=5)
-        Path(tmp, "part.pkl").write_bytes(buf.getvalue())
+    with tempfile.TemporaryDirectory() as tmp:  # what the runner does: save a part (.npz), then copy into images.npy
+        D._save_part(Path(tmp, "part.npz"), [], arr)
         D._write_npy_atomic(Path(tmp, "images.npy"), [arr], len(arr))
     t["write"] = time.perf_counter() - t0
     return {k: v / max(1, len(files)) for k, v in t.items()}
