@@ -110,15 +110,16 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = False, **kwargs: Any
-                ) -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = False, sync: bool = True,
+                **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success flush, fsync and rename it over ``path``.
 
     Readers see the old file or the new one, never half of one; after a crash (kill -9, power loss) the old
     file is still there. On any failure (disk full, file size limit, an exception in the ``with`` body) the
     temporary file is removed and the old file is untouched. A failed write raises OSError naming ``path``.
     ``keep_identical``: when the new bytes equal the old file's, the old file stays (its modification time too,
-    so nothing keyed on it, e.g. a checkpoint of an older version, sees a change).
+    so nothing keyed on it, e.g. a checkpoint of an older version, sees a change). ``sync=False`` skips the fsyncs,
+    for files whose reader verifies them anyway and redoes them when damaged (data prep's parts).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -126,7 +127,8 @@ def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = Fa
         with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         if keep_identical and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
             tmp.unlink()
             return
@@ -137,7 +139,8 @@ def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = Fa
         if isinstance(exc, OSError):
             raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def _alive(pid: int) -> bool:
