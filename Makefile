@@ -17,6 +17,8 @@ DATA_TAG := $(if $(DATA_DIR),$(notdir $(patsubst %/,%,$(dir $(DATA_ABS))))-$(not
 PREP ?= data/processed/$(DATA_TAG)
 MODELS ?= models/$(PROFILE)-$(DATA_TAG)
 REPORTS ?= reports/$(PROFILE)-$(DATA_TAG)#  each profile and data set has its own reports folder
+BASELINES_DIR ?= $(MODELS)-baselines#  AdaIN / WCT decoders trained on our training set (notebook 07)
+COMPARE_MODEL ?= best#      our model in notebook 07: best (notebook 04's pick) | pretrained | a run folder
 # extra random 64x64 crops per ImageNet photo (a DEPARTURE), so that a folder with few photos still gives the
 # mixed set the paper's ~48% ImageNet share; the data stage and notebook 01 must agree on it
 IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
@@ -28,8 +30,8 @@ PAPERMILL := WAE_STRICT_PARAMS=1 $(PY) -m papermill --kernel python3 --cwd . --n
 NB_OUT := $(REPORTS)/notebooks
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint bench bench-prep bench-train clean-venv data train train-notebook \
-        prep-notebook figures fid claims reproduce pretrained
+.PHONY: help setup test lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
+        prep-notebook figures fid claims reproduce pretrained baselines compare explore
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +58,9 @@ bench: $(STAMP)  ## print the model benchmark (images/s, peak memory, FLOPs per 
 
 bench-prep: $(STAMP)  ## print the preprocessing benchmark (needs DATA_DIR)
 	$(PY) benchmarks/bench_prep.py $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+bench-transfer: $(STAMP)  ## print images/s of our transfer vs Gatys, AdaIN, WCT, Reinhard (batch 1 and 64, ratios)
+	$(PY) benchmarks/bench_transfer.py $(if $(wildcard $(BASELINES_DIR)/wct/checkpoint.pt),--baselines-dir $(BASELINES_DIR))
 
 bench-train: $(STAMP)  ## print training images/s and TFLOP/s, bf16+compile vs fp32 eager (CPU; CUDA when present)
 	$(PY) benchmarks/bench_train.py
@@ -100,10 +105,26 @@ claims: ## notebook 06: the paper's claims C1-C4 as numbers -> $(REPORTS)/claims
 	  -p reports_dir $(REPORTS) -p figures_dir $(REPORTS)/figures -p notebooks_dir $(NB_OUT) $(PARAMS)
 	$(PY) -c "from wae_lib.claims import write_reports_home; write_reports_home('$(dir $(REPORTS:/=))')"
 
+baselines: data  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
+	for m in adain wct; do \
+	  $(PY) -m wae_lib.baseline_train --profile $(PROFILE) --method $$m --data-root $(PREP) --out $(BASELINES_DIR)/$$m \
+	    || exit 1; done
+
+compare: baselines figures  ## notebook 07: ours vs Gatys, AdaIN, WCT and Reinhard on the same held-out pairs
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/07_compare.ipynb $(NB_OUT)/07_compare.ipynb -p model $(COMPARE_MODEL) \
+	  -p models_dir $(MODELS) -p data_root $(PREP) -p baselines_dir $(BASELINES_DIR) \
+	  -p figures_dir $(REPORTS)/figures -p tables_dir $(REPORTS)/tables $(PARAMS)
+
+explore: data  ## notebook 00: the explorer (widgets), executed headless with the shipped model into $(NB_OUT)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/00_explore.ipynb $(NB_OUT)/00_explore.ipynb -p data_root $(PREP) \
+	  -p figures_dir $(REPORTS)/figures $(PARAMS)
+
 pretrained: train  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
 	$(PY) -m wae_lib.export $(MODELS) --data-root $(PREP) \
 	  $(if $(wildcard $(REPORTS)/tables/transfer_summary.csv),--summary $(REPORTS)/tables/transfer_summary.csv)
 
-reproduce: prep-notebook train-notebook figures fid  ## the whole study: data -> train sweep -> figures -> FID -> claims
+reproduce: prep-notebook train-notebook figures fid compare explore  ## the whole study: data -> train sweep -> figures -> FID -> comparison -> claims
 	$(MAKE) claims
 	@echo "done: open $(REPORTS)/index.md"

@@ -27,7 +27,8 @@ papermill = pytest.importorskip("papermill")
 pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
-N_FIG, N_STYLES, N_GRID, N_STRIP = 4, 3, 2, 2
+N_FIG, N_STYLES, N_GRID, N_STRIP, N_COMPARE = 4, 3, 2, 2, 3
+COMPARE_METHODS = ["ours", "gatys", "adain", "wct", "reinhard"]
 STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
 
 
@@ -73,6 +74,17 @@ def chain(tmp_path_factory):
                      alphas=ALPHAS, n_boot=50)
         run_notebook("05_fid", dirs["notebooks"], root, **common, tables_dir=str(dirs["tables"]),
                      feature_extractor="vgg16", n_styles=2, max_content_images=6, n_boot=20)
+        from wae_lib.baseline_train import baseline_profile, train_decoders
+
+        for method in ("adain", "wct"):  # the Makefile's `baselines` stage at the smoke budget
+            train_decoders(baseline_profile("smoke", method=method, data_root=str(dirs["prep"])),
+                           root / "baselines" / method)
+        run_notebook("07_compare", dirs["notebooks"], root, **common, model="best", baselines_dir=str(root / "baselines"),
+                     figures_dir=str(dirs["figures"]), tables_dir=str(dirs["tables"]), n_content=N_COMPARE,
+                     n_styles=N_STYLES, grid_content=N_GRID, gatys_steps=2, timing_batches="1, 2", n_boot=5,
+                     identity_metrics=False, feature_extractor="vgg16")
+        run_notebook("00_explore", dirs["notebooks"], root, data_root=str(dirs["prep"]), n_choices=3, strength=0.5,
+                     mix=0.5, figures_dir=str(dirs["figures"]), device="cpu")
         run_notebook("06_claims", dirs["notebooks"], root, tables_dir=str(dirs["tables"]),
                      reports_dir=str(dirs["reports"]), figures_dir=str(dirs["figures"]),
                      notebooks_dir=str(dirs["notebooks"]), n_boot=100)
@@ -102,6 +114,8 @@ EXPECTED_FIGURES = {  # name: (rows, columns, first row labels)
     "transfer_grid_best_model.png": (1 + N_GRID, 1 + N_STYLES, ["style"]),
     "style_strength_best_model.png": (N_STRIP, 2 + len(STRENGTHS.split(",")), ["content 1"]),
     "style_interpolation_best_model.png": (1 + N_STRIP, 1 + len(ALPHAS.split(",")), ["styles A, B"]),
+    "compare_overview.png": (2 + len(COMPARE_METHODS), N_STYLES, ["content", "style", "ours ("]),
+    **{f"compare_grid_{m}.png": (1 + N_GRID, 1 + N_STYLES, ["style", "face 1"]) for m in COMPARE_METHODS},
 }
 
 
@@ -112,7 +126,7 @@ def test_figure_grid_geometry_and_content(chain, name):
     meta = json.loads(png.with_suffix(".png.json").read_text())
     rows, cols, first_labels = EXPECTED_FIGURES[name]
     assert (meta["n_rows"], meta["n_cols"]) == (rows, cols)
-    assert meta["row_labels"][:len(first_labels)] == first_labels
+    assert [label[:len(want)] for label, want in zip(meta["row_labels"], first_labels)] == first_labels
     geo = grid_geometry(rows, cols, meta["label_width"], meta["has_col_labels"], meta["caption_lines"])
     image = Image.open(png).convert("RGB")
     assert image.size == (geo["width"], geo["height"])
@@ -147,6 +161,26 @@ def test_claims_table_and_reports(chain):
         assert f"**{claim}: " in index
     assert "figures/fig7_transfer.png" in index and "tables/claims.csv" in index
     assert "notebooks/03_reconstruction.ipynb" in index
+
+
+def test_compare_notebook_table_has_every_method_with_ratios(chain):
+    summary = pd.read_csv(chain["tables"] / "compare_summary.csv")
+    assert list(summary["method"]) == COMPARE_METHODS
+    ours = summary.set_index("method").loc["ours"]
+    for col in ("style_distance", "content_distance", "kid", "s_per_image_b1", "s_per_image_b2"):
+        assert summary[col].notna().all(), col
+        assert ours[f"{col}_vs_ours"] == pytest.approx(1.0)
+    per_pair = pd.read_csv(chain["tables"] / "compare_per_pair.csv")
+    assert len(per_pair) == len(COMPARE_METHODS) * N_COMPARE * N_STYLES  # the same pairs for every method
+    assert (per_pair.groupby("method")["style_image"].apply(list).apply(tuple).nunique()) == 1
+    fid = pd.read_csv(chain["tables"] / "compare_fid_kid.csv")
+    assert fid["feature_extractor_label"].str.contains("STAND-IN").all()
+    assert (chain["figures"] / "compare_measures.png").is_file()
+
+
+def test_explore_notebook_renders_its_first_frame(chain):
+    frame = np.asarray(Image.open(chain["figures"] / "explore_frame.png").convert("RGB"), dtype=float)
+    assert frame.std() > 10
 
 
 def test_bad_parameters_fail_naming_them(chain):

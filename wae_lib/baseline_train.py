@@ -103,6 +103,22 @@ class BaselineTrainConfig:
 
 RESUMABLE_CHANGES = ("steps", "device", "ckpt_every", "log_every")
 
+# The decoder budget of each study profile (wae_lib.config.PROFILES): the `baselines` stage of the Makefile.
+# The data are the mixed set, as the model notebook 07 compares with by default (the shipped one is mixed_c256).
+BASELINE_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"data": "mixed", "steps": 2, "batch_size": 4, "ckpt_every": 1, "log_every": 1},  # tests only
+    "quick": {"data": "mixed", "steps": 150},  # minutes on a CPU: the decoders barely invert VGG
+    "reference": {"data": "mixed", "steps": 1200},  # 9,600 images, ~20-40 min per method on 2 CPU cores
+    "paper": {"data": "mixed", "steps": 160_000, "device": "auto"},  # Huang & Belongie: 160k batches of 8 (GPU)
+}
+
+
+def baseline_profile(profile: str, **overrides: Any) -> BaselineTrainConfig:
+    """The decoder-training config of a study profile, with ``overrides`` (e.g. method, data_root)."""
+    if profile not in BASELINE_PROFILES:
+        raise ConfigError(f"baseline profile {profile!r} is unknown; expected one of {list(BASELINE_PROFILES)}")
+    return BaselineTrainConfig(**{**BASELINE_PROFILES[profile], **overrides})
+
 
 class TrainingInterrupted(RuntimeError):
     """Ctrl-C arrived; a checkpoint was written and the same call resumes."""
@@ -328,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl, metadata.json)")
     ap.add_argument("--force", action="store_true", help="retrain from scratch even if a checkpoint is there")
+    ap.add_argument("--profile", choices=list(BASELINE_PROFILES), default=None,
+                    help="start from this study profile's budget (BASELINE_PROFILES); flags override it")
     for f in dataclasses.fields(BaselineTrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
@@ -339,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineTrainConfig)
                  if getattr(args, f.name) is not None}
     try:
-        train_decoders(BaselineTrainConfig(**overrides), args.out, force=args.force)
+        cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
+        train_decoders(cfg, args.out, force=args.force)
     except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

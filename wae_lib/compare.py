@@ -43,6 +43,21 @@ class Method:
     max_batch: int = 64  # transfers computed at most this many at a time (Gatys: memory of L-BFGS history)
 
 
+def resolve_model(model: str, models_dir: str | Path, tables_dir: str | Path) -> str:
+    """``"best"``: the run folder of ``models_dir`` that notebook 04 ranked best (C4 balance table in
+    ``tables_dir``); anything else (``"pretrained"``, a run folder) is returned as it is."""
+    if model != "best":
+        return model
+    path = Path(tables_dir) / E.TABLE_FILES["balance"]
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter model = 'best' needs notebook 04's {path}; run 04_transfer.ipynb with "
+                                f"tables_dir={str(tables_dir)!r} first, or set model to 'pretrained' or a run folder")
+    import pandas as pd
+
+    ranking = pd.read_csv(path)
+    return str(Path(models_dir) / ranking.loc[ranking["best"].astype(bool), "run"].iloc[0])
+
+
 def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
     """(images seen, seconds) of a training run from its log.jsonl: each row's ``images_per_s`` times the
     images since the previous row. (nan, nan) when there is no log (e.g. the shipped model without its run)."""
