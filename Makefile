@@ -25,8 +25,10 @@ IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
 PREP_ARGS ?=#               extra preprocessing flags
 PARAMS ?=#                  extra papermill options for every notebook, e.g. PARAMS="-p seed 1" or "-f my.yaml"
 TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
-# STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params)
-PAPERMILL := WAE_STRICT_PARAMS=1 $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
+# STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
+# JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
+PAPERMILL := WAE_STRICT_PARAMS=1 JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
+  $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
 NB_OUT := $(REPORTS)/notebooks
 
 .DEFAULT_GOAL := help

@@ -10,6 +10,10 @@ import torch
 
 from wae_lib.config import Config
 
+# papermill here uses the repository's python3 kernel spec, as the Makefile does (no per-notebook TCP warning)
+os.environ["JUPYTER_PATH"] = os.pathsep.join(
+    p for p in (str(Path(__file__).resolve().parents[1] / "jupyter"), os.environ.get("JUPYTER_PATH")) if p)
+
 
 @pytest.fixture(scope="session")
 def hed_vgg():

@@ -50,11 +50,13 @@ from .utils import (
     file_sha256,
     fsync_dir,
     package_versions,
+    progress,
     remove_durably,
     remove_stale_temporaries,
     resolve_device,
     run_metadata,
     set_seed,
+    stage_done,
 )
 from .vgg import VGG16Features
 
@@ -626,13 +628,10 @@ class Trainer:
 
     # ---------------- the loop ----------------
     def run(self) -> None:
-        from tqdm.auto import tqdm
-
         cfg = self.cfg
         rows: list[dict[str, torch.Tensor]] = []
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.info.main, desc=self.out.name,
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = progress(total=cfg.steps, initial=self.step, disable=not self.info.main, desc=self.out.name)
         t0, n0 = time.perf_counter(), self.step
         with self.signals(), bar:  # the bar is closed (its line finished) before an error is printed
             while self.step < cfg.steps:
@@ -654,7 +653,8 @@ class Trainer:
                     ips = (self.step - n0) * cfg.batch_size / (time.perf_counter() - t0)
                     last = self.log_rows(rows, ips)
                     rows.clear()
-                    bar.set_postfix(loss=f"{last['loss']:.3g}", pen=f"{last['penalty']:.3g}", ips=f"{ips:.1f}")
+                    bar.set_postfix(loss=f"{last['loss']:.3g}", pen=f"{last['penalty']:.3g}", ips=f"{ips:.1f}",
+                                    refresh=False)  # shown at the next draw (utils.progress)
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.save_samples()
                 if self.stop_signal:
@@ -802,8 +802,7 @@ def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[in
     t0 = time.perf_counter()
     runs = [train(cfg, Path(models_dir) / name, force=force) for name, cfg in sweep_configs(base, seeds)]
     if init_distributed(base.device).main:
-        print(f"[wae_lib] sweep {base.profile}: {len(runs)} runs in {models_dir} ({time.perf_counter() - t0:.0f} s)",
-              file=sys.stderr)
+        stage_done(f"sweep {base.profile}", f"{len(runs)} runs in {models_dir}", t0)
     return runs
 
 

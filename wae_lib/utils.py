@@ -193,3 +193,42 @@ def remove_durably(path: str | Path) -> None:
     if path.exists() or path.is_symlink():
         path.unlink()
         fsync_dir(path.parent)
+
+
+# ---------------- logs ----------------
+PROGRESS_LOG_EVERY_S = 600.0  # not a terminal: a long run's bar is redrawn at most this often (a heartbeat)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
+def progress(*, notebook: bool = True, **kwargs: Any):
+    """A tqdm bar (``tqdm.auto``: a widget in Jupyter; ``notebook=False``: always text) on ``sys.stderr``.
+
+    A widget, or text on a terminal, redraws as usual. Text elsewhere (a log file, ``make | tee``, CI) gets tqdm's
+    own ``mininterval`` and ``maxinterval`` of PROGRESS_LOG_EVERY_S: it draws at the start and at the end (count,
+    elapsed time, rate and postfix), plus a heartbeat in a long run, so a log holds one line per model or stage
+    instead of hundreds of redraws. Pass ``refresh=False`` to ``set_postfix`` so that it waits for the next draw."""
+    from tqdm.std import tqdm as text
+
+    if notebook:
+        from tqdm.auto import tqdm
+        from tqdm.autonotebook import tqdm as chosen  # what tqdm.auto picked: a widget in a Jupyter kernel
+    else:
+        tqdm = chosen = text
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("dynamic_ncols", True)
+    if chosen is text and not _is_terminal(kwargs["file"]):
+        kwargs.setdefault("mininterval", PROGRESS_LOG_EVERY_S)
+        kwargs.setdefault("maxinterval", PROGRESS_LOG_EVERY_S)
+    return tqdm(**kwargs)
+
+
+def stage_done(stage: str, what: str, t0: float, file: IO | None = None) -> None:
+    """The one summary line of a stage (stderr unless ``file``): ``[wae_lib] <stage>: <what> (<wall time> s)``,
+    the time since ``t0`` (``time.perf_counter()``)."""
+    print(f"[wae_lib] {stage}: {what} ({time.perf_counter() - t0:.0f} s)", file=file or sys.stderr)
