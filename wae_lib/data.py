@@ -36,7 +36,8 @@ evaluation sets: held-out faces are whole identities when the data folder has an
 (``load_eval_identities`` gives each one's identity), and the mixed set follows the paper's proportions
 (``mixed_anime_ratio``, ``mixed_imagenet_ratio``). With ``data_dir=None`` it builds a small *sample set* from
 images shipped inside scikit-image and matplotlib (not the paper's data; it lets everything run offline).
-``PackedImages`` serves a packed set to the training loop from (GPU) memory.
+``PackedImages`` serves a packed set to the training loop from (GPU) memory. ``download_data`` (``python -m
+wae_lib.data download --out DIR``) fills such a data folder with CelebA and Imagenette through torchvision.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ import shutil
 import stat
 import struct
 import sys
+import time
 import warnings
 import zlib
 from collections import Counter
@@ -65,7 +67,6 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from .params import Invalid, coerce
 from .utils import (
@@ -74,7 +75,9 @@ from .utils import (
     file_sha256,
     remove_durably,
     remove_stale_temporaries,
+    stage_done,
 )
+from .utils import progress as progress_bar  # here `progress` is the preparers' on/off flag
 
 OUT_SIZE = 64  # the networks' input size (SPEC.md §3, Table 1)
 STATE = "prep_state.json"
@@ -671,8 +674,8 @@ def _pool_context() -> mp.context.BaseContext:
 
 def _run_chunks(tasks: list[tuple], workers: int, desc: str, total_files: int, done_files: int,
                 progress: bool) -> None:
-    bar = tqdm(total=total_files, initial=done_files, desc=desc, unit="img", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    bar = progress_bar(total=total_files, initial=done_files, desc=desc, unit="img", disable=not progress,
+                       notebook=False)
     with bar:
         if workers <= 1 or len(tasks) <= 1:
             for t in tasks:
@@ -949,13 +952,140 @@ PREPARERS = {"celeba": prepare_celeba, "anime": prepare_anime, "imagenet": prepa
              "styles": prepare_styles}
 
 
-def download_celeba(root: str | Path) -> Path:
-    """The online path: torchvision downloads CelebA (Google Drive; ~1.4 GB) and we return its
-    ``img_align_celeba`` folder, ready for ``prepare_celeba``."""
-    from torchvision.datasets import CelebA
+# --------------------------------------------------------------------------------------------------
+# downloading (needs internet): CelebA and Imagenette through torchvision, laid out as DATA_DIR expects
+# --------------------------------------------------------------------------------------------------
+# torchvision checks the md5 of every file it downloads (and of a file already there before it skips it); the
+# unpacked images themselves carry no checksum in torchvision. Archives stay in DIR/.downloads, so a run that was
+# interrupted, or a deleted faces/ or natural/, is redone from them without downloading again.
+DOWNLOAD_CACHE = ".downloads"
+CELEBA_SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+IMAGENETTE_SIZES = ("320px", "160px")  # torchvision's sizes (short side); "full" (1.5 GB of large photos) left out
+DOWNLOAD_HOWTO = {  # the sources no library downloads: what to put where
+    "anime": "the AnimeFace Character Dataset (http://www.nurs.or.jp/~nagadomi/animeface-character-dataset/), or any "
+             "folder of anime face images: copy or link it as {dir}/anime/ (optional: without it the mixed set has "
+             "no anime images)",
+    "styles": "the style images (artworks; the paper's Fig. 5 uses 8) as {dir}/styles/ (required by the data stage)",
+}
 
-    CelebA(str(root), split="all", target_type="attr", download=True)
-    return Path(root) / "celeba" / "img_align_celeba"
+
+class DownloadError(RuntimeError):
+    """A dataset could not be downloaded; the message is one line with the cause and the manual alternative."""
+
+
+def _cause(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def download_celeba(root: str | Path) -> Path:
+    """The online path: torchvision downloads CelebA into ``root/celeba`` (Google Drive, ~1.4 GB; needs ``pip install
+    gdown``), checking each file's md5 (files already there and intact are not downloaded again), and unpacks the
+    aligned images. Writes ``root/celeba/identity.csv`` (file, identity; beside the image folder, where
+    find_identity_file looks) and returns the ``img_align_celeba`` folder, ready for ``prepare_celeba``.
+    Raises DownloadError."""
+    from torchvision.datasets import CelebA
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    root = Path(root)
+    base = root / CelebA.base_folder
+    try:
+        # every file there and intact (md5): unpack it here, since torchvision's download path needs gdown even then
+        if all(check_integrity(base / name, md5) for _, md5, name in CelebA.file_list):
+            if not (base / "img_align_celeba").is_dir():
+                extract_archive(str(base / "img_align_celeba.zip"))
+            ds = CelebA(str(root), split="all", target_type="identity")
+        else:
+            ds = CelebA(str(root), split="all", target_type="identity", download=True)
+    except Exception as exc:  # no internet, no gdown, a checksum mismatch, a full disk: one line, with the way by hand
+        raise DownloadError(
+            f"CelebA: download failed ({_cause(exc)}). It needs internet and `pip install gdown` (Google Drive). By "
+            f"hand: get img_align_celeba.zip and the 5 list files of torchvision.datasets.CelebA.file_list from "
+            f"{CELEBA_SITE} into {root / 'celeba'}/ and run again (their md5s are checked)") from exc
+    folder = base / "img_align_celeba"
+    missing = [name for name in ds.filename if not (folder / name).is_file()]
+    if missing:
+        raise DownloadError(f"CelebA: {len(missing)} of {len(ds.filename)} images missing from {folder} (e.g. "
+                            f"{missing[0]}; an interrupted unpacking?): delete that folder and run again")
+    rows = "".join(f"{name},{int(ident)}\n" for name, ident in zip(ds.filename, ds.identity[:, 0].tolist()))
+    atomic_write_text(folder.parent / IDENTITY_FILE, "file,identity\n" + rows)
+    return folder
+
+
+def download_imagenette(root: str | Path, size: str = "320px") -> Path:
+    """torchvision downloads Imagenette (10 ImageNet classes, https://github.com/fastai/imagenette) into ``root``,
+    checking the archive's md5, and unpacks it; returns its ``train`` folder (``<wnid>/*.JPEG``), ready for
+    ``prepare_imagenet``. Raises DownloadError."""
+    from torchvision.datasets import Imagenette
+
+    if size not in IMAGENETTE_SIZES:
+        raise ValueError(f"Imagenette size {size!r}: expected one of {IMAGENETTE_SIZES}")
+    url, md5 = Imagenette._ARCHIVES[size]
+    try:
+        Imagenette(str(root), split="train", size=size, download=True)
+    except Exception as exc:
+        raise DownloadError(f"Imagenette: download of {url} failed ({_cause(exc)}). It needs internet. By hand: put "
+                            f"that file (md5 {md5}) in {Path(root)}/ and run again") from exc
+    return Path(root) / Path(url).stem / "train"
+
+
+def _imagenette_dir(root: Path, size: str) -> Path:
+    """Where torchvision unpacks Imagenette of this size under ``root`` (``imagenette2-320``, ...)."""
+    from torchvision.datasets import Imagenette
+
+    return root / Path(Imagenette._ARCHIVES[size][0]).stem
+
+
+def download_data(out: str | Path, imagenette_size: str = "320px") -> dict[str, int | None]:
+    """Fill the data folder ``out`` for ``prepare_all`` (``make data DATA_DIR=out``): ``faces/`` (CelebA's aligned
+    images) with ``identity.csv`` beside it, and ``natural/`` (Imagenette's training photos), downloaded by
+    torchvision into ``out/.downloads`` and moved (renamed, never copied) into place. A folder that is already
+    there is left alone: a second run downloads nothing, and a deleted folder is redone from the kept archives.
+    Prints how to add ``anime/`` and ``styles/``, which no library downloads. Returns the number of images per
+    folder (None: already there, not counted). Raises DownloadError (one line naming each dataset that failed,
+    after trying every one)."""
+    if imagenette_size not in IMAGENETTE_SIZES:
+        raise ValueError(f"Imagenette size {imagenette_size!r}: expected one of {IMAGENETTE_SIZES}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    cache = out / DOWNLOAD_CACHE
+    out.mkdir(parents=True, exist_ok=True)
+
+    def faces() -> Path:
+        src = download_celeba(cache)
+        os.replace(src.parent / IDENTITY_FILE, out / IDENTITY_FILE)  # first: faces/ being there means finished
+        os.rename(src, out / "faces")
+        return out / "faces"
+
+    def natural() -> Path:
+        train = download_imagenette(cache, imagenette_size)
+        os.rename(train, out / "natural")
+        shutil.rmtree(train.parent, ignore_errors=True)  # the rest of the unpacked archive (its val/ split)
+        return out / "natural"
+
+    counts: dict[str, int | None] = {}
+    errors: list[str] = []
+    for name, dataset, unpacked, fetch in (
+            ("faces", "CelebA", cache / "celeba" / "img_align_celeba", faces),
+            ("natural", "Imagenette", _imagenette_dir(cache, imagenette_size), natural)):
+        if (out / name).exists() or (out / name).is_symlink():
+            counts[name] = None
+            print(f"{name}/: already there, {dataset} not downloaded")
+            continue
+        shutil.rmtree(unpacked, ignore_errors=True)  # unpacked but not moved: an unfinished run, redone from the archive
+        try:
+            folder = fetch()
+        except DownloadError as exc:
+            errors.append(str(exc))
+            continue
+        counts[name] = sum(len(files) for _, _, files in os.walk(folder))
+        print(f"{name}/: {counts[name]} {dataset} images" + (f", {IDENTITY_FILE} beside it" if name == "faces" else ""))
+    for name, howto in DOWNLOAD_HOWTO.items():
+        print(f"{name}/: {'there' if (out / name).is_dir() else 'yours to add'}: {howto.format(dir=out)}")
+    if errors:
+        raise DownloadError(" | ".join(errors))
+    stage_done("download", ", ".join(f"{k} {'already there' if v is None else f'{v} images'}" for k, v in counts.items())
+               + f" in {out} (archives kept in {cache}: delete them to free the space)", t0, file=sys.stdout)
+    return counts
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1548,6 +1678,7 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
     required, anime and natural may be missing (their sets are then empty). An ``identity.csv`` beside or inside
     the faces folder makes the held-out faces whole identities (build_sets). Returns ``sets/info.json``."""
     cfg = cfg or PrepConfig()
+    t0 = time.perf_counter()
     out_root = Path(out_root)
     prepared = out_root / "prepared"
     say = print if verbose else (lambda *a, **k: None)
@@ -1585,8 +1716,9 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
     say(format_mixed(info))
     if info["imagenet_converted_to_rgb"]:
         say(f"imagenet: {info['imagenet_converted_to_rgb']} non-RGB files (greyscale, CMYK, ...) converted to RGB")
-    say(f"sets ({label}) in {out_root / 'sets'}: " +
-        ", ".join(f"{name} {v['count']}" for name, v in info["sets"].items()))
+    if verbose:
+        stage_done("data", f"sets ({label}) in {out_root / 'sets'}: " +
+                   ", ".join(f"{name} {v['count']}" for name, v in info["sets"].items()), t0, file=sys.stdout)
     return info
 
 
@@ -1799,8 +1931,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "embedded sample set, not the paper's data)")
     sp.add_argument("--out", required=True, help="output root (prepared/, sets/)")
     _add_config_args(sp)
+    sp = sub.add_parser("download", help="download CelebA and Imagenette with torchvision (md5-checked) into a "
+                        "DATA_DIR: faces/, identity.csv, natural/ (needs internet; CelebA needs `pip install gdown`)")
+    sp.add_argument("--out", required=True, help="the data folder (DATA_DIR); archives go to OUT/" + DOWNLOAD_CACHE)
+    sp.add_argument("--imagenette-size", choices=IMAGENETTE_SIZES, default=IMAGENETTE_SIZES[0],
+                    help="short side of the Imagenette photos (320px: ~330 MB, 160px: ~100 MB)")
     args = p.parse_args(argv)
     try:
+        if args.cmd == "download":
+            download_data(args.out, args.imagenette_size)
+            return 0
         cfg = _config_from_args(args)
         if args.cmd == "all":
             prepare_all(args.data_dir, Path(args.out), cfg)
