@@ -56,7 +56,15 @@ from .train import (
     rng_state,
     set_rng_state,
 )
-from .utils import atomic_torch_save, package_versions, resolve_device, run_metadata, set_seed
+from .utils import (
+    atomic_torch_save,
+    package_versions,
+    progress,
+    resolve_device,
+    run_metadata,
+    set_seed,
+    stage_done,
+)
 
 METHODS = ("adain", "wct")
 
@@ -251,12 +259,9 @@ class DecoderTrainer:
         trim_log(self.out / "log.jsonl", self.step)
 
     def run(self) -> None:
-        from tqdm.auto import tqdm
-
         cfg, t0, n0 = self.cfg, time.perf_counter(), self.step
         self.model.decoders.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method} {self.out.name}", dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = progress(total=cfg.steps, initial=self.step, desc=f"{cfg.method} {self.out.name}")
         try:
             while self.step < cfg.steps:
                 row = self.train_step()
@@ -265,7 +270,7 @@ class DecoderTrainer:
                     row["images_per_s"] = (self.step - n0) * cfg.batch_size / (time.perf_counter() - t0)
                     with open(self.out / "log.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
-                    bar.set_postfix(loss=f"{row['loss']:.3g}")
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", refresh=False)  # shown at the next draw
                 if self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
                     self.save()
         except KeyboardInterrupt:
@@ -358,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                  if getattr(args, f.name) is not None}
     try:
         cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
+        t0 = time.perf_counter()
         train_decoders(cfg, args.out, force=args.force)
+        stage_done(f"baseline {cfg.method}", f"{cfg.steps} steps in {args.out}", t0)
     except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
