@@ -41,6 +41,7 @@ import pandas as pd
 
 from . import evaluate as E
 from . import stats as S
+from .compare import markdown_summary
 from .identity import SAME_PERSON_THRESHOLD
 from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from .utils import atomic_open, atomic_write_text
@@ -676,6 +677,11 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
         lines += ["", f"Numbers, intervals and rules: [claims.md]({_rel(reports / 'claims.md', reports)})", ""]
     else:
         lines += ["Claims: not built yet (run notebook 06_claims.ipynb).", ""]
+    compare_csv = tables / E.TABLE_FILES["compare_summary"]
+    if compare_csv.is_file():
+        lines += ["## Comparison with other methods (notebook 07)", "",
+                  "Same held-out pairs for every method; chance and definitions in the notebook.", "",
+                  markdown_summary(pd.read_csv(compare_csv)), ""]
     lines += ["## Figures", ""]
     for png in sorted(figures.glob("*.png")):
         meta = png.with_suffix(".png.json")

@@ -204,3 +204,16 @@ def grid_rows(method_out: torch.Tensor, content: torch.Tensor, styles: torch.Ten
         cells = [method_out[((ci == i) & (si == j)).nonzero()[0, 0]] for j in range(len(styles))]
         rows.append(torch.cat([content[i:i + 1], torch.stack(cells)]))
     return rows
+
+
+def markdown_summary(summary) -> str:
+    """The headline columns of :func:`summary_table` as a markdown table (reports' index.md)."""
+    cols = ["style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match", "kid"]
+    cols += [c for c in summary.columns if c.startswith("s_per_image_b") and not c.endswith("_vs_ours")]
+    cols += ["training_seconds"]
+    head = "| method | " + " | ".join(c.replace("_", " ") for c in cols) + " |"
+    lines = [head, "|---|" + "---|" * len(cols)]
+    for _, r in summary.iterrows():
+        cells = [("-" if r[c] != r[c] else f"{r[c]:.3g}") for c in cols]  # NaN: not applicable
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
