@@ -104,3 +104,12 @@ def image_choices(data_root: str | Path, name: str, limit: int) -> tuple[torch.T
         return E.figure_styles(data_root, limit)
     images = E.figure_images(data_root, name, limit)
     return images, [f"{name} {i}" for i in range(len(images))]
+
+
+def figure_png(fig: plt.Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure, closed afterwards: the live frame is an ipywidgets.Image (an Output widget showing
+    a matplotlib figure hangs papermill's headless run at exit)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
