@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_train import smooth_images  # one home for the tests' synthetic images
 
 from wae_lib import data as D
 from wae_lib import train as T
@@ -248,13 +249,6 @@ def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(
 # --------------------------------------------------------------------------------------------------
 # training fixtures
 # --------------------------------------------------------------------------------------------------
-def smooth_images(n: int, seed: int = 0) -> np.ndarray:
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(n, 3, 4, 4, generator=g)
-    img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
-    return (img.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-
-
 @pytest.fixture
 def npy(tmp_path) -> Path:
     path = tmp_path / "synthetic.npy"

@@ -34,6 +34,7 @@ from torch import nn
 from .color import reinhard_transfer
 from .config import STYLE_LAYERS_DEFAULT
 from .losses import gram_matrix
+from .utils import load_weights
 from .vgg import VGG16_LAYERS, VGG16Features
 
 STYLE_LAYERS = STYLE_LAYERS_DEFAULT  # relu1_1, relu2_1, relu3_1: our model's Gram layers
@@ -387,10 +388,7 @@ def read_baseline_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise BaselineWeightsError(f"baseline weights {path} do not exist; train them with "
                                    f"`python -m wae_lib.baseline_train --method adain|wct --out DIR`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BaselineWeightsError(f"baseline weights {path} could not be read ({type(exc).__name__}: {exc})") from exc
+    ckpt = load_weights(path, BaselineWeightsError, "baseline weights")
     if not isinstance(ckpt, dict) or not {"method", "vgg_source", "decoders", "config"} <= set(ckpt):
         raise BaselineWeightsError(f"{path} is not a baseline decoder checkpoint (wae_lib.baseline_train)")
     return ckpt

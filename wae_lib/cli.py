@@ -191,7 +191,7 @@ def model_problem(exc: BaseException) -> str:
         detail = next((ln.strip() for ln in text.splitlines()[1:] if ln.strip()), "")
         return f"does not fit this version of wae_lib ({detail[:200]})"
     cause = exc.__cause__
-    if cause is not None and "could not be loaded" in text:  # train.load_checkpoint wraps torch.load's error
+    if cause is not None and "could not be read" in text:  # utils.load_weights wraps torch.load's error
         return f"is damaged or not a checkpoint ({type(cause).__name__} while reading it)"
     first = (text.strip().splitlines() or [""])[0]
     return f"could not be loaded: {type(exc).__name__}: {first[:300]}"

@@ -79,7 +79,7 @@ def our_method(model, label: str, training_images: float = float("nan"),
     """Our model: one forward pass with the style latent of the style image (alpha = the model's strength)."""
 
     def transfer(content, style, alpha=1.0):
-        dev = E._device(model)
+        dev = next(model.parameters()).device
         return model.transfer(content.to(dev), style.to(dev), strength=alpha).cpu()
 
     return Method(OURS, label, transfer, "once for all styles", training_images, training_seconds)
@@ -183,7 +183,7 @@ def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, di
         numeric = [c for c in table.columns if c not in ("label", "training")]
         ours = table.loc[OURS, numeric].astype(float)
         for c in numeric:
-            table[f"{c}_vs_ours"] = table[c].astype(float) / ours[c] if ours[c] not in (0.0,) else np.nan
+            table[f"{c}_vs_ours"] = table[c].astype(float) / ours[c]
     return table.reset_index()
 
 

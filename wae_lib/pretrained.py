@@ -20,7 +20,7 @@ import torch
 
 from .config import Config
 from .models import WAEStyle
-from .utils import atomic_torch_save
+from .utils import atomic_torch_save, load_weights
 from .vgg import VGG16Features
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -60,10 +60,7 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
     if not path.is_file():
         raise PretrainedError(f"no pretrained weights at {path}: the package was installed without them; "
                               f"reinstall from the repository, or train one with `make train PROFILE=reference`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PretrainedError(f"pretrained weights {path} could not be read ({type(exc).__name__}: {exc})") from exc
+    payload = load_weights(path, PretrainedError, "pretrained weights")
     cfg = Config.from_dict(payload["config"])
     vgg = VGG16Features(payload["vgg_source"], cfg.style_layers)
     if vgg_digest(vgg) != payload["vgg_sha256"]:

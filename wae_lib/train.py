@@ -49,6 +49,7 @@ from .utils import (
     atomic_write_text,
     file_sha256,
     fsync_dir,
+    load_weights,
     package_versions,
     progress,
     remove_durably,
@@ -249,11 +250,7 @@ def lr_at(step: int, cfg: Config) -> float:
 # checkpoints
 # --------------------------------------------------------------------------------------------------
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} could not be loaded ({type(exc).__name__}: {exc}); delete it to "
-                           f"retrain, or restore it from a backup") from exc
+    return load_weights(path, CheckpointError, "checkpoint", "; delete it to retrain, or restore it from a backup")
 
 
 def rng_state(gen: torch.Generator) -> dict[str, Any]:

@@ -177,6 +177,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
+def load_weights(path: str | Path, error: type[Exception], what: str, hint: str = "") -> Any:
+    """``torch.load`` restricted to tensors and plain containers (``weights_only=True``: a file on disk is never
+    unpickled as code), on the CPU; a failure raises ``error`` naming ``what``, the file and ``hint``."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise error(f"{what} {path} could not be read ({type(exc).__name__}: {exc}){hint}") from exc
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, atomically (see atomic_open). Serialised in memory first: torch's own file writer reports a
     full disk as an opaque C++ error ("basic_ios::clear", "unexpected pos"), Python's names the file."""

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .utils import load_weights
+
 # torchvision vgg16().features indices of each named activation.
 VGG16_LAYERS: dict[str, int] = {}
 _CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -197,11 +199,8 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise VGGWeightsError(f"VGG16 weights file {path} does not exist; pass an existing .pth state dict or "
                               f"vgg_source='auto'")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VGGWeightsError(f"VGG16 weights file {path} could not be read as a torch state dict "
-                              f"({type(exc).__name__}: {exc}); re-download or re-save it with torch.save(state_dict)") from exc
+    state = load_weights(path, VGGWeightsError, "VGG16 weights file",
+                         "; re-download it, or re-save the state dict with torch.save(state_dict)")
     if not isinstance(state, dict):
         raise VGGWeightsError(f"VGG16 weights file {path} holds a {type(state).__name__}, expected a state dict")
     if any(k.startswith("features.") for k in state):  # a full torchvision vgg16 state dict
