@@ -24,12 +24,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wae_lib import data as D
+from wae_lib import decode as DEC
+from wae_lib import faces as FACES
+from wae_lib import prepare as P
+from wae_lib import prepared as PR
+from wae_lib import sets as S
+from wae_lib.prep_config import PrepConfig
 
 FOLDERS = {"celeba": "faces", "anime": "anime", "imagenet": "natural", "styles": "styles"}
 
 
-def stage_costs(source: str, files: list[tuple[str, Path]], cfg: D.PrepConfig) -> dict[str, float]:
+def stage_costs(source: str, files: list[tuple[str, Path]], cfg: PrepConfig) -> dict[str, float]:
     """Seconds per input file for each stage, single process, single OpenCV thread."""
     cv2.setNumThreads(1)
     t = dict.fromkeys(("decode", "detect", "crop", "write"), 0.0)
@@ -38,24 +43,24 @@ def stage_costs(source: str, files: list[tuple[str, Path]], cfg: D.PrepConfig) -
         t0 = time.perf_counter()
         try:
             if source == "celeba":
-                d = D.decode_image(path, min_side=cfg.min_face)
+                d = DEC.decode_image(path, min_side=cfg.min_face)
             elif source == "imagenet":
                 rf = cfg.imagenet_resize_first
-                d = D.decode_image(path, draft_min_side=D.OUT_SIZE if rf and cfg.use_draft else None,
+                d = DEC.decode_image(path, draft_min_side=S.OUT_SIZE if rf and cfg.use_draft else None,
                                    require_rgb=cfg.imagenet_require_rgb, min_side=cfg.imagenet_min_side)
             else:
-                d = D.decode_image(path, draft_min_side=D.OUT_SIZE if cfg.use_draft else None, min_side=cfg.min_side)
-        except D.Rejected:
+                d = DEC.decode_image(path, draft_min_side=S.OUT_SIZE if cfg.use_draft else None, min_side=cfg.min_side)
+        except DEC.Rejected:
             t["decode"] += time.perf_counter() - t0
             continue
         t1 = time.perf_counter()
         t["decode"] += t1 - t0
         if source == "celeba":
-            faces = D.detect_faces(d.rgb, cfg)
+            faces = FACES.detect_faces(d.rgb, cfg)
             t2 = time.perf_counter()
             t["detect"] += t2 - t1
             if faces:
-                img = D.crop_resize(d.rgb, *D.face_crop_box(faces[0], cfg), max_pad_fraction=cfg.max_pad_fraction)
+                img = FACES.crop_resize(d.rgb, *FACES.face_crop_box(faces[0], cfg), max_pad_fraction=cfg.max_pad_fraction)
                 if img is not None:
                     crops.append(img)
             t["crop"] += time.perf_counter() - t2
@@ -65,21 +70,21 @@ def stage_costs(source: str, files: list[tuple[str, Path]], cfg: D.PrepConfig) -
             crops.append(np.ascontiguousarray(d.rgb[y0:y0 + 64, x0:x0 + 64]))
             t["crop"] += time.perf_counter() - t1
         else:
-            crops.append(D.crop_resize(d.rgb, *D.centre_square(d.rgb)))
+            crops.append(FACES.crop_resize(d.rgb, *FACES.centre_square(d.rgb)))
             t["crop"] += time.perf_counter() - t1
     t0 = time.perf_counter()
     arr = np.stack(crops) if crops else np.zeros((0, 64, 64, 3), np.uint8)
     with tempfile.TemporaryDirectory() as tmp:  # what the runner does: save a part (.npz), then copy into images.npy
-        D._save_part(Path(tmp, "part.npz"), [], arr)
-        D._write_npy_atomic(Path(tmp, "images.npy"), [arr], len(arr))
+        P._save_part(Path(tmp, "part.npz"), [], arr)
+        PR.write_npy_atomic(Path(tmp, "images.npy"), [arr], len(arr))
     t["write"] = time.perf_counter() - t0
     return {k: v / max(1, len(files)) for k, v in t.items()}
 
 
-def wall_rate(source: str, folder: Path, cfg: D.PrepConfig) -> tuple[float, dict]:
+def wall_rate(source: str, folder: Path, cfg: PrepConfig) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = D.PREPARERS[source](folder, Path(tmp) / source, cfg, progress=False)
+        summary = P.PREPARERS[source](folder, Path(tmp) / source, cfg, progress=False)
         return time.perf_counter() - t0, summary
 
 
@@ -93,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_dir:
         print("bench_prep: pass --data-dir or set WAE_TEST_DATA (a folder with faces/ anime/ natural/ styles/)")
         return 2
-    cfg = D.PrepConfig(workers=args.workers)
-    workers = D.n_workers(cfg)
+    cfg = PrepConfig(workers=args.workers)
+    workers = P.n_workers(cfg)
     root = Path(args.data_dir)
     print(f"data: {root}   workers: {workers}   cores: {os.cpu_count()}   opencv {cv2.__version__}")
     print(f"{'source':<9} {'files':>6} {'decode':>8} {'detect':>8} {'crop':>8} {'write':>8}   "
@@ -104,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             print(f"{source:<9} (no folder {folder})")
             continue
-        files = D.list_files(folder)
+        files = P.list_files(folder)
         sample = files[: args.limit] if args.limit else files
-        D.face_detector(cfg.cascade)  # load outside the timing
+        FACES.face_detector(cfg.cascade)  # load outside the timing
         stage_costs(source, sample, cfg)  # warm-up pass: page cache and allocators, so the timing is CPU cost
         c = stage_costs(source, sample, cfg)
         total = sum(c.values())

@@ -1,4 +1,5 @@
-"""wae_lib.data: preprocessing of the paper's sources (SPEC.md §4), robustness, resuming, sets, loading.
+"""The data stage (wae_lib.data and the modules behind it): preprocessing of the paper's sources (SPEC.md §4),
+robustness, resuming, sets, loading.
 
 Tests on real photos use the ``test_data_dir`` fixture (WAE_TEST_DATA) and skip with its reason when unset.
 """
@@ -6,7 +7,6 @@ Tests on real photos use the ``test_data_dir`` fixture (WAE_TEST_DATA) and skip 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -17,6 +17,15 @@ import torch
 from PIL import Image
 
 from wae_lib import data as D
+from wae_lib import faces as FACES
+from wae_lib import make_sets as MS
+from wae_lib import prepare as P
+from wae_lib import prepared as PR
+from wae_lib import sample_set as SAMPLE
+from wae_lib import sets as S
+from wae_lib import splits as SPLITS
+from wae_lib.loader import PackedImages
+from wae_lib.prep_config import PrepConfig
 
 # --------------------------------------------------------------------------------------------------
 # a folder of awkward real-world files, made here
@@ -110,9 +119,9 @@ def _sha(path: Path) -> str:
 
 
 def _check_manifest_accounts_for_every_file(out: Path, expected: dict, rule: str) -> None:
-    m = D.read_manifest(out)
+    m = PR.read_manifest(out)
     assert sorted(m["path"]) == sorted(expected), "every file needs exactly one manifest row"
-    assert set(m["reason"]) <= set(D.REASONS)
+    assert set(m["reason"]) <= set(PR.REASONS)
     for _, row in m.iterrows():
         want = expected[row["path"]][rule]
         want = want if isinstance(want, set) else {want}
@@ -129,11 +138,11 @@ def _check_manifest_accounts_for_every_file(out: Path, expected: dict, rule: str
 # --------------------------------------------------------------------------------------------------
 def test_fuzz_folder_anime_rule_every_file_accounted(fuzz, tmp_path):
     src, expected = fuzz
-    summary = D.prepare_anime(src, tmp_path / "anime", D.PrepConfig(workers=1), progress=False)
+    summary = P.prepare_anime(src, tmp_path / "anime", PrepConfig(workers=1), progress=False)
     _check_manifest_accounts_for_every_file(tmp_path / "anime", expected, "anime")
     assert summary["files"] == len(expected) and "error" not in summary["by_reason"]
 
-    m = D.read_manifest(tmp_path / "anime").set_index("path")
+    m = PR.read_manifest(tmp_path / "anime").set_index("path")
     images = np.load(tmp_path / "anime" / "images.npy")
     # EXIF orientation applied: stored 120x80 -> displayed 80x120, red (stored top) on the right
     assert (m.loc["exif_rotated.jpg", "width"], m.loc["exif_rotated.jpg", "height"]) == (80, 120)
@@ -148,8 +157,8 @@ def test_fuzz_folder_anime_rule_every_file_accounted(fuzz, tmp_path):
 def test_fuzz_folder_imagenet_rule_in_worker_processes(fuzz, tmp_path):
     """The same folder through the process pool (2 workers, tiny chunks): nothing crashes a worker."""
     src, expected = fuzz
-    cfg = D.PrepConfig(workers=2, chunk_size=3, imagenet_require_rgb=True)  # the paper's 3-channel rule
-    summary = D.prepare_imagenet(src, tmp_path / "imagenet", cfg, progress=False)
+    cfg = PrepConfig(workers=2, chunk_size=3, imagenet_require_rgb=True)  # the paper's 3-channel rule
+    summary = P.prepare_imagenet(src, tmp_path / "imagenet", cfg, progress=False)
     _check_manifest_accounts_for_every_file(tmp_path / "imagenet", expected, "imagenet")
     assert summary["by_reason"]["not_3_channel"] >= 5
     assert not (tmp_path / "imagenet" / ".parts").exists(), "part files are removed after assembly"
@@ -157,8 +166,8 @@ def test_fuzz_folder_imagenet_rule_in_worker_processes(fuzz, tmp_path):
 
 def test_fuzz_folder_face_rule_never_raises(fuzz, tmp_path):
     src, expected = fuzz
-    summary = D.prepare_celeba(src, tmp_path / "celeba", D.PrepConfig(workers=1), progress=False)
-    m = D.read_manifest(tmp_path / "celeba")
+    summary = P.prepare_celeba(src, tmp_path / "celeba", PrepConfig(workers=1), progress=False)
+    m = PR.read_manifest(tmp_path / "celeba")
     assert sorted(m["path"]) == sorted(expected)
     assert "error" not in summary["by_reason"], m[m["reason"] == "error"]
     assert summary["by_reason"].get("no_face", 0) + summary["by_reason"].get("too_small", 0) >= 10
@@ -169,34 +178,34 @@ def test_decompression_bomb_is_a_reason_not_a_crash(tmp_path, monkeypatch):
     src.mkdir()
     _photo(100, 100).save(src / "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # in-process (workers=1), so the patch applies
-    summary = D.prepare_anime(src, tmp_path / "out", D.PrepConfig(workers=1), progress=False)
+    summary = P.prepare_anime(src, tmp_path / "out", PrepConfig(workers=1), progress=False)
     assert summary["by_reason"] == {"too_large": 1}
 
 
 def test_rerun_is_a_noop_with_identical_output(fuzz, tmp_path):
     src, _ = fuzz
     out = tmp_path / "out"
-    first = D.prepare_anime(src, out, D.PrepConfig(workers=1), progress=False)
+    first = P.prepare_anime(src, out, PrepConfig(workers=1), progress=False)
     digests = {f: _sha(out / f) for f in ("images.npy", "manifest.csv")}
     mtime = (out / "images.npy").stat().st_mtime_ns
-    second = D.prepare_anime(src, out, D.PrepConfig(workers=2), progress=False)  # workers do not matter
+    second = P.prepare_anime(src, out, PrepConfig(workers=2), progress=False)  # workers do not matter
     assert second["up_to_date"] and not first["up_to_date"]
     assert (out / "images.npy").stat().st_mtime_ns == mtime
     assert {f: _sha(out / f) for f in digests} == digests
     # a forced recomputation (output deleted) gives byte-identical files
     (out / "prep_state.json").unlink()
-    D.prepare_anime(src, out, D.PrepConfig(workers=1), progress=False)
+    P.prepare_anime(src, out, PrepConfig(workers=1), progress=False)
     assert {f: _sha(out / f) for f in digests} == digests
     # changing an output parameter recomputes
-    assert not D.prepare_anime(src, out, D.PrepConfig(workers=1, min_side=100), progress=False)["up_to_date"]
+    assert not P.prepare_anime(src, out, PrepConfig(workers=1, min_side=100), progress=False)["up_to_date"]
 
 
 def test_output_folder_inside_source_is_not_an_input(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     _photo(80, 80).save(src / "a.jpg")
-    first = D.prepare_anime(src, src / "prepared", D.PrepConfig(workers=1), progress=False)
-    second = D.prepare_anime(src, src / "prepared", D.PrepConfig(workers=1), progress=False)
+    first = P.prepare_anime(src, src / "prepared", PrepConfig(workers=1), progress=False)
+    second = P.prepare_anime(src, src / "prepared", PrepConfig(workers=1), progress=False)
     assert first["files"] == 1 and second["up_to_date"]
 
 
@@ -205,11 +214,11 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
     src.mkdir()
     for i in range(14):
         _photo(70 + i, 80).save(src / f"img{i:02d}.jpg")
-    cfg = D.PrepConfig(workers=1, chunk_size=3)  # 5 chunks
+    cfg = PrepConfig(workers=1, chunk_size=3)  # 5 chunks
     clean = tmp_path / "clean"
-    D.prepare_anime(src, clean, cfg, progress=False)
+    P.prepare_anime(src, clean, cfg, progress=False)
 
-    real = D._process_chunk
+    real = P._process_chunk
     calls = []
 
     def interrupted_after_two(task):
@@ -219,14 +228,14 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
         return real(task)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(D, "_process_chunk", interrupted_after_two)
+    monkeypatch.setattr(P, "_process_chunk", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
-        D.prepare_anime(src, out, cfg, progress=False)
+        P.prepare_anime(src, out, cfg, progress=False)
     assert len(list((out / ".parts").glob("*.npz"))) == 2 and not (out / "images.npy").exists()
 
     calls.clear()
-    monkeypatch.setattr(D, "_process_chunk", lambda task: (calls.append(task), real(task))[1])
-    D.prepare_anime(src, out, cfg, progress=False)
+    monkeypatch.setattr(P, "_process_chunk", lambda task: (calls.append(task), real(task))[1])
+    P.prepare_anime(src, out, cfg, progress=False)
     assert len(calls) == 3, "only the unfinished chunks are processed again"
     for f in ("images.npy", "manifest.csv"):
         assert _sha(out / f) == _sha(clean / f)
@@ -234,15 +243,15 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
 
 def test_bad_parameters_name_the_parameter(tmp_path):
     with pytest.raises(ValueError, match="PrepConfig.crop_multiple"):
-        D.PrepConfig(crop_multiple=0)
+        PrepConfig(crop_multiple=0)
     with pytest.raises(FileNotFoundError, match="PrepConfig.cascade"):
-        D.prepare_celeba(tmp_path, tmp_path / "out", D.PrepConfig(cascade="nope.xml"))
+        P.prepare_celeba(tmp_path, tmp_path / "out", PrepConfig(cascade="nope.xml"))
     with pytest.raises(FileNotFoundError, match="does_not_exist"):
-        D.prepare_anime(tmp_path / "does_not_exist", tmp_path / "out")
+        P.prepare_anime(tmp_path / "does_not_exist", tmp_path / "out")
     with pytest.raises(ValueError, match="set name"):
-        D.set_path(tmp_path, "imagenet")
+        S.set_path(tmp_path, "imagenet")
     with pytest.raises(FileNotFoundError, match="info.json"):
-        D.load_set_info(tmp_path)
+        S.load_set_info(tmp_path)
 
 
 def test_cli_prints_counts_by_reason(fuzz, tmp_path, capsys):
@@ -259,7 +268,7 @@ def test_cli_prints_counts_by_reason(fuzz, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def real_prepared(test_data_dir, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("real")
-    info = D.prepare_all(test_data_dir, out, D.PrepConfig(workers=2), progress=False, verbose=False)
+    info = MS.prepare_all(test_data_dir, out, PrepConfig(workers=2), progress=False, verbose=False)
     return out, info
 
 
@@ -267,12 +276,12 @@ def test_real_faces_mostly_kept_and_centred(real_prepared):
     out, info = real_prepared
     s = info["prepared"]["celeba"]
     assert s["files"] == 597 and s["kept"] >= 0.9 * 597, s
-    images = np.load(out / "prepared" / "celeba" / "images.npy", mmap_mode="r")
+    images = PR.read_images(S.prepared_dir(out, "celeba"))
     assert images.shape == (s["kept"], 64, 64, 3) and images.dtype == np.uint8
 
-    m = D.read_manifest(out / "prepared" / "celeba")
+    m = PR.read_manifest(S.prepared_dir(out, "celeba"))
     kept = m[m["status"] == "kept"]
-    cfg = D.PrepConfig()
+    cfg = PrepConfig()
     # geometry in the manifest: the crop is crop_multiple x the face box, centred on the box
     face_cx = kept["face_x"] + kept["face_w"] / 2
     crop_cx = kept["crop_x"] + kept["crop_side"] / 2
@@ -282,7 +291,7 @@ def test_real_faces_mostly_kept_and_centred(real_prepared):
     redetect = cfg.replace(detect_scale=1.0)
     found = []
     for img in images:
-        faces = D.detect_faces(cv2.resize(np.asarray(img), (128, 128), interpolation=cv2.INTER_CUBIC), redetect)
+        faces = FACES.detect_faces(cv2.resize(np.asarray(img), (128, 128), interpolation=cv2.INTER_CUBIC), redetect)
         if faces:
             x, y, w, h = faces[0]
             found.append(((x + w / 2) / 128 - 0.5, (y + h / 2) / 128 - 0.5 - cfg.crop_offset_y / cfg.crop_multiple,
@@ -300,7 +309,7 @@ def test_real_anime_natural_styles_counts(real_prepared):
     # natural/: 114 photos; the one greyscale ImageNet JPEG (dropped by the paper's 3-channel rule) is converted
     assert (p["imagenet"]["files"], p["imagenet"]["kept"]) == (114, 114)
     assert p["imagenet"]["by_reason"] == {"ok": 114}
-    m = D.read_manifest(out / "prepared" / "imagenet")
+    m = PR.read_manifest(S.prepared_dir(out, "imagenet"))
     assert m[m["mode"] != "RGB"]["path"].tolist() == ["imagenet_n03908714_pencil_sharpener.jpg"]
     assert info["imagenet_converted_to_rgb"] == 1
     assert (p["styles"]["files"], p["styles"]["kept"]) == (15, 15)
@@ -308,15 +317,15 @@ def test_real_anime_natural_styles_counts(real_prepared):
 
 def test_real_sets_are_disjoint_and_consistent(real_prepared, test_data_dir):
     out, info = real_prepared
-    assert info == D.load_set_info(out)
+    assert info == S.load_set_info(out)
     assert info["source"] == f"DATA_DIR={test_data_dir}" and not info["is_sample"]
-    sets = {name: np.load(D.set_path(out, name), mmap_mode="r") for name in D.SET_FILES}
+    sets = {name: np.load(S.set_path(out, name), mmap_mode="r") for name in S.SET_FILES}
     counts = {name: v["count"] for name, v in info["sets"].items()}
     assert counts == {name: len(a) for name, a in sets.items()}
     kept = info["prepared"]
     assert counts["celeba"] + counts["content_eval"] == kept["celeba"]["kept"]
     assert counts["content_eval"] == round(0.05 * kept["celeba"]["kept"])
-    assert info["split"] == "file" and D.load_eval_identities(out) is None  # ../shared/data has no identity.csv
+    assert info["split"] == "file" and S.load_eval_identities(out) is None  # ../shared/data has no identity.csv
     # the paper's proportions: anime capped at round(n_celeba_train x 14,490/193,800); all 98 ImageNet crops
     mix = info["mixed_counts"]
     assert mix["anime"]["used"] == round(counts["celeba"] * 14_490 / 193_800) and mix["anime"]["available"] == 400
@@ -332,15 +341,15 @@ def test_real_sets_are_disjoint_and_consistent(real_prepared, test_data_dir):
     train = digests(sets["mixed"])
     assert not digests(sets["content_eval"]) & train, "held-out faces must not be in a training set"
     assert not digests(sets["natural_eval"]) & train
-    assert info["prep_config"]["crop_multiple"] == D.PrepConfig().crop_multiple
+    assert info["prep_config"]["crop_multiple"] == PrepConfig().crop_multiple
     assert info["paper_counts"]["celeba"]["kept"] == 193_800
 
 
 def test_real_prepare_all_rerun_is_noop(real_prepared, test_data_dir):
     out, info = real_prepared
-    files = [out / "prepared" / s / "images.npy" for s in D.SOURCES] + [D.set_path(out, n) for n in D.SET_FILES]
+    files = [S.prepared_dir(out, s) / PR.IMAGES_FILE for s in S.SOURCES] + [S.set_path(out, n) for n in S.SET_FILES]
     before = {f: (f.stat().st_mtime_ns, _sha(f)) for f in files}
-    again = D.prepare_all(test_data_dir, out, D.PrepConfig(workers=2), progress=False, verbose=False)
+    again = MS.prepare_all(test_data_dir, out, PrepConfig(workers=2), progress=False, verbose=False)
     assert all(s["up_to_date"] for s in again["prepared"].values()) or again == info
     assert {f: (f.stat().st_mtime_ns, _sha(f)) for f in files} == before
 
@@ -357,13 +366,13 @@ def _write_prepared(root: Path, source: str, labels: list[str], crops: int = 1,
     code = {"celeba": CELEBA, "anime": ANIME, "imagenet": IMAGENET, "styles": 4}[source]
     rows, images = [], []
     for label in labels:
-        rows.append(D._row(label, mode="RGB", n_images=crops))
+        rows.append(PR.manifest_row(label, mode="RGB", n_images=crops))
         for k in range(crops):
             img = np.zeros((64, 64, 3), np.uint8)
             img[..., :2] = code, k
             img[..., 2] = (identity or {}).get(label, 255)
             images.append(img)
-    D._finish(root / source, source, "fixture", f"fixture-{source}-{len(labels)}-{crops}", rows,
+    PR.write_prepared(root / source, source, "fixture", f"fixture-{source}-{len(labels)}-{crops}", rows,
               [np.stack(images)], len(images))
 
 
@@ -371,7 +380,7 @@ def _prepared_fixture(root: Path, sizes: list[int], n_anime: int = 0, n_imagenet
                       imagenet_crops: int = 1) -> dict[str, int]:
     """Faces of len(sizes) identities (identity i has sizes[i] photos); returns file -> identity."""
     identity = {f"{i:03d}_{k}.jpg": i for i, n in enumerate(sizes) for k in range(n)}
-    for source in D.SOURCES:
+    for source in S.SOURCES:
         (root / source).mkdir(parents=True, exist_ok=True)
     _write_prepared(root, "celeba", sorted(identity), identity=identity)
     _write_prepared(root, "styles", ["s.png"])
@@ -389,10 +398,10 @@ def _write_identity_csv(path: Path, identity: dict[str, int]) -> Path:
 
 def test_identity_split_holds_out_whole_people_and_records_them(tmp_path):
     sizes = [int(n) for n in np.random.default_rng(3).integers(1, 9, 60)]  # 60 people, 1-8 photos each
-    identity = _prepared_fixture(tmp_path / "prepared", sizes)
+    identity = _prepared_fixture(S.prepared_dir(tmp_path), sizes)
     id_file = _write_identity_csv(tmp_path / "identity.csv", identity)
-    cfg = D.PrepConfig(eval_min=40, eval_fraction=0.05, eval_max=60)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", cfg, identity_file=id_file)
+    cfg = PrepConfig(eval_min=40, eval_fraction=0.05, eval_max=60)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), cfg, identity_file=id_file)
     split = info["content_split"]
     assert info["split"] == split["split"] == "identity"
 
@@ -410,44 +419,44 @@ def test_identity_split_holds_out_whole_people_and_records_them(tmp_path):
     assert len(held) - min(size[i] for i in held_ids) < 40, "no identity beyond the one that reached the target"
 
     # identities aligned with content_eval rows (channel 2 of each fixture image is its identity)
-    ids = D.load_eval_identities(tmp_path)
-    eval_images = np.load(D.set_path(tmp_path, "content_eval"))
+    ids = S.load_eval_identities(tmp_path)
+    eval_images = np.load(S.set_path(tmp_path, "content_eval"))
     assert ids.dtype == np.int64 and len(ids) == len(eval_images) == info["sets"]["content_eval"]["count"]
     assert np.array_equal(ids, eval_images[:, 0, 0, 2].astype(np.int64))
     assert set(ids.tolist()) == held_ids == set(split["content_eval_identities"])
-    train_images = np.load(D.set_path(tmp_path, "celeba"))
+    train_images = np.load(S.set_path(tmp_path, "celeba"))
     assert not set(train_images[:, 0, 0, 2].tolist()) & held_ids
     assert any("no person is in both" in d for d in info["departures"])
 
 
 def test_identity_split_when_the_data_do_not_allow_the_minimum(tmp_path):
     """4 people x 3 photos: eval_min=150 cannot be met; half of the identities are held out, half train."""
-    identity = _prepared_fixture(tmp_path / "prepared", [3, 3, 3, 3])
+    identity = _prepared_fixture(S.prepared_dir(tmp_path), [3, 3, 3, 3])
     id_file = _write_identity_csv(tmp_path / "identity.csv", identity)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(), identity_file=id_file)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), PrepConfig(), identity_file=id_file)
     assert info["content_split"]["held_out_identities"] == 2 and info["sets"]["content_eval"]["count"] == 6
     assert info["sets"]["celeba"]["count"] == 6
     # eval_max is a hard cap: an identity that would pass it is skipped
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(eval_max=5), identity_file=id_file)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), PrepConfig(eval_max=5), identity_file=id_file)
     assert info["sets"]["content_eval"]["count"] == 3
 
 
 def test_identity_split_faces_missing_from_the_file_stay_in_training(tmp_path):
-    identity = _prepared_fixture(tmp_path / "prepared", [4] * 10)
+    identity = _prepared_fixture(S.prepared_dir(tmp_path), [4] * 10)
     listed = dict(list(identity.items())[4:])  # identity 0's photos are not listed
     id_file = _write_identity_csv(tmp_path / "identity.csv", listed)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig(), identity_file=id_file)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), PrepConfig(), identity_file=id_file)
     assert info["content_split"]["faces_without_identity"] == 4
     assert not {f for f in identity if f not in listed} & set(info["held_out"]["content_eval"])
 
 
 def test_file_split_without_identity_file(tmp_path):
-    _prepared_fixture(tmp_path / "prepared", [1] * 100)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", D.PrepConfig())
+    _prepared_fixture(S.prepared_dir(tmp_path), [1] * 100)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), PrepConfig())
     assert info["split"] == "file" and info["content_split"]["held_out_identities"] is None
     assert info["sets"]["content_eval"]["count"] == 5  # 5% of 100 files, as before identities existed
-    assert D.load_eval_identities(tmp_path) is None
-    assert np.array_equal(np.load(tmp_path / "sets" / D.EVAL_IDENTITY_FILE), np.full(5, -1))
+    assert S.load_eval_identities(tmp_path) is None
+    assert np.array_equal(np.load(S.sets_dir(tmp_path) / S.EVAL_IDENTITY_FILE), np.full(5, -1))
     assert any("by file" in d and "a person may be in both" in d for d in info["departures"])
 
 
@@ -464,7 +473,7 @@ def test_malformed_identity_file_names_the_file(tmp_path, text, problem):
     path = tmp_path / "identity.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=problem) as err:
-        D.read_identities(path)
+        S.read_identities(path)
     assert str(path) in str(err.value)
 
 
@@ -472,64 +481,64 @@ def test_identity_file_found_beside_or_inside_faces_and_not_listed_as_a_face(tmp
     faces = tmp_path / "faces"
     faces.mkdir()
     _photo(80, 80).save(faces / "a.jpg")
-    assert D.find_identity_file(faces) is None
+    assert S.find_identity_file(faces) is None
     _write_identity_csv(faces / "identity.csv", {"a.jpg": 7})
-    assert D.find_identity_file(faces) == faces / "identity.csv"
+    assert S.find_identity_file(faces) == faces / "identity.csv"
     _write_identity_csv(tmp_path / "identity.csv", {"a.jpg": 7})
-    assert D.find_identity_file(faces) == tmp_path / "identity.csv"  # beside faces/ first
-    D.prepare_celeba(faces, tmp_path / "out", D.PrepConfig(workers=1), progress=False)
-    assert D.read_manifest(tmp_path / "out")["path"].tolist() == ["a.jpg"]
+    assert S.find_identity_file(faces) == tmp_path / "identity.csv"  # beside faces/ first
+    P.prepare_celeba(faces, tmp_path / "out", PrepConfig(workers=1), progress=False)
+    assert PR.read_manifest(tmp_path / "out")["path"].tolist() == ["a.jpg"]
     # an identity file that matches no face is an error naming it
-    identity = _prepared_fixture(tmp_path / "prepared", [2, 2])
+    identity = _prepared_fixture(S.prepared_dir(tmp_path), [2, 2])
     wrong = _write_identity_csv(tmp_path / "wrong.csv", {f"x{f}": i for f, i in identity.items()})
     with pytest.raises(ValueError, match="wrong.csv: none of the 4 kept faces"):
-        D.build_sets(tmp_path / "prepared", tmp_path / "sets", identity_file=wrong)
+        MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), identity_file=wrong)
 
 
 def test_mixed_set_follows_the_paper_proportions(tmp_path):
     """190 training faces: anime capped at round(190 x 14,490/193,800) = 14; ImageNet at round(190 x 196,371/
     193,800) = 193 of 46 files x 6 crops, every central crop first; composition ranges and shares recorded."""
-    _prepared_fixture(tmp_path / "prepared", [1] * 200, n_anime=100, n_imagenet=50, imagenet_crops=6)
-    cfg = D.PrepConfig(natural_eval_count=4)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets", cfg)
+    _prepared_fixture(S.prepared_dir(tmp_path), [1] * 200, n_anime=100, n_imagenet=50, imagenet_crops=6)
+    cfg = PrepConfig(natural_eval_count=4)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), cfg)
     n = info["sets"]["celeba"]["count"]
     assert n == 190
     mix = info["mixed_counts"]
     assert (mix["anime"]["available"], mix["anime"]["used"]) == (100, round(190 * 14_490 / 193_800)) == (100, 14)
     assert (mix["imagenet"]["available"], mix["imagenet"]["used"]) == (46 * 6, round(190 * 196_371 / 193_800))
-    mixed = np.load(D.set_path(tmp_path, "mixed"))
+    mixed = np.load(S.set_path(tmp_path, "mixed"))
     comp = info["mixed_composition"]
     for source, code in (("celeba", CELEBA), ("anime", ANIME), ("imagenet", IMAGENET)):
         a, b = comp[source]
         assert b - a == mix[source]["used"] and (mixed[a:b, 0, 0, 0] == code).all()
         assert mix[source]["share"] == pytest.approx((b - a) / len(mixed))
-        assert mix[source]["paper_share"] == pytest.approx(D.PAPER_COUNTS[source]["kept"] / 404_661)
+        assert mix[source]["paper_share"] == pytest.approx(S.PAPER_COUNTS[source]["kept"] / 404_661)
     a, b = comp["imagenet"]
     assert (mixed[a:b, 0, 0, 1] == 0).sum() == 46, "every central crop is used before extra crops"
     assert "14,490/193,800" in info["mixed_rule"] and "196,371/193,800" in info["mixed_rule"]
-    text = D.format_mixed(info)
+    text = SPLITS.format_mixed(info)
     assert "paper share" in text and "47.9%" in text and "anime" in text
 
     # ratio 0: every image, as the paper (whose full data give these proportions anyway)
-    info = D.build_sets(tmp_path / "prepared", tmp_path / "sets2",
+    info = MS.build_sets(S.prepared_dir(tmp_path), tmp_path / "sets2",
                         cfg.replace(mixed_anime_ratio=0, mixed_imagenet_ratio=0))
     assert info["mixed_counts"]["anime"]["used"] == 100 and info["mixed_counts"]["imagenet"]["used"] == 276
     # at the paper's own counts the rule keeps everything: caps are exactly 14,490 and 196,371
-    assert D._cap(193_800, D.PrepConfig().mixed_anime_ratio) == 14_490
-    assert D._cap(193_800, D.PrepConfig().mixed_imagenet_ratio) == 196_371
+    assert SPLITS._cap(193_800, PrepConfig().mixed_anime_ratio) == 14_490
+    assert SPLITS._cap(193_800, PrepConfig().mixed_imagenet_ratio) == 196_371
 
 
 def test_greyscale_imagenet_converted_to_rgb_by_default(fuzz, tmp_path):
     src, expected = fuzz
-    D.prepare_imagenet(src, tmp_path / "imagenet", D.PrepConfig(workers=1), progress=False)
-    m = D.read_manifest(tmp_path / "imagenet").set_index("path")
+    P.prepare_imagenet(src, tmp_path / "imagenet", PrepConfig(workers=1), progress=False)
+    m = PR.read_manifest(tmp_path / "imagenet").set_index("path")
     images = np.load(tmp_path / "imagenet" / "images.npy")
     for name in ("grey.png", "bilevel.png", "cmyk.jpg", "sixteen_bit.png", "rgba.png", "palette.gif"):
         assert m.loc[name, "reason"] == "ok", (name, m.loc[name, "detail"])
     grey = images[m.loc["grey.png", "index"]]
     assert grey.shape == (64, 64, 3) and (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
     assert m.loc["grey.png", "mode"] == "L"
-    assert any("converted to RGB" in d for d in D.departures(D.PrepConfig(), "x"))
+    assert any("converted to RGB" in d for d in MS.departures(PrepConfig(), "x"))
 
 
 def test_prepare_all_identity_split_on_real_faces(test_data_dir, tmp_path):
@@ -545,15 +554,15 @@ def test_prepare_all_identity_split_on_real_faces(test_data_dir, tmp_path):
     _write_identity_csv(data / "identity.csv", identity)
     for p in sorted((test_data_dir / "styles").iterdir())[:2]:
         (data / "styles" / p.name).symlink_to(p)
-    info = D.prepare_all(data, tmp_path / "out", D.PrepConfig(workers=1), progress=False, verbose=False)
+    info = MS.prepare_all(data, tmp_path / "out", PrepConfig(workers=1), progress=False, verbose=False)
     assert info["split"] == "identity" and info["content_split"]["held_out_identities"] == 5
-    kept = D.read_manifest(tmp_path / "out" / "prepared" / "celeba")
+    kept = PR.read_manifest(S.prepared_dir(tmp_path / "out", "celeba"))
     kept = kept[kept["status"] == "kept"].set_index("path")
     held = info["held_out"]["content_eval"]
-    ids = D.load_eval_identities(tmp_path / "out")
+    ids = S.load_eval_identities(tmp_path / "out")
     assert ids.tolist() == [identity[f] for f in sorted(held)]  # manifest order = sorted file names
-    faces = np.load(tmp_path / "out" / "prepared" / "celeba" / "images.npy")
-    assert np.array_equal(np.load(D.set_path(tmp_path / "out", "content_eval")),
+    faces = np.load(S.prepared_dir(tmp_path / "out", "celeba") / PR.IMAGES_FILE)
+    assert np.array_equal(np.load(S.set_path(tmp_path / "out", "content_eval")),
                           faces[[int(kept.loc[f, "index"]) for f in sorted(held)]])
     train_ids = {identity[f] for f in kept.index if f not in held}
     assert not set(ids.tolist()) & train_ids
@@ -563,15 +572,15 @@ def test_prepare_all_identity_split_on_real_faces(test_data_dir, tmp_path):
 # the offline sample set
 # --------------------------------------------------------------------------------------------------
 def test_sample_set_builds_offline(tmp_path, capsys):
-    info = D.prepare_all(None, tmp_path, D.PrepConfig(workers=1), progress=False)
+    info = MS.prepare_all(None, tmp_path, PrepConfig(workers=1), progress=False)
     assert "sample set" in capsys.readouterr().out
-    assert info["is_sample"] and info["source"] == D.SAMPLE_SOURCE_LABEL
-    assert json.loads((tmp_path / "sets" / "info.json").read_text())["source"] == D.SAMPLE_SOURCE_LABEL
+    assert info["is_sample"] and info["source"] == SAMPLE.SAMPLE_SOURCE_LABEL
+    assert S.load_set_info(tmp_path)["source"] == SAMPLE.SAMPLE_SOURCE_LABEL
     counts = {name: v["count"] for name, v in info["sets"].items()}
     assert counts["celeba"] >= 200 and counts["mixed"] >= 2 * 200
     assert counts["content_eval"] > 0 and counts["style_eval"] == 8 and counts["natural_eval"] > 0
-    for name in D.SET_FILES:
-        a = np.load(D.set_path(tmp_path, name), mmap_mode="r")
+    for name in S.SET_FILES:
+        a = np.load(S.set_path(tmp_path, name), mmap_mode="r")
         assert a.dtype == np.uint8 and a.shape == (counts[name], 64, 64, 3)
     assert any("sample set" in d for d in info["departures"])
 
@@ -589,19 +598,19 @@ def packed_file(tmp_path) -> tuple[Path, np.ndarray]:
 
 def test_packed_images_batches(packed_file):
     path, arr = packed_file
-    images = D.PackedImages(path)
+    images = PackedImages(path)
     assert len(images) == 37 and images.data.dtype == torch.uint8 and images.data.shape == (37, 3, 64, 64)
     x = images.batch(torch.tensor([3, 0, 36]))
     assert x.dtype == torch.float32 and x.shape == (3, 3, 64, 64)
     assert 0.0 <= x.min() and x.max() <= 1.0
     expected = torch.from_numpy(arr[[3, 0, 36]]).permute(0, 3, 1, 2).float() / 255
     assert torch.equal(x, expected)
-    assert torch.equal(images.batch([5]), D.PackedImages(arr).batch(np.array([5])))
+    assert torch.equal(images.batch([5]), PackedImages(arr).batch(np.array([5])))
 
 
 def test_packed_images_sample_and_epoch(packed_file):
     path, arr = packed_file
-    images = D.PackedImages(path)
+    images = PackedImages(path)
     i1, x1 = images.sample(16, torch.Generator().manual_seed(0), hflip=True)
     i2, x2 = images.sample(16, torch.Generator().manual_seed(0), hflip=True)
     assert torch.equal(i1, i2) and torch.equal(x1, x2), "same generator state, same batch"
@@ -616,6 +625,6 @@ def test_packed_images_rejects_wrong_arrays(tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((2, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="bad.npy"):
-        D.PackedImages(bad)
+        PackedImages(bad)
     with pytest.raises(FileNotFoundError, match="missing.npy"):
-        D.PackedImages(tmp_path / "missing.npy")
+        PackedImages(tmp_path / "missing.npy")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import sys
 import tarfile
 import types
@@ -22,6 +23,9 @@ import pytest
 from PIL import Image
 
 from wae_lib import data as D
+from wae_lib import download as DL
+from wae_lib import prepare as P
+from wae_lib import sets as S
 
 tv_datasets = pytest.importorskip("torchvision.datasets")
 tv_utils = pytest.importorskip("torchvision.datasets.utils")
@@ -120,20 +124,20 @@ def _tree(folder: Path) -> dict[str, tuple[int, int]]:
 
 def test_download_lays_out_the_data_dir_that_prepare_all_reads(net, tmp_path, capsys):
     out = tmp_path / "data"
-    counts = D.download_data(out)
+    counts = DL.download_data(out)
     assert counts == {"faces": len(IDENTITIES), "natural": len(IMAGENETTE_TRAIN)}
     faces, natural = out / "faces", out / "natural"
     assert sorted(p.name for p in faces.iterdir()) == sorted(IDENTITIES)
     assert sorted(p.relative_to(natural).as_posix() for p in natural.rglob("*.JPEG")) == sorted(IMAGENETTE_TRAIN)
     # what prepare_all / build_sets look for
-    assert D._find_source(out, "celeba") == faces and D._find_source(out, "imagenet") == natural
-    assert D._find_source(out, "anime") is None and D._find_source(out, "styles") is None
-    assert D.find_identity_file(faces) == out / "identity.csv"
-    assert D.read_identities(out / "identity.csv") == IDENTITIES
-    files = [label for label, _ in D.list_files(faces)]
-    assert D.label_identities(files, D.read_identities(out / "identity.csv")) == IDENTITIES
+    assert S.find_source(out, "celeba") == faces and S.find_source(out, "imagenet") == natural
+    assert S.find_source(out, "anime") is None and S.find_source(out, "styles") is None
+    assert S.find_identity_file(faces) == out / "identity.csv"
+    assert S.read_identities(out / "identity.csv") == IDENTITIES
+    files = [label for label, _ in P.list_files(faces)]
+    assert S.label_identities(files, S.read_identities(out / "identity.csv")) == IDENTITIES
     # moved, not copied: the cache keeps the md5-checked downloads and nothing unpacked
-    cache = out / D.DOWNLOAD_CACHE
+    cache = out / DL.DOWNLOAD_CACHE
     assert sorted(p.name for p in (cache / "celeba").iterdir()) == sorted(_celeba_files())
     assert sorted(p.name for p in cache.iterdir()) == ["celeba", "imagenette2-320.tgz"]
     text = capsys.readouterr().out
@@ -144,28 +148,28 @@ def test_download_lays_out_the_data_dir_that_prepare_all_reads(net, tmp_path, ca
 
 def test_a_second_run_downloads_nothing_and_an_interrupted_one_resumes_from_the_archives(net, tmp_path, capsys):
     out = tmp_path / "data"
-    D.download_data(out)
+    DL.download_data(out)
     before = {name: _tree(out / name) for name in ("faces", "natural")}
     n_calls = len(net.calls)
     assert n_calls == len(tv_datasets.CelebA.file_list) + 1
 
     net.online = False  # a second run needs no network and changes nothing
-    assert D.download_data(out) == {"faces": None, "natural": None}
+    assert DL.download_data(out) == {"faces": None, "natural": None}
     assert {name: _tree(out / name) for name in ("faces", "natural")} == before
     assert "faces/: already there, CelebA not downloaded" in capsys.readouterr().out
 
     # interrupted after unpacking, before the move (a partial tree in the cache), or a deleted folder: redone from
     # the kept, md5-checked archives, offline, and without gdown (torchvision's download path would import it)
     for name in ("faces", "natural"):
-        D.shutil.rmtree(out / name)
-    partial = out / D.DOWNLOAD_CACHE / "celeba" / "img_align_celeba"
+        shutil.rmtree(out / name)
+    partial = out / DL.DOWNLOAD_CACHE / "celeba" / "img_align_celeba"
     partial.mkdir()
     (partial / "000001.jpg").write_bytes(b"half a file")
     sys.modules["gdown"] = None  # monkeypatch restores it
-    assert D.download_data(out) == {"faces": len(IDENTITIES), "natural": len(IMAGENETTE_TRAIN)}
+    assert DL.download_data(out) == {"faces": len(IDENTITIES), "natural": len(IMAGENETTE_TRAIN)}
     assert len(net.calls) == n_calls
     assert (out / "faces" / "000001.jpg").read_bytes() == _jpeg(0)  # unpacked again, not the partial file
-    assert D.read_identities(out / "identity.csv") == IDENTITIES
+    assert S.read_identities(out / "identity.csv") == IDENTITIES
 
 
 def test_download_failures_are_one_line_naming_the_dataset_and_the_way_by_hand(net, tmp_path, capsys):
@@ -175,7 +179,7 @@ def test_download_failures_are_one_line_naming_the_dataset_and_the_way_by_hand(n
     assert D.main(["download", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: CelebA: download failed")
-    assert "pip install gdown" in err and D.CELEBA_SITE in err and str(out / D.DOWNLOAD_CACHE / "celeba") in err
+    assert "pip install gdown" in err and DL.CELEBA_SITE in err and str(out / DL.DOWNLOAD_CACHE / "celeba") in err
     assert f"Imagenette: download of {net.url} failed (URLError" in err and "It needs internet" in err
     assert not (out / "faces").exists() and not (out / "natural").exists()
 
@@ -183,12 +187,12 @@ def test_download_failures_are_one_line_naming_the_dataset_and_the_way_by_hand(n
     net.online = True
     sys.modules["gdown"] = types.SimpleNamespace(download=net.gdown_download)
     net.corrupt = {fid for fid, _, name in tv_datasets.CelebA.file_list if name == "img_align_celeba.zip"}
-    with pytest.raises(D.DownloadError, match=r"^CelebA: download failed \(RuntimeError: File not found or "
+    with pytest.raises(DL.DownloadError, match=r"^CelebA: download failed \(RuntimeError: File not found or "
                                               r"corrupted\.\)") as exc:
-        D.download_data(out)
+        DL.download_data(out)
     assert "Imagenette" not in str(exc.value)
     assert not (out / "faces").exists() and not (out / "identity.csv").exists()
     assert sorted(p.relative_to(out / "natural").as_posix() for p in (out / "natural").rglob("*.JPEG")) == \
         sorted(IMAGENETTE_TRAIN)
     with pytest.raises(ValueError, match="Imagenette size 'full'"):
-        D.download_data(out, imagenette_size="full")
+        DL.download_data(out, imagenette_size="full")

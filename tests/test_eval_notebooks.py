@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from wae_lib import evaluate as E
+from wae_lib import sets as S
 
 matplotlib.use("Agg")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -46,21 +47,18 @@ def smooth(n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
-    """sets/*.npy + info.json as wae_lib.data writes them, with person labels for content_eval."""
-    from wae_lib import data as D
-
+    """sets/*.npy + info.json as wae_lib.make_sets writes them, with person labels for content_eval."""
     root = tmp_path_factory.mktemp("eval_nb")
-    sets = root / "sets"
+    sets = S.sets_dir(root)
     sets.mkdir()
     arrays = {"celeba": smooth(8, 0), "mixed": smooth(8, 1), "content_eval": smooth(N_FACES, 2),
               "style_eval": smooth(N_STYLES, 3), "natural_eval": smooth(2, 4)}
     for name, arr in arrays.items():
-        np.save(sets / D.SET_FILES[name], arr)
-    np.save(sets / getattr(D, "EVAL_IDENTITY_FILE", "content_eval_identity.npy"),
-            np.array([0, 0, 1, 1, 2, -1], dtype=np.int64))
+        np.save(S.set_path(root, name), arr)
+    np.save(sets / S.EVAL_IDENTITY_FILE, np.array([0, 0, 1, 1, 2, -1], dtype=np.int64))
     info = {"source": "synthetic test images", "is_sample": False,
-            "sets": {name: {"file": D.SET_FILES[name], "count": len(arr)} for name, arr in arrays.items()}}
-    (sets / "info.json").write_text(json.dumps(info))
+            "sets": {name: {"file": S.SET_FILES[name], "count": len(arr)} for name, arr in arrays.items()}}
+    (sets / S.INFO_FILE).write_text(json.dumps(info))
     return root
 
 

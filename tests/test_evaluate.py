@@ -17,6 +17,7 @@ from PIL import Image
 from wae_lib import claims as C
 from wae_lib import evaluate as E
 from wae_lib import figures as F
+from wae_lib import sets as S
 from wae_lib.config import profile_config
 
 
@@ -187,13 +188,16 @@ def test_feature_extractor_choice_is_offline_and_labelled(monkeypatch):
 @pytest.fixture(scope="module")
 def face_crop() -> torch.Tensor:
     """A 64 px face crop made like the CelebA preprocessing, from the astronaut photo bundled with scikit-image."""
-    from wae_lib import data as D
+    from wae_lib import decode as DEC
+    from wae_lib import faces as FACES
+    from wae_lib import sample_set as SAMPLE
+    from wae_lib.prep_config import PrepConfig
 
-    cfg = D.PrepConfig()
-    rgb = D.decode_image(D.sample_image_path("skimage:astronaut.png")).rgb
-    faces = D.detect_faces(rgb, cfg)
+    cfg = PrepConfig()
+    rgb = DEC.decode_image(SAMPLE.sample_image_path("skimage:astronaut.png")).rgb
+    faces = FACES.detect_faces(rgb, cfg)
     assert faces, "the detector should find the astronaut's face"
-    crop = D.crop_resize(rgb, *D.face_crop_box(faces[0], cfg), max_pad_fraction=0.5)
+    crop = FACES.crop_resize(rgb, *FACES.face_crop_box(faces[0], cfg), max_pad_fraction=0.5)
     return E.uint8_to_float(crop[None])
 
 
@@ -248,7 +252,7 @@ def test_discover_runs_errors_name_the_parameter(tmp_path):
 
 def test_data_errors_name_data_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="data_root"):
-        E.load_data_info(tmp_path)
+        S.load_set_info(tmp_path)
     with pytest.raises(FileNotFoundError, match="data_root"):
         E.load_set(tmp_path, "content_eval")
     with pytest.raises(E.EvaluationError, match="strengths"):
@@ -257,10 +261,9 @@ def test_data_errors_name_data_root(tmp_path):
 
 
 def test_mean_training_image_and_load_set(tmp_path):
-    sets = tmp_path / "sets"
-    sets.mkdir()
+    S.sets_dir(tmp_path).mkdir()
     arr = np.stack([np.full((64, 64, 3), v, np.uint8) for v in (0, 100, 200)])
-    np.save(sets / "celeba_train.npy", arr)
+    np.save(S.set_path(tmp_path, "celeba"), arr)
     mean = E.mean_training_image(tmp_path, "celeba", chunk=2)
     assert mean.shape == (3, 64, 64)
     assert torch.allclose(mean, torch.full_like(mean, 100 / 255))

@@ -35,8 +35,13 @@ from PIL import Image
 from test_train import smooth_images  # one home for the tests' synthetic images
 
 from wae_lib import data as D
+from wae_lib import make_sets as MS
+from wae_lib import prepare as P
+from wae_lib import prepared as PR
+from wae_lib import sets as S
 from wae_lib import train as T
 from wae_lib.config import ConfigError, profile_config
+from wae_lib.prep_config import PrepConfig
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -103,7 +108,7 @@ def outputs(out: Path) -> dict[str, str]:
 
 def assert_consistent(out: Path) -> None:
     """images.npy holds exactly the images the manifest's kept rows point at."""
-    m = D.read_manifest(out)
+    m = PR.read_manifest(out)
     kept = m[m["status"] == "kept"]
     images = np.load(out / "images.npy")
     assert len(images) == int(kept["n_images"].sum())
@@ -115,10 +120,11 @@ def no_temporaries(folder: Path) -> list[str]:
 
 
 PREP = KILL_HOOK + r"""
-from wae_lib import data as D
-D.prepare_anime(sys.argv[3], sys.argv[1], D.PrepConfig(workers=1, chunk_size=2), progress=False)
+from wae_lib import prepare as P
+from wae_lib.prep_config import PrepConfig
+P.prepare_anime(sys.argv[3], sys.argv[1], PrepConfig(workers=1, chunk_size=2), progress=False)
 """
-CFG = D.PrepConfig(workers=1, chunk_size=2)
+CFG = PrepConfig(workers=1, chunk_size=2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,18 +133,18 @@ CFG = D.PrepConfig(workers=1, chunk_size=2)
 def test_case1_non_utf8_file_name_is_kept_escaped_and_removing_it_restores_the_old_output(tmp_path):
     src = make_src(tmp_path / "src", 3)
     out = tmp_path / "out"
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     clean = outputs(out)
     bad = os.path.join(os.fsencode(src), b"caf\xe9.png")  # Latin-1 "café.png": not valid UTF-8
     with open(bad, "wb") as f:
         photo(7).save(f, format="PNG")
-    summary = D.prepare_anime(src, out, CFG, progress=False)  # was: UnicodeEncodeError after images.npy moved
+    summary = P.prepare_anime(src, out, CFG, progress=False)  # was: UnicodeEncodeError after images.npy moved
     assert summary["kept"] == 4 and not summary["up_to_date"]
     assert_consistent(out)
-    row = D.read_manifest(out).set_index("path").loc["caf\\xe9.png"]
+    row = PR.read_manifest(out).set_index("path").loc["caf\\xe9.png"]
     assert row["status"] == "kept" and "not valid UTF-8" in row["detail"]
     os.remove(bad)
-    again = D.prepare_anime(src, out, CFG, progress=False)
+    again = P.prepare_anime(src, out, CFG, progress=False)
     assert not again["up_to_date"] and again["images"] == 3
     assert outputs(out) == clean
     assert_consistent(out)
@@ -147,33 +153,33 @@ def test_case1_non_utf8_file_name_is_kept_escaped_and_removing_it_restores_the_o
 def test_case1_truncated_or_edited_outputs_are_not_trusted_as_up_to_date(tmp_path):
     src = make_src(tmp_path / "src", 3)
     out = tmp_path / "out"
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     clean = outputs(out)
     data = (out / "images.npy").read_bytes()
     (out / "images.npy").write_bytes(data[: len(data) // 2])
-    assert not D.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
+    assert not P.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
     assert outputs(out) == clean
     with open(out / "manifest.csv", "a") as f:  # an edited manifest
         f.write("extra.png,kept,ok,,RGB,1,1,,,,,,,,,3,1\n")
-    assert not D.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
+    assert not P.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
     assert outputs(out) == clean
-    assert D.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
+    assert P.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
 
 
 def test_case1_truncated_set_file_is_rebuilt(tmp_path):
-    info = D.prepare_all(None, tmp_path / "prep", verbose=False, progress=False)
-    path = D.set_path(tmp_path / "prep", "celeba")
+    info = MS.prepare_all(None, tmp_path / "prep", verbose=False, progress=False)
+    path = S.set_path(tmp_path / "prep", "celeba")
     before = sha(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 12288])  # one image short: np.load would still read the header
-    again = D.prepare_all(None, tmp_path / "prep", verbose=False, progress=False)
+    again = MS.prepare_all(None, tmp_path / "prep", verbose=False, progress=False)
     assert sha(path) == before and again["sets"]["celeba"]["count"] == info["sets"]["celeba"]["count"]
 
 
 def test_case1_training_refuses_a_truncated_or_changed_set(tmp_path, capsys):
     prep = tmp_path / "prep"
-    D.prepare_all(None, prep, verbose=False, progress=False)
-    path = D.set_path(prep, "celeba")
+    MS.prepare_all(None, prep, verbose=False, progress=False)
+    path = S.set_path(prep, "celeba")
     args = ["--out", str(tmp_path / "run"), "--profile", "smoke", "--data", "celeba", "--data-root", str(prep)]
     images = np.load(path)
     np.save(path, images[::-1])  # same shape, other content: not the file data prep recorded
@@ -193,15 +199,15 @@ def test_case1_kill9_at_every_write_of_data_prep_then_rerun_matches_clean_runs(t
     extra, aside = src / "zz_extra.png", tmp_path / "aside.png"
     photo(9).save(aside)
     clean_a, clean_b = tmp_path / "clean_a", tmp_path / "clean_b"
-    D.prepare_anime(src, clean_a, CFG, progress=False)
+    P.prepare_anime(src, clean_a, CFG, progress=False)
     shutil.copy2(aside, extra)
-    D.prepare_anime(src, clean_b, CFG, progress=False)
+    P.prepare_anime(src, clean_b, CFG, progress=False)
     os.remove(extra)
     want_a, want_b = outputs(clean_a), outputs(clean_b)
 
     def killed_run(n: int) -> tuple[Path, subprocess.CompletedProcess]:
         out = tmp_path / f"out{n}"
-        D.prepare_anime(src, out, CFG, progress=False)  # state A
+        P.prepare_anime(src, out, CFG, progress=False)  # state A
         shutil.copy2(aside, extra)
         proc = run_script(PREP, out, n, src)
         os.remove(extra)
@@ -214,11 +220,11 @@ def test_case1_kill9_at_every_write_of_data_prep_then_rerun_matches_clean_runs(t
     for n in range(1, total + 1):
         out, proc = killed_run(n)
         assert proc.returncode == -signal.SIGKILL, (n, proc.stderr[-2000:])
-        D.prepare_anime(src, out, CFG, progress=False)
+        P.prepare_anime(src, out, CFG, progress=False)
         assert outputs(out) == want_a, f"killed at write {n} of {total}, then rerun on the old files"
         assert_consistent(out)
         shutil.copy2(aside, extra)
-        D.prepare_anime(src, out, CFG, progress=False)
+        P.prepare_anime(src, out, CFG, progress=False)
         os.remove(extra)
         assert outputs(out) == want_b, f"killed at write {n} of {total}, then rerun on the new files"
         assert not no_temporaries(out) and not (out / ".parts").exists()
@@ -227,7 +233,7 @@ def test_case1_kill9_at_every_write_of_data_prep_then_rerun_matches_clean_runs(t
 def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(tmp_path):
     src = make_src(tmp_path / "src", 3)
     out = tmp_path / "out"
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     clean = outputs(out)
     for i in range(3, 9):
         photo(i).save(src / f"img{i:02d}.png")
@@ -241,7 +247,7 @@ def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(
     assert not no_temporaries(out)
     for i in range(3, 9):
         os.remove(src / f"img{i:02d}.png")
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     assert outputs(out) == clean
     assert_consistent(out)
 
@@ -302,11 +308,11 @@ def test_case2_touched_or_rewritten_identical_training_data_reuses_the_finished_
 def test_case2_data_prep_recomputing_identical_bytes_leaves_its_outputs_untouched(tmp_path):
     src = make_src(tmp_path / "src", 3)
     out = tmp_path / "out"
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     stamps = {f: (out / f).stat().st_mtime_ns for f in ("images.npy", "manifest.csv")}
     for f in src.iterdir():  # touched inputs: data prep recomputes, and gets the same bytes
         os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 5_000_000_000))
-    assert not D.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
+    assert not P.prepare_anime(src, out, CFG, progress=False)["up_to_date"]
     assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
 
 
@@ -500,8 +506,8 @@ class Planted:
 def test_case7_planted_pickle_in_parts_is_never_executed(tmp_path, monkeypatch):
     src = make_src(tmp_path / "src", 6)
     clean = tmp_path / "clean"
-    D.prepare_anime(src, clean, CFG, progress=False)
-    real, calls = D._process_chunk, []
+    P.prepare_anime(src, clean, CFG, progress=False)
+    real, calls = P._process_chunk, []
 
     def interrupted_after_two(task):
         if len(calls) == 2:
@@ -510,16 +516,16 @@ def test_case7_planted_pickle_in_parts_is_never_executed(tmp_path, monkeypatch):
         return real(task)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(D, "_process_chunk", interrupted_after_two)
+    monkeypatch.setattr(P, "_process_chunk", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
-        D.prepare_anime(src, out, CFG, progress=False)
-    monkeypatch.setattr(D, "_process_chunk", real)
+        P.prepare_anime(src, out, CFG, progress=False)
+    monkeypatch.setattr(P, "_process_chunk", real)
     marker = tmp_path / "code_ran"
     parts = sorted((out / ".parts").iterdir())
     assert len(parts) == 2
     for part in parts:  # same names as the real parts: the resume would pick them up
         part.write_bytes(pickle.dumps(Planted(marker)))
-    D.prepare_anime(src, out, CFG, progress=False)
+    P.prepare_anime(src, out, CFG, progress=False)
     assert not marker.exists(), "a file planted in .parts ran as code"
     assert outputs(out) == outputs(clean)
 

@@ -23,15 +23,17 @@ def require_dlib():
 
 
 def face_crops(folder: Path, n: int) -> torch.Tensor:
-    """64 px face crops made like the CelebA preprocessing (wae_lib.data) from the first photos of a folder."""
-    from wae_lib import data as D
+    """64 px face crops made like the CelebA preprocessing (wae_lib.faces) from the first photos of a folder."""
+    from wae_lib import decode as DEC
+    from wae_lib import faces as FACES
+    from wae_lib.prep_config import PrepConfig
 
-    cfg = D.PrepConfig()
+    cfg = PrepConfig()
     crops = []
     for path in sorted(folder.glob("*.jpg")):
-        rgb = D.decode_image(path).rgb
-        faces = D.detect_faces(rgb, cfg)
-        crop = D.crop_resize(rgb, *D.face_crop_box(faces[0], cfg), max_pad_fraction=0.5) if faces else None
+        rgb = DEC.decode_image(path).rgb
+        faces = FACES.detect_faces(rgb, cfg)
+        crop = FACES.crop_resize(rgb, *FACES.face_crop_box(faces[0], cfg), max_pad_fraction=0.5) if faces else None
         if crop is not None:
             crops.append(crop)
         if len(crops) == n:

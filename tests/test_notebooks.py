@@ -43,7 +43,7 @@ def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
 def chain(tmp_path_factory):
     """01 (data), the smoke sweep trained for 2 steps, 02 (one more model, its curves), then 03-06."""
     from wae_lib.config import profile_config
-    from wae_lib.data import load_set_info
+    from wae_lib.sets import load_set_info
     from wae_lib.train import train_sweep
 
     root = tmp_path_factory.mktemp("chain")

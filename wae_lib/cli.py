@@ -8,7 +8,7 @@
 Everything is read, decoded and transferred in memory before the first byte is written, and every file is
 written to a temporary name in its folder and then renamed, so a failed run leaves nothing behind (a folder
 it created is removed). User errors end with one line ``error: ...`` on stderr and exit status 1 (2 for a
-malformed command line), never a traceback. Heavy imports (torch, PIL) happen in :func:`run`, so ``--help``
+malformed command line), never a traceback. Heavy imports (torch) happen in :func:`run`, so ``--help``
 is fast.
 """
 
@@ -22,6 +22,9 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from .decode import Rejected, decode_image
+from .faces import centre_square, crop_resize
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -170,10 +173,8 @@ def unique_names(paths: list[Path]) -> list[str]:
 
 
 def load_image(path: Path, role: str):
-    """Decode any image (wae_lib.data.decode_image), centre-crop to a square, resize to 64x64 -> 3 x 64 x 64."""
+    """Decode any image (wae_lib.decode.decode_image), centre-crop to a square, resize to 64x64 -> 3 x 64 x 64."""
     import torch
-
-    from .data import Rejected, centre_square, crop_resize, decode_image
 
     try:
         rgb = decode_image(path, draft_min_side=2 * SIZE).rgb

@@ -8,7 +8,7 @@ Everything the figure notebooks (03-05) compute lives here; the notebooks hold p
   source, VGG source, scaling note) that every caption and table carries.
 * Per-image metrics: MSE, PSNR, SSIM, VGG perceptual distance (C1, C2); Gram "style distance" and VGG "content
   distance" of transfers (C3, C4); distance to the mean CelebA face (C3); the OpenCV Haar face detector of
-  ``wae_lib.data`` on upscaled 64 px images (face hallucination, C2).
+  ``wae_lib.faces`` on upscaled 64 px images (face hallucination, C2).
 * Metrics the models were not trained on (issue 5), in the same per-image / per-pair tables: face identity
   (dlib face-recognition ResNet, ``wae_lib.identity``), CIELAB colour distance (``wae_lib.color``), style and
   content retrieval shares with their chance levels (``wae_lib.retrieval``), and a reference row: the Reinhard
@@ -28,7 +28,6 @@ layers are the model's own (SPEC §6: relu1_1, relu2_1, relu3_1).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,14 +40,18 @@ import torch
 from torch import nn
 
 from .config import PROFILES, SWEEPS, TRAINING_SETS, Config
+from .faces import detect_faces
 from .losses import gram_matrix
+from .prep_config import PrepConfig
+from .prepared import MANIFEST_FILE, read_manifest
+from .sets import SET_FILES, load_eval_identities, load_set_info, prepared_dir, set_path
+from .utils import spread
 
 CONTENT_LAYERS = ("relu4_2",)  # Gatys et al. 2016 content layer (our reading; SPEC does not define content distance)
 FID_VGG_LAYERS = ("relu4_2",)  # the stand-in's features: the deepest block that the HED stand-in keeps close to
 #   ImageNet VGG16 (PILOT.md: block 5 has drifted), mean-pooled over space
 FACE_UPSCALE = 4  # 64 px -> 256 px before the Haar detector (PrepConfig.detect_scale 0.5 then runs it at 128 px)
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception weights
-SET_NAMES = ("celeba", "mixed", "content_eval", "style_eval", "natural_eval")  # wae_lib.data set names
 PAPER_LABELS = {"celeba": "CelebA-only", "mixed": "mixed"}
 
 
@@ -195,7 +198,7 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
     from .utils import resolve_device
 
     runs = discover_runs(models_dir, profile)
-    info = load_data_info(data_root)
+    info = load_set_info(data_root)
     dev = resolve_device(device)
     models = [load_model(r.path, device=dev) for r in runs]
     notes = []
@@ -219,24 +222,12 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
 
 
 # --------------------------------------------------------------------------------------------------
-# evaluation images (wae_lib.data sets)
+# evaluation images (wae_lib.sets)
 # --------------------------------------------------------------------------------------------------
-def load_data_info(data_root: str | Path) -> dict[str, Any]:
-    """``sets/info.json`` of ``data_root``; the error names the parameter and how to make the sets."""
-    path = Path(data_root) / "sets" / "info.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"parameter data_root = {str(data_root)!r}: {path} does not exist. Prepare the data "
-                                f"first: `python -m wae_lib.data all --out {data_root}` (add --data-dir DIR for real "
-                                f"data)")
-    return json.loads(path.read_text())
-
-
 def load_set(data_root: str | Path, name: str, limit: int | None = None) -> torch.Tensor:
     """Images of a named set as float N x 3 x 64 x 64 in [0, 1]; ``limit`` keeps that many, spread evenly."""
-    from .data import set_path, spread
-
-    if name not in SET_NAMES:
-        raise EvaluationError(f"set name {name!r}: expected one of {SET_NAMES}")
+    if name not in SET_FILES:
+        raise EvaluationError(f"set name {name!r}: expected one of {tuple(SET_FILES)}")
     path = set_path(data_root, name)
     if not path.is_file():
         raise FileNotFoundError(f"parameter data_root = {str(data_root)!r}: set file {path} does not exist; run "
@@ -250,23 +241,14 @@ def content_identities(data_root: str | Path, limit: int | None = None) -> np.nd
     """The person of each ``content_eval`` image (int64, aligned with :func:`load_set` with the same ``limit``),
     or None when the data do not say (no identity file, or every entry -1 = unknown).
 
-    Read with ``wae_lib.data.load_eval_identities`` when the data module has it, else from the file it writes
-    (``sets/content_eval_identity.npy``); without identities the identity match falls back to "own content
-    image" (:func:`wae_lib.identity.identity_match`).
+    Read with ``wae_lib.sets.load_eval_identities`` (``sets/content_eval_identity.npy``); without identities the
+    identity match falls back to "own content image" (:func:`wae_lib.identity.identity_match`).
     """
-    from . import data as D
-    from .data import spread
-
-    loader = getattr(D, "load_eval_identities", None)
-    if loader is not None:
-        ids = loader(data_root)
-    else:
-        path = Path(data_root) / "sets" / getattr(D, "EVAL_IDENTITY_FILE", "content_eval_identity.npy")
-        ids = np.load(path) if path.is_file() else None
+    ids = load_eval_identities(data_root)
     if ids is None:
         return None
     ids = np.asarray(ids, dtype=np.int64)
-    count = load_data_info(data_root)["sets"]["content_eval"]["count"]
+    count = load_set_info(data_root)["sets"]["content_eval"]["count"]
     if len(ids) != count:
         warnings.warn(f"{len(ids)} content_eval identities for {count} images: ignored (identity match falls back "
                       f"to the own content image)", stacklevel=2)
@@ -287,8 +269,6 @@ def float_to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def mean_training_image(data_root: str | Path, name: str = "celeba", chunk: int = 4096) -> torch.Tensor:
     """The mean image (3 x 64 x 64 in [0, 1]) of a training set: SPEC §5 C3's "average CelebA face"."""
-    from .data import set_path
-
     path = set_path(data_root, name)
     if not path.is_file():
         raise FileNotFoundError(f"parameter data_root = {str(data_root)!r}: {path} does not exist")
@@ -304,13 +284,11 @@ def mean_training_image(data_root: str | Path, name: str = "celeba", chunk: int 
 def style_names(data_root: str | Path, n: int | None = None) -> list[str]:
     """Names of the style_eval images (file stems from the styles manifest), in set order; ``style i`` when
     the manifest is not there."""
-    from .data import read_manifest
-
-    info = load_data_info(data_root)
+    info = load_set_info(data_root)
     count = info["sets"]["style_eval"]["count"]
     names = [f"style {i}" for i in range(count)]
-    folder = Path(data_root) / "prepared" / "styles"
-    if (folder / "manifest.csv").is_file():
+    folder = prepared_dir(data_root, "styles")
+    if (folder / MANIFEST_FILE).is_file():
         m = read_manifest(folder)
         kept = m[m["status"] == "kept"].sort_values("index")
         stems = [Path(str(p).split("#")[0].split(":")[-1]).stem for p in kept["path"]]
@@ -327,8 +305,6 @@ def figure_images(data_root: str | Path, name: str, n: int) -> torch.Tensor:
 
 def figure_styles(data_root: str | Path, n: int) -> tuple[torch.Tensor, list[str]]:
     """Fig. 5: the ``n`` style images used in Figures 5-7 and the transfer metrics, with their names."""
-    from .data import spread
-
     names = style_names(data_root)
     idx = spread(len(names), n)
     return figure_images(data_root, "style_eval", n), [names[i] for i in idx]
@@ -351,9 +327,7 @@ def require(ok: bool, name: str, value: Any, expected: str) -> None:
 
 
 def pick(n_total: int, n: int) -> np.ndarray:
-    """``n`` indices spread evenly over ``range(n_total)`` (wae_lib.data.spread: deterministic, not hand-picked)."""
-    from .data import spread
-
+    """``n`` indices spread evenly over ``range(n_total)`` (wae_lib.utils.spread: deterministic, not hand-picked)."""
     return spread(n_total, n)
 
 
@@ -446,15 +420,13 @@ def take(feats: Mapping[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
 # face detector (C2: face hallucination)
 # --------------------------------------------------------------------------------------------------
 def face_detected(images: torch.Tensor | np.ndarray, upscale: int = FACE_UPSCALE, prep_config=None) -> np.ndarray:
-    """For each 64 px image, whether the OpenCV Haar frontal-face detector of wae_lib.data fires.
+    """For each 64 px image, whether the OpenCV Haar frontal-face detector of wae_lib.faces fires.
 
     Same cascade, scaleFactor, minNeighbors, detect_scale and minimum window as the CelebA preprocessing
     (``PrepConfig``); the image is first upscaled ``upscale`` x (bicubic) because the detector's 24 px window
     is too coarse for 64 px faces.
     """
     import cv2
-
-    from .data import PrepConfig, detect_faces
 
     cfg = prep_config or PrepConfig()
     arr = float_to_uint8(images) if isinstance(images, torch.Tensor) else np.asarray(images)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .data import centre_square, crop_resize
+from .faces import centre_square, crop_resize
 
 SIZE = 64  # the models' input and output side
 

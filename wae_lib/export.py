@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import scorecard
 from .pretrained import PRETRAINED_FILE, export_pretrained, write_model_card
+from .sets import load_set_info
 from .train import load_model
 from .utils import set_seed
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     best = args.run or models.loc[models["balance"].idxmax(), "run"]
     model = load_model(args.models_dir / best)
     meta = json.loads((args.models_dir / best / "metadata.json").read_text())
-    info = json.loads((args.data_root / "sets" / "info.json").read_text())
+    info = load_set_info(args.data_root)
     path = export_pretrained(model, args.out, run=best, step=model.checkpoint_info["step"], data_source=info["source"],
                              git_commit=meta.get("git_commit"), metrics=table[table["run"] == best].iloc[0].to_dict())
     table.to_csv(args.out.with_name("scorecard.csv"), index=False)

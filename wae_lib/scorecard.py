@@ -24,9 +24,9 @@ import torch
 
 from . import evaluate as E
 from .color import color_distance_matrix, color_signature, reinhard_transfer
-from .data import load_eval_identities
 from .identity import embeddings_or_nan, gallery_chance, identity_distance, identity_match
 from .retrieval import feature_distance_matrix, gram_distance_matrix, grams, nearest_is_own
+from .sets import load_eval_identities
 
 SCORE_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import SWEEPS, TRAINING_SETS, Config, ConfigError, check_known_fields, profile_config, run_name
+from .loader import PackedImages
 from .losses import (
     calibrate_weights,
     gan_discriminator_loss,
@@ -43,7 +44,9 @@ from .losses import (
     term_targets,
 )
 from .models import LatentDiscriminator, WAEStyle
+from .prepared import npy_shape
 from .pretrained import load_pretrained
+from .sets import OUT_SIZE
 from .utils import (
     atomic_torch_save,
     atomic_write_text,
@@ -101,8 +104,6 @@ def resolve_data_path(cfg: Config) -> Path:
     if not path.is_file():
         raise ConfigError(f"config field 'data' = {cfg.data!r}: the packed dataset {path} does not exist; "
                           f"prepare it first with `make data` or `python -m wae_lib.data all --out {cfg.data_root}`")
-    from .data import OUT_SIZE, npy_shape
-
     shape = npy_shape(path)  # the header and the file size agree: not truncated
     if shape is None or len(shape) != 4 or shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
         raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not a complete uint8 N x {OUT_SIZE} x "
@@ -140,8 +141,6 @@ def same_data(recorded: str | None, path: Path, digest: str) -> bool:
 
 
 def load_images(path: Path, device: torch.device):
-    from .data import PackedImages
-
     return PackedImages(path, device=device)
 
 

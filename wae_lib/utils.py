@@ -7,6 +7,7 @@ import contextlib
 import filecmp
 import hashlib
 import io
+import json
 import os
 import platform
 import random
@@ -97,6 +98,17 @@ def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def json_digest(obj: Any) -> str:
+    """sha256 of ``obj`` as JSON with sorted keys (anything JSON cannot hold as its ``str``): a fingerprint of
+    parameters and file listings."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def spread(n_total: int, n: int) -> np.ndarray:
+    """``n`` indices spread evenly over ``range(n_total)`` (a deterministic, representative selection)."""
+    return np.unique(np.linspace(0, n_total - 1, min(n, n_total)).round().astype(int)) if n_total else np.zeros(0, int)
 
 
 def fsync_dir(folder: Path) -> None:
