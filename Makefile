@@ -80,10 +80,15 @@ prep-notebook: data  ## run notebooks/01_preprocess.ipynb (crop grids, rejection
 	$(PAPERMILL) notebooks/01_preprocess.ipynb $(NB_OUT)/01_preprocess.ipynb $(if $(DATA_DIR),-p data_dir $(DATA_DIR)) \
 	  -p out_root $(PREP) -p figures_dir $(REPORTS)/figures -p imagenet_extra_crops $(IMAGENET_EXTRA_CROPS) $(PARAMS)
 
-train-notebook: train  ## run notebooks/02_train.ipynb (loss curves, calibration, samples) into $(NB_OUT)
+train-notebook: | $(MODELS)  ## run notebooks/02_train.ipynb on the runs in $(MODELS) (loss curves, weights, samples) into $(NB_OUT)
 	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/02_train.ipynb $(NB_OUT)/02_train.ipynb -p profile $(PROFILE) \
-	  -p data_root $(PREP) -p models_dir $(MODELS) -p figures_dir $(REPORTS)/figures -p data mixed $(PARAMS)
+	$(PAPERMILL) notebooks/02_train.ipynb $(NB_OUT)/02_train.ipynb -p models_dir $(MODELS) -p data_root $(PREP) \
+	  -p figures_dir $(REPORTS)/figures $(PARAMS)
+
+# the sweep, only when its folder is missing: the notebook reads the runs as `make train` left them (whatever
+# TRAIN_ARGS they were trained with); `make train` itself trains, resumes or reuses them
+$(MODELS):
+	$(MAKE) --no-print-directory train
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -53,7 +53,7 @@ def main() -> None:
     device = resolve_device(args.device)
     vgg = VGG16Features("auto").to(device)
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} width={args.width} "
-          f"VGG16: {vgg.source_label}")
+          f"VGG16: {vgg.source.label}")
     print(f"{'content':>7} {'params':>12} {'GFLOP/img':>10} {'img/s':>8} {'GFLOP/s':>8} {'peak MB':>9}")
     for cd in args.content_dims:
         model = WAEStyle(Config(content_dim=cd, width=args.width), vgg=vgg, verbose=False).to(device)

@@ -23,7 +23,7 @@ import torch
 
 from wae_lib.baselines import build_baseline
 from wae_lib.compare import Method, baseline_method, our_method, seconds_per_image
-from wae_lib.train import load_model
+from wae_lib.runs import load_model
 from wae_lib.utils import resolve_device, set_seed
 
 
@@ -72,7 +72,7 @@ def main() -> None:
             methods.append(baseline_method(key, build_baseline(key, vgg=vgg, weights=weights, device=dev, **kw),
                                            key, ""))
     print(f"device={dev} threads={torch.get_num_threads()} model={args.model} (content {model.config.content_dim}, "
-          f"width {model.config.width}) VGG16: {model.vgg_source_label} | Gatys: {args.gatys_steps} L-BFGS iterations")
+          f"width {model.config.width}) VGG16: {model.vgg_source.label} | Gatys: {args.gatys_steps} L-BFGS iterations")
     timing: dict[str, dict[int, float]] = {}
     for m in methods:
         batches = args.gatys_batches or args.batches if m.key == "gatys" else args.batches

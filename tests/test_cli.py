@@ -13,11 +13,12 @@ from PIL import Image
 
 from wae_lib import cli
 from wae_lib.__main__ import main
+from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.color import rgb_to_lab
 from wae_lib.config import Config
 from wae_lib.figures import grid_geometry, grid_layout
 from wae_lib.models import WAEStyle
-from wae_lib.train import CHECKPOINT, load_model
+from wae_lib.runs import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,8 +41,8 @@ def files(tmp_path_factory, hed_vgg) -> dict[str, Path]:
     model.data_init(torch.from_numpy(np.stack([blobs(64, 64, s) for s in range(16)])).permute(0, 3, 1, 2) / 255)
     run = root / "run"
     run.mkdir()
-    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "step": 0, "finished": True,
-                "vgg_source": model.vgg_source, "vgg_source_label": model.vgg_source_label}, run / CHECKPOINT)
+    torch.save({"model": model.state_dict(), "config": model.config.to_dict(), "step": 0, "finished": True},
+               run / CHECKPOINT)
     content, style = root / "content", root / "style"
     content.mkdir()
     style.mkdir()

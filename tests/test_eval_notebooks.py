@@ -76,7 +76,7 @@ def fake_sweep(hed_vgg):
             torch.manual_seed(cd)
             runs.append(E.RunInfo(f"{data}_c{cd}", Path("."), data, cd, "smoke", cfg))
             models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
-    ctx = E.EvalContext("smoke", "synthetic test images", models[0].vgg_source_label, "smoke profile (a test)")
+    ctx = E.EvalContext("smoke", "synthetic test images", models[0].vgg_source.label, "smoke profile (a test)")
     return runs, models, ctx
 
 

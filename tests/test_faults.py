@@ -40,8 +40,10 @@ from wae_lib import prepare as P
 from wae_lib import prepared as PR
 from wae_lib import sets as S
 from wae_lib import train as T
+from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, profile_config
 from wae_lib.prep_config import PrepConfig
+from wae_lib.runs import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -276,7 +278,7 @@ def smoke(data: Path, **kw):
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / T.CHECKPOINT, weights_only=True)["model"]
+    return torch.load(run / CHECKPOINT, weights_only=True)["model"]
 
 
 def log_steps(run: Path) -> list[int]:
@@ -293,7 +295,7 @@ def cli_args(out: Path, data: Path, *extra) -> list[str]:
 def test_case2_touched_or_rewritten_identical_training_data_reuses_the_finished_run(npy, tmp_path, capsys):
     cfg = smoke(npy, steps=2)
     run = T.train(cfg, tmp_path / "run")
-    before = (sha(run / T.CHECKPOINT), (run / T.CHECKPOINT).stat().st_mtime_ns)
+    before = (sha(run / CHECKPOINT), (run / CHECKPOINT).stat().st_mtime_ns)
     st = npy.stat()
     os.utime(npy, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touch
     T.train(cfg, run)
@@ -301,7 +303,7 @@ def test_case2_touched_or_rewritten_identical_training_data_reuses_the_finished_
     shutil.copyfile(npy, copy)  # cp without -p / a restore / data prep rewriting the same bytes
     os.replace(copy, npy)
     T.train(cfg, run)
-    assert (sha(run / T.CHECKPOINT), (run / T.CHECKPOINT).stat().st_mtime_ns) == before
+    assert (sha(run / CHECKPOINT), (run / CHECKPOINT).stat().st_mtime_ns) == before
     assert capsys.readouterr().err.count("finished run found") == 2
 
 
@@ -377,7 +379,7 @@ def test_case4_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporari
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "checkpoint.pt" in last and "File too large" in last, last
     assert "no checkpoint was written yet" in last and "last good" not in last
-    assert not no_temporaries(run) and not (run / T.CHECKPOINT).exists()
+    assert not no_temporaries(run) and not (run / CHECKPOINT).exists()
     assert T.main(cli_args(run, npy, "--steps", 6, "--ckpt-every", 3)) == 0  # space again: the run completes
     assert log_steps(run) == list(range(1, 7))
 
@@ -426,7 +428,7 @@ def test_case5_kill9_during_training_then_resume_matches_straight_run(straight_r
     else:
         proc = run_script(TRAIN_CLI, run, point, *cli_args(run, npy, *args))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
-    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True) if (run / T.CHECKPOINT).is_file() else None
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True) if (run / CHECKPOINT).is_file() else None
     capsys.readouterr()
     assert T.main(cli_args(run, npy, *args)) == 0
     err = capsys.readouterr().err
@@ -483,11 +485,11 @@ def test_case5_a_second_run_on_the_same_folder_refuses(npy, tmp_path, capsys):
 # --------------------------------------------------------------------------------------------------
 def test_case6_load_model_refuses_a_config_json_that_disagrees_with_the_checkpoint(npy, tmp_path):
     run = T.train(smoke(npy, steps=2), tmp_path / "run")
-    T.load_model(run)
+    load_model(run)
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "content_dim": 64, "data": "mixed", "device": "cpu"}))
     with pytest.raises(Exception, match=r"config.json disagrees with checkpoint.pt on \['content_dim', 'data'\]"):
-        T.load_model(run)
+        load_model(run)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -567,7 +569,7 @@ def test_case8_every_notebook_checks_all_its_parameters_right_after_the_paramete
     ("03_reconstruction", "n_figure_images", "eight", "parameter n_figure_images = 'eight' is invalid"),
     ("04_transfer", "n_styles", 2.5, "parameter n_styles = 2.5 is invalid"),
     ("05_fid", "profile", "bogus", "parameter profile = 'bogus' is invalid"),
-    ("02_train", "lr", float("inf"), "parameter lr = inf is invalid"),
+    ("02_train", "run", 5, "parameter run = 5 is invalid: expected a string"),
     ("01_preprocess", "detect_scale", 0, "parameter detect_scale = 0 is invalid"),
     ("06_claims", "n_boot", "many", "parameter n_boot = 'many' is invalid: expected an integer >= 1"),
 ])
@@ -586,7 +588,7 @@ def test_case8_unknown_parameter_is_an_error_under_make_and_a_warning_otherwise(
     monkeypatch.setenv("WAE_STRICT_PARAMS", "1")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")
-    run_check("03_reconstruction", content_dim=64)  # another notebook's: make passes one PARAMS to every notebook
+    run_check("03_reconstruction", run="celeba_c64")  # notebook 02's: make passes one PARAMS to every notebook
     monkeypatch.delenv("WAE_STRICT_PARAMS")
     with pytest.warns(UserWarning, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")
@@ -636,7 +638,7 @@ def test_case9_divergence_before_the_first_checkpoint_claims_no_checkpoint(npy, 
     with pytest.raises(T.TrainingDiverged) as err:
         T.train(smoke(npy, steps=8, ckpt_every=3), tmp_path / "run")
     assert "at step 2" in str(err.value) and "no checkpoint was written yet" in str(err.value)
-    assert "last good checkpoint" not in str(err.value) and not (tmp_path / "run" / T.CHECKPOINT).exists()
+    assert "last good checkpoint" not in str(err.value) and not (tmp_path / "run" / CHECKPOINT).exists()
 
 
 @pytest.mark.parametrize("argv, needle", [

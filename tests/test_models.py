@@ -90,7 +90,7 @@ def test_icnr_subpixel_starts_as_nearest_neighbour():
 def test_default_model_builds_offline_and_says_its_vgg_source(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached ImageNet weights
     model = WAEStyle()
-    assert model.vgg_source == "hed"
+    assert model.vgg_source.name == "hed" and model.config.vgg_source == model.vgg.source
     assert "HED" in capsys.readouterr().err
     x = torch.rand(2, 3, 64, 64)
     assert model.reconstruct(x).shape == (2, 3, 64, 64)

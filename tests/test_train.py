@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,8 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from wae_lib import balance, runs, sweep
 from wae_lib import train as T
-from wae_lib.config import ConfigError, profile_config
+from wae_lib.checkpoint import CHECKPOINT
+from wae_lib.config import ConfigError, VGGSource, profile_config
+from wae_lib.vgg import weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,22 +54,27 @@ def smoke(data: Path, **kw):
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / T.CHECKPOINT, weights_only=True)["model"]
+    return torch.load(run_dir / CHECKPOINT, weights_only=True)["model"]
 
 
 def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
     run = T.train(profile_config("smoke", data=str(synthetic_npy)), tmp_path / "run")
-    for name in ("config.json", "metadata.json", "log.jsonl", "calibration.json", T.CHECKPOINT):
+    for name in ("config.json", "metadata.json", "log.jsonl", "calibration.json", CHECKPOINT):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert {"pixel", "feature/relu1_1", "gram/relu3_1", "penalty", "loss", "weighted"} <= set(rows[-1])
     meta = json.loads((run / "metadata.json").read_text())
-    assert meta["vgg_source"].startswith("HED") and meta["config"]["steps"] == 6 and "git_commit" in meta
-    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)  # must load with weights_only
+    assert meta["vgg_source"]["label"].startswith("HED") and meta["config"]["steps"] == 6 and "git_commit" in meta
+    # the VGG16 source as resolved (not "auto"): name, label and weights digest, the same in every record
+    saved = json.loads((run / "config.json").read_text())["vgg_source"]
+    assert saved == meta["vgg_source"] == meta["config"]["vgg_source"] and len(saved["sha256"]) == 64
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True)  # must load with weights_only
     assert ckpt["finished"] and ckpt["step"] == 6 and ckpt["config"]["profile"] == "smoke"
-    model = T.load_model(run)
+    assert ckpt["config"]["vgg_source"] == saved
+    model = runs.load_model(run)
+    assert model.vgg_source == VGGSource(**saved) and model.checkpoint_info == {"step": 6, "finished": True}
     assert not model.training
     for k, v in model.state_dict().items():  # round-trip: the loaded model holds the checkpoint's weights
         assert torch.equal(v, ckpt["model"][k]), k
@@ -76,13 +85,38 @@ def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
 def test_finished_run_is_reused_not_retrained(synthetic_npy, tmp_path):
     cfg = smoke(synthetic_npy)
     run = T.train(cfg, tmp_path / "run")
-    before = (run / T.CHECKPOINT).stat().st_mtime_ns
+    before = (run / CHECKPOINT).stat().st_mtime_ns
     T.train(cfg, run)
-    assert (run / T.CHECKPOINT).stat().st_mtime_ns == before
+    assert (run / CHECKPOINT).stat().st_mtime_ns == before
     with pytest.raises(ConfigError, match="different config"):
         T.train(cfg.replace(lr=5e-4), run)
     T.train(cfg.replace(lr=5e-4), run, force=True)
-    assert (run / T.CHECKPOINT).stat().st_mtime_ns != before
+    assert (run / CHECKPOINT).stat().st_mtime_ns != before
+
+
+def test_run_folders_written_before_vgg_source_load_are_reused_and_resume(synthetic_npy, tmp_path):
+    """The earlier format (config "auto", the resolved name and label beside it in the checkpoint) loads as a
+    VGGSource without a digest, is reused when finished, resumes with its own VGG16, and then records it."""
+    cfg = smoke(synthetic_npy, steps=2)
+    run = T.train(cfg, tmp_path / "run")
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True)
+    source = VGGSource(**ckpt["config"]["vgg_source"])
+    ckpt["config"]["vgg_source"] = "auto"
+    ckpt.update(vgg_source=source.name, vgg_source_label=source.label)
+    torch.save(ckpt, run / CHECKPOINT)
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "vgg_source": "auto"}))
+    old = dataclasses.replace(source, sha256="")
+    assert runs.load_model(run).vgg_source == old
+    before = (run / CHECKPOINT).stat().st_mtime_ns
+    T.train(cfg, run)  # finished, same config: reused
+    assert (run / CHECKPOINT).stat().st_mtime_ns == before
+    with pytest.raises(ConfigError, match="vgg_source"):
+        T.train(cfg.replace(vgg_source="random"), run)
+    T.train(cfg.replace(steps=3), run)  # resumed
+    assert json.loads((run / "config.json").read_text())["vgg_source"] == dataclasses.asdict(old)
+    assert runs.load_model(run).vgg_source == old and weights(run)["vgg.features.0.weight"].equal(
+        ckpt["model"]["vgg.features.0.weight"])
 
 
 def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, monkeypatch):
@@ -101,7 +135,7 @@ def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, mo
     monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_5)
     with pytest.raises(T.TrainingInterrupted, match="step 5"):
         T.train(cfg, tmp_path / "resumed")
-    ckpt = torch.load(tmp_path / "resumed" / T.CHECKPOINT, weights_only=True)
+    ckpt = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 5 and not ckpt["finished"]
     monkeypatch.setattr(T.Trainer, "train_step", original)
     T.train(cfg, tmp_path / "resumed")
@@ -126,7 +160,7 @@ def test_nan_stops_with_term_and_step_and_keeps_last_checkpoint(synthetic_npy, t
     monkeypatch.setattr(T, "reconstruction_terms", poisoned)
     with pytest.raises(T.TrainingDiverged, match=r"'gram/relu2_1' became nan at step 5"):
         T.train(cfg, tmp_path / "run")
-    ckpt = torch.load(tmp_path / "run" / T.CHECKPOINT, weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 3 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
@@ -141,7 +175,7 @@ def test_bad_config_fails_before_training(synthetic_npy, tmp_path):
         profile_config("smoke", content_dim=-1)
     with pytest.raises(ConfigError, match="unknown profile"):
         profile_config("huge")
-    assert not (tmp_path / "c" / T.CHECKPOINT).exists()
+    assert not (tmp_path / "c" / CHECKPOINT).exists()
 
 
 def test_cli_flags_and_error_exit(synthetic_npy, tmp_path, capsys):
@@ -156,7 +190,7 @@ def test_cli_flags_and_error_exit(synthetic_npy, tmp_path, capsys):
 
 def test_wae_gan_penalty_trains(synthetic_npy, tmp_path):
     run = T.train(smoke(synthetic_npy, penalty="gan", steps=3), tmp_path / "gan")
-    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True)
     assert ckpt["disc"] is not None and ckpt["finished"]
 
 
@@ -214,14 +248,14 @@ def test_running_balance_keeps_each_term_at_its_share(synthetic_npy, tmp_path):
                 gram_layer_weights=(0.2, 1, 1), penalty_warmup=4)
     run = T.train(cfg, tmp_path / "run")
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    targets = T.loss_targets(cfg)
+    targets = balance.loss_targets(cfg)
     for row in rows:
         for k, t in targets.items():  # EMA over a few steps: within a factor of ~2 of the share
             assert 0.4 * t < row["weighted"][k] < 2.5 * t, (row["step"], k, row["weighted"][k], t)
         assert sum(row["share"].values()) == pytest.approx(1.0)
     assert rows[0]["weighted"]["penalty"] == pytest.approx(cfg.penalty_weight / 4 * rows[0]["penalty"])
     # resume restores the running statistics exactly
-    ckpt = torch.load(run / T.CHECKPOINT, weights_only=True)
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True)
     assert ckpt["loss_state"]["running_steps"] == 8 and len(ckpt["loss_state"]["running"]) == len(targets)
 
 
@@ -240,7 +274,7 @@ def test_captions_state_the_runs_real_schedule():
 
 def test_sweep_configs_replace_the_base_per_model_and_seed():
     base = profile_config("smoke", lr=5e-4)
-    runs = T.sweep_configs(base, seeds=(3, 4))
+    runs = sweep.sweep_configs(base, seeds=(3, 4))
     names = [n for n, _ in runs]
     assert names[:4] == ["celeba_c32", "celeba_c16", "mixed_c32", "mixed_c16"]
     assert names[4:] == ["celeba_c32_s4", "celeba_c16_s4", "mixed_c32_s4", "mixed_c16_s4"]
@@ -253,7 +287,7 @@ def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
     from wae_lib import pretrained as P
 
     run = T.train(smoke(synthetic_npy), tmp_path / "run")
-    model = T.load_model(run)
+    model = runs.load_model(run)
     path = P.export_pretrained(model, tmp_path / "w" / "pretrained.pt", step=6, note="test")
     back = P.load_pretrained(path)
     x = torch.from_numpy(smooth_images(3, seed=5)).permute(0, 3, 1, 2).float() / 255
@@ -261,6 +295,18 @@ def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
     assert back.provenance["note"] == "test"
     payload = torch.load(path, weights_only=True)
     assert not any(k.startswith("vgg.") for k in payload["model"])
+    assert payload["config"]["vgg_source"] == dataclasses.asdict(model.vgg_source)  # recorded whole
+    payload["config"]["vgg_source"]["sha256"] = "0" * 64
+    torch.save(payload, path)
+    with pytest.raises(P.PretrainedError, match="are not the ones this model was built with"):
+        P.load_pretrained(path)
+    # format 1 (the shipped file): config "auto", the source's name and label beside it, the digest of its layers
+    source = payload["config"]["vgg_source"]
+    payload["config"]["vgg_source"] = "auto"
+    payload.update(format=1, vgg_source=source["name"], vgg_source_label=source["label"],
+                   vgg_sha256=weights_digest(model.vgg.features.state_dict()))
+    torch.save(payload, path)
+    assert P.load_pretrained(path).vgg_source == model.vgg_source
     payload["vgg_sha256"] = "0" * 64
     torch.save(payload, path)
     with pytest.raises(P.PretrainedError, match="not the one this model was trained with"):

@@ -1,13 +1,15 @@
-"""The VGG16 extractor: HED conversion numerics, source resolution and actionable errors."""
+"""The VGG16 extractor: HED conversion numerics, source resolution (VGGSource) and actionable errors."""
 
 from __future__ import annotations
 
 import urllib.error
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from wae_lib import evaluate as E
 from wae_lib import vgg as vggmod
 from wae_lib.vgg import HED_BGR_MEAN, VGG16Features, VGGWeightsError
 
@@ -70,6 +72,24 @@ def test_auto_prefers_cached_imagenet_else_hed(tmp_path, monkeypatch):
     assert vggmod.resolve_source("auto") == "imagenet"
 
 
+def test_a_source_is_resolved_once_and_a_recorded_one_is_loaded_by_name_and_checked(hed_vgg):
+    src = hed_vgg.source
+    assert src.name == "hed" and src.label.startswith("HED") and len(src.sha256) == 64
+    deeper = VGG16Features(src, ("relu1_1", "relu4_2"))  # evaluation's VGG16: the recorded weights, deeper
+    assert deeper.source == src
+    with pytest.raises(VGGWeightsError, match="are not the ones this model was built with"):
+        VGG16Features(replace(src, sha256="0" * 64), ("relu1_1",))
+    old = replace(src, label="recorded label", sha256="")  # a run trained before digests were recorded
+    assert VGG16Features(old, ("relu1_1",)).source == replace(src, label="recorded label")
+    assert E.EvalVGG(old, ("relu1_1",)).label == "recorded label"  # the recorded label, not resolved again
+    assert vggmod.source_matches(src, "hed") and not vggmod.source_matches(src, "random")
+    assert vggmod.source_matches(old, src) and not vggmod.source_matches(src, replace(src, sha256="1" * 64))
+    assert vggmod.common_source([old, src]) == src
+    assert vggmod.common_source([src, replace(src, sha256="1" * 64)]) is None
+    with pytest.raises(TypeError, match="VGGSource"):
+        VGG16Features("hed", ("relu1_1",), state_dict=hed_vgg.features.state_dict())
+
+
 def test_imagenet_offline_error_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
 
@@ -110,10 +130,10 @@ def test_state_dict_path_roundtrip(tmp_path, hed_vgg):
     other = VGG16Features(str(path), hed_vgg.layers)
     x = torch.rand(1, 3, 32, 32)
     assert torch.allclose(other(x)["relu3_1"], hed_vgg(x)["relu3_1"])
-    assert str(path) in other.source_label
+    assert str(path) in other.source.label and other.source.name == str(path)
 
 
 def test_random_weights_warn_loudly():
     with pytest.warns(UserWarning, match="RANDOM"):
         v = VGG16Features("random", ("relu1_1",))
-    assert "RANDOM" in v.source_label
+    assert "RANDOM" in v.source.label

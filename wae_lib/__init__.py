@@ -4,7 +4,7 @@ Public API (imported lazily, so `python -m wae_lib.data` workers do not pay for 
     Config                 one dataclass for model + training (wae_lib.config)
     WAEStyle               the model: encode_content, encode_style, decode, reconstruct, transfer
     VGG16Features          frozen VGG16 with named activations and an offline stand-in (wae_lib.vgg)
-    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.train);
+    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.runs);
                            load_model("pretrained"): the model shipped in the package (wae_lib.pretrained)
     set_seed, run_metadata
 """
@@ -12,7 +12,7 @@ Public API (imported lazily, so `python -m wae_lib.data` workers do not pay for 
 from importlib import import_module
 
 __version__ = "0.1.0"
-_EXPORTS = {"Config": "config", "WAEStyle": "models", "VGG16Features": "vgg", "load_model": "train",
+_EXPORTS = {"Config": "config", "WAEStyle": "models", "VGG16Features": "vgg", "load_model": "runs",
             "set_seed": "utils", "run_metadata": "utils"}
 __all__ = list(_EXPORTS)
 

@@ -46,17 +46,9 @@ from .baselines import (
     mean_std,
     read_baseline_checkpoint,
 )
+from .checkpoint import CHECKPOINT, rng_state, set_rng_state
 from .config import ConfigError
-from .train import (
-    CHECKPOINT,
-    TrainingDiverged,
-    data_fingerprint,
-    load_images,
-    resolve_data_path,
-    rng_state,
-    same_data,
-    set_rng_state,
-)
+from .train import TrainingDiverged, data_fingerprint, load_images, resolve_data_path, same_data
 from .utils import (
     atomic_torch_save,
     package_versions,
@@ -244,7 +236,7 @@ class DecoderTrainer:
 
     def checkpoint(self, finished: bool) -> dict[str, Any]:
         return {"method": self.cfg.method, "vgg_source": self.model.vgg_source,
-                "vgg_source_label": self.model.vgg.source_label, "config": self.cfg.to_dict(),
+                "vgg_source_label": self.model.vgg.source.label, "config": self.cfg.to_dict(),
                 "decoders": self.model.decoders.state_dict(), "optimizer": self.opt.state_dict(),
                 "step": self.step, "finished": finished, "rng": rng_state(self.gen),
                 "data_fingerprint": self.fingerprint, "versions": package_versions()}
@@ -336,7 +328,7 @@ def train_decoders(cfg: BaselineTrainConfig, out_dir: str | Path, images=None, f
     else:
         trainer.init_feature_scales()
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    meta = run_metadata(cfg, trainer.model.vgg.source_label, cfg.seed)
+    meta = run_metadata(cfg, trainer.model.vgg.source.label, cfg.seed)
     meta.update(data_path=str(data_path) if data_path else "in-memory images", n_images=len(images),
                 resumed_from_step=trainer.step, decoder_parameters=sum(p.numel() for p in trainer.model.decoders.parameters()))
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -154,7 +154,7 @@ class AdaIN(nn.Module):
 
     @property
     def vgg_source(self) -> str:
-        return self.vgg.source
+        return self.vgg.source.name
 
     def decode(self, feat: torch.Tensor) -> torch.Tensor:
         return self.decoders[ADAIN_LAYER](feat)
@@ -247,7 +247,7 @@ class WCT(nn.Module):
 
     @property
     def vgg_source(self) -> str:
-        return self.vgg.source
+        return self.vgg.source.name
 
     @torch.no_grad()
     def transfer(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

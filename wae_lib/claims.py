@@ -42,6 +42,7 @@ import pandas as pd
 from . import evaluate as E
 from . import stats as S
 from .compare import markdown_summary
+from .config import run_name
 from .identity import SAME_PERSON_THRESHOLD
 from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from .utils import atomic_open, atomic_write_text
@@ -128,11 +129,6 @@ def model_rows(df: pd.DataFrame) -> pd.DataFrame:
 def sizes_of(df: pd.DataFrame, data: str) -> list[int]:
     """Content sizes trained for a training set, largest first (paper order)."""
     return sorted({int(c) for c in df.loc[df["data"] == data, "content_dim"]}, reverse=True)
-
-
-def model_name(data: str, size: int) -> str:
-    """A model (all its seeds) by the run-folder name of its first seed."""
-    return f"{data}_c{int(size)}"
 
 
 def panel(df: pd.DataFrame, value: str | Sequence[str], unit: str | Sequence[str], datas: Sequence[str],
@@ -315,7 +311,7 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
     for key in models_of(df):
         p = S.panel_from_table(df, "style_gain", "content_image", [key])
         est, lo, hi = S.bootstrap_panel(p, lambda m: S.nanmean(m["style_gain"][:, 0]), n_boot, seed=seed)
-        per_model.append((model_name(*key), est, lo, hi, p.n_units, p.seeds_note()))
+        per_model.append((run_name(*key), est, lo, hi, p.n_units, p.seeds_note()))
     verdicts = [verdict_direction(lo, hi, +1) for _, _, lo, hi, _, _ in per_model]
     verdict = (NOT_SUPPORTED if NOT_SUPPORTED in verdicts else SUPPORTED if all(v == SUPPORTED for v in verdicts)
                else INCONCLUSIVE)
@@ -379,7 +375,7 @@ def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: 
     bootstrap resamples (seeds, then content images), judged against chance (:func:`wae_lib.stats.c4_verdict`)."""
     df = model_rows(transfer)
     keys = models_of(df)
-    names = [model_name(*k) for k in keys]
+    names = [run_name(*k) for k in keys]
     is_candidate = np.array([k in PAPER_BEST for k in keys])
     statement = "the best transfers come from the mixed-data models with content size 256 or 128"
     p = S.panel_from_table(df, ["style_distance", "content_distance"], "content_image", keys)
@@ -391,7 +387,7 @@ def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: 
     score, _ = E.balance_scores(mean_s, mean_c)
     table = "; ".join(f"{r}: style {_fmt(s)}, content {_fmt(c)}, score {_fmt(sc)}, wins {int(w)}/{n_boot}"
                       for r, s, c, sc, w in zip(names, mean_s, mean_c, score, wins))
-    candidates = [model_name(*k) for k in keys if k in PAPER_BEST]
+    candidates = [run_name(*k) for k in keys if k in PAPER_BEST]
     if not is_candidate.any():
         verdict = INCONCLUSIVE
         criterion = "the sweep has no mixed-data model with content size 256 or 128: the claim cannot be tested"
@@ -569,7 +565,7 @@ def _seeds_line(recon: pd.DataFrame) -> str:
     counts = rows.groupby(["data", "content_dim"])["seed"].nunique()
     if counts.max() <= 1:
         return "one seed per model (training noise is not in the intervals)"
-    return "seeds per model: " + ", ".join(f"{model_name(d, c)}: {counts[(d, c)]}" for d, c in models_of(rows))
+    return "seeds per model: " + ", ".join(f"{run_name(d, c)}: {counts[(d, c)]}" for d, c in models_of(rows))
 
 
 def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.DataFrame, transfer: pd.DataFrame,

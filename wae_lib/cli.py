@@ -200,8 +200,9 @@ def model_problem(exc: BaseException) -> str:
 
 def load_model_spec(spec: str, device):
     """The model and a label for it: 'pretrained', a run folder, a run's checkpoint.pt, or an exported .pt."""
+    from .checkpoint import CHECKPOINT
     from .pretrained import load_pretrained
-    from .train import CHECKPOINT, load_model
+    from .runs import load_model
 
     path = Path(spec)
     try:
@@ -427,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
                                bar)
     flat = outputs.reshape(-1, SIZE, SIZE, 3).numpy()
     files = list(zip(out_paths, flat))  # 64 x 64 x 3 uint8 arrays, made PIL images one at a time when written
-    vgg = model.vgg_source_label
+    vgg = model.vgg_source.label
     if not single and not args.no_grid:
         caption = (f"model: {model_label} | VGG16: {vgg} | alpha={args.alpha:g}"
                    + (" | colours of the content kept" if args.preserve_color else ""))

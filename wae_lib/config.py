@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,39 @@ VGG_SOURCES = ("auto", "imagenet", "hed", "random")  # or a path to a .pth state
 PENALTIES = ("mmd", "gan")
 BALANCES = ("fixed", "running")
 UPSAMPLES = ("subpixel", "resize")
+
+
+@dataclass(frozen=True)
+class VGGSource:
+    """The frozen VGG16 a model was built with, resolved once (wae_lib.vgg) and then passed and saved whole.
+
+    ``name``: imagenet | hed | random | a .pth path (never ``auto``); ``label``: what captions and metadata say;
+    ``sha256``: wae_lib.vgg.weights_digest of the source's weights, checked whenever they are loaded again by
+    name ("": not recorded, a run trained before this value existed).
+    """
+
+    name: str
+    label: str
+    sha256: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VGGSource:
+        if set(d) != {f.name for f in fields(cls)} or not all(isinstance(v, str) for v in d.values()):
+            raise Invalid("a VGG16 source name, or a mapping of name, label and sha256 strings")
+        return cls(**d)
+
+
+def vgg_source_value(value: Any) -> str | VGGSource:
+    """``Config.vgg_source`` as a request (a string) or a resolved :class:`VGGSource` (from a saved config)."""
+    if isinstance(value, VGGSource):
+        return value
+    if isinstance(value, Mapping):
+        return VGGSource.from_dict(value)
+    return coerce(value, str)
+
+
+def is_vgg_source_name(name: str) -> bool:
+    return name in VGG_SOURCES or name.endswith((".pth", ".pt"))
 
 
 @dataclass
@@ -48,7 +82,8 @@ class Config:
     #   paper does not say how Grams are fed. False = log1p(Gram) as is
     upsample: str = "subpixel"  # Table 2: sub-pixel convs | "resize": nearest x2 + 3x3 conv (Odena et al. 2016),
     #   no checkerboard by construction
-    vgg_source: str = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.vgg)
+    vgg_source: str | VGGSource = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.vgg);
+    #   the model records the VGGSource it resolved this to, so a run's saved config names the weights it used
 
     # ---------------- losses (SPEC §2, §6) ----------------
     penalty: str = "mmd"  # mmd (WAE-MMD, IMQ kernel) | gan (WAE-GAN latent discriminator)
@@ -171,10 +206,15 @@ class Config:
         _check(len(self.gram_layer_weights) in (0, len(self.style_layers)) and all(w >= 0 for w in
                self.gram_layer_weights), "gram_layer_weights", self.gram_layer_weights,
                f"empty or {len(self.style_layers)} non-negative numbers, one per style layer")
-        _check(
-            self.vgg_source in VGG_SOURCES or self.vgg_source.endswith((".pth", ".pt")),
-            "vgg_source", self.vgg_source, f"one of {VGG_SOURCES} or a path ending in .pth/.pt",
-        )
+        try:
+            self.vgg_source = vgg_source_value(self.vgg_source)
+        except Invalid as exc:
+            raise ConfigError(f"config field 'vgg_source' = {self.vgg_source!r} is invalid: expected {exc.expected}") \
+                from None
+        resolved = isinstance(self.vgg_source, VGGSource)
+        name = self.vgg_source.name if resolved else self.vgg_source
+        _check(is_vgg_source_name(name) and not (resolved and name == "auto"), "vgg_source", self.vgg_source,
+               f"one of {VGG_SOURCES} or a path ending in .pth/.pt")
 
     # ---------------- serialisation ----------------
     def to_dict(self) -> dict[str, Any]:
@@ -278,6 +318,7 @@ def profile_config(profile: str, **overrides: Any) -> Config:
     return Config(**{**PROFILES[profile], "profile": profile, **overrides})
 
 
-def run_name(data: str, content_dim: int) -> str:
-    """Folder name of one model of a sweep, e.g. ``celeba_c128``."""
-    return f"{Path(data).stem if data.endswith('.npy') else data}_c{content_dim}"
+def run_name(data: str, content_dim: int, seed: int | None = None) -> str:
+    """Folder name of one model of a sweep, e.g. ``celeba_c128``; a further seed of it ends in ``_s<seed>``."""
+    return f"{Path(data).stem if data.endswith('.npy') else data}_c{content_dim}" + (
+        "" if seed is None else f"_s{seed}")

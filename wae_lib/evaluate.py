@@ -39,13 +39,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import PROFILES, SWEEPS, TRAINING_SETS, Config
+from .config import PROFILES, SWEEPS, TRAINING_SETS, Config, VGGSource, run_name
 from .faces import detect_faces
 from .losses import gram_matrix
 from .prep_config import PrepConfig
 from .prepared import MANIFEST_FILE, read_manifest
+from .runs import load_model
 from .sets import SET_FILES, load_eval_identities, load_set_info, prepared_dir, set_path
-from .utils import spread
+from .utils import resolve_device, spread
+from .vgg import VGG16Features, common_source
 
 CONTENT_LAYERS = ("relu4_2",)  # Gatys et al. 2016 content layer (our reading; SPEC does not define content distance)
 FID_VGG_LAYERS = ("relu4_2",)  # the stand-in's features: the deepest block that the HED stand-in keeps close to
@@ -163,7 +165,7 @@ def missing_runs(runs: Sequence[RunInfo]) -> list[str]:
     if not sweep:
         return []
     have = {(r.data, r.content_dim) for r in runs}
-    return [f"{d}_c{c}" for d in sweep["data"] for c in sweep["content_dim"] if (d, c) not in have]
+    return [run_name(d, c) for d in sweep["data"] for c in sweep["content_dim"] if (d, c) not in have]
 
 
 @dataclass
@@ -194,9 +196,6 @@ class EvalContext:
 def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "auto", device: str = "auto"
                ) -> tuple[list[RunInfo], list[nn.Module], EvalContext]:
     """Runs in paper order, their models (eval mode, on ``device``) and the context for captions."""
-    from .train import load_model
-    from .utils import resolve_device
-
     runs = discover_runs(models_dir, profile)
     info = load_set_info(data_root)
     dev = resolve_device(device)
@@ -207,14 +206,14 @@ def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "au
         notes.append(f"missing runs of the {runs[0].profile} sweep: {', '.join(missing)}")
     seeds = seeds_of(runs)
     if any(len(v) > 1 for v in seeds.values()):
-        notes.append("seeds per model: " + ", ".join(f"{d}_c{c}: {len(v)}" for (d, c), v in seeds.items()))
+        notes.append("seeds per model: " + ", ".join(f"{run_name(d, c)}: {len(v)}" for (d, c), v in seeds.items()))
     unfinished = [f"{r.name} (step {m.checkpoint_info['step']})" for r, m in zip(runs, models)
                   if not m.checkpoint_info.get("finished")]
     if unfinished:
         notes.append(f"UNFINISHED checkpoints: {', '.join(unfinished)}")
     steps = sorted({int(m.checkpoint_info["step"]) for m in models})
     notes.append(f"checkpoint step {steps[0]}" if len(steps) == 1 else f"checkpoint steps {steps[0]}-{steps[-1]}")
-    vgg_labels = sorted({m.vgg_source_label for m in models})
+    vgg_labels = sorted({m.vgg_source.label for m in models})
     scaled = sorted({r.config.scale_note for r in runs if r.config.scale_note})
     ctx = EvalContext(profile=runs[0].profile, data_source=info["source"], vgg_source=" / ".join(vgg_labels),
                       scaled_note=" / ".join(scaled), note="; ".join(notes))
@@ -384,23 +383,22 @@ class EvalVGG(nn.Module):
     content distance, and both together the perceptual distance of reconstructions.
     """
 
-    def __init__(self, source: str, style_layers: Sequence[str], content_layers: Sequence[str] = CONTENT_LAYERS,
-                 label: str | None = None):
+    def __init__(self, source: str | VGGSource, style_layers: Sequence[str],
+                 content_layers: Sequence[str] = CONTENT_LAYERS):
         super().__init__()
-        from .vgg import VGG16Features
-
         self.style_layers = tuple(style_layers)
         self.content_layers = tuple(content_layers)
         self.perceptual_layers = tuple(dict.fromkeys(self.style_layers + self.content_layers))
         self.net = VGG16Features(source, self.perceptual_layers)
-        self.label = label or self.net.source_label
+        self.label = self.net.source.label
 
     @classmethod
     def for_models(cls, models: Sequence[nn.Module], content_layers: Sequence[str] = CONTENT_LAYERS) -> EvalVGG:
-        sources = sorted({m.vgg_source for m in models})
-        if len(sources) != 1:
-            raise EvaluationError(f"the models use different VGG16 sources {sources}: evaluate one sweep at a time")
-        vgg = cls(sources[0], models[0].config.style_layers, content_layers, models[0].vgg_source_label)
+        source = common_source(m.vgg_source for m in models)  # recorded at training, not resolved again
+        if source is None:
+            labels = sorted({m.vgg_source.label for m in models})
+            raise EvaluationError(f"the models use different VGG16 sources {labels}: evaluate one sweep at a time")
+        vgg = cls(source, models[0].config.style_layers, content_layers)
         return vgg.to(_device(models[0]))
 
     @torch.no_grad()
@@ -846,13 +844,11 @@ class PooledVGGFeatures(nn.Module):
 
     kind = "vgg16-standin"
 
-    def __init__(self, source: str = "auto", layers: Sequence[str] = FID_VGG_LAYERS, source_label: str | None = None):
+    def __init__(self, source: str | VGGSource = "auto", layers: Sequence[str] = FID_VGG_LAYERS):
         super().__init__()
-        from .vgg import VGG16Features
-
         self.layers = tuple(layers)
         self.net = VGG16Features(source, self.layers)
-        vgg_label = source_label or self.net.source_label
+        vgg_label = self.net.source.label
         self.label = (f"STAND-IN (not Inception): VGG16 {'+'.join(self.layers)} mean-pooled, {vgg_label}")
         with torch.no_grad():
             probe = self.net(torch.zeros(1, 3, 32, 32))
@@ -895,8 +891,8 @@ def torch_fidelity_available() -> bool:
     return importlib.util.find_spec("torch_fidelity") is not None
 
 
-def fid_feature_extractor(kind: str = "auto", vgg_source: str = "auto", inception_weights_path: str = "",
-                          vgg_layers: Sequence[str] = FID_VGG_LAYERS, vgg_source_label: str | None = None
+def fid_feature_extractor(kind: str = "auto", vgg_source: str | VGGSource = "auto", inception_weights_path: str = "",
+                          vgg_layers: Sequence[str] = FID_VGG_LAYERS
                           ) -> nn.Module:
     """The network FID/KID are computed on.
 
@@ -920,7 +916,7 @@ def fid_feature_extractor(kind: str = "auto", vgg_source: str = "auto", inceptio
             raise EvaluationError("parameter feature_extractor = 'inception' needs the package torch-fidelity "
                                   "(`pip install torch-fidelity`); use 'vgg16' (the labelled stand-in) offline")
         return InceptionFeatures(inception_weights_path or None).eval()
-    return PooledVGGFeatures(vgg_source, vgg_layers, vgg_source_label).eval()
+    return PooledVGGFeatures(vgg_source, vgg_layers).eval()
 
 
 @torch.no_grad()

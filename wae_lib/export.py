@@ -19,8 +19,8 @@ import pandas as pd
 
 from . import scorecard
 from .pretrained import PRETRAINED_FILE, export_pretrained, write_model_card
+from .runs import load_model
 from .sets import load_set_info
-from .train import load_model
 from .utils import set_seed
 
 

@@ -94,7 +94,7 @@ def training_sample_grid(model, images, path: str | Path, cfg, step: int, n: int
     rec = model.reconstruct(x)
     swapped = model.transfer(x, x.roll(1, dims=0))
     return save_grid(path, [x, rec, swapped], row_labels=["input", "reconstruction", "style of left"],
-                     caption=run_caption(cfg, model.vgg_source_label, f"step {step}"))
+                     caption=run_caption(cfg, model.vgg_source.label, f"step {step}"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from .config import Config
+from .config import Config, VGGSource
 from .losses import gram_matrix, reparameterize
 from .vgg import VGG16Features
 
@@ -330,9 +330,9 @@ class WAEStyle(nn.Module):
     """Style-transfer WAE (SPEC §1): z = [content latent | style latent], one decoder.
 
     ``WAEStyle()`` builds the default model (content 128, Tables 1-2 at full width) with the VGG16 source
-    chosen by ``config.vgg_source`` (``auto``: ImageNet if cached, else the offline HED stand-in) and
-    prints which source it used. Transfer is one forward pass: content latent of the content image,
-    style latent of the style image, decode.
+    chosen by ``config.vgg_source`` (``auto``: ImageNet if cached, else the offline HED stand-in), prints which
+    source it used and records it: ``model.config.vgg_source`` is the resolved VGGSource. Transfer is one
+    forward pass: content latent of the content image, style latent of the style image, decode.
     """
 
     def __init__(self, config: Config | None = None, vgg: VGG16Features | None = None, verbose: bool = True,
@@ -341,8 +341,8 @@ class WAEStyle(nn.Module):
         config = config or Config()
         if overrides:
             config = config.replace(**overrides)
-        self.config = config
         self.vgg = vgg if vgg is not None else VGG16Features(config.vgg_source, config.style_layers)
+        self.config = config if config.vgg_source == self.vgg.source else config.replace(vgg_source=self.vgg.source)
         missing = [n for n in config.style_layers if n not in self.vgg.layers]
         if missing:
             raise ValueError(f"the VGG16 extractor does not return style layer(s) {missing}")
@@ -354,7 +354,7 @@ class WAEStyle(nn.Module):
                                           standardize=config.gram_standardize)
         self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample)
         if verbose:
-            print(f"[wae_lib] VGG16 source: {self.vgg_source_label}", file=sys.stderr)
+            print(f"[wae_lib] VGG16 source: {self.vgg_source.label}", file=sys.stderr)
 
     @staticmethod
     def _layer_channels(vgg: VGG16Features, layers) -> dict[str, int]:
@@ -363,12 +363,8 @@ class WAEStyle(nn.Module):
         return {n: probe[n].shape[1] for n in layers}
 
     @property
-    def vgg_source(self) -> str:
-        return self.vgg.source
-
-    @property
-    def vgg_source_label(self) -> str:
-        return self.vgg.source_label
+    def vgg_source(self) -> VGGSource:
+        return self.config.vgg_source
 
     def trainable_parameters(self):
         return [p for p in self.parameters() if p.requires_grad]

