@@ -58,7 +58,7 @@ from .losses import gan_discriminator_loss, gan_encoder_penalty, mmd_imq, recons
 from .models import LatentDiscriminator, WAEStyle
 from .prepared import npy_shape
 from .runs import vgg_from_checkpoint
-from .sets import OUT_SIZE
+from .sets import INFO_FILE, OUT_SIZE, set_path
 from .sweep import build_parser, config_from_args, sweep_configs
 from .utils import (
     atomic_write_text,
@@ -92,7 +92,7 @@ def resolve_data_path(cfg: Config) -> Path:
     if cfg.data.endswith(".npy"):
         path = Path(cfg.data)
     elif cfg.data in TRAINING_SETS:
-        path = Path(cfg.data_root) / "sets" / f"{cfg.data}_train.npy"
+        path = set_path(cfg.data_root, cfg.data)
     else:
         raise ConfigError(f"config field 'data' = {cfg.data!r} is invalid: expected one of {TRAINING_SETS} "
                           f"or a path to a packed images .npy written by wae_lib.data")
@@ -112,12 +112,12 @@ def check_recorded_digest(cfg: Config, path: Path, digest: str) -> None:
     if cfg.data not in TRAINING_SETS:
         return
     try:
-        recorded = json.loads((path.parent / "info.json").read_text()).get("sha256", {}).get(path.name)
+        recorded = json.loads((path.parent / INFO_FILE).read_text()).get("sha256", {}).get(path.name)
     except (OSError, ValueError, AttributeError):
         return  # sets written before digests were recorded
     if recorded is not None and digest != f"sha256:{recorded}":
         raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not the file recorded in "
-                          f"{path.parent / 'info.json'} (changed since it was written); prepare the data again")
+                          f"{path.parent / INFO_FILE} (changed since it was written); prepare the data again")
 
 
 def data_fingerprint(path: Path) -> str:
