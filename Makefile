@@ -9,15 +9,16 @@ STAMP := $(VENV)/.wae-installed
 # torch/torchvision are pinned to what we test; override TORCH for another platform or CUDA build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-# ---- what to run on ----
+# ---- what to run on (one name per folder, as the CLIs' flags and the notebooks' parameters call it) ----
 PROFILE ?= quick#           quick (CPU, minutes) | reference (the paper's 10 models, CPU, ~1 h) | paper (GPU) | smoke
 DATA_DIR ?=#                empty: the embedded offline sample set; else a folder with faces/ anime/ natural/ styles/
 DATA_ABS := $(abspath $(DATA_DIR))
 DATA_TAG := $(if $(DATA_DIR),$(notdir $(patsubst %/,%,$(dir $(DATA_ABS))))-$(notdir $(DATA_ABS)),sample)
-PREP ?= data/processed/$(DATA_TAG)
-MODELS ?= models/$(PROFILE)-$(DATA_TAG)
-REPORTS ?= reports/$(PROFILE)-$(DATA_TAG)#  each profile and data set has its own reports folder
-BASELINES_DIR ?= $(MODELS)-baselines#  AdaIN / WCT decoders trained on our training set (notebook 07)
+DATA_ROOT ?= data/processed/$(DATA_TAG)#    prepared data: prepared/<source>/, sets/
+MODELS_DIR ?= models/$(PROFILE)-$(DATA_TAG)#  one run folder per model of the sweep
+CACHE_DIR ?= $(MODELS_DIR)-eval-cache#      each run's reconstructions and transfers, read by notebooks 03-05
+REPORTS_DIR ?= reports/$(PROFILE)-$(DATA_TAG)#  each profile and data set has its own reports folder
+BASELINES_DIR ?= $(MODELS_DIR)-baselines#  AdaIN / WCT decoders trained on our training set (notebook 07)
 COMPARE_MODEL ?= best#      our model in notebook 07: best (notebook 04's pick) | pretrained | a run folder
 # extra random 64x64 crops per ImageNet photo (a DEPARTURE), so that a folder with few photos still gives the
 # mixed set the paper's ~48% ImageNet share; the data stage and notebook 01 must agree on it
@@ -29,11 +30,28 @@ TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS=
 # JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
 PAPERMILL := WAE_STRICT_PARAMS=1 JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
   $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
-NB_OUT := $(REPORTS)/notebooks
+NB_OUT := $(REPORTS_DIR)/notebooks
+FIGURES_DIR := $(REPORTS_DIR)/figures
+TABLES_DIR := $(REPORTS_DIR)/tables
+
+# ---- the files each stage leaves behind: make skips a stage whose file is newer than its inputs ----
+LIB := $(wildcard wae_lib/*.py)
+SETS := $(DATA_ROOT)/sets/info.json
+# the source folders' own times change when files are added or removed; `make data` re-checks contents (digests)
+DATA_SOURCES := $(if $(DATA_DIR),$(wildcard $(DATA_DIR)/*/))
+SWEEP_DONE := $(MODELS_DIR)/.sweep-done
+CACHE_DONE := $(CACHE_DIR)/.done
+BASELINES_DONE := $(BASELINES_DIR)/.done
+nb = $(NB_OUT)/$(1).ipynb
+# a notebook is executed into a temporary file and renamed only when it ran to the end, so a failed run is
+# never taken for an up-to-date one
+run_nb = @mkdir -p $(NB_OUT) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1).tmp.ipynb $(2) $(PARAMS) \
+  && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb && echo "[make] executed $(NB_OUT)/$(1).ipynb"
+.DELETE_ON_ERROR:
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
-        prep-notebook figures fid claims reproduce pretrained baselines compare explore
+        prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -67,71 +85,81 @@ bench-transfer: $(STAMP)  ## print images/s of our transfer vs Gatys, AdaIN, WCT
 bench-train: $(STAMP)  ## print training images/s and TFLOP/s, bf16+compile vs fp32 eager (CPU; CUDA when present)
 	$(PY) benchmarks/bench_train.py
 
-# ---- the study, stage by stage (each stage skips work whose outputs are up to date) ----
-data: $(STAMP)  ## prepare the packed sets into $(PREP) (DATA_DIR=... for real images; empty: sample set)
-	$(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out $(PREP) \
-	  --imagenet-extra-crops $(IMAGENET_EXTRA_CROPS) $(PREP_ARGS)
-
-train: data  ## train every model of PROFILE into $(MODELS)/<set>_c<content> (finished runs are reused)
-	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS) --data-root $(PREP) $(TRAIN_ARGS)
-
-prep-notebook: data  ## run notebooks/01_preprocess.ipynb (crop grids, rejections, counts vs the paper)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/01_preprocess.ipynb $(NB_OUT)/01_preprocess.ipynb $(if $(DATA_DIR),-p data_dir $(DATA_DIR)) \
-	  -p out_root $(PREP) -p figures_dir $(REPORTS)/figures -p imagenet_extra_crops $(IMAGENET_EXTRA_CROPS) $(PARAMS)
-
-train-notebook: | $(MODELS)  ## run notebooks/02_train.ipynb on the runs in $(MODELS) (loss curves, weights, samples) into $(NB_OUT)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/02_train.ipynb $(NB_OUT)/02_train.ipynb -p models_dir $(MODELS) -p data_root $(PREP) \
-	  -p figures_dir $(REPORTS)/figures $(PARAMS)
-
-# the sweep, only when its folder is missing: the notebook reads the runs as `make train` left them (whatever
-# TRAIN_ARGS they were trained with); `make train` itself trains, resumes or reuses them
-$(MODELS):
-	$(MAKE) --no-print-directory train
-
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
 
-EVAL_PARAMS = -p models_dir $(MODELS) -p data_root $(PREP) -p profile $(PROFILE) \
-  -p figures_dir $(REPORTS)/figures -p tables_dir $(REPORTS)/tables
+# ---- the study, stage by stage: each phony name below builds its stage's file; up-to-date stages are skipped ----
+PREPARE = $(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --data-root $(DATA_ROOT) \
+  --imagenet-extra-crops $(IMAGENET_EXTRA_CROPS) $(PREP_ARGS)
 
-figures: train  ## notebooks 03 (Fig. 5-6, reconstruction metrics) and 04 (Fig. 7, transfer grids, metrics)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/03_reconstruction.ipynb $(NB_OUT)/03_reconstruction.ipynb $(EVAL_PARAMS) $(PARAMS)
-	$(PAPERMILL) notebooks/04_transfer.ipynb $(NB_OUT)/04_transfer.ipynb $(EVAL_PARAMS) $(PARAMS)
+data: $(STAMP)  ## prepare the packed sets into $(DATA_ROOT), re-checking the sources' contents (up-to-date work is skipped)
+	$(PREPARE)
 
-fid: train  ## notebook 05: FID and KID of reconstructions and transfers (Inception, or a labelled VGG stand-in)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/05_fid.ipynb $(NB_OUT)/05_fid.ipynb -p models_dir $(MODELS) -p data_root $(PREP) \
-	  -p profile $(PROFILE) -p tables_dir $(REPORTS)/tables $(PARAMS)
+$(SETS): $(STAMP) $(DATA_SOURCES)
+	$(PREPARE)
 
-claims: ## notebook 06: the paper's claims C1-C4 as numbers -> $(REPORTS)/claims.md, tables/claims.csv
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/06_claims.ipynb $(NB_OUT)/06_claims.ipynb -p tables_dir $(REPORTS)/tables \
-	  -p reports_dir $(REPORTS) -p figures_dir $(REPORTS)/figures -p notebooks_dir $(NB_OUT) $(PARAMS)
-	$(PY) -c "from wae_lib.claims import write_reports_home; write_reports_home('$(dir $(REPORTS:/=))')"
+train: $(SWEEP_DONE)  ## train every model of PROFILE into $(MODELS_DIR)/<set>_c<content> (finished runs are reused)
+$(SWEEP_DONE): $(SETS)
+	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) $(TRAIN_ARGS)
+	@touch $@
 
-baselines: data  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
+eval-cache: $(CACHE_DONE)  ## every run's reconstructions and transfers of the evaluation sets, once, into $(CACHE_DIR)
+$(CACHE_DONE): $(SWEEP_DONE) $(LIB)
+	$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) --out $(CACHE_DIR)
+	@touch $@
+
+prep-notebook: $(call nb,01_preprocess)  ## notebook 01: crop grids, rejections, counts vs the paper
+$(call nb,01_preprocess): notebooks/01_preprocess.ipynb $(SETS) $(LIB)
+	$(call run_nb,01_preprocess,$(if $(DATA_DIR),-p data_dir $(DATA_DIR)) -p data_root $(DATA_ROOT) \
+	  -p figures_dir $(FIGURES_DIR) -p imagenet_extra_crops $(IMAGENET_EXTRA_CROPS))
+
+train-notebook: $(call nb,02_train)  ## notebook 02: loss curves, calibration, samples of the runs `make train` made
+$(call nb,02_train): notebooks/02_train.ipynb $(SWEEP_DONE) $(LIB)
+	$(call run_nb,02_train,-p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
+
+EVAL_PARAMS = -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) -p cache_dir $(CACHE_DIR) -p profile $(PROFILE) \
+  -p tables_dir $(TABLES_DIR)
+
+figures: $(call nb,03_reconstruction) $(call nb,04_transfer)  ## notebooks 03 (Fig. 5-6, reconstruction metrics) and 04 (Fig. 7, transfers)
+$(call nb,03_reconstruction): notebooks/03_reconstruction.ipynb $(CACHE_DONE) $(LIB)
+	$(call run_nb,03_reconstruction,$(EVAL_PARAMS) -p figures_dir $(FIGURES_DIR))
+$(call nb,04_transfer): notebooks/04_transfer.ipynb $(CACHE_DONE) $(LIB)
+	$(call run_nb,04_transfer,$(EVAL_PARAMS) -p figures_dir $(FIGURES_DIR))
+
+fid: $(call nb,05_fid)  ## notebook 05: FID and KID of reconstructions and transfers (Inception, or a labelled VGG stand-in)
+$(call nb,05_fid): notebooks/05_fid.ipynb $(CACHE_DONE) $(LIB)
+	$(call run_nb,05_fid,$(EVAL_PARAMS))
+
+baselines: $(BASELINES_DONE)  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
+$(BASELINES_DONE): $(SETS)
 	for m in adain wct; do \
-	  $(PY) -m wae_lib.baseline_train --profile $(PROFILE) --method $$m --data-root $(PREP) --out $(BASELINES_DIR)/$$m \
+	  $(PY) -m wae_lib.baseline_train --profile $(PROFILE) --method $$m --data-root $(DATA_ROOT) --out $(BASELINES_DIR)/$$m \
 	    || exit 1; done
+	@touch $@
 
-compare: baselines figures  ## notebook 07: ours vs Gatys, AdaIN, WCT and Reinhard on the same held-out pairs
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/07_compare.ipynb $(NB_OUT)/07_compare.ipynb -p model $(COMPARE_MODEL) \
-	  -p models_dir $(MODELS) -p data_root $(PREP) -p baselines_dir $(BASELINES_DIR) \
-	  -p figures_dir $(REPORTS)/figures -p tables_dir $(REPORTS)/tables $(PARAMS)
+compare: $(call nb,07_compare)  ## notebook 07: ours vs Gatys, AdaIN, WCT and Reinhard on the same held-out pairs
+$(call nb,07_compare): notebooks/07_compare.ipynb $(BASELINES_DONE) $(call nb,04_transfer) $(LIB)
+	$(call run_nb,07_compare,-p model $(COMPARE_MODEL) -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) \
+	  -p baselines_dir $(BASELINES_DIR) -p figures_dir $(FIGURES_DIR) -p tables_dir $(TABLES_DIR))
 
-explore: data  ## notebook 00: the explorer (widgets), executed headless with the shipped model into $(NB_OUT)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/00_explore.ipynb $(NB_OUT)/00_explore.ipynb -p data_root $(PREP) \
-	  -p figures_dir $(REPORTS)/figures $(PARAMS)
+explore: $(call nb,00_explore)  ## notebook 00: the explorer (widgets), executed headless with the shipped model
+$(call nb,00_explore): notebooks/00_explore.ipynb $(SETS) wae_lib/weights/pretrained.pt $(LIB)
+	$(call run_nb,00_explore,-p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
 
-pretrained: train  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
-	$(PY) -m wae_lib.export $(MODELS) --data-root $(PREP) \
-	  $(if $(wildcard $(REPORTS)/tables/transfer_summary.csv),--summary $(REPORTS)/tables/transfer_summary.csv)
+claims: $(call nb,06_claims)  ## notebook 06: the paper's claims C1-C4 as numbers -> claims.md, tables/claims.csv, index.md
+$(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(call nb,04_transfer) $(call nb,05_fid) \
+  $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore)
+	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
+	  -p notebooks_dir $(NB_OUT))
+	$(PY) -c "from wae_lib.claims import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
-reproduce: prep-notebook train-notebook figures fid compare explore  ## the whole study: data -> train sweep -> figures -> FID -> comparison -> claims
-	$(MAKE) claims
-	@echo "done: open $(REPORTS)/index.md"
+pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
+	$(PY) -m wae_lib.export $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
+
+reproduce-outputs: $(call nb,06_claims)
+
+reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)
+	@if $(MAKE) --no-print-directory -q reproduce-outputs; then \
+	  echo "[make] $(REPORTS_DIR) is up to date: nothing trained, no notebook executed (make -B reproduce redoes it all)"; \
+	else $(MAKE) --no-print-directory reproduce-outputs && echo "done: open $(REPORTS_DIR)/index.md"; fi

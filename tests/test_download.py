@@ -176,7 +176,7 @@ def test_download_failures_are_one_line_naming_the_dataset_and_the_way_by_hand(n
     out = tmp_path / "data"
     net.online = False
     sys.modules["gdown"] = None  # not installed: torchvision says so
-    assert D.main(["download", "--out", str(out)]) == 2
+    assert D.main(["download", "--data-dir", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: CelebA: download failed")
     assert "pip install gdown" in err and DL.CELEBA_SITE in err and str(out / DL.DOWNLOAD_CACHE / "celeba") in err

@@ -643,9 +643,9 @@ def test_case9_divergence_before_the_first_checkpoint_claims_no_checkpoint(npy, 
 
 @pytest.mark.parametrize("argv, needle", [
     (["anime", "{tmp}/missing", "{tmp}/out"], "missing"),
-    (["all", "--out", "{tmp}/out", "--crop-multiple", "0"], "PrepConfig.crop_multiple = 0.0 is invalid"),
-    (["all", "--out", "{tmp}/out", "--detect-scale", "nan"], "PrepConfig.detect_scale"),
-    (["all", "--data-dir", "{tmp}/missing", "--out", "{tmp}/out"], "data_dir"),
+    (["all", "--data-root", "{tmp}/out", "--crop-multiple", "0"], "PrepConfig.crop_multiple = 0.0 is invalid"),
+    (["all", "--data-root", "{tmp}/out", "--detect-scale", "nan"], "PrepConfig.detect_scale"),
+    (["all", "--data-dir", "{tmp}/missing", "--data-root", "{tmp}/out"], "data_dir"),
 ])
 def test_case9_data_prep_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
     rc = D.main([a.replace("{tmp}", str(tmp_path)) for a in argv])

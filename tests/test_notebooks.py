@@ -55,7 +55,7 @@ def chain(tmp_path_factory):
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels: no OpenMP contention on 2 cores
     try:
-        run_notebook("01_preprocess", dirs["notebooks"], root, data_dir=data_dir, out_root=str(dirs["prep"]),
+        run_notebook("01_preprocess", dirs["notebooks"], root, data_dir=data_dir, data_root=str(dirs["prep"]),
                      figures_dir=str(dirs["figures"]), grid_count=8)
         dirs["info"] = load_set_info(dirs["prep"])
         with E.torch_threads(1):

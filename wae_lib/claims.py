@@ -686,7 +686,10 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     lines += ["", "## Tables", ""]
     lines += [f"- [{p.name}]({_rel(p, reports)})" for p in sorted(tables.glob("*.csv"))]
     lines += ["", "## Executed notebooks", ""]
-    found = sorted(notebooks.glob("*.ipynb")) if notebooks.is_dir() else []
+    # the Makefile executes a notebook into NAME.tmp.ipynb and renames it when it ran to the end (notebook 06 is
+    # still running as NAME.tmp.ipynb here)
+    found = sorted({notebooks / p.name.replace(".tmp.ipynb", ".ipynb")
+                    for p in notebooks.glob("*.ipynb")}) if notebooks.is_dir() else []
     lines += [f"- [{p.name}]({_rel(p, reports)})" for p in found] or [f"- none found in {notebooks}"]
     reports.mkdir(parents=True, exist_ok=True)
     path = reports / "index.md"
@@ -697,23 +700,21 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
 HEADLINE_REPORTS = "reference-shared-data-large"  # the committed headline results (README's figure and numbers)
 
 
-def write_reports_home(root: str | Path = "reports", headline: str = HEADLINE_REPORTS) -> Path:
-    """``root/index.md``: one line per reports folder (``<profile>-<data tag>``, each with its own index.md), the
-    headline first. Runs on new data write their own folder and never touch another's."""
+def write_local_index(root: str | Path = "reports", headline: str = HEADLINE_REPORTS) -> Path:
+    """``root/local.md`` (git-ignored): one line per reports folder on this machine (``<profile>-<data tag>``, each
+    with its own index.md), the headline first. The committed ``root/index.md`` links it and is never rewritten,
+    so a newcomer's run leaves the tree clean."""
     root = Path(root)
     folders = sorted((p for p in root.iterdir() if (p / "index.md").is_file()),
                      key=lambda p: (p.name != headline, p.name)) if root.is_dir() else []
-    lines = ["# Reports", "", "One folder per profile and data set (`make reproduce PROFILE=... DATA_DIR=...` writes "
-             "`reports/<profile>-<data tag>/`).", ""]
+    lines = ["# Reports on this machine", "", "One folder per profile and data set (`make reproduce PROFILE=... "
+             "DATA_DIR=...` writes `reports/<profile>-<data tag>/`); written by `make claims`, not committed.", ""]
     for p in folders:
         first = next((ln for ln in (p / "index.md").read_text().splitlines() if ln.startswith("**")), "")
-        tag = " (headline results)" if p.name == headline else ""
+        tag = " (headline results, committed)" if p.name == headline else ""
         lines.append(f"- [{p.name}]({p.name}/index.md){tag}: {first.strip('*')}")
     if not folders:
         lines.append("- none yet: run `make reproduce`")
-    for extra in ("ablations",):
-        if (root / extra).is_dir():
-            lines += ["", f"Training changes measured at a fixed budget: [{extra}/]({extra}/)"]
-    path = root / "index.md"
+    path = root / "local.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -2,9 +2,9 @@
 
 The command line of the data stage (the Makefile's ``make data``)::
 
-    python -m wae_lib.data all --out ROOT [--data-dir DIR]   every source + the sets (no DIR: the sample set)
+    python -m wae_lib.data all --data-root ROOT [--data-dir DIR]   every source + the sets (no DIR: the sample set)
     python -m wae_lib.data celeba|anime|imagenet|styles SRC OUT   one source into one folder
-    python -m wae_lib.data download --out DIR                 CelebA and Imagenette through torchvision
+    python -m wae_lib.data download --data-dir DIR                 CelebA and Imagenette through torchvision
 
 Every PrepConfig field is a flag (``--crop-multiple 1.4``). The library behind it, one module per concern:
 
@@ -68,21 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("all", help="every source + the sets (sample set without --data-dir)")
     sp.add_argument("--data-dir", default=None, help="folder with faces/ anime/ natural/ styles/ (default: the "
                     "embedded sample set, not the paper's data)")
-    sp.add_argument("--out", required=True, help="output root (prepared/, sets/)")
+    sp.add_argument("--data-root", required=True, help="the prepared data's root (prepared/, sets/)")
     _add_config_args(sp)
     sp = sub.add_parser("download", help="download CelebA and Imagenette with torchvision (md5-checked) into a "
                         "DATA_DIR: faces/, identity.csv, natural/ (needs internet; CelebA needs `pip install gdown`)")
-    sp.add_argument("--out", required=True, help="the data folder (DATA_DIR); archives go to OUT/" + DOWNLOAD_CACHE)
+    sp.add_argument("--data-dir", required=True, help="the data folder (DATA_DIR); archives go to DATA_DIR/" +
+                    DOWNLOAD_CACHE)
     sp.add_argument("--imagenette-size", choices=IMAGENETTE_SIZES, default=IMAGENETTE_SIZES[0],
                     help="short side of the Imagenette photos (320px: ~330 MB, 160px: ~100 MB)")
     args = p.parse_args(argv)
     try:
         if args.cmd == "download":
-            download_data(args.out, args.imagenette_size)
+            download_data(args.data_dir, args.imagenette_size)
             return 0
         cfg = _config_from_args(args)
         if args.cmd == "all":
-            prepare_all(args.data_dir, Path(args.out), cfg)
+            prepare_all(args.data_dir, Path(args.data_root), cfg)
             return 0
         src = args.src
         if args.cmd == "celeba" and args.download:

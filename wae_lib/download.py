@@ -1,6 +1,6 @@
 """Getting the data (needs internet): CelebA and Imagenette through torchvision, laid out as DATA_DIR expects.
 
-``python -m wae_lib.data download --out DIR`` (``download_data``) fills ``DIR/faces`` (CelebA's aligned images) with
+``python -m wae_lib.data download --data-dir DIR`` (``download_data``) fills ``DIR/faces`` (CelebA's aligned images) with
 ``DIR/identity.csv`` beside it, and ``DIR/natural`` (Imagenette's training photos). The anime and style folders
 are the user's to add (DOWNLOAD_HOWTO). torchvision is imported only here, and only when downloading.
 """

@@ -30,7 +30,7 @@ class PackedImages:
             path = Path(source)
             if not path.is_file():
                 raise FileNotFoundError(f"PackedImages: {path} does not exist (prepare it with `python -m "
-                                        f"wae_lib.data all --out DIR`)")
+                                        f"wae_lib.data all --data-root DIR`)")
             arr, name = np.load(path), str(path)
         check_packed(arr, name)
         self.device = torch.device(device)

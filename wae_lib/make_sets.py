@@ -265,9 +265,9 @@ def data_label(data_dir: str | Path | None) -> str:
     return SAMPLE_SOURCE_LABEL if data_dir is None else f"DATA_DIR={Path(data_dir)}"
 
 
-def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConfig | None = None, *,
+def prepare_all(data_dir: str | Path | None, data_root: str | Path, cfg: PrepConfig | None = None, *,
                 progress: bool = True, verbose: bool = True) -> dict[str, Any]:
-    """Prepare every source and build the sets under the data root ``out_root`` (``prepared/<source>``, ``sets/``).
+    """Prepare every source and build the sets under the data root ``data_root`` (``prepared/<source>``, ``sets/``).
 
     ``data_dir=None``: the embedded sample set (not the paper's data). Otherwise a folder laid out like
     ``faces/ anime/ natural/ styles/`` (see DATA_DIR_LAYOUT for accepted alternatives); faces and styles are
@@ -281,7 +281,7 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
     if data_dir is None:
         say(f"Building the {label}: images bundled with scikit-image and matplotlib. Results on it say nothing "
             f"about the paper; pass a data folder (DATA_DIR) for real data.")
-        summaries = build_sample_prepared(out_root, cfg)
+        summaries = build_sample_prepared(data_root, cfg)
         natural_eval_paths = list(SAMPLE_NATURAL_EVAL)
     else:
         data_dir = Path(data_dir)
@@ -296,20 +296,20 @@ def prepare_all(data_dir: str | Path | None, out_root: str | Path, cfg: PrepConf
                     raise FileNotFoundError(f"prepare_all: {data_dir} has none of {DATA_DIR_LAYOUT[source]} "
                                             f"(needed for {source})")
                 say(f"{source}: no {'/'.join(DATA_DIR_LAYOUT[source])} folder in {data_dir}; its set stays empty")
-                shutil.rmtree(prepared_dir(out_root, source), ignore_errors=True)
+                shutil.rmtree(prepared_dir(data_root, source), ignore_errors=True)
                 continue
-            summaries[source] = PREPARERS[source](folder, prepared_dir(out_root, source), cfg, progress=progress)
+            summaries[source] = PREPARERS[source](folder, prepared_dir(data_root, source), cfg, progress=progress)
         identity_file = find_identity_file(find_source(data_dir, "celeba"))
         say(f"identities: {identity_file or f'no {IDENTITY_FILE} beside or inside the faces folder'}")
     for s in summaries.values():
         say(format_summary(s))
-    info = build_sets(prepared_dir(out_root), sets_dir(out_root), cfg, source_label=label,
+    info = build_sets(prepared_dir(data_root), sets_dir(data_root), cfg, source_label=label,
                       natural_eval_paths=natural_eval_paths, identity_file=identity_file)
     say(format_split(info))
     say(format_mixed(info))
     if info["imagenet_converted_to_rgb"]:
         say(f"imagenet: {info['imagenet_converted_to_rgb']} non-RGB files (greyscale, CMYK, ...) converted to RGB")
     if verbose:
-        stage_done("data", f"sets ({label}) in {sets_dir(out_root)}: " +
+        stage_done("data", f"sets ({label}) in {sets_dir(data_root)}: " +
                    ", ".join(f"{name} {v['count']}" for name, v in info["sets"].items()), t0, file=sys.stdout)
     return info

@@ -1,7 +1,7 @@
 """The data's names and places: the one home of the folder layout, the source and set names, their files, and
 the paper's counts (SPEC.md §4). Nothing here computes; every other data module imports it.
 
-A data root (``Config.data_root``, the notebooks' ``data_root`` / ``out_root``, the Makefile's ``PREP``) holds::
+A data root (``Config.data_root``, the notebooks' ``data_root``, the Makefile's ``DATA_ROOT``, the CLIs' ``--data-root``) holds::
 
     <root>/prepared/<source>/   one folder per source (SOURCES): images.npy, manifest.csv, prep_state.json
                                 (written by wae_lib.prepare; their files: wae_lib.prepared)
@@ -94,7 +94,7 @@ def load_set_info(root: str | Path) -> dict[str, Any]:
     path = sets_dir(root) / INFO_FILE
     if not path.is_file():
         raise FileNotFoundError(f"data_root = {str(root)!r}: {path} does not exist. Prepare the data first: "
-                                f"`python -m wae_lib.data all --out {root}` (add --data-dir DIR for real data)")
+                                f"`python -m wae_lib.data all --data-root {root}` (add --data-dir DIR for real data)")
     return json.loads(path.read_text())
 
 

@@ -98,7 +98,7 @@ def resolve_data_path(cfg: Config) -> Path:
                           f"or a path to a packed images .npy written by wae_lib.data")
     if not path.is_file():
         raise ConfigError(f"config field 'data' = {cfg.data!r}: the packed dataset {path} does not exist; "
-                          f"prepare it first with `make data` or `python -m wae_lib.data all --out {cfg.data_root}`")
+                          f"prepare it first with `make data` or `python -m wae_lib.data all --data-root {cfg.data_root}`")
     shape = npy_shape(path)  # the header and the file size agree: not truncated
     if shape is None or len(shape) != 4 or shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
         raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not a complete uint8 N x {OUT_SIZE} x "
