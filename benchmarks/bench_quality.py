@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from wae_lib import scorecard
-from wae_lib.evaluate import reconstruct_images
+from wae_lib.eval_cache import reconstruct_images
 from wae_lib.figures import save_grid
 from wae_lib.runs import load_model
 from wae_lib.utils import set_seed

@@ -2,7 +2,7 @@
 
 The chain test (test_notebooks.py) runs every notebook through papermill after a short training run; this one
 needs no training and no kernel, so the evaluation notebooks' code (the new identity, colour, retrieval and
-reference columns, the C4 verdict against chance, the claims page) is checked in seconds. ``E.load_sweep`` is
+reference columns, the C4 verdict against chance, the claims page) is checked in seconds. ``R.load_sweep`` is
 replaced by a function returning untrained models; everything else is the notebooks' own code.
 """
 
@@ -17,8 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from wae_lib import evaluate as E
+from wae_lib import fid as FID
+from wae_lib import figures as F
+from wae_lib import runs as R
 from wae_lib import sets as S
+from wae_lib import tables as T
 
 matplotlib.use("Agg")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -42,7 +45,7 @@ def smooth(n: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, 3, 8, 8, generator=g)
     img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
-    return E.float_to_uint8(img)
+    return F.to_uint8_hwc(img)
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +77,15 @@ def fake_sweep(hed_vgg):
         for cd in (16, 8):
             cfg = base.replace(data=data, content_dim=cd)
             torch.manual_seed(cd)
-            runs.append(E.RunInfo(f"{data}_c{cd}", Path("."), data, cd, "smoke", cfg))
+            runs.append(R.RunInfo(f"{data}_c{cd}", Path("."), data, cd, "smoke", cfg))
             models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
-    ctx = E.EvalContext("smoke", "synthetic test images", models[0].vgg_source.label, "smoke profile (a test)")
+    ctx = R.EvalContext("smoke", "synthetic test images", models[0].vgg_source.label, "smoke profile (a test)")
     return runs, models, ctx
 
 
 def test_evaluation_notebooks_in_process(tmp_path, data_root, fake_sweep, monkeypatch):
-    monkeypatch.setattr(E, "load_sweep", lambda *a, **k: fake_sweep)
-    with E.torch_threads(1):
+    monkeypatch.setattr(R, "load_sweep", lambda *a, **k: fake_sweep)
+    with FID.torch_threads(1):
         dirs = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}
         common = dict(models_dir="unused", data_root=str(data_root), profile="smoke", device="cpu", n_boot=30,
                       batch_size=8, **dirs)
@@ -98,15 +101,15 @@ def test_evaluation_notebooks_in_process(tmp_path, data_root, fake_sweep, monkey
     assert np.allclose(faces["identity_match_chance"], 1 / 4)
     assert "identity_match" in set(nb3["summary"].columns)
     transfer = pd.read_csv(tmp_path / "tables" / "transfer_per_pair.csv")
-    assert E.REFERENCE_RUN in set(transfer["run"]) and len(transfer) == 5 * N_FACES * N_STYLES
-    assert E.REFERENCE_RUN in set(nb4["summary"]["run"]) and E.REFERENCE_RUN not in set(nb4["ranking"]["run"])
+    assert T.REFERENCE_RUN in set(transfer["run"]) and len(transfer) == 5 * N_FACES * N_STYLES
+    assert T.REFERENCE_RUN in set(nb4["summary"]["run"]) and T.REFERENCE_RUN not in set(nb4["ranking"]["run"])
     for col in ("color_distance", "style_retrieval_gram", "style_retrieval_color", "content_retrieval"):
         assert transfer[col].notna().all(), col
     assert transfer["identity_distance"].notna().sum() == 5 * N_FACES  # identity_styles=1
     md = (tmp_path / "claims.md").read_text()
     assert md.startswith("> **This run is too small to judge the paper** (profile smoke")
     for header in ("identity match", "style retrieval, Gram", "colour distance (Lab SW2)", "content retrieval",
-                   E.REFERENCE_RUN, "chance"):
+                   T.REFERENCE_RUN, "chance"):
         assert header in md, header
     claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
     assert {"C1", "C2", "C3", "C4"} <= set(claims["claim"]) and "seeds" in claims

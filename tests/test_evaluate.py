@@ -1,4 +1,5 @@
-"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.evaluate / claims / figures).
+"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.metrics / stats / runs /
+tables / fid / claims / figures).
 
 Fast and CPU only: metrics are checked against naive references; claims are checked on synthetic tables whose
 answer is known.
@@ -15,16 +16,23 @@ import torch
 from PIL import Image
 
 from wae_lib import claims as C
+from wae_lib import eval_cache as EC
 from wae_lib import evaluate as E
+from wae_lib import fid as FID
 from wae_lib import figures as F
+from wae_lib import metrics as M
+from wae_lib import runs as R
 from wae_lib import sets as S
-from wae_lib.config import profile_config
+from wae_lib import stats as ST
+from wae_lib import tables as T
+from wae_lib.config import EvaluationError, profile_config
+from wae_lib.utils import spread
 
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny tensors: one thread avoids OpenMP contention on a shared 2-core runner (up to ~20x faster)."""
-    with E.torch_threads(1):
+    with FID.torch_threads(1):
         yield
 
 
@@ -39,26 +47,26 @@ def smooth_images(n: int, seed: int = 0, size: int = 64) -> torch.Tensor:
 # pixel metrics
 # --------------------------------------------------------------------------------------------------
 def test_psnr_of_known_mse():
-    assert float(E.psnr_from_mse(0.01)) == pytest.approx(20.0)
-    assert float(E.psnr_from_mse(1e-4)) == pytest.approx(40.0)
+    assert float(M.psnr_from_mse(0.01)) == pytest.approx(20.0)
+    assert float(M.psnr_from_mse(1e-4)) == pytest.approx(40.0)
     x = torch.full((2, 3, 8, 8), 0.5)
     y = x + 0.1  # MSE 0.01 exactly
-    assert E.mse_per_image(x, y).tolist() == pytest.approx([0.01, 0.01])
-    assert E.psnr_per_image(x, y).tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
-    assert torch.isinf(E.psnr_from_mse(0.0))
+    assert M.mse_per_image(x, y).tolist() == pytest.approx([0.01, 0.01])
+    assert M.psnr_per_image(x, y).tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
+    assert torch.isinf(M.psnr_from_mse(0.0))
 
 
 def test_mse_matches_naive_loop():
     x, y = smooth_images(3, 0), smooth_images(3, 1)
     naive = [float(((x[i] - y[i]) ** 2).mean()) for i in range(3)]
-    assert E.mse_per_image(x, y).tolist() == pytest.approx(naive, rel=1e-6)
+    assert M.mse_per_image(x, y).tolist() == pytest.approx(naive, rel=1e-6)
 
 
 def test_ssim_identical_is_one_and_drops_with_noise():
     x = smooth_images(2)
-    assert E.ssim_per_image(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert M.ssim_per_image(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
     noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    assert (E.ssim_per_image(noisy, x) < 0.9).all()
+    assert (M.ssim_per_image(noisy, x) < 0.9).all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,8 +79,8 @@ def fake_feats(seed: int, n: int = 3) -> dict[str, torch.Tensor]:
 
 def test_gram_distance_zero_for_same_image_and_positive_otherwise():
     fa, fb = fake_feats(0), fake_feats(1)
-    assert torch.allclose(E.gram_distance(fa, fa, ["a", "b"]), torch.zeros(3))
-    assert (E.gram_distance(fa, fb, ["a", "b"]) > 0).all()
+    assert torch.allclose(M.gram_distance(fa, fa, ["a", "b"]), torch.zeros(3))
+    assert (M.gram_distance(fa, fb, ["a", "b"]) > 0).all()
 
 
 def test_gram_distance_matches_naive_reference():
@@ -82,15 +90,15 @@ def test_gram_distance_matches_naive_reference():
         a, b = fa[n][0].reshape(fa[n].shape[1], -1), fb[n][0].reshape(fb[n].shape[1], -1)
         ga, gb = a @ a.T / a.numel(), b @ b.T / b.numel()
         expected.append(float(((ga - gb) ** 2).sum() / (gb ** 2).sum()))
-    assert float(E.gram_distance(fa, fb, ["a", "b"])[0]) == pytest.approx(np.mean(expected), rel=1e-5)
+    assert float(M.gram_distance(fa, fb, ["a", "b"])[0]) == pytest.approx(np.mean(expected), rel=1e-5)
 
 
 def test_relative_feature_distance():
     fa = fake_feats(0)
-    assert torch.allclose(E.relative_feature_distance(fa, fa, ["a"]), torch.zeros(3))
+    assert torch.allclose(M.relative_feature_distance(fa, fa, ["a"]), torch.zeros(3))
     doubled = {k: 2 * v for k, v in fa.items()}
     # ||2F - F||^2 / ||F||^2 = 1
-    assert E.relative_feature_distance(doubled, fa, ["a", "b"]).tolist() == pytest.approx([1.0] * 3, rel=1e-5)
+    assert M.relative_feature_distance(doubled, fa, ["a", "b"]).tolist() == pytest.approx([1.0] * 3, rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,37 +106,37 @@ def test_relative_feature_distance():
 # --------------------------------------------------------------------------------------------------
 def test_bootstrap_interval_contains_point_estimate_and_is_reproducible():
     values = np.random.default_rng(0).normal(3.0, 1.0, 40)
-    mean, lo, hi = E.bootstrap_mean_ci(values, n_boot=500, seed=1)
+    mean, lo, hi = ST.bootstrap_mean_ci(values, n_boot=500, seed=1)
     assert mean == pytest.approx(values.mean())
     assert lo < mean < hi
-    assert (mean, lo, hi) == E.bootstrap_mean_ci(values, n_boot=500, seed=1)
-    _, lo99, hi99 = E.bootstrap_mean_ci(values, n_boot=500, level=0.99, seed=1)
+    assert (mean, lo, hi) == ST.bootstrap_mean_ci(values, n_boot=500, seed=1)
+    _, lo99, hi99 = ST.bootstrap_mean_ci(values, n_boot=500, level=0.99, seed=1)
     assert lo99 <= lo and hi99 >= hi
 
 
 def test_bootstrap_of_constant_and_single_unit():
-    assert E.bootstrap_mean_ci([2.0] * 5, n_boot=50) == (2.0, 2.0, 2.0)
-    point, lo, hi = E.bootstrap_mean_ci([1.0], n_boot=50)
+    assert ST.bootstrap_mean_ci([2.0] * 5, n_boot=50) == (2.0, 2.0, 2.0)
+    point, lo, hi = ST.bootstrap_mean_ci([1.0], n_boot=50)
     assert point == 1.0 and np.isnan(lo) and np.isnan(hi)
 
 
 def test_spearman_against_naive_reference():
-    assert E.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert E.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert np.isnan(E.spearman([1, 2, 3], [5, 5, 5]))
+    assert ST.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert ST.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(ST.spearman([1, 2, 3], [5, 5, 5]))
     x, y = [3, 1, 4, 1, 5], [9, 2, 6, 5, 3]
-    rx, ry = E.rankdata(x), E.rankdata(y)
+    rx, ry = ST.rankdata(x), ST.rankdata(y)
     assert rx.tolist() == [3, 1.5, 4, 1.5, 5]  # ties share their average rank
-    assert E.spearman(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+    assert ST.spearman(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
 
 
 def test_balance_scores_prefer_the_middle_model():
     # model 0: most style, least content kept; model 2: the reverse; model 1 is second on both
     style, content = [0.1, 0.2, 0.9], [0.9, 0.3, 0.1]
-    score, _ = E.balance_scores(style, content)
+    score, _ = T.balance_scores(style, content)
     assert score.tolist() == pytest.approx([1.0, 1.0, 1.0])  # equal rank sums: the tie-break decides
-    assert E.best_by_balance(style, content) == 1
-    assert E.best_by_balance([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == 0
+    assert T.best_by_balance(style, content) == 1
+    assert T.best_by_balance([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,19 +146,19 @@ def test_fast_fid_matches_torchmetrics_and_kid_matches_unbiased_mmd():
     g = torch.Generator().manual_seed(0)
     real = torch.randn(30, 16, generator=g, dtype=torch.float64)
     fake = torch.randn(45, 16, generator=g, dtype=torch.float64) * 1.5 + 0.3
-    assert E.frechet_distance(real, fake) == pytest.approx(E.fid_torchmetrics(real, fake), rel=1e-6)
+    assert FID.frechet_distance(real, fake) == pytest.approx(FID.fid_torchmetrics(real, fake), rel=1e-6)
     # torchmetrics' KID on one subset holding every sample equals the unbiased MMD^2 on all samples
-    mean, std = E.kid_torchmetrics(real, fake[:30], subsets=1, subset_size=30)
-    assert mean == pytest.approx(E.kid_unbiased(real, fake[:30]), rel=1e-6)
+    mean, std = FID.kid_torchmetrics(real, fake[:30], subsets=1, subset_size=30)
+    assert mean == pytest.approx(FID.kid_unbiased(real, fake[:30]), rel=1e-6)
     assert std == 0.0
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     g = torch.Generator().manual_seed(1)
     real = torch.randn(50, 8, generator=g, dtype=torch.float64)
-    assert E.frechet_distance(real, real) == pytest.approx(0.0, abs=1e-8)
-    assert E.frechet_distance(real, real + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)  # ||mean shift||^2
-    out = E.fid_kid(real, real + 1.0, n_boot=50, seed=0)
+    assert FID.frechet_distance(real, real) == pytest.approx(0.0, abs=1e-8)
+    assert FID.frechet_distance(real, real + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)  # ||mean shift||^2
+    out = FID.fid_kid(real, real + 1.0, n_boot=50, seed=0)
     assert out["fid"] == pytest.approx(8.0, rel=1e-6)
     assert out["fid_ci_low"] <= out["fid_ci_high"] and out["kid_ci_low"] <= out["kid"] <= out["kid_ci_high"]
     assert (out["n_real"], out["n_fake"], out["n_boot"]) == (50, 50, 50)
@@ -158,28 +166,28 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
 
 def test_fid_standin_on_vgg_features(hed_vgg):
     """The offline stand-in (pooled VGG16 features): ~0 for a set with itself, larger for a shifted set."""
-    extractor = E.PooledVGGFeatures("hed")
+    extractor = FID.PooledVGGFeatures("hed")
     assert "STAND-IN" in extractor.label and extractor.kind == "vgg16-standin"
     images = smooth_images(12)
-    feats = E.extract_features(extractor, images)
+    feats = FID.extract_features(extractor, images)
     assert feats.shape == (12, extractor.num_features)
-    brighter = E.extract_features(extractor, (images * 0.5 + 0.5))
-    same = E.frechet_distance(feats, feats)
+    brighter = FID.extract_features(extractor, (images * 0.5 + 0.5))
+    same = FID.frechet_distance(feats, feats)
     assert abs(same) < 1e-6 * float(feats.pow(2).sum(1).mean())
-    assert E.frechet_distance(feats, brighter) > 100 * max(abs(same), 1e-9)
+    assert FID.frechet_distance(feats, brighter) > 100 * max(abs(same), 1e-9)
 
 
 def test_feature_extractor_choice_is_offline_and_labelled(monkeypatch):
-    monkeypatch.setattr(E, "inception_weights_cached", lambda: None)
-    ext = E.fid_feature_extractor("auto", "hed")
+    monkeypatch.setattr(FID, "inception_weights_cached", lambda: None)
+    ext = FID.fid_feature_extractor("auto", "hed")
     assert ext.kind == "vgg16-standin"  # no local Inception weights: never downloads
-    with pytest.raises(E.EvaluationError, match="feature_extractor"):
-        E.fid_feature_extractor("bogus", "hed")
+    with pytest.raises(EvaluationError, match="feature_extractor"):
+        FID.fid_feature_extractor("bogus", "hed")
     with pytest.raises(FileNotFoundError, match="inception_weights_path"):
-        E.fid_feature_extractor("auto", "hed", inception_weights_path="/nonexistent/weights.pth")
-    if not E.torch_fidelity_available():
-        with pytest.raises(E.EvaluationError, match="torch-fidelity"):
-            E.fid_feature_extractor("inception", "hed")
+        FID.fid_feature_extractor("auto", "hed", inception_weights_path="/nonexistent/weights.pth")
+    if not FID.torch_fidelity_available():
+        with pytest.raises(EvaluationError, match="torch-fidelity"):
+            FID.fid_feature_extractor("inception", "hed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,11 +211,11 @@ def face_crop() -> torch.Tensor:
 
 def test_face_detector_fires_on_a_face_crop_not_on_a_blank(face_crop):
     blank = torch.full((1, 3, 64, 64), 0.5)
-    assert E.face_detected(torch.cat([face_crop, blank])).tolist() == [True, False]
-    rate = E.face_hallucination_rate(torch.cat([face_crop, blank]), torch.cat([blank, blank]))
+    assert M.face_detected(torch.cat([face_crop, blank])).tolist() == [True, False]
+    rate = M.face_hallucination_rate(torch.cat([face_crop, blank]), torch.cat([blank, blank]))
     assert rate == {"rate": 0.5, "n_face_free": 2, "rate_on_originals": 0.0}
     # an original that already shows a face does not count as face-free
-    assert E.face_hallucination_rate(face_crop, face_crop)["n_face_free"] == 0
+    assert M.face_hallucination_rate(face_crop, face_crop)["n_face_free"] == 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,28 +234,28 @@ def test_discover_runs_orders_as_the_paper(tmp_path):
                      ("mixed", 128)]:
         write_fake_run(tmp_path, data, cd)
     (tmp_path / "not_a_run").mkdir()
-    runs = E.discover_runs(tmp_path)
+    runs = R.discover_runs(tmp_path)
     assert [r.name for r in runs] == ["celeba_c512", "celeba_c64", "celeba_c32", "mixed_c512", "mixed_c128",
                                       "mixed_c32"]
     assert runs[0].label == "CelebA-only c512" and runs[-1].label == "mixed c32"
-    assert E.missing_runs(runs) == ["celeba_c128", "mixed_c64"]
+    assert R.missing_runs(runs) == ["celeba_c128", "mixed_c64"]
 
 
 def test_discover_runs_errors_name_the_parameter(tmp_path):
     with pytest.raises(FileNotFoundError, match="models_dir"):
-        E.discover_runs(tmp_path / "missing")
+        R.discover_runs(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="models_dir .* holds no run"):
-        E.discover_runs(tmp_path)
+        R.discover_runs(tmp_path)
     write_fake_run(tmp_path, "celeba", 32, "quick")
     write_fake_run(tmp_path / "other", "celeba", 16, "smoke")
-    with pytest.raises(E.EvaluationError, match="profile = 'bogus' is unknown"):
-        E.discover_runs(tmp_path, "bogus")
-    with pytest.raises(E.EvaluationError, match="profile = 'paper'"):
-        E.discover_runs(tmp_path, "paper")
+    with pytest.raises(EvaluationError, match="profile = 'bogus' is unknown"):
+        R.discover_runs(tmp_path, "bogus")
+    with pytest.raises(EvaluationError, match="profile = 'paper'"):
+        R.discover_runs(tmp_path, "paper")
     write_fake_run(tmp_path, "mixed", 16, "smoke")
-    with pytest.raises(E.EvaluationError, match="several profiles"):
-        E.discover_runs(tmp_path)
-    assert [r.name for r in E.discover_runs(tmp_path, "smoke")] == ["mixed_c16"]
+    with pytest.raises(EvaluationError, match="several profiles"):
+        R.discover_runs(tmp_path)
+    assert [r.name for r in R.discover_runs(tmp_path, "smoke")] == ["mixed_c16"]
 
 
 def test_data_errors_name_data_root(tmp_path):
@@ -255,7 +263,7 @@ def test_data_errors_name_data_root(tmp_path):
         S.load_set_info(tmp_path)
     with pytest.raises(FileNotFoundError, match="data_root"):
         E.load_set(tmp_path, "content_eval")
-    with pytest.raises(E.EvaluationError, match="strengths"):
+    with pytest.raises(EvaluationError, match="strengths"):
         E.parse_floats("0.5", "strengths")
     assert E.parse_floats("0, 0.5,1", "alphas") == [0.0, 0.5, 1.0]
 
@@ -288,10 +296,10 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
     runs, models = [], []
     for data, cd in [("celeba", 16), ("mixed", 16)]:
         cfg = tiny_config.replace(data=data, content_dim=cd)
-        runs.append(E.RunInfo(f"{data}_c{cd}", tmp_path, data, cd, "custom", cfg))
+        runs.append(R.RunInfo(f"{data}_c{cd}", tmp_path, data, cd, "custom", cfg))
         models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
     originals = smooth_images(3)
-    ctx = E.EvalContext("custom", "test images", "HED", "a test")
+    ctx = R.EvalContext("custom", "test images", "HED", "a test")
     meta = F.reconstruction_figure(tmp_path / "fig6.png", runs, models, originals, ctx.caption("Fig. 6"))
     assert (meta["n_rows"], meta["n_cols"]) == (3, 3)
     assert meta["row_labels"] == ["original", "CelebA-only c16", "mixed c16"]
@@ -317,11 +325,11 @@ def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
 
     model = WAEStyle(tiny_config, vgg=hed_vgg, verbose=False).eval()
     content, styles = smooth_images(3, 0), smooth_images(2, 1)
-    ci, si = E.all_pairs(3, 2)
-    pairs = E.transfer_pairs(model, content, styles, ci, si, batch_size=4)
+    ci, si = EC.all_pairs(3, 2)
+    pairs = EC.transfer_pairs(model, content, styles, ci, si, batch_size=4)
     direct = torch.cat([model.transfer(content[i:i + 1], styles[j:j + 1]) for i, j in zip(ci, si)])
     assert torch.allclose(pairs, direct, atol=1e-5)
-    assert torch.allclose(E.reconstruct_images(model, content, 2), model.reconstruct(content), atol=1e-5)
+    assert torch.allclose(EC.reconstruct_images(model, content, 2), model.reconstruct(content), atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,8 +422,8 @@ def test_claims_that_disagree_or_cannot_be_tested():
 
 def test_build_claims_writes_reports(tmp_path):
     tables = tmp_path / "tables"
-    E.write_table(synthetic_recon(), tables, "reconstruction")
-    E.write_table(synthetic_transfer(), tables, "transfer")
+    T.write_table(synthetic_recon(), tables, "reconstruction")
+    T.write_table(synthetic_transfer(), tables, "transfer")
     table = C.build_claims(tables, tmp_path, n_boot=50)
     assert {"C1", "C2", "C3", "C4"} <= set(table["claim"])
     assert set(table["verdict"]) <= {C.SUPPORTED, C.NOT_SUPPORTED, C.INCONCLUSIVE}
@@ -481,7 +489,7 @@ def test_retrieval_distance_matrices_and_nearest_is_own():
     fa, fb = fake_feats(0, 4), fake_feats(1, 3)
     g = R.gram_distance_matrix(R.grams(fa, ["a", "b"]), R.grams(fb, ["a", "b"]), ["a", "b"])
     for j in range(3):
-        direct = E.gram_distance(fa, E.take(fb, [j] * 4), ["a", "b"]).numpy()
+        direct = M.gram_distance(fa, M.take(fb, [j] * 4), ["a", "b"]).numpy()
         assert np.allclose(g[:, j], direct, rtol=1e-4)
     f = R.feature_distance_matrix(fa, fa, ["a"])
     assert np.allclose(np.diag(f), 0, atol=1e-9)
@@ -499,39 +507,41 @@ def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config
     runs, models = [], []
     for data in ("celeba", "mixed"):
         cfg = tiny_config.replace(data=data)
-        runs.append(E.RunInfo(f"{data}_c16", None, data, 16, "custom", cfg))
+        runs.append(R.RunInfo(f"{data}_c16", None, data, 16, "custom", cfg))
         models.append(WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval())
     content, styles = smooth_images(3, 0), smooth_images(2, 1)
-    vgg = E.EvalVGG("hed", tiny_config.style_layers)
-    ctx = E.EvalContext("custom", "test", "HED")
-    t = E.transfer_table(runs, models, content, styles, vgg, content.mean(0), ctx, batch_size=4,
+    vgg = M.EvalVGG("hed", tiny_config.style_layers)
+    ctx = R.EvalContext("custom", "test", "HED")
+    outputs = [EC.ModelOutputs(m, batch_size=4) for m in models]
+    t = T.transfer_table(runs, outputs, E.EvalImages.whole("content_eval", content),
+                         E.EvalImages.whole("style_eval", styles), vgg, content.mean(0), ctx, batch_size=4,
                          identities=np.array([5, 5, 7]), identity_styles=1)
-    assert list(dict.fromkeys(t["run"])) == ["celeba_c16", "mixed_c16", E.REFERENCE_RUN]
+    assert list(dict.fromkeys(t["run"])) == ["celeba_c16", "mixed_c16", T.REFERENCE_RUN]
     assert len(t) == 3 * 3 * 2
-    ref = t[t["run"] == E.REFERENCE_RUN]
-    assert (ref["data"] == E.REFERENCE_DATA).all() and (ref["content_dim"] == 0).all() and (ref["seed"] == -1).all()
+    ref = t[t["run"] == T.REFERENCE_RUN]
+    assert (ref["data"] == T.REFERENCE_DATA).all() and (ref["content_dim"] == 0).all() and (ref["seed"] == -1).all()
     assert (ref["content_distance_recon"].abs() < 1e-6).all()  # the reference's "reconstruction" is the face
     # the per-pair distances are the documented ones
-    ci, si = E.all_pairs(3, 2)
-    out = E.transfer_pairs(models[0], content, styles, ci, si)
+    ci, si = EC.all_pairs(3, 2)
+    out = EC.transfer_pairs(models[0], content, styles, ci, si)
     fo, fs, fc = vgg(out), vgg(styles), vgg(content)
     first = t[t["run"] == "celeba_c16"]
-    assert np.allclose(first["style_distance"], E.gram_distance(fo, E.take(fs, si), vgg.style_layers), rtol=1e-4)
-    assert np.allclose(first["content_distance"], E.relative_feature_distance(fo, E.take(fc, ci), vgg.content_layers),
+    assert np.allclose(first["style_distance"], M.gram_distance(fo, M.take(fs, si), vgg.style_layers), rtol=1e-4)
+    assert np.allclose(first["content_distance"], M.relative_feature_distance(fo, M.take(fc, ci), vgg.content_layers),
                        rtol=1e-4)
     for col in ("style_retrieval_gram", "style_retrieval_color", "content_retrieval"):
         assert set(t[col].unique()) <= {0.0, 1.0}
     assert (t["style_retrieval_chance"] == 0.5).all() and np.allclose(t["content_retrieval_chance"], 1 / 3)
     assert (t["identity_match_chance"] == 0.5).all() and t["identity_gallery"].str.startswith("person (2").all()
-    assert E.chance_levels(t) == {"style_retrieval_gram": 0.5, "style_retrieval_color": 0.5,
+    assert T.chance_levels(t) == {"style_retrieval_gram": 0.5, "style_retrieval_color": 0.5,
                                   "content_retrieval": pytest.approx(1 / 3), "identity_match": 0.5}
-    measured = t["style_image"] == E.pick(2, 1)[0]  # identity_styles=1: one style per face
+    measured = t["style_image"] == spread(2, 1)[0]  # identity_styles=1: one style per face
     if ID.identity_status() is None:
         assert t.loc[measured, "identity_distance"].notna().all()
     assert t.loc[~measured, "identity_distance"].isna().all()
-    assert E.identity_pair_mask(3, 2, None).all() and E.identity_pair_mask(3, 2, 1).sum() == 3
+    assert T.identity_pair_mask(3, 2, None).all() and T.identity_pair_mask(3, 2, 1).sum() == 3
     # C4 ranks the models only
-    assert list(E.balance_ranking(t)["run"]) == ["celeba_c16", "mixed_c16"]
+    assert list(T.balance_ranking(t)["run"]) == ["celeba_c16", "mixed_c16"]
 
 
 def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_vgg, monkeypatch):
@@ -539,18 +549,19 @@ def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_v
     from wae_lib.models import WAEStyle
 
     cfg = tiny_config.replace(data="celeba")
-    runs = [E.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]
+    runs = [R.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]
     models = [WAEStyle(cfg, vgg=hed_vgg, verbose=False).eval()]
-    sets = {"content_eval": smooth_images(2, 0), "style_eval": smooth_images(2, 1)}
-    vgg = E.EvalVGG("hed", cfg.style_layers)
-    ctx = E.EvalContext("custom", "test", "HED")
+    sets = [E.EvalImages.whole("content_eval", smooth_images(2, 0)),
+            E.EvalImages.whole("style_eval", smooth_images(2, 1))]
+    vgg = M.EvalVGG("hed", cfg.style_layers)
+    ctx = R.EvalContext("custom", "test", "HED")
 
     def missing():
         raise ID.IdentityUnavailable(f"dlib is not installed: `pip install {ID.PIP_PACKAGES}`")
 
     monkeypatch.setattr(ID, "_models", missing)  # no dlib: NaN columns with a label, not a crash
     with pytest.warns(UserWarning, match="dlib-bin"):
-        t = E.reconstruction_table(runs, models, sets, vgg, ctx, detect_faces_in=())
+        t = T.reconstruction_table(runs, [EC.ModelOutputs(m) for m in models], sets, vgg, ctx, detect_faces_in=())
     faces = t[t["eval_set"] == "content_eval"]
     assert faces["identity_distance"].isna().all() and faces["identity_model"].str.startswith("UNAVAILABLE").all()
     assert t.loc[t["eval_set"] == "style_eval", "identity_model"].isna().all()

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wae_lib import evaluate as E
+from wae_lib import fid as FID
 from wae_lib.figures import CELL, PAD, grid_geometry
 
 papermill = pytest.importorskip("papermill")
@@ -58,7 +58,7 @@ def chain(tmp_path_factory):
         run_notebook("01_preprocess", dirs["notebooks"], root, data_dir=data_dir, data_root=str(dirs["prep"]),
                      figures_dir=str(dirs["figures"]), grid_count=8)
         dirs["info"] = load_set_info(dirs["prep"])
-        with E.torch_threads(1):
+        with FID.torch_threads(1):
             train_sweep(profile_config("smoke", data_root=str(root / "prep"), steps=2, sample_every=0,
                                        ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu"),
                         root / "models")

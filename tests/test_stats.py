@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from wae_lib import claims as C
-from wae_lib import evaluate as E
+from wae_lib import runs as R
 from wae_lib import stats as S
-from wae_lib.config import profile_config
+from wae_lib import tables as T
+from wae_lib.config import EvaluationError, profile_config
 
 SIZES = (128, 64, 32)
 CTX = {"profile": "quick", "data_source": "synthetic", "vgg_source": "none", "scaled_note": "synthetic test"}
@@ -49,7 +50,7 @@ def test_single_seed_panel_bootstrap_equals_the_image_bootstrap():
     def stat(idx):
         return float((m[idx, 1] - m[idx, 0]).mean())
 
-    expected = E.bootstrap_ci(29, stat, 300, seed=4)
+    expected = S.bootstrap_ci(29, stat, 300, seed=4)
     got = S.bootstrap_panel(p, lambda mm: float((mm["style_distance"][:, 1] - mm["style_distance"][:, 0]).mean()),
                             300, seed=4)
     assert got == pytest.approx(expected)
@@ -80,7 +81,7 @@ def test_rowwise_spearman_matches_the_scalar_version():
     m[4, :2] = m[4, 2]  # ties
     x = [512, 256, 128, 64, 32]
     got = S.rowwise_spearman(x, m)
-    expected = np.array([E.spearman(x, row) for row in m])
+    expected = np.array([S.spearman(x, row) for row in m])
     assert np.isnan(got[3]) and np.isnan(expected[3])
     assert np.allclose(np.delete(got, 3), np.delete(expected, 3))
 
@@ -133,11 +134,11 @@ def test_c4_with_several_seeds_counts_models_not_runs():
 def test_reference_rows_never_enter_a_verdict():
     rng = np.random.default_rng(3)
     df = transfer_table(rng, effect=(("mixed", 128), 0.05))
-    ref = df[df["run"] == "mixed_c128"].assign(run=E.REFERENCE_RUN, data=E.REFERENCE_DATA, content_dim=0, seed=-1,
+    ref = df[df["run"] == "mixed_c128"].assign(run=T.REFERENCE_RUN, data=T.REFERENCE_DATA, content_dim=0, seed=-1,
                                                  style_distance=0.0, content_distance=0.0)  # would win everything
     both = pd.concat([df, ref], ignore_index=True)
     assert C.claim_c4(both, n_boot=50)[0].extra["winner"] == "mixed_c128"
-    assert E.REFERENCE_RUN not in set(E.balance_ranking(both)["run"])
+    assert T.REFERENCE_RUN not in set(T.balance_ranking(both)["run"])
     assert "all 6 models" in C.claim_c3(both, n_boot=20)[0].scope
 
 
@@ -156,15 +157,15 @@ def test_discovery_reads_seeds_from_config_and_accepts_both_folder_names(tmp_pat
     write_run(tmp_path, "mixed_c128_s1", "mixed", 128, 1)
     write_run(tmp_path, "mixed_c128_s7", "mixed", 128, 7)
     write_run(tmp_path, "oddly_named", "celeba", 64, 3)  # set, size and seed come from config.json
-    runs = E.discover_runs(tmp_path)
+    runs = R.discover_runs(tmp_path)
     assert [(r.name, r.data, r.content_dim, r.seed) for r in runs] == [
         ("oddly_named", "celeba", 64, 3), ("mixed_c128", "mixed", 128, 0), ("mixed_c128_s1", "mixed", 128, 1),
         ("mixed_c128_s7", "mixed", 128, 7)]
     assert [r.label for r in runs] == ["CelebA-only c64", "mixed c128", "mixed c128 seed 1", "mixed c128 seed 7"]
-    assert E.seeds_of(runs) == {("celeba", 64): [3], ("mixed", 128): [0, 1, 7]}
+    assert R.seeds_of(runs) == {("celeba", 64): [3], ("mixed", 128): [0, 1, 7]}
     write_run(tmp_path, "copy_of_mixed", "mixed", 128, 1)
-    with pytest.raises(E.EvaluationError, match="seed 1"):
-        E.discover_runs(tmp_path)
+    with pytest.raises(EvaluationError, match="seed 1"):
+        R.discover_runs(tmp_path)
 
 
 def test_claims_report_states_seeds_and_budget(tmp_path):
@@ -175,8 +176,8 @@ def test_claims_report_states_seeds_and_budget(tmp_path):
                        synthetic_recon(seed=1).assign(seed=1, run=lambda d: d["run"] + "_s1")], ignore_index=True)
     transfer = transfer_table(rng, seeds=(0, 1), effect=(("mixed", 128), 0.05))
     tables = tmp_path / "tables"
-    E.write_table(recon, tables, "reconstruction")
-    E.write_table(transfer, tables, "transfer")
+    T.write_table(recon, tables, "reconstruction")
+    T.write_table(transfer, tables, "transfer")
     table = C.build_claims(tables, tmp_path, n_boot=50)
     assert (table["seeds"].astype(str) == "2").all()
     md = (tmp_path / "claims.md").read_text()
@@ -190,7 +191,7 @@ def test_claims_report_states_seeds_and_budget(tmp_path):
     ("quick", "DATA_DIR=x", True), ("smoke", "DATA_DIR=x", True), ("paper", "DATA_DIR=x", False),
     ("paper", "embedded sample set (not the paper's data)", True), ("custom", "DATA_DIR=x", False)])
 def test_budget_warning(profile, source, warned):
-    text = C.budget_warning(E.EvalContext(profile, source, "VGG"))
+    text = C.budget_warning(R.EvalContext(profile, source, "VGG"))
     assert bool(text) == warned
     if "sample" in source:
         assert "embedded sample set" in text

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import evaluate as E
+from wae_lib import metrics as M
 from wae_lib import vgg as vggmod
 from wae_lib.vgg import HED_BGR_MEAN, VGG16Features, VGGWeightsError
 
@@ -81,7 +81,7 @@ def test_a_source_is_resolved_once_and_a_recorded_one_is_loaded_by_name_and_chec
         VGG16Features(replace(src, sha256="0" * 64), ("relu1_1",))
     old = replace(src, label="recorded label", sha256="")  # a run trained before digests were recorded
     assert VGG16Features(old, ("relu1_1",)).source == replace(src, label="recorded label")
-    assert E.EvalVGG(old, ("relu1_1",)).label == "recorded label"  # the recorded label, not resolved again
+    assert M.EvalVGG(old, ("relu1_1",)).label == "recorded label"  # the recorded label, not resolved again
     assert vggmod.source_matches(src, "hed") and not vggmod.source_matches(src, "random")
     assert vggmod.source_matches(old, src) and not vggmod.source_matches(src, replace(src, sha256="1" * 64))
     assert vggmod.common_source([old, src]) == src

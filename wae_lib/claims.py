@@ -7,7 +7,7 @@ number of seeds and verdict (``supported`` / ``not supported`` / ``inconclusive`
 How the verdicts are decided (our reading: the paper judges Figures 6-7 by eye):
 
 * A *model* is a training set x content size; runs of one model with several seeds are replicates
-  (``seed`` column, :func:`wae_lib.evaluate.discover_runs`). Point estimates average over seeds; the bootstrap
+  (``seed`` column, :func:`wae_lib.runs.discover_runs`). Point estimates average over seeds; the bootstrap
   resamples each model's seeds, then the images (:class:`wae_lib.stats.Panel`); with one seed per model it
   resamples images only. Every verdict states how many seeds it rests on: with one seed, training noise is
   not in the interval, so a verdict describes these trained runs.
@@ -19,7 +19,7 @@ How the verdicts are decided (our reading: the paper judges Figures 6-7 by eye):
   within +-``equivalence_margin`` (default 10% of the mean error): supported when the whole interval is
   inside, not supported when it is wholly outside, otherwise inconclusive.
 * C4 (best model), judged against chance (:func:`wae_lib.stats.c4_verdict`): the model with the smallest sum
-  of rank-normalised style and content distances (:func:`wae_lib.evaluate.balance_scores`) wins a resample;
+  of rank-normalised style and content distances (:func:`wae_lib.tables.balance_scores`) wins a resample;
   chance = candidate models (mixed c256, c128 present in the sweep) / models. *Supported* when the point
   winner is a candidate and candidates win >= max(``c4_floor``, chance + ``c4_margin``) of the resamples
   (defaults 0.7, 0.3); *not supported* when candidates win <= 5% and one other model passes that same bar;
@@ -39,11 +39,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate as E
 from . import stats as S
+from . import tables as T
 from .compare import markdown_summary
-from .config import run_name
+from .config import TRAINING_SETS, run_name, training_set_label
 from .identity import SAME_PERSON_THRESHOLD
+from .metrics import FACE_UPSCALE
+from .runs import EvalContext, paper_order_key
 from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from .utils import atomic_open, atomic_write_text
 
@@ -123,7 +125,7 @@ def combined_verdict(verdicts: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------------
 def model_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of trained models (reference rows such as Reinhard 2001 never enter a verdict)."""
-    return df[E.is_model_row(df)] if "data" in df else df
+    return df[T.is_model_row(df)] if "data" in df else df
 
 
 def sizes_of(df: pd.DataFrame, data: str) -> list[int]:
@@ -159,6 +161,13 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _by_size(sizes: Sequence[int], means: np.ndarray, k: int) -> str:
+    """``c32: CelebA-only 0.01 vs mixed 0.02, ...``: per content size, the means of the two training sets'
+    models (``means``: the celeba columns, then the mixed ones, ``k`` each)."""
+    celeba, mixed = training_set_label("celeba"), training_set_label("mixed")
+    return ", ".join(f"c{s}: {celeba} {_fmt(x)} vs {mixed} {_fmt(y)}" for s, x, y in zip(sizes, means[:k], means[k:]))
+
+
 def _ci(est: float, lo: float, hi: float) -> str:
     return f"{_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}]"
 
@@ -178,9 +187,9 @@ def claim_c1(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: flo
     df = model_rows(recon)
     df = df[df["eval_set"] == "content_eval"]
     parts = []
-    for data in E.TRAINING_SETS:
+    for data in TRAINING_SETS:
         sizes = sizes_of(df, data)
-        label = E.PAPER_LABELS.get(data, data)
+        label = training_set_label(data)
         statement = "more content latents give more accurate content reconstructions"
         if len(sizes) < 2:
             parts.append(_inconclusive("C1", "C1a", statement, label, f"fewer than 2 content sizes for {data}"))
@@ -209,7 +218,7 @@ def claim_c1(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: flo
     est, lo, hi = S.bootstrap_panel(p, relative_difference(slice(0, k), slice(k, None), PRIMARY_RECON_METRIC),
                                     n_boot, seed=seed)
     m = p.matrix(PRIMARY_RECON_METRIC).mean(0)
-    per_size = ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}" for s, x, y in zip(common, m[:k], m[k:]))
+    per_size = _by_size(common, m, k)
     parts.append(ClaimPart(
         "C1", "C1b", statement, f"sizes {common}",
         f"relative difference of mean {PRIMARY_RECON_METRIC} (mixed - CelebA-only) / mean", est, lo, hi, p.n_units,
@@ -248,8 +257,7 @@ def claim_c2(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Cla
             "C2", "C2a", statement, f"style_eval, sizes {common}",
             f"relative difference of mean {PRIMARY_RECON_METRIC} (CelebA-only - mixed) / mean", est, lo, hi,
             p.n_units, "style image", verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
-            "mean MSE " + ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}"
-                                    for s, x, y in zip(common, m[:k], m[k:])) + nat_txt, p.seeds_note()))
+            "mean MSE " + _by_size(common, m, k) + nat_txt, p.seeds_note()))
     faces = recon.dropna(subset=["face_in_original"]) if "face_in_original" in recon else recon.iloc[:0]
     free = faces[~faces["face_in_original"].astype(bool)].assign(
         unit=lambda d: d["eval_set"] + ":" + d["image"].astype(str),
@@ -264,13 +272,13 @@ def claim_c2(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Cla
         est, lo, hi = S.bootstrap_panel(p, lambda m: float((m["face"][:, :k] - m["face"][:, k:]).mean()), n_boot,
                                         seed=seed)
         m = p.matrix("face").mean(0)
-        rates = ", ".join(f"{E.PAPER_LABELS[d]} c{s}: {_fmt(v)}" for d, ms in (("celeba", m[:k]), ("mixed", m[k:]))
+        rates = ", ".join(f"{training_set_label(d)} c{s}: {_fmt(v)}" for d, ms in (("celeba", m[:k]), ("mixed", m[k:]))
                           for s, v in zip(common, ms))
         parts.append(ClaimPart(
             "C2", "C2b", statement, f"face-free style_eval + natural_eval images, sizes {common}",
             "face detection rate on reconstructions, CelebA-only - mixed", est, lo, hi, p.n_units, "face-free image",
             verdict_direction(lo, hi, +1), "95% bootstrap interval above 0",
-            f"OpenCV Haar detector (wae_lib.data PrepConfig, images upscaled x{E.FACE_UPSCALE}); {n_with_face} "
+            f"OpenCV Haar detector (wae_lib.data PrepConfig, images upscaled x{FACE_UPSCALE}); {n_with_face} "
             f"originals with a detected face left out; rates {rates}", p.seeds_note()))
     statement = "face hallucination is strongest with few content latents (CelebA-only)"
     sizes = sizes_of(free, "celeba") if not free.empty else []
@@ -296,7 +304,7 @@ def claim_c2(recon: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Cla
 def models_of(df: pd.DataFrame) -> list[tuple[str, int]]:
     """The (training set, content size) models of a table, in paper order."""
     keys = {(str(d), int(c)) for d, c in zip(df["data"], df["content_dim"])}
-    return sorted(keys, key=lambda k: E.paper_order_key(*k))
+    return sorted(keys, key=lambda k: paper_order_key(*k))
 
 
 def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ClaimPart]:
@@ -322,9 +330,9 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
         weakest[1], weakest[2], weakest[3], weakest[4], "content image (mean over styles)", verdict,
         "every model's 95% bootstrap interval above 0",
         "; ".join(f"{r}: {_ci(e, lo, hi)}" for r, e, lo, hi, _, _ in per_model), weakest[5]))
-    for data in E.TRAINING_SETS:
+    for data in TRAINING_SETS:
         sizes = sizes_of(df, data)
-        label = E.PAPER_LABELS.get(data, data)
+        label = training_set_label(data)
         statement = "fewer content latents give a stronger style influence"
         if len(sizes) < 2:
             parts.append(_inconclusive("C3", "C3b", statement, label, f"fewer than 2 content sizes for {data}",
@@ -359,9 +367,8 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
         "relative difference of pixel MSE to the mean CelebA face, (mixed - CelebA-only) / mean", est, lo, hi,
         p.n_units, "content image (mean over styles)", verdict_direction(lo, hi, +1),
         "95% bootstrap interval above 0",
-        "mean MSE to the mean face " + ", ".join(f"c{s}: CelebA-only {_fmt(x)} vs mixed {_fmt(y)}"
-                                                  for s, x, y in zip(common, m[:k], m[k:]))
-        + f"; the content images themselves: {_fmt(ref)}", p.seeds_note()))
+        "mean MSE to the mean face " + _by_size(common, m, k) + f"; the content images themselves: {_fmt(ref)}",
+        p.seeds_note()))
     return parts
 
 
@@ -370,7 +377,7 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
 # --------------------------------------------------------------------------------------------------
 def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: float = S.C4_MARGIN,
              floor: float = S.C4_FLOOR) -> list[ClaimPart]:
-    """C4: which model balances style and content best (:func:`wae_lib.evaluate.balance_scores` on its mean
+    """C4: which model balances style and content best (:func:`wae_lib.tables.balance_scores` on its mean
     distances over images and seeds), and how often the paper's choice (mixed, content 256 or 128) wins over
     bootstrap resamples (seeds, then content images), judged against chance (:func:`wae_lib.stats.c4_verdict`)."""
     df = model_rows(transfer)
@@ -379,12 +386,12 @@ def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: 
     is_candidate = np.array([k in PAPER_BEST for k in keys])
     statement = "the best transfers come from the mixed-data models with content size 256 or 128"
     p = S.panel_from_table(df, ["style_distance", "content_distance"], "content_image", keys)
-    best, wins = S.win_counts(p, lambda m: E.best_by_balance(m["style_distance"], m["content_distance"]), n_boot,
+    best, wins = S.win_counts(p, lambda m: T.best_by_balance(m["style_distance"], m["content_distance"]), n_boot,
                               seed)
     share = float(wins[is_candidate].sum() / n_boot) if n_boot else float("nan")
     chance = S.c4_chance(is_candidate)
     mean_s, mean_c = p.matrix("style_distance").mean(0), p.matrix("content_distance").mean(0)
-    score, _ = E.balance_scores(mean_s, mean_c)
+    score, _ = T.balance_scores(mean_s, mean_c)
     table = "; ".join(f"{r}: style {_fmt(s)}, content {_fmt(c)}, score {_fmt(sc)}, wins {int(w)}/{n_boot}"
                       for r, s, c, sc, w in zip(names, mean_s, mean_c, score, wins))
     candidates = [run_name(*k) for k in keys if k in PAPER_BEST]
@@ -407,23 +414,23 @@ def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: 
 # --------------------------------------------------------------------------------------------------
 def read_table(tables_dir: str | Path, key: str, required: bool = True) -> pd.DataFrame | None:
     """One of the notebooks' tables; the error names the file and the notebook that writes it."""
-    path = Path(tables_dir) / E.TABLE_FILES[key]
+    path = Path(tables_dir) / T.TABLE_FILES[key]
     if not path.is_file():
         if not required:
             return None
         raise FileNotFoundError(f"parameter tables_dir = {str(tables_dir)!r}: {path.name} is missing; run notebook "
-                                f"{E.TABLE_WRITERS[key]}.ipynb with the same tables_dir first")
+                                f"{T.TABLE_WRITERS[key]}.ipynb with the same tables_dir first")
     return pd.read_csv(path)
 
 
-def context_of(*tables: pd.DataFrame | None) -> E.EvalContext:
+def context_of(*tables: pd.DataFrame | None) -> EvalContext:
     """The profile / data / VGG context recorded in the tables' columns (all tables must agree)."""
     values = {}
     for col in ("profile", "data_source", "vgg_source", "scaled_note"):
         found = sorted({str(v) for t in tables if t is not None and col in t for v in t[col].fillna("").unique()})
         values[col] = " / ".join(found) if found else "unknown"
     note = "" if values["scaled_note"] == "unknown" else values["scaled_note"]
-    return E.EvalContext(values["profile"], values["data_source"], values["vgg_source"], note)
+    return EvalContext(values["profile"], values["data_source"], values["vgg_source"], note)
 
 
 def evaluate_claims(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
@@ -434,7 +441,7 @@ def evaluate_claims(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int = 1
             + claim_c3(transfer, n_boot, seed) + claim_c4(transfer, n_boot, seed, c4_margin, c4_floor))
 
 
-def claims_frame(parts: Sequence[ClaimPart], ctx: E.EvalContext) -> pd.DataFrame:
+def claims_frame(parts: Sequence[ClaimPart], ctx: EvalContext) -> pd.DataFrame:
     """claims.csv: one row per claim part, with the context columns."""
     rows = []
     for p in parts:
@@ -456,7 +463,7 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def budget_warning(ctx: E.EvalContext) -> str:
+def budget_warning(ctx: EvalContext) -> str:
     """The claims page's first line when the run cannot speak for the paper (quick/smoke profile, or the
     embedded sample set instead of the paper's data); empty otherwise."""
     small = [p for p in SMALL_PROFILES if p in ctx.profile.split(" / ")]
@@ -494,7 +501,7 @@ def _summary_table(per_unit: pd.DataFrame, columns: Sequence[tuple[str, str]], o
                    seed: int) -> pd.DataFrame:
     """run, n and "mean [95% CI]" of each present column, one row per run in ``order``."""
     cols = [(c, h) for c, h in columns if c in per_unit]
-    s = E.summarise(per_unit, ["run"], [c for c, _ in cols], n_boot, seed).set_index("run").reindex(order)
+    s = S.summarise(per_unit, ["run"], [c for c, _ in cols], n_boot, seed).set_index("run").reindex(order)
     t = pd.DataFrame({"run": order, "n": s["n"].to_numpy()})
     for c, h in cols:
         t[h] = [_ci(e, lo, hi) for e, lo, hi in zip(s[c], s[f"{c}_ci_low"], s[f"{c}_ci_high"])]
@@ -528,8 +535,8 @@ def _model_summary(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int, see
     per_image = transfer.groupby(["run", "content_image"], sort=False)[present].mean().reset_index()
     n_styles = transfer["style_image"].nunique()
     head = f"each content image averaged over {n_styles} styles; n = content images"
-    if (~E.is_model_row(transfer)).any():
-        head += f"; `{E.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer, the trivial floor, not a model"
+    if (~T.is_model_row(transfer)).any():
+        head += f"; `{T.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer, the trivial floor, not a model"
     out.append(f"**Transfers, VGG16 measures** (the network the models are trained against; {head})\n\n"
                + markdown_table(_summary_table(per_image, TRANSFER_VGG, order, n_boot, seed)))
     if any(c in transfer for c, _ in TRANSFER_INDEPENDENT):
@@ -568,7 +575,7 @@ def _seeds_line(recon: pd.DataFrame) -> str:
     return "seeds per model: " + ", ".join(f"{run_name(d, c)}: {counts[(d, c)]}" for d, c in models_of(rows))
 
 
-def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.DataFrame, transfer: pd.DataFrame,
+def claims_markdown(parts: Sequence[ClaimPart], ctx: EvalContext, recon: pd.DataFrame, transfer: pd.DataFrame,
                     fid: pd.DataFrame | None, n_boot: int, seed: int) -> str:
     """The text of reports/claims.md."""
     n_faces = recon.loc[recon["eval_set"] == "content_eval", "image"].nunique()
@@ -609,7 +616,7 @@ def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.Da
               "||F(b)||^2, averaged over layers (perceptual: style layers + relu4_2; content: relu4_2).",
               "- style distance: relative squared error of normalised Gram matrices at the model's style layers.",
               "- face rate: share of face-free originals (detector silent on the original) whose reconstruction "
-              f"makes the OpenCV Haar detector of wae_lib.data fire (64 px upscaled x{E.FACE_UPSCALE}).",
+              f"makes the OpenCV Haar detector of wae_lib.data fire (64 px upscaled x{FACE_UPSCALE}).",
               "- colour distance: sliced Wasserstein-2 distance of the CIELAB pixel distributions of transfer and "
               "style image (Rabin et al. 2011; Lab units, ~2.3 = just noticeable), `wae_lib.color`.",
               "- style retrieval (Gram / colour): share of transfers whose nearest style image, by Gram / colour "
@@ -618,7 +625,7 @@ def claims_markdown(parts: Sequence[ClaimPart], ctx: E.EvalContext, recon: pd.Da
               "- identity distance / match: dlib face-recognition ResNet embeddings (King 2009; face_recognition): "
               "euclidean distance to the content face, and the share whose nearest gallery person (mean "
               "embedding, leave-one-out for the own person) is their own (`wae_lib.identity`).",
-              f"- `{E.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer (Lab channel means and standard "
+              f"- `{T.REFERENCE_RUN}`: Reinhard et al. (2001) colour transfer (Lab channel means and standard "
               "deviations of the style), measured the same way; a reference, never in a verdict.",
               "- Verdict rules: see the module docstring of `wae_lib.claims`."]
     return "\n".join(lines) + "\n"
@@ -673,7 +680,7 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
         lines += ["", f"Numbers, intervals and rules: [claims.md]({_rel(reports / 'claims.md', reports)})", ""]
     else:
         lines += ["Claims: not built yet (run notebook 06_claims.ipynb).", ""]
-    compare_csv = tables / E.TABLE_FILES["compare_summary"]
+    compare_csv = tables / T.TABLE_FILES["compare_summary"]
     if compare_csv.is_file():
         lines += ["## Comparison with other methods (notebook 07)", "",
                   "Same held-out pairs for every method; chance and definitions in the notebook.", "",

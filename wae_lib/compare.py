@@ -4,7 +4,7 @@ same measures, the time per image and the training cost, each as a ratio to our 
 Methods (wae_lib.baselines): Gatys et al. (2016) optimisation, AdaIN (Huang & Belongie 2017), WCT (Li et al.
 2017) and the Reinhard et al. (2001) colour transfer, the floor. All at 64x64 with the VGG16 our model uses.
 
-Measures, per method, on the transfers of the same pairs (wae_lib.evaluate.transfer_metrics):
+Measures, per method, on the transfers of the same pairs (wae_lib.tables.transfer_metrics):
 - style: Gram distance to the style image at our style layers, colour distance (sliced Wasserstein in Lab), and
   style retrieval (is the nearest style its own?) by Gram and by colour;
 - content: VGG relu4_2 distance to the content face and content retrieval;
@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import evaluate as E
+from .fid import extract_features, fid_kid
+from .figures import blank_cells
+from .metrics import EvalVGG
+from .tables import TABLE_FILES, TransferReference, transfer_metrics
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
 
@@ -48,7 +51,7 @@ def resolve_model(model: str, models_dir: str | Path, tables_dir: str | Path) ->
     ``tables_dir``); anything else (``"pretrained"``, a run folder) is returned as it is."""
     if model != "best":
         return model
-    path = Path(tables_dir) / E.TABLE_FILES["balance"]
+    path = Path(tables_dir) / TABLE_FILES["balance"]
     if not path.is_file():
         raise FileNotFoundError(f"parameter model = 'best' needs notebook 04's {path}; run 04_transfer.ipynb with "
                                 f"tables_dir={str(tables_dir)!r} first, or set model to 'pretrained' or a run folder")
@@ -128,19 +131,19 @@ def seconds_per_image(method: Method, content: torch.Tensor, style: torch.Tensor
 
 
 def quality_rows(methods: Sequence[Method], transfers: dict[str, torch.Tensor], content: torch.Tensor,
-                 styles: torch.Tensor, ci: torch.Tensor, si: torch.Tensor, vgg: E.EvalVGG,
+                 styles: torch.Tensor, ci: torch.Tensor, si: torch.Tensor, vgg: EvalVGG,
                  mean_face: torch.Tensor, identities: np.ndarray | None, identity: bool = True,
                  batch_size: int = 64):
-    """One row per (method, pair) with evaluate.transfer_metrics' columns (no reconstruction columns: the
+    """One row per (method, pair) with tables.transfer_metrics' columns (no reconstruction columns: the
     baselines have no reconstruction, so the content image stands in for it and those columns are dropped)."""
     import pandas as pd
 
-    ref = E.TransferReference.build(content, styles, vgg, mean_face, identities, identity, batch_size)
+    ref = TransferReference.build(content, styles, vgg, mean_face, identities, identity, batch_size)
     chance = {"style_retrieval_chance": 1 / len(styles), "content_retrieval_chance": 1 / len(content),
               **ref.identity.columns}
     frames = []
     for m in methods:
-        cols = E.transfer_metrics(ref, vgg, transfers[m.key], content, ci, si, batch_size=batch_size)
+        cols = transfer_metrics(ref, vgg, transfers[m.key], content, ci, si, batch_size=batch_size)
         cols = {k: v for k, v in cols.items() if not k.endswith(("_recon", "_content"))}
         frames.append(pd.DataFrame({"method": m.key, "label": m.label, "content_image": ci.numpy(),
                                     "style_image": si.numpy(), **cols, **chance}))
@@ -152,9 +155,9 @@ def fid_rows(methods: Sequence[Method], transfers: dict[str, torch.Tensor], real
     """FID / KID of each method's transfers against the ``real`` images, one extractor and sample set for all."""
     import pandas as pd
 
-    f_real = E.extract_features(extractor, real, batch_size)
-    rows = [{"method": m.key, **E.fid_kid(f_real, E.extract_features(extractor, transfers[m.key], batch_size),
-                                          n_boot, seed=seed)} for m in methods]
+    f_real = extract_features(extractor, real, batch_size)
+    rows = [{"method": m.key, **fid_kid(f_real, extract_features(extractor, transfers[m.key], batch_size),
+                                        n_boot, seed=seed)} for m in methods]
     return pd.DataFrame.from_records(rows).assign(feature_extractor=extractor.kind,
                                                   feature_extractor_label=extractor.label)
 
@@ -197,8 +200,6 @@ def grid_rows(method_out: torch.Tensor, content: torch.Tensor, styles: torch.Ten
               ci: torch.Tensor, si: torch.Tensor) -> list[torch.Tensor]:
     """The content x style matrix of one method's pair transfers, as figure rows (row 1: the styles,
     column 1: the contents), for figures.save_figure."""
-    from .figures import blank_cells
-
     rows = [torch.cat([blank_cells(), styles])]
     for i in range(len(content)):
         cells = [method_out[((ci == i) & (si == j)).nonzero()[0, 0]] for j in range(len(styles))]

@@ -22,6 +22,7 @@ from .utils import atomic_write_text
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1")  # SPEC §6: the first three Gatys style layers
 CONTENT_DIMS_PAPER = (512, 256, 128, 64, 32)  # SPEC §3: content latent sizes studied
 TRAINING_SETS = ("celeba", "mixed")  # SPEC §4: CelebA only / CelebA + AnimeFace + ImageNet
+TRAINING_SET_LABELS = {"celeba": "CelebA-only", "mixed": "mixed"}  # the paper's names (Fig. 6-7 rows)
 VGG_SOURCES = ("auto", "imagenet", "hed", "random")  # or a path to a .pth state dict
 PENALTIES = ("mmd", "gan")
 BALANCES = ("fixed", "running")
@@ -169,43 +170,43 @@ class Config:
     def validate(self) -> None:
         """Fail early, naming the parameter and the allowed values (types first, then ranges)."""
         self.coerce_fields()
-        _check(self.content_dim > 0, "content_dim", self.content_dim, "a positive integer (paper: 512, 256, 128, 64, 32)")
-        _check(self.style_dim_per_layer > 0, "style_dim_per_layer", self.style_dim_per_layer, "a positive integer")
-        _check(len(self.style_layers) > 0, "style_layers", self.style_layers, "at least one VGG16 layer name")
-        _check(self.style_depth >= 1, "style_depth", self.style_depth, "an integer >= 1")
-        _check(self.style_hidden >= 1, "style_hidden", self.style_hidden, "an integer >= 1")
-        _check(self.n_resblocks >= 0, "n_resblocks", self.n_resblocks, "an integer >= 0")
-        _check(self.width > 0, "width", self.width, "a positive channel multiplier (1.0 = the paper)")
-        _check(self.penalty in PENALTIES, "penalty", self.penalty, f"one of {PENALTIES}")
-        _check(self.penalty_weight >= 0, "penalty_weight", self.penalty_weight, "a non-negative number")
-        _check(self.prior_sigma > 0, "prior_sigma", self.prior_sigma, "a positive number (the prior's std)")
-        _check(self.calibrate_after >= 0, "calibrate_after", self.calibrate_after, "an integer >= 0")
-        _check(self.calibrate_batches >= 1, "calibrate_batches", self.calibrate_batches, "an integer >= 1")
+        check(self.content_dim > 0, "content_dim", self.content_dim, "a positive integer (paper: 512, 256, 128, 64, 32)")
+        check(self.style_dim_per_layer > 0, "style_dim_per_layer", self.style_dim_per_layer, "a positive integer")
+        check(len(self.style_layers) > 0, "style_layers", self.style_layers, "at least one VGG16 layer name")
+        check(self.style_depth >= 1, "style_depth", self.style_depth, "an integer >= 1")
+        check(self.style_hidden >= 1, "style_hidden", self.style_hidden, "an integer >= 1")
+        check(self.n_resblocks >= 0, "n_resblocks", self.n_resblocks, "an integer >= 0")
+        check(self.width > 0, "width", self.width, "a positive channel multiplier (1.0 = the paper)")
+        check(self.penalty in PENALTIES, "penalty", self.penalty, f"one of {PENALTIES}")
+        check(self.penalty_weight >= 0, "penalty_weight", self.penalty_weight, "a non-negative number")
+        check(self.prior_sigma > 0, "prior_sigma", self.prior_sigma, "a positive number (the prior's std)")
+        check(self.calibrate_after >= 0, "calibrate_after", self.calibrate_after, "an integer >= 0")
+        check(self.calibrate_batches >= 1, "calibrate_batches", self.calibrate_batches, "an integer >= 1")
         for name in ("w_pixel", "w_feature", "w_gram"):
-            _check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
-        _check(self.steps > 0, "steps", self.steps, "a positive integer")
-        _check(self.batch_size > 1, "batch_size", self.batch_size, "an integer >= 2 (the MMD needs pairs)")
-        _check(self.lr > 0, "lr", self.lr, "a positive number")
-        _check(self.disc_lr > 0, "disc_lr", self.disc_lr, "a positive number")
-        _check(self.disc_hidden >= 1, "disc_hidden", self.disc_hidden, "an integer >= 1")
+            check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
+        check(self.steps > 0, "steps", self.steps, "a positive integer")
+        check(self.batch_size > 1, "batch_size", self.batch_size, "an integer >= 2 (the MMD needs pairs)")
+        check(self.lr > 0, "lr", self.lr, "a positive number")
+        check(self.disc_lr > 0, "disc_lr", self.disc_lr, "a positive number")
+        check(self.disc_hidden >= 1, "disc_hidden", self.disc_hidden, "an integer >= 1")
         for name in ("beta1", "beta2"):
-            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
-        _check(self.lr_warmup >= 0, "lr_warmup", self.lr_warmup, "an integer >= 0")
-        _check(0 <= self.lr_min_ratio <= 1, "lr_min_ratio", self.lr_min_ratio, "a number in [0, 1]")
-        _check(self.grad_clip_factor >= 0, "grad_clip_factor", self.grad_clip_factor, "a number >= 0 (0: no clip)")
-        _check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
-        _check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "an integer >= 1")
-        _check(self.sample_every >= 0, "sample_every", self.sample_every, "an integer >= 0 (0: no samples)")
-        _check(self.lr_decay in ("none", "cosine"), "lr_decay", self.lr_decay, "none or cosine")
-        _check(self.balance in BALANCES, "balance", self.balance, f"one of {BALANCES}")
-        _check(0.0 < self.balance_momentum < 1.0, "balance_momentum", self.balance_momentum, "a number in (0, 1)")
-        _check(self.upsample in UPSAMPLES, "upsample", self.upsample, f"one of {UPSAMPLES}")
-        _check(self.penalty_warmup >= 0, "penalty_warmup", self.penalty_warmup, "an integer >= 0")
-        _check(self.data_init_images >= 0, "data_init_images", self.data_init_images, "an integer >= 0")
-        _check(self.w_tv >= 0, "w_tv", self.w_tv, "a non-negative number")
-        _check(len(self.gram_layer_weights) in (0, len(self.style_layers)) and all(w >= 0 for w in
-               self.gram_layer_weights), "gram_layer_weights", self.gram_layer_weights,
-               f"empty or {len(self.style_layers)} non-negative numbers, one per style layer")
+            check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
+        check(self.lr_warmup >= 0, "lr_warmup", self.lr_warmup, "an integer >= 0")
+        check(0 <= self.lr_min_ratio <= 1, "lr_min_ratio", self.lr_min_ratio, "a number in [0, 1]")
+        check(self.grad_clip_factor >= 0, "grad_clip_factor", self.grad_clip_factor, "a number >= 0 (0: no clip)")
+        check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
+        check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "an integer >= 1")
+        check(self.sample_every >= 0, "sample_every", self.sample_every, "an integer >= 0 (0: no samples)")
+        check(self.lr_decay in ("none", "cosine"), "lr_decay", self.lr_decay, "none or cosine")
+        check(self.balance in BALANCES, "balance", self.balance, f"one of {BALANCES}")
+        check(0.0 < self.balance_momentum < 1.0, "balance_momentum", self.balance_momentum, "a number in (0, 1)")
+        check(self.upsample in UPSAMPLES, "upsample", self.upsample, f"one of {UPSAMPLES}")
+        check(self.penalty_warmup >= 0, "penalty_warmup", self.penalty_warmup, "an integer >= 0")
+        check(self.data_init_images >= 0, "data_init_images", self.data_init_images, "an integer >= 0")
+        check(self.w_tv >= 0, "w_tv", self.w_tv, "a non-negative number")
+        check(len(self.gram_layer_weights) in (0, len(self.style_layers)) and all(w >= 0 for w in
+              self.gram_layer_weights), "gram_layer_weights", self.gram_layer_weights,
+              f"empty or {len(self.style_layers)} non-negative numbers, one per style layer")
         try:
             self.vgg_source = vgg_source_value(self.vgg_source)
         except Invalid as exc:
@@ -213,8 +214,8 @@ class Config:
                 from None
         resolved = isinstance(self.vgg_source, VGGSource)
         name = self.vgg_source.name if resolved else self.vgg_source
-        _check(is_vgg_source_name(name) and not (resolved and name == "auto"), "vgg_source", self.vgg_source,
-               f"one of {VGG_SOURCES} or a path ending in .pth/.pt")
+        check(is_vgg_source_name(name) and not (resolved and name == "auto"), "vgg_source", self.vgg_source,
+              f"one of {VGG_SOURCES} or a path ending in .pth/.pt")
 
     # ---------------- serialisation ----------------
     def to_dict(self) -> dict[str, Any]:
@@ -249,10 +250,21 @@ class Config:
 class ConfigError(ValueError):
     """A configuration value is outside what the code accepts."""
 
+    subject = "config field {name!r}"  # how check() names the value
 
-def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+
+class EvaluationError(ValueError):
+    """A notebook parameter or an input on disk is not what the evaluation needs; the message names it."""
+
+    subject = "parameter {name}"
+
+
+def check(ok: bool, name: str, value: Any, expected: str,
+          error: type[ConfigError] | type[EvaluationError] = ConfigError) -> None:
+    """Raise ``error`` when ``ok`` is false, naming the value in one line: ``config field 'lr' = 0 is invalid:
+    expected a positive number`` (ConfigError) or ``parameter n = 0 is invalid: ...`` (EvaluationError)."""
     if not ok:
-        raise ConfigError(f"config field {name!r} = {value!r} is invalid: expected {expected}")
+        raise error(f"{error.subject.format(name=name)} = {value!r} is invalid: expected {expected}")
 
 
 @functools.cache
@@ -322,3 +334,8 @@ def run_name(data: str, content_dim: int, seed: int | None = None) -> str:
     """Folder name of one model of a sweep, e.g. ``celeba_c128``; a further seed of it ends in ``_s<seed>``."""
     return f"{Path(data).stem if data.endswith('.npy') else data}_c{content_dim}" + (
         "" if seed is None else f"_s{seed}")
+
+
+def training_set_label(data: str) -> str:
+    """The paper's name of a training set (``celeba`` -> ``CelebA-only``); another data name as it is."""
+    return TRAINING_SET_LABELS.get(data, data)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from . import evaluate as E
 from .faces import centre_square, crop_resize
 
 SIZE = 64  # the models' input and output side
@@ -98,8 +99,6 @@ def plot_view(view: View, caption: str = "") -> plt.Figure:
 
 def image_choices(data_root: str | Path, name: str, limit: int) -> tuple[torch.Tensor, list[str]]:
     """Up to ``limit`` images of a prepared set and their labels (style images by artwork name)."""
-    from . import evaluate as E
-
     if name == "style_eval":
         return E.figure_styles(data_root, limit)
     images = E.figure_images(data_root, name, limit)

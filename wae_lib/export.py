@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import scorecard
+from .config import training_set_label
 from .pretrained import PRETRAINED_FILE, export_pretrained, write_model_card
 from .runs import load_model
 from .sets import load_set_info
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
     write_model_card(
         model, args.out.with_name("MODEL_CARD.md"), card_table, run=best,
-        data_label={"celeba": "CelebA-only", "mixed": "mixed"}.get(model.config.data, model.config.data),
+        data_label=training_set_label(model.config.data),
         data_source=info["source"], n_images=meta.get("n_images", "?"),
         data_note="mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions" if model.config.data ==
         "mixed" else "CelebA face crops", hardware=args.hardware, git_commit=meta.get("git_commit", "?"),

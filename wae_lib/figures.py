@@ -261,7 +261,7 @@ def plot_calibration(calibration: dict, title: str = ""):
 def plot_by_content_size(summary, metrics: Sequence[str], title: str = "", eval_set: str | None = None):
     """Matplotlib figure: each metric against content size (log2 axis), one line per training set, with the
     bootstrap interval as error bars. ``summary`` has columns data, content_dim, <metric>, <metric>_ci_low/high
-    (wae_lib.evaluate.summarise)."""
+    (wae_lib.stats.summarise)."""
     import matplotlib.pyplot as plt
 
     df = summary if eval_set is None else summary[summary["eval_set"] == eval_set]

@@ -1,6 +1,6 @@
 """Face identity of generated faces: a metric the models were not trained on (issue 5).
 
-The style/content distances of ``wae_lib.evaluate`` use the same frozen VGG16 that the models are trained
+The style/content distances of ``wae_lib.metrics`` use the same frozen VGG16 that the models are trained
 against, so a model can score well on them without keeping the person recognisable. Here a separate network
 judges identity: dlib's face-recognition ResNet (King 2009, "Dlib-ml", JMLR 10; the model of the
 ``face_recognition`` package, Geitgey 2017), a 128-d embedding in which two photos of the same person lie

@@ -40,7 +40,7 @@ def grams(feats: Mapping[str, torch.Tensor], layers: Iterable[str]) -> dict[str,
 
 def gram_distance_matrix(grams_a: Mapping[str, torch.Tensor], grams_b: Mapping[str, torch.Tensor],
                          layers: Iterable[str]) -> np.ndarray:
-    """m x k style distances: the mean over layers of ||G_a - G_b||^2 / ||G_b||^2 (wae_lib.evaluate.gram_distance
+    """m x k style distances: the mean over layers of ||G_a - G_b||^2 / ||G_b||^2 (wae_lib.metrics.gram_distance
     for every pair)."""
     layers = list(layers)
     return sum(relative_distance_matrix(grams_a[n], grams_b[n]) for n in layers) / len(layers)
@@ -49,7 +49,7 @@ def gram_distance_matrix(grams_a: Mapping[str, torch.Tensor], grams_b: Mapping[s
 def feature_distance_matrix(feats_a: Mapping[str, torch.Tensor], feats_b: Mapping[str, torch.Tensor],
                             layers: Iterable[str]) -> np.ndarray:
     """m x k content distances: the mean over layers of ||F_a - F_b||^2 / ||F_b||^2
-    (wae_lib.evaluate.relative_feature_distance for every pair)."""
+    (wae_lib.metrics.relative_feature_distance for every pair)."""
     layers = list(layers)
     return sum(relative_distance_matrix(feats_a[n], feats_b[n]) for n in layers) / len(layers)
 

@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import evaluate as E
 from .color import color_distance_matrix, color_signature, reinhard_transfer
+from .eval_cache import all_pairs, reconstruct_images, transfer_pairs
+from .evaluate import load_set
 from .identity import embeddings_or_nan, gallery_chance, identity_distance, identity_match
+from .metrics import EvalVGG, psnr_per_image, ssim_per_image
 from .retrieval import feature_distance_matrix, gram_distance_matrix, grams, nearest_is_own
 from .sets import load_eval_identities
 
@@ -39,7 +41,7 @@ class HeldOut:
     identities: np.ndarray | None  # per face (None: unknown, each face is its own entry)
     content_index: np.ndarray  # the faces used as transfer content
     styles: torch.Tensor
-    vgg: E.EvalVGG
+    vgg: EvalVGG
     content_feats: dict
     style_grams: dict
     style_colors: np.ndarray
@@ -47,12 +49,12 @@ class HeldOut:
 
     @classmethod
     def load(cls, data_root: str | Path, n_content: int = 48, vgg_source: str = "hed") -> HeldOut:
-        faces = E.load_set(data_root, "content_eval")
-        styles = E.load_set(data_root, "style_eval")
+        faces = load_set(data_root, "content_eval")
+        styles = load_set(data_root, "style_eval")
         identities = load_eval_identities(data_root)
         content_index = spread_over_identities(identities if identities is not None else np.arange(len(faces)),
                                                n_content)
-        vgg = E.EvalVGG(vgg_source, SCORE_STYLE_LAYERS)
+        vgg = EvalVGG(vgg_source, SCORE_STYLE_LAYERS)
         return cls(faces, identities, content_index, styles, vgg, vgg(faces[content_index]),
                    grams(vgg(styles), SCORE_STYLE_LAYERS), color_signature(styles), embeddings_or_nan(faces)[0])
 
@@ -101,19 +103,19 @@ def chance_levels(evalset: HeldOut) -> dict:
 
 
 def pairs(evalset: HeldOut) -> tuple[np.ndarray, np.ndarray]:
-    ci, si = E.all_pairs(len(evalset.content_index), len(evalset.styles))
+    ci, si = all_pairs(len(evalset.content_index), len(evalset.styles))
     return ci.numpy(), si.numpy()
 
 
 def score_model(model, evalset: HeldOut) -> dict:
     """Reconstruction PSNR / SSIM on every held-out face, then the transfer scores."""
-    recon = E.reconstruct_images(model, evalset.faces)
+    recon = reconstruct_images(model, evalset.faces)
     ci, si = pairs(evalset)
-    transfers = E.transfer_pairs(model, evalset.content, evalset.styles, torch.as_tensor(ci), torch.as_tensor(si))
+    transfers = transfer_pairs(model, evalset.content, evalset.styles, torch.as_tensor(ci), torch.as_tensor(si))
     emb, _ = embeddings_or_nan(recon)
     own = np.arange(len(evalset.faces))
-    return {"psnr": float(E.psnr_per_image(recon, evalset.faces).mean()),
-            "ssim": float(E.ssim_per_image(recon, evalset.faces).mean()),
+    return {"psnr": float(psnr_per_image(recon, evalset.faces).mean()),
+            "ssim": float(ssim_per_image(recon, evalset.faces).mean()),
             "recon_identity_match": float(np.nanmean(identity_match(emb, own, evalset.face_emb, evalset.identities))),
             **score_transfers(transfers, evalset, ci, si)}
 

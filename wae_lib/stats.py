@@ -1,10 +1,14 @@
-"""Statistics behind the claim verdicts: a bootstrap over seeds and images, and C4's test against chance.
+"""Statistics of the evaluation tables and the claim verdicts: bootstrap intervals, ranks, group summaries, a
+bootstrap over seeds and images, and C4's test against chance.
 
+* :func:`bootstrap_ci` / :func:`bootstrap_mean_ci` / :func:`summarise`: percentile bootstrap intervals over
+  independent units (an image), as every summary table of notebooks 03-05 reports them; :func:`rankdata`,
+  :func:`spearman`: average ranks and rank correlation.
 * :class:`Panel`: per-image values of several models (one column per training set x content size) with each
   model's seeds kept apart. A bootstrap draw resamples each model's seeds (training runs are the outer unit:
   a second seed is a new model, not more images), then the images (the same images for every model, so
   comparisons stay paired). With one seed per model a draw resamples images only, exactly as
-  :func:`wae_lib.evaluate.bootstrap_ci` does with the same ``seed`` (same random stream, same numbers).
+  :func:`bootstrap_ci` does with the same ``seed`` (same random stream, same numbers).
 * :func:`c4_verdict`: "the best model is one of the paper's candidates" judged against the chance that a
   candidate wins when every model is equally good (candidates / models).
 
@@ -28,6 +32,77 @@ C4_MARGIN = 0.3  # supported: candidates win in >= max(C4_FLOOR, chance + C4_MAR
 C4_FLOOR = 0.7  # ... and the point winner is a candidate (0.7: identical models rarely reach it)
 C4_REFUTE = 0.05  # not supported: candidates win in <= this share (the 95% bootstrap set of winners holds no
 #   candidate) AND one non-candidate model passes the same bar as "supported" would ask of the candidates
+
+
+# --------------------------------------------------------------------------------------------------
+# bootstrap intervals over independent units, ranks
+# --------------------------------------------------------------------------------------------------
+def percentile_interval(draws: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Central ``level`` interval of bootstrap draws (NaN, NaN when there are none)."""
+    v = np.asarray(draws, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))
+
+
+def bootstrap_ci(n_units: int, statistic: Callable[[np.ndarray], float], n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(point, low, high): percentile bootstrap of ``statistic(indices)`` over ``n_units`` resampled units.
+
+    ``statistic`` receives an index array (the identity for the point estimate, a resample with replacement
+    otherwise) so that paired and grouped data are resampled by their unit (an image), never by row.
+    Resamples where the statistic is NaN are dropped; all-NaN gives NaN bounds.
+    """
+    point = float(statistic(np.arange(n_units)))
+    if n_units < 2 or n_boot < 1:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)]
+    return (point, *percentile_interval(draws, level))
+
+
+def bootstrap_mean_ci(values: Sequence[float], n_boot: int = 1000, level: float = 0.95, seed: int = 0
+                      ) -> tuple[float, float, float]:
+    """Mean of ``values`` with its percentile bootstrap interval."""
+    v = np.asarray(values, dtype=float)
+    return bootstrap_ci(len(v), lambda i: float(np.mean(v[i])) if len(v) else float("nan"), n_boot, level, seed)
+
+
+def rankdata(x: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties get their average rank."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of average ranks); NaN when either side is constant."""
+    rx, ry = rankdata(x), rankdata(y)
+    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def summarise(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], n_boot: int = 1000, seed: int = 0
+              ) -> pd.DataFrame:
+    """Per group of ``by``: mean, bootstrap interval and n of each metric (rows are independent units)."""
+    records = []
+    for key, g in df.groupby(list(by), sort=False):
+        rec = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        rec["n"] = len(g)
+        for m in metrics:
+            mean, lo, hi = bootstrap_mean_ci(g[m].to_numpy(dtype=float), n_boot, seed=seed)
+            rec.update({m: mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,9 +189,7 @@ def panel_from_table(df: pd.DataFrame, values: str | Sequence[str], unit: str | 
 def bootstrap_panel(panel: Panel, statistic: Callable[[dict[str, np.ndarray]], float], n_boot: int = 1000,
                     level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(point, low, high): percentile bootstrap of ``statistic(matrices)`` over :meth:`Panel.draw` resamples.
-    ``statistic`` gets ``{value name: units x columns}``; NaN draws are dropped (as in evaluate.bootstrap_ci)."""
-    from .evaluate import percentile_interval
-
+    ``statistic`` gets ``{value name: units x columns}``; NaN draws are dropped (as in :func:`bootstrap_ci`)."""
     point = float(statistic(panel.matrices()))
     if panel.n_units < 2 or n_boot < 1:
         return point, float("nan"), float("nan")
@@ -127,12 +200,12 @@ def bootstrap_panel(panel: Panel, statistic: Callable[[dict[str, np.ndarray]], f
 
 def rowwise_spearman(x: Sequence[float], matrix: np.ndarray) -> np.ndarray:
     """Spearman correlation of ``x`` with each row of ``matrix`` (average ranks for ties); NaN for a
-    constant row (the same as wae_lib.evaluate.spearman, vectorised for the bootstrap)."""
-    from scipy.stats import rankdata
+    constant row (the same as :func:`spearman`, vectorised for the bootstrap)."""
+    from scipy.stats import rankdata as scipy_rankdata
 
     m = np.asarray(matrix, float)
-    rx = rankdata(np.asarray(x, float))
-    ry = rankdata(m, axis=1)
+    rx = scipy_rankdata(np.asarray(x, float))
+    ry = scipy_rankdata(m, axis=1)
     rx, ry = rx - rx.mean(), ry - ry.mean(axis=1, keepdims=True)
     den = np.sqrt((rx ** 2).sum() * (ry ** 2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):

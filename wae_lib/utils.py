@@ -91,6 +91,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def module_device(module: Any) -> torch.device:
+    """The device of a torch module (that of its first parameter)."""
+    return next(module.parameters()).device
+
+
 def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
     """sha256 of a file's bytes, read in blocks (a content digest: unlike the modification time it does not
     change on ``touch``, ``cp`` without ``-p``, a restore, or a rewrite of identical bytes)."""
