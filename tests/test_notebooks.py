@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from wae_lib import eval_cache as EC
 from wae_lib import fid as FID
+from wae_lib import tables as T
 from wae_lib.figures import CELL, PAD, grid_geometry
 
 papermill = pytest.importorskip("papermill")
@@ -30,6 +32,15 @@ SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
 N_FIG, N_STYLES, N_GRID, N_STRIP, N_COMPARE = 4, 3, 2, 2, 3
 COMPARE_METHODS = ["ours", "gatys", "adain", "wct", "reinhard"]
 STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
+# the evaluation notebooks on whole sets (the Makefile's case), run twice: computing the models' outputs, and
+# reading them from the cache of `python -m wae_lib.eval_cache` (same functions, same batches: the same tables)
+EVAL_NOTEBOOKS = {
+    "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=50),
+    "04_transfer": dict(n_figure_images=N_FIG, n_styles=N_STYLES, grid_content=N_GRID, strip_content=N_STRIP,
+                        strengths=STRENGTHS, alphas=ALPHAS, n_boot=50),
+    "05_fid": dict(feature_extractor="vgg16", n_styles=N_STYLES, n_boot=20),
+}
+EVAL_TABLES = ("reconstruction", "reconstruction_summary", "transfer", "transfer_summary", "balance", "fid")
 
 
 def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
@@ -41,7 +52,8 @@ def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """01 (data), the smoke sweep trained for 2 steps, 02 (one more model, its curves), then 03-06."""
+    """01 (data), the smoke sweep trained for 2 steps, 02 (its curves), 03-05, the eval cache and 03-05 again
+    reading it (into reports/cached/), 07, 00, then 06."""
     from wae_lib.config import profile_config
     from wae_lib.sets import load_set_info
     from wae_lib.train import train_sweep
@@ -50,7 +62,8 @@ def chain(tmp_path_factory):
     data_dir = os.environ.get("WAE_TEST_DATA") or None
     dirs = {"root": root, "prep": root / "prep", "models": root / "models", "reports": root / "reports",
             "figures": root / "reports" / "figures", "tables": root / "reports" / "tables",
-            "notebooks": root / "reports" / "notebooks"}
+            "notebooks": root / "reports" / "notebooks", "cache": root / "models-eval-cache",
+            "cached": root / "reports" / "cached"}
     common = dict(models_dir=str(dirs["models"]), data_root=str(dirs["prep"]), profile="smoke", device="cpu", seed=0)
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels: no OpenMP contention on 2 cores
@@ -64,15 +77,15 @@ def chain(tmp_path_factory):
                         root / "models")
         run_notebook("02_train", dirs["notebooks"], root, data_root=str(dirs["prep"]), models_dir=str(dirs["models"]),
                      figures_dir=str(dirs["figures"]))
-        run_notebook("03_reconstruction", dirs["notebooks"], root, **common, figures_dir=str(dirs["figures"]),
-                     tables_dir=str(dirs["tables"]), n_figure_images=N_FIG, n_styles=N_STYLES, max_eval_images=6,
-                     n_boot=50)
-        run_notebook("04_transfer", dirs["notebooks"], root, **common, figures_dir=str(dirs["figures"]),
-                     tables_dir=str(dirs["tables"]), n_figure_images=N_FIG, n_styles=N_STYLES,
-                     max_content_images=4, grid_content=N_GRID, strip_content=N_STRIP, strengths=STRENGTHS,
-                     alphas=ALPHAS, n_boot=50)
-        run_notebook("05_fid", dirs["notebooks"], root, **common, tables_dir=str(dirs["tables"]),
-                     feature_extractor="vgg16", n_styles=2, max_content_images=6, n_boot=20)
+        for name, params in EVAL_NOTEBOOKS.items():
+            figures = {} if name == "05_fid" else {"figures_dir": str(dirs["figures"])}
+            run_notebook(name, dirs["notebooks"], root, **common, **params, **figures, tables_dir=str(dirs["tables"]))
+        with FID.torch_threads(1):  # the Makefile's eval-cache stage, then the notebooks again, reading it
+            EC.build_cache(dirs["models"], dirs["prep"], dirs["cache"], n_styles=N_STYLES, device="cpu")
+        for name, params in EVAL_NOTEBOOKS.items():
+            figures = {} if name == "05_fid" else {"figures_dir": str(dirs["cached"] / "figures")}
+            run_notebook(name, dirs["cached"] / "notebooks", root, **common, **params, **figures,
+                         cache_dir=str(dirs["cache"]), tables_dir=str(dirs["cached"] / "tables"))
         from wae_lib.baseline_train import baseline_profile, train_decoders
 
         for method in ("adain", "wct"):  # the Makefile's `baselines` stage at the smoke budget
@@ -148,6 +161,17 @@ def test_tables_carry_context_and_paper_order(chain):
     assert (fid["feature_extractor"] == "vgg16-standin").all()
     assert fid["feature_extractor_label"].str.contains("STAND-IN").all()
     assert {"n_real", "n_fake", "fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high"} <= set(fid.columns)
+
+
+def test_evaluation_notebooks_read_the_cache_and_write_the_same_tables(chain):
+    for key in EVAL_TABLES:
+        name = T.TABLE_FILES[key]
+        pd.testing.assert_frame_equal(pd.read_csv(chain["cached"] / "tables" / name), pd.read_csv(chain["tables"] / name),
+                                      check_exact=True, obj=name)
+    for name in EVAL_NOTEBOOKS:
+        cells = json.loads((chain["cached"] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+        text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
+        assert f"model outputs: read from the cache {chain['cache']}" in text, name
 
 
 def test_claims_table_and_reports(chain):

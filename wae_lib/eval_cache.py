@@ -241,6 +241,9 @@ class CachedOutputs:
         return self._rows(TRANSFERS, pairs)
 
 
+Outputs = ModelOutputs | CachedOutputs  # one run's outputs, computed or read: the tables use either the same way
+
+
 def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data: dict[str, str]) -> CachedOutputs:
     """A run's cache, refused (EvaluationError naming ``cache_dir``) when missing or stale: another checkpoint,
     other data (``data``: :func:`data_digest` of ``data_root``), or an older cache format."""
@@ -263,7 +266,7 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
 
 
 def sweep_outputs(runs: Sequence[RunInfo], models: Sequence[nn.Module], cache_dir: str | Path, data_root: str | Path,
-                  batch_size: int = 64) -> list[ModelOutputs] | list[CachedOutputs]:
+                  batch_size: int = 64) -> list[Outputs]:
     """Where the tables get each run's outputs: the cache in ``cache_dir`` (refused when stale), or with
     ``cache_dir`` empty the models themselves (computed when asked, in batches of ``batch_size``)."""
     if not str(cache_dir):

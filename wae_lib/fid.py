@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import EvaluationError, VGGSource
-from .eval_cache import CachedOutputs, ModelOutputs
+from .eval_cache import Outputs
 from .evaluate import FACE_FREE, EvalImages
 from .runs import EvalContext, RunInfo
 from .stats import percentile_interval
@@ -224,7 +224,7 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, n_boot: int = 200, level: fl
 # --------------------------------------------------------------------------------------------------
 # notebook 05's table
 # --------------------------------------------------------------------------------------------------
-def fid_table(runs: Sequence[RunInfo], outputs: Sequence[ModelOutputs | CachedOutputs], extractor: nn.Module,
+def fid_table(runs: Sequence[RunInfo], outputs: Sequence[Outputs], extractor: nn.Module,
               content: EvalImages, face_free: EvalImages, styles: EvalImages, ctx: EvalContext,
               n_boot: int = 200, seed: int = 0, batch_size: int = 64) -> pd.DataFrame:
     """FID/KID per model of: reconstructions of held-out faces (vs those faces), reconstructions of face-free

@@ -187,11 +187,6 @@ def interpolation_figure(path: str | Path, model, content: torch.Tensor, style_a
                        col_labels=["content"] + [f"a={a:g}" for a in alphas], caption=caption)
 
 
-def paper_row_labels(runs) -> list[str]:
-    """Row labels of Figures 6-7 (training set and content size), in the order given."""
-    return [r.label for r in runs]
-
-
 # --------------------------------------------------------------------------------------------------
 # training curves (notebook 02)
 # --------------------------------------------------------------------------------------------------

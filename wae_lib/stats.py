@@ -156,12 +156,6 @@ class Panel:
     def matrices(self, draw: Draw | None = None) -> dict[str, np.ndarray]:
         return {name: self.matrix(name, draw) for name in self.values}
 
-    def select(self, columns: Sequence[tuple]) -> Panel:
-        """The panel restricted to ``columns`` (in that order)."""
-        idx = [self.columns.index(tuple(c)) for c in columns]
-        return Panel([self.columns[i] for i in idx], [self.seeds[i] for i in idx], self.units,
-                     {k: [v[i] for i in idx] for k, v in self.values.items()})
-
 
 def panel_from_table(df: pd.DataFrame, values: str | Sequence[str], unit: str | Sequence[str],
                      columns: Sequence[tuple[str, int]]) -> Panel:

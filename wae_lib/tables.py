@@ -24,7 +24,7 @@ from torch import nn
 
 from . import identity as ID
 from .color import color_distance, color_distance_matrix, color_signature, reinhard_transfer
-from .eval_cache import CachedOutputs, ModelOutputs, all_pairs
+from .eval_cache import Outputs, all_pairs
 from .evaluate import EvalImages
 from .metrics import (
     FACE_UPSCALE,
@@ -42,7 +42,6 @@ from .utils import atomic_write_text, spread
 
 REFERENCE_DATA = "reference"  # ``data`` of reference rows (not a trained model): excluded from rankings and claims
 REFERENCE_RUN = "reinhard2001"  # Reinhard et al. 2001 colour transfer (wae_lib.color), the trivial floor
-Outputs = ModelOutputs | CachedOutputs  # one run's outputs, computed or read (wae_lib.eval_cache)
 
 
 def is_model_row(df):
