@@ -105,7 +105,7 @@ $(SWEEP_DONE): $(SETS)
 
 eval-cache: $(CACHE_DONE)  ## every run's reconstructions and transfers of the evaluation sets, once, into $(CACHE_DIR)
 $(CACHE_DONE): $(SWEEP_DONE) $(LIB)
-	$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) --out $(CACHE_DIR)
+	$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR)
 	@touch $@
 
 prep-notebook: $(call nb,01_preprocess)  ## notebook 01: crop grids, rejections, counts vs the paper

@@ -112,10 +112,21 @@ def test_a_changed_checkpoint_or_data_is_refused_then_recomputed(sweep):
     assert set(EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH).values()) == {"written"}
 
 
+def test_changed_model_code_makes_every_cache_stale(sweep, monkeypatch):
+    root, models_dir, cache = sweep
+    EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
+    runs = R.discover_runs(models_dir)
+    EC.sweep_outputs(runs, [None] * len(runs), cache, root)  # up to date
+    monkeypatch.setattr(EC, "code_digest", lambda: "another models.py")
+    with pytest.raises(EvaluationError, match="stale \\(its model code changed\\)"):
+        EC.sweep_outputs(runs, [None] * len(runs), cache, root)
+    assert set(EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH).values()) == {"written"}
+
+
 def test_missing_cache_and_bad_arguments_name_what_to_do(sweep, capsys):
     root, models_dir, cache = sweep
     runs = R.discover_runs(models_dir)
     with pytest.raises(EvaluationError, match="cache_dir = .* holds no complete cache of run .*python -m wae_lib"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
-    assert EC.main(["--models-dir", str(root / "nothing"), "--data-root", str(root), "--out", str(cache)]) == 2
+    assert EC.main(["--models-dir", str(root / "nothing"), "--data-root", str(root), "--cache-dir", str(cache)]) == 2
     assert capsys.readouterr().err.startswith("error: parameter models_dir")

@@ -1,14 +1,15 @@
 """Evaluate once, read many: the models' outputs on the evaluation sets, computed or read from a per-run cache.
 
-    python -m wae_lib.eval_cache --models-dir M --data-root P --out DIR [--n-styles 8] [--device auto]
+    python -m wae_lib.eval_cache --models-dir M --data-root P --cache-dir DIR [--n-styles 8] [--device auto]
 
 writes, for every run of the sweep in ``M``, the outputs that notebooks 03-05 measure into ``DIR/<run>/``: the
 latent means and reconstructions of content_eval, style_eval and natural_eval, the reconstructions of the
 face-free images (style_eval then natural_eval, as notebook 05 takes them) and the transfers of every
 content_eval face x the ``n_styles`` figure styles (pair k = face k // n_styles, style k % n_styles), as float32
 ``.npy`` (the very tensors the notebooks would compute: same functions, same batches, so the same numbers),
-and ``manifest.json``. The manifest records the run's checkpoint (sha256, step) and the data's digest (info.json
-and the evaluation set files): a run whose cache is up to date is skipped (one line says so), a stale one is
+and ``manifest.json``. The manifest records the run's checkpoint (sha256, step), the data's digest (info.json
+and the evaluation set files) and the digest of the code that computes the outputs (models, vgg, config, this
+module): a run whose cache is up to date is skipped (one line says so), a stale one is
 recomputed, and a notebook refuses a stale cache. Every file is written atomically, the manifest last.
 
 The notebooks (parameter ``cache_dir``; empty: compute) get a :class:`ModelOutputs` per run (computed when
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import config, models, vgg
 from .checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, EvaluationError
 from .evaluate import EVAL_SETS, FACE_FREE, EvalImages, eval_images
@@ -121,10 +123,17 @@ def data_digest(data_root: str | Path) -> dict[str, str]:
             **{name: file_sha256(set_path(data_root, name)) for name in EVAL_SETS}}
 
 
+def code_digest() -> str:
+    """The source of what turns a checkpoint into outputs: a change to the networks or the VGG16 makes caches stale
+    (a checkpoint and data alone would not notice)."""
+    return json_digest({Path(m.__file__).name: file_sha256(Path(m.__file__))
+                        for m in (config, models, vgg, sys.modules[__name__])})
+
+
 def cache_key(run: RunInfo, data: dict[str, str], n_styles: int, batch_size: int) -> dict[str, Any]:
     """Everything a run's cached outputs depend on; a cache with another key is stale."""
     return {"format": CACHE_FORMAT, "checkpoint_sha256": file_sha256(Path(run.path) / CHECKPOINT), "data": data,
-            "n_styles": n_styles, "batch_size": batch_size}
+            "code": code_digest(), "n_styles": n_styles, "batch_size": batch_size}
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -250,7 +259,7 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
     folder = Path(cache_dir) / run.name
     manifest = read_manifest(folder)
     redo = (f"run `python -m wae_lib.eval_cache --models-dir {Path(run.path).parent} --data-root {data_root} "
-            f"--out {cache_dir}`, or leave cache_dir empty")
+            f"--cache-dir {cache_dir}`, or leave cache_dir empty")
     if manifest is None or not arrays_complete(folder, manifest):
         raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r} holds no complete cache of run {run.name}: "
                               f"{redo}")
@@ -258,7 +267,8 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
     stale = [what for what, ok in (("format", key.get("format") == CACHE_FORMAT),
                                    ("checkpoint", key.get("checkpoint_sha256")
                                     == file_sha256(Path(run.path) / CHECKPOINT)),
-                                   ("data", key.get("data") == data)) if not ok]
+                                   ("data", key.get("data") == data),
+                                   ("model code", key.get("code") == code_digest())) if not ok]
     if stale:
         raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r}: the cache of run {run.name} is stale (its "
                               f"{' and '.join(stale)} changed): {redo}")
@@ -280,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", required=True, help="the sweep's run folders (python -m wae_lib.train sweep)")
     ap.add_argument("--data-root", required=True, help="prepared data (sets/*.npy, sets/info.json)")
-    ap.add_argument("--out", required=True, help="cache folder: one subfolder per run")
+    ap.add_argument("--cache-dir", required=True, help="cache folder: one subfolder per run")
     ap.add_argument("--n-styles", type=int, default=8, help="figure styles of the transfers (notebooks' n_styles)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--batch-size", type=int, default=64, help="the notebooks' batch_size")
@@ -288,13 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        done = build_cache(args.models_dir, args.data_root, args.out, args.n_styles, args.device, args.batch_size,
+        done = build_cache(args.models_dir, args.data_root, args.cache_dir, args.n_styles, args.device, args.batch_size,
                            args.profile)
     except (EvaluationError, ConfigError, CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     written = sum(v == "written" for v in done.values())
-    stage_done("eval cache", f"{len(done)} runs in {args.out} ({written} written, {len(done) - written} up to date)",
+    stage_done("eval cache", f"{len(done)} runs in {args.cache_dir} ({written} written, {len(done) - written} up to date)",
                t0)
     return 0
 
