@@ -22,7 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from wae_lib.config import profile_config
-from wae_lib.train import DistInfo, Trainer
+from wae_lib.distributed import DistInfo
+from wae_lib.train import Trainer
 from wae_lib.utils import set_seed
 
 

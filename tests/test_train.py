@@ -16,6 +16,7 @@ from PIL import Image
 
 from wae_lib import balance, runs, sweep
 from wae_lib import train as T
+from wae_lib import training_data as TD
 from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, VGGSource, profile_config
 from wae_lib.vgg import weights_digest
@@ -261,10 +262,10 @@ def test_running_balance_keeps_each_term_at_its_share(synthetic_npy, tmp_path):
 
 def test_init_batch_is_seeded_and_spans_the_whole_set():
     cfg = profile_config("smoke", data_init_images=64)
-    a, b = T.init_indices(cfg, 1000), T.init_indices(cfg, 1000)
+    a, b = TD.init_indices(cfg, 1000), TD.init_indices(cfg, 1000)
     assert torch.equal(a, b) and len(a) == 64 and a.max() > 500  # not the first rows
-    assert not torch.equal(a, T.init_indices(cfg.replace(seed=1), 1000))
-    assert torch.equal(T.init_indices(cfg.replace(data_init_images=0), 1000), torch.arange(cfg.batch_size))
+    assert not torch.equal(a, TD.init_indices(cfg.replace(seed=1), 1000))
+    assert torch.equal(TD.init_indices(cfg.replace(data_init_images=0), 1000), torch.arange(cfg.batch_size))
 
 
 def test_captions_state_the_runs_real_schedule():

@@ -48,7 +48,8 @@ from .baselines import (
 )
 from .checkpoint import CHECKPOINT, rng_state, set_rng_state
 from .config import ConfigError
-from .train import TrainingDiverged, data_fingerprint, load_images, resolve_data_path, same_data
+from .train import TrainingDiverged
+from .training_data import data_fingerprint, load_images, resolve_data_path, same_data
 from .utils import (
     atomic_torch_save,
     package_versions,

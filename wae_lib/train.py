@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -51,18 +50,23 @@ from .checkpoint import (
     truncate_log,
     write_checkpoint,
 )
-from .config import TRAINING_SETS, Config, ConfigError
+from .config import Config, ConfigError
+from .distributed import DistInfo, all_mean, gather_with_grad, init_distributed
 from .figures import training_sample_grid
-from .loader import PackedImages
 from .losses import gan_discriminator_loss, gan_encoder_penalty, mmd_imq, reconstruction_terms
 from .models import LatentDiscriminator, WAEStyle
-from .prepared import npy_shape
 from .runs import vgg_from_checkpoint
-from .sets import INFO_FILE, OUT_SIZE, set_path
 from .sweep import build_parser, config_from_args, sweep_configs
+from .training_data import (
+    check_recorded_digest,
+    data_fingerprint,
+    init_indices,
+    load_images,
+    resolve_data_path,
+    same_data,
+)
 from .utils import (
     atomic_write_text,
-    file_sha256,
     fsync_dir,
     package_versions,
     progress,
@@ -82,113 +86,6 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
-
-
-# --------------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------------
-def resolve_data_path(cfg: Config) -> Path:
-    """``cfg.data`` is a training-set name of wae_lib.data's sets or a path to a packed ``.npy``."""
-    if cfg.data.endswith(".npy"):
-        path = Path(cfg.data)
-    elif cfg.data in TRAINING_SETS:
-        path = set_path(cfg.data_root, cfg.data)
-    else:
-        raise ConfigError(f"config field 'data' = {cfg.data!r} is invalid: expected one of {TRAINING_SETS} "
-                          f"or a path to a packed images .npy written by wae_lib.data")
-    if not path.is_file():
-        raise ConfigError(f"config field 'data' = {cfg.data!r}: the packed dataset {path} does not exist; "
-                          f"prepare it first with `make data` or `python -m wae_lib.data all --data-root {cfg.data_root}`")
-    shape = npy_shape(path)  # the header and the file size agree: not truncated
-    if shape is None or len(shape) != 4 or shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
-        raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not a complete uint8 N x {OUT_SIZE} x "
-                          f"{OUT_SIZE} x 3 array (truncated, or not written by wae_lib.data); prepare it again")
-    return path
-
-
-def check_recorded_digest(cfg: Config, path: Path, digest: str) -> None:
-    """A named training set must still be the file wae_lib.data recorded in sets/info.json (its content digest):
-    an edited, swapped or partly restored set is refused instead of trained on. A path to a .npy is the user's."""
-    if cfg.data not in TRAINING_SETS:
-        return
-    try:
-        recorded = json.loads((path.parent / INFO_FILE).read_text()).get("sha256", {}).get(path.name)
-    except (OSError, ValueError, AttributeError):
-        return  # sets written before digests were recorded
-    if recorded is not None and digest != f"sha256:{recorded}":
-        raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not the file recorded in "
-                          f"{path.parent / INFO_FILE} (changed since it was written); prepare the data again")
-
-
-def data_fingerprint(path: Path) -> str:
-    """Content digest of the packed set. Not its modification time: ``touch``, ``cp`` without ``-p``, a restore
-    or data prep rewriting identical bytes would otherwise retrain a finished model from scratch."""
-    return "sha256:" + file_sha256(path)
-
-
-def same_data(recorded: str | None, path: Path, digest: str) -> bool:
-    """Whether a checkpoint's recorded fingerprint is the data at ``path`` (whose digest is ``digest``).
-    Checkpoints written before content digests recorded ``size:mtime``; trusted only while those still match."""
-    if recorded == digest:
-        return True
-    st = path.stat()
-    return recorded == f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def load_images(path: Path, device: torch.device):
-    return PackedImages(path, device=device)
-
-
-def init_indices(cfg: Config, n_images: int) -> torch.Tensor:
-    """Images for the data-dependent init: a seeded random draw from the whole set (``data_init_images``), or
-    the first ``batch_size`` rows when it is 0 (the earlier behaviour: the mixed set starts with CelebA, so
-    mixed models were initialised on faces only)."""
-    if cfg.data_init_images == 0:
-        return torch.arange(min(cfg.batch_size, n_images))
-    gen = torch.Generator().manual_seed(cfg.seed + 2)  # its own stream: the batch order does not change
-    return torch.randperm(n_images, generator=gen)[:min(cfg.data_init_images, n_images)].sort().values
-
-
-# --------------------------------------------------------------------------------------------------
-# distributed helpers (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
-# --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return DistInfo()
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device_name != "cpu"
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    return info
-
-
-def all_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.world > 1:
-        t = t.clone()
-        dist.all_reduce(t)
-        t /= info.world
-    return t
-
-
-def gather_with_grad(z: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """All ranks' latents, differentiable: the MMD is computed on the global batch, as in one process."""
-    if info.world == 1:
-        return z
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(z), dim=0)
 
 
 # --------------------------------------------------------------------------------------------------
