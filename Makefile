@@ -151,7 +151,7 @@ $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(c
   $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
-	$(PY) -c "from wae_lib.claims import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
 	$(PY) -m wae_lib.export $(MODELS_DIR) --data-root $(DATA_ROOT) \

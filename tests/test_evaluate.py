@@ -21,6 +21,7 @@ from wae_lib import evaluate as E
 from wae_lib import fid as FID
 from wae_lib import figures as F
 from wae_lib import metrics as M
+from wae_lib import reports as RP
 from wae_lib import runs as R
 from wae_lib import sets as S
 from wae_lib import stats as ST
@@ -424,14 +425,14 @@ def test_build_claims_writes_reports(tmp_path):
     tables = tmp_path / "tables"
     T.write_table(synthetic_recon(), tables, "reconstruction")
     T.write_table(synthetic_transfer(), tables, "transfer")
-    table = C.build_claims(tables, tmp_path, n_boot=50)
+    table = RP.build_claims(tables, tmp_path, n_boot=50)
     assert {"C1", "C2", "C3", "C4"} <= set(table["claim"])
     assert set(table["verdict"]) <= {C.SUPPORTED, C.NOT_SUPPORTED, C.INCONCLUSIVE}
     assert (table["profile"] == "quick").all() and (table["data_source"] == "synthetic").all()
     md = (tmp_path / "claims.md").read_text()
     assert "profile=quick" in md and "data: synthetic" in md and "VGG16: none" in md and "synthetic test" in md
     assert "FID/KID: not computed" in md
-    index = C.write_index(tmp_path).read_text()
+    index = RP.write_index(tmp_path).read_text()
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"**{claim}: " in index
     assert "[claims.md](claims.md)" in index
@@ -439,7 +440,7 @@ def test_build_claims_writes_reports(tmp_path):
 
 def test_build_claims_names_missing_tables(tmp_path):
     with pytest.raises(FileNotFoundError, match="03_reconstruction"):
-        C.build_claims(tmp_path, tmp_path)
+        RP.build_claims(tmp_path, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------

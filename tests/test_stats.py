@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from wae_lib import claims as C
+from wae_lib import reports as RP
 from wae_lib import runs as R
 from wae_lib import stats as S
 from wae_lib import tables as T
@@ -178,12 +179,12 @@ def test_claims_report_states_seeds_and_budget(tmp_path):
     tables = tmp_path / "tables"
     T.write_table(recon, tables, "reconstruction")
     T.write_table(transfer, tables, "transfer")
-    table = C.build_claims(tables, tmp_path, n_boot=50)
+    table = RP.build_claims(tables, tmp_path, n_boot=50)
     assert (table["seeds"].astype(str) == "2").all()
     md = (tmp_path / "claims.md").read_text()
     assert md.splitlines()[0].startswith("> **This run is too small to judge the paper** (profile quick")
     assert "seeds per model: celeba_c128: 2" in md and "| seeds |" in md
-    index = C.write_index(tmp_path).read_text()
+    index = RP.write_index(tmp_path).read_text()
     assert "too small to judge the paper" in index
 
 
@@ -191,7 +192,7 @@ def test_claims_report_states_seeds_and_budget(tmp_path):
     ("quick", "DATA_DIR=x", True), ("smoke", "DATA_DIR=x", True), ("paper", "DATA_DIR=x", False),
     ("paper", "embedded sample set (not the paper's data)", True), ("custom", "DATA_DIR=x", False)])
 def test_budget_warning(profile, source, warned):
-    text = C.budget_warning(R.EvalContext(profile, source, "VGG"))
+    text = RP.budget_warning(R.EvalContext(profile, source, "VGG"))
     assert bool(text) == warned
     if "sample" in source:
         assert "embedded sample set" in text
