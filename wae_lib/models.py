@@ -370,9 +370,6 @@ class WAEStyle(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     # ---------------- pieces ----------------
-    def vgg_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.vgg(x)
-
     def grams(self, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {n: gram_matrix(feats[n]) for n in self.config.style_layers}
 
