@@ -95,7 +95,7 @@ PREPARE = $(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --d
 data: $(STAMP)  ## prepare the packed sets into $(DATA_ROOT), re-checking the sources' contents (up-to-date work is skipped)
 	$(PREPARE)
 
-$(SETS): $(STAMP) $(DATA_SOURCES)
+$(SETS): $(DATA_SOURCES) | $(STAMP)  # a reinstalled venv does not make the data stale
 	$(PREPARE)
 
 train: $(SWEEP_DONE)  ## train every model of PROFILE into $(MODELS_DIR)/<set>_c<content> (finished runs are reused)
