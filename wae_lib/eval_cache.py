@@ -130,10 +130,11 @@ def code_digest() -> str:
                         for m in (config, models, vgg, sys.modules[__name__])})
 
 
-def cache_key(run: RunInfo, data: dict[str, str], n_styles: int, batch_size: int) -> dict[str, Any]:
-    """Everything a run's cached outputs depend on; a cache with another key is stale."""
+def cache_key(run: RunInfo, data: dict[str, str], code: str, n_styles: int, batch_size: int) -> dict[str, Any]:
+    """Everything a run's cached outputs depend on (``data``: :func:`data_digest`, ``code``: :func:`code_digest`,
+    both computed once per sweep); a cache with another key is stale."""
     return {"format": CACHE_FORMAT, "checkpoint_sha256": file_sha256(Path(run.path) / CHECKPOINT), "data": data,
-            "code": code_digest(), "n_styles": n_styles, "batch_size": batch_size}
+            "code": code, "n_styles": n_styles, "batch_size": batch_size}
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -187,12 +188,13 @@ def build_cache(models_dir: str | Path, data_root: str | Path, out: str | Path, 
     if n_styles < 1 or batch_size < 1:
         raise EvaluationError(f"--n-styles {n_styles} / --batch-size {batch_size}: expected integers >= 1")
     runs, data, dev = discover_runs(models_dir, profile), data_digest(data_root), resolve_device(device)
+    code = code_digest()
     sets = {name: eval_images(data_root, name) for name in (*EVAL_SETS, FACE_FREE)}
     styles = eval_images(data_root, "style_eval", n_styles)
     done = {}
     for run in runs:
         t0, folder = time.perf_counter(), Path(out) / run.name
-        key = cache_key(run, data, n_styles, batch_size)
+        key = cache_key(run, data, code, n_styles, batch_size)
         old = read_manifest(folder)
         if old is not None and old.get("key") == key and arrays_complete(folder, old):
             print(f"[wae_lib] eval cache: {run.name} up to date (checkpoint step {old['checkpoint']['step']}), "
@@ -253,9 +255,11 @@ class CachedOutputs:
 Outputs = ModelOutputs | CachedOutputs  # one run's outputs, computed or read: the tables use either the same way
 
 
-def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data: dict[str, str]) -> CachedOutputs:
+def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data: dict[str, str], code: str
+               ) -> CachedOutputs:
     """A run's cache, refused (EvaluationError naming ``cache_dir``) when missing or stale: another checkpoint,
-    other data (``data``: :func:`data_digest` of ``data_root``), or an older cache format."""
+    other data (``data``: :func:`data_digest` of ``data_root``), other model code (``code``: :func:`code_digest`)
+    or an older cache format."""
     folder = Path(cache_dir) / run.name
     manifest = read_manifest(folder)
     redo = (f"run `python -m wae_lib.eval_cache --models-dir {Path(run.path).parent} --data-root {data_root} "
@@ -268,7 +272,7 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
                                    ("checkpoint", key.get("checkpoint_sha256")
                                     == file_sha256(Path(run.path) / CHECKPOINT)),
                                    ("data", key.get("data") == data),
-                                   ("model code", key.get("code") == code_digest())) if not ok]
+                                   ("model code", key.get("code") == code)) if not ok]
     if stale:
         raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r}: the cache of run {run.name} is stale (its "
                               f"{' and '.join(stale)} changed): {redo}")
@@ -282,7 +286,8 @@ def sweep_outputs(runs: Sequence[RunInfo], models: Sequence[nn.Module], cache_di
     if not str(cache_dir):
         return [ModelOutputs(m, batch_size) for m in models]
     data = data_digest(data_root)
-    return [open_cache(cache_dir, run, data_root, data) for run in runs]
+    code = code_digest()
+    return [open_cache(cache_dir, run, data_root, data, code) for run in runs]
 
 
 def main(argv: list[str] | None = None) -> int:
