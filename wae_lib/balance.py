@@ -20,8 +20,12 @@ from .losses import calibrate_weights, term_targets
 
 
 def loss_targets(cfg: Config) -> dict[str, float]:
-    """Each reconstruction term's share of the total (SPEC §2: roughly equal), from the config."""
-    return term_targets(cfg.style_layers, cfg.w_pixel, cfg.w_feature, cfg.w_gram, cfg.gram_layer_weights, cfg.w_tv)
+    """Each reconstruction term's share of the total (SPEC §2: roughly equal), from the config; with
+    ``objective="swap"`` the swapped-pair terms too (issue 16)."""
+    swap = cfg.objective == "swap"
+    return term_targets(cfg.style_layers, cfg.w_pixel, cfg.w_feature, cfg.w_gram, cfg.gram_layer_weights, cfg.w_tv,
+                        swap_gram=cfg.w_swap_gram if swap else 0.0, swap_content=cfg.w_swap_content if swap else 0.0,
+                        content_layers=cfg.swap_content_layers, cycle=cfg.w_cycle if swap else 0.0)
 
 
 @dataclasses.dataclass

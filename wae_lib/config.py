@@ -27,6 +27,9 @@ VGG_SOURCES = ("auto", "imagenet", "hed", "random")  # or a path to a .pth state
 PENALTIES = ("mmd", "gan")
 BALANCES = ("fixed", "running")
 UPSAMPLES = ("subpixel", "resize")
+OBJECTIVES = ("paper", "swap")  # reconstruction only (SPEC §2) | + swapped pairs (issue 16, docs/DEPARTURES.md)
+STYLE_INJECTIONS = ("concat", "modulate")  # the paper's concatenated latent | + per-stage modulation (issue 16)
+CONTENT_NORMS = ("none", "instance")  # Table 1 as printed | instance norm after each conv (issue 16)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class Config:
     #   no checkerboard by construction
     vgg_source: str | VGGSource = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.vgg);
     #   the model records the VGGSource it resolved this to, so a run's saved config names the weights it used
+    style_injection: str = "concat"  # concat: the decoder reads [content | style] once, at its input (Table 2) |
+    #   modulate (DEPARTURE, issue 16): also IN(h) * (1 + g(s)) + b(s) after each upsampling stage, g and b
+    #   linear in the style latent and zero at init (MUNIT's AdaIN decoder, Huang et al. 2018)
+    content_norm: str = "none"  # none: Table 1 as printed | instance (DEPARTURE, issue 16): instance norm
+    #   after each conv, so the content latent cannot carry the image's colour statistics (MUNIT's encoder)
 
     # ---------------- losses (SPEC §2, §6) ----------------
     penalty: str = "mmd"  # mmd (WAE-MMD, IMQ kernel) | gan (WAE-GAN latent discriminator)
@@ -105,6 +113,15 @@ class Config:
     gram_layer_weights: tuple[float, ...] = ()  # relative share of each style layer within the Gram term
     #   (aligned with style_layers; empty = equal shares, SPEC §6). E.g. (0.2, 1, 1) damps relu1_1's texture
     w_tv: float = 0.0  # total-variation term's share (0 = off; not in the paper): suppresses pixel-scale patterns
+    objective: str = "paper"  # paper: reconstruction only (SPEC §2) | swap (DEPARTURE, issue 16): also decode
+    #   each content latent with a partner's style latent (the batch rolled by one) and score that output
+    #   against the partner's Gram matrices and against its own image's instance-normalised VGG features
+    w_swap_gram: float = 1.0  # swap only: share of the swapped output's Gram term (split over style_layers)
+    w_swap_content: float = 1.0  # swap only: share of the swapped output's content term (split over its layers)
+    swap_content_layers: tuple[str, ...] = ("relu3_1",)  # swap only: VGG layers of the content term, each
+    #   instance-normalised first (MUNIT's perceptual loss), so it asks for structure, not colour
+    w_cycle: float = 0.0  # swap only: share of the latent cycle (DRIT / MUNIT): re-encode the swapped output,
+    #   match its content latent to the own one and its style latent to the partner's (0 = off)
 
     # ---------------- data ----------------
     data: str = "celeba"  # training set name (celeba | mixed) or a path to a packed images.npy
@@ -204,6 +221,14 @@ class Config:
         check(self.penalty_warmup >= 0, "penalty_warmup", self.penalty_warmup, "an integer >= 0")
         check(self.data_init_images >= 0, "data_init_images", self.data_init_images, "an integer >= 0")
         check(self.w_tv >= 0, "w_tv", self.w_tv, "a non-negative number")
+        check(self.objective in OBJECTIVES, "objective", self.objective, f"one of {OBJECTIVES}")
+        check(self.style_injection in STYLE_INJECTIONS, "style_injection", self.style_injection,
+              f"one of {STYLE_INJECTIONS}")
+        check(self.content_norm in CONTENT_NORMS, "content_norm", self.content_norm, f"one of {CONTENT_NORMS}")
+        for name in ("w_swap_gram", "w_swap_content", "w_cycle"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
+        check(len(self.swap_content_layers) > 0 and set(self.swap_content_layers) <= set(self.style_layers),
+              "swap_content_layers", self.swap_content_layers, f"one or more of the style layers {self.style_layers}")
         check(len(self.gram_layer_weights) in (0, len(self.style_layers)) and all(w >= 0 for w in
               self.gram_layer_weights), "gram_layer_weights", self.gram_layer_weights,
               f"empty or {len(self.style_layers)} non-negative numbers, one per style layer")
@@ -222,6 +247,7 @@ class Config:
         d = asdict(self)
         d["style_layers"] = list(self.style_layers)
         d["gram_layer_weights"] = list(self.gram_layer_weights)
+        d["swap_content_layers"] = list(self.swap_content_layers)
         return d
 
     @classmethod

@@ -3,6 +3,9 @@
 Reconstruction error (SPEC §2) = pixel squared error + squared error of VGG16 features at the style
 layers ("the style network's outputs up to its 3rd layer") + squared error of the Gram matrices, plus
 a Wasserstein-autoencoder penalty between the prior and the encoded latents (Tolstikhin et al. 2018).
+Our swapped-pair terms (issue 16, ``Config.objective="swap"``; docs/DEPARTURES.md) score the decoding of one
+image's content latent with another image's style latent: against the partner's Gram matrices, against the own
+image's instance-normalised features, and (optionally) through a latent cycle.
 """
 
 from __future__ import annotations
@@ -112,11 +115,15 @@ def calibrate_weights(raw_terms: Mapping[str, float], targets: Mapping[str, floa
 
 
 def term_targets(layers: Sequence[str], pixel: float = 1.0, feature: float = 1.0, gram: float = 1.0,
-                 gram_layer_weights: Sequence[float] = (), tv: float = 0.0) -> dict[str, float]:
+                 gram_layer_weights: Sequence[float] = (), tv: float = 0.0, swap_gram: float = 0.0,
+                 swap_content: float = 0.0, content_layers: Sequence[str] = (), cycle: float = 0.0
+                 ) -> dict[str, float]:
     """Each term's share of the reconstruction loss (SPEC §2: "roughly equal", so 1 : 1 : 1 by default).
 
     The feature share is split equally over the VGG layers; the Gram share by ``gram_layer_weights``
-    (relative, one per layer; empty = equal). ``tv`` > 0 adds a total-variation term with that share.
+    (relative, one per layer; empty = equal). ``tv`` > 0 adds a total-variation term with that share. The
+    swapped-pair terms (:func:`swap_terms`, :func:`cycle_terms`) join with their shares when > 0: ``swap_gram``
+    split like the Gram share, ``swap_content`` equally over ``content_layers``, ``cycle`` over its two latents.
     """
     rel = list(gram_layer_weights) or [1.0] * len(layers)
     if len(rel) != len(layers) or sum(rel) <= 0:
@@ -129,6 +136,14 @@ def term_targets(layers: Sequence[str], pixel: float = 1.0, feature: float = 1.0
         out[f"gram/{n}"] = gram * r / sum(rel)
     if tv > 0:
         out["tv"] = tv
+    if swap_gram > 0:
+        for n, r in zip(layers, rel):
+            out[f"swap_gram/{n}"] = swap_gram * r / sum(rel)
+    if swap_content > 0:
+        for n in content_layers:
+            out[f"swap_content/{n}"] = swap_content / len(content_layers)
+    if cycle > 0:
+        out["cycle/content"] = out["cycle/style"] = cycle / 2
     return out
 
 
@@ -158,3 +173,37 @@ def reconstruction_terms(x: torch.Tensor, x_hat: torch.Tensor, feats_x: Mapping[
     if tv:
         terms["tv"] = total_variation(x_hat)
     return terms
+
+
+def instance_normalized_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of N x C x H x W features after instance normalisation of each (per image and channel:
+    zero mean, unit variance over H x W): MUNIT's content loss (Huang et al. 2018, NVlabs/MUNIT trainer.py
+    compute_vgg_loss, after Johnson et al. 2016's perceptual loss). Channel means and spreads are the style's,
+    so this asks for the same layout and structure, not the same colours."""
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return F.mse_loss(F.instance_norm(a.float()), F.instance_norm(b.float()))
+
+
+def swap_terms(feats_swap: Mapping[str, torch.Tensor], feats_content: Mapping[str, torch.Tensor],
+               grams_style: Mapping[str, torch.Tensor], layers: Sequence[str], content_layers: Sequence[str]
+               ) -> dict[str, torch.Tensor]:
+    """The unweighted swapped-pair terms of an output decoded from one image's content latent and a partner's
+    style latent (issue 16; the pairing of MUNIT / DRIT, Lee et al. 2018, and the Swapping Autoencoder, Park
+    et al. 2020): ``swap_gram/<l>``, the Gram error against the partner at every style layer (Gatys et al.
+    2016), and ``swap_content/<l>``, the instance-normalised feature error against the content image.
+    ``feats_swap``: VGG16 features of the swapped output; ``feats_content``: of the content images;
+    ``grams_style``: the partners' Gram matrices, row k the partner of content image k."""
+    terms = {f"swap_gram/{n}": F.mse_loss(gram_matrix(feats_swap[n]), grams_style[n]) for n in layers}
+    for n in content_layers:
+        terms[f"swap_content/{n}"] = instance_normalized_mse(feats_swap[n], feats_content[n])
+    return terms
+
+
+def cycle_terms(content_again: torch.Tensor, style_again: torch.Tensor, content: torch.Tensor,
+                style: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The latent cycle of a swapped output (MUNIT's latent reconstruction, DRIT's cross-cycle in latent space):
+    its re-encoded content latent against the content image's, its re-encoded style latent against the
+    partner's. The targets (encoder means of the real images) are detached: the cycle shapes the decoder and
+    the encoders' reading of generated images, not the real images' latents (which the WAE penalty holds)."""
+    return {"cycle/content": F.mse_loss(content_again.float(), content.detach().float()),
+            "cycle/style": F.mse_loss(style_again.float(), style.detach().float())}

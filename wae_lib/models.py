@@ -3,6 +3,8 @@
 - ContentEncoder: Table 1 (conv encoder, ELU, stride instead of pooling).
 - StyleEncoder: SPEC §1/§3: frozen VGG16 -> Gram matrices of 3 layers -> per-layer 3-stage FC net -> 64 x 2.
 - Decoder: Table 2 (FC to 4x4x1024, sub-pixel convs, 3 ResBlocks, conv 5x5, sigmoid output).
+Our departures (issue 16, docs/DEPARTURES.md), off by default: instance norm in the content encoder
+(``content_norm``) and the style latent modulating every decoder stage (``style_injection``, StyleModulation).
 Weight normalisation throughout (SPEC §3), via ``torch.nn.utils.parametrizations.weight_norm``.
 """
 
@@ -118,9 +120,13 @@ class ContentEncoder(nn.Module):
     """
 
     def __init__(self, content_dim: int = 128, gated: bool = True, width: float = 1.0,
-                 stochastic: bool = True, logvar_max: float = -4.0):
+                 stochastic: bool = True, logvar_max: float = -4.0, norm: str = "none"):
         super().__init__()
         self.content_dim, self.gated, self.stochastic, self.logvar_max = content_dim, gated, stochastic, logvar_max
+        # norm="instance" (issue 16): each conv's output is instance-normalised before its activation, so the
+        # latent keeps where things are and loses each channel's mean and spread, the image's palette
+        # (MUNIT's content encoder, NVlabs/MUNIT networks.py ContentEncoder, norm='in')
+        self.instance_norm = norm == "instance"
         c1, c2 = scaled(8, width), scaled(32, width)
         if gated:  # conv outputs as printed (128, 256, 512); GLU halves them to the next layer's input
             outs = [scaled(64, width) * 2, scaled(128, width) * 2, scaled(256, width) * 2]
@@ -140,12 +146,16 @@ class ContentEncoder(nn.Module):
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return F.glu(h, dim=1) if self.gated else F.elu(h)
 
+    def _norm(self, h: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(h) if self.instance_norm else h
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.elu(self.conv1(x * 2 - 1))  # centred input: [0, 1] images carry a large DC offset
-        h = F.elu(self.conv2(h))
-        h = self._act(self.conv3(h))
-        h = self._act(self.conv4(h))
-        h = self._act(self.conv5(h))
+        n = self._norm
+        h = F.elu(n(self.conv1(x * 2 - 1)))  # centred input: [0, 1] images carry a large DC offset
+        h = F.elu(n(self.conv2(h)))
+        h = self._act(n(self.conv3(h)))
+        h = self._act(n(self.conv4(h)))
+        h = self._act(n(self.conv5(h)))
         mean, raw = self.fc(h.flatten(1)).chunk(2, dim=1)
         return mean, capped_logvar(raw, self.logvar_max)
 
@@ -254,6 +264,27 @@ class ResizeConv(nn.Module):
 UPSAMPLERS = {"subpixel": SubPixelConv, "resize": ResizeConv}
 
 
+class StyleModulation(nn.Module):
+    """IN(h) * (1 + g(s)) + b(s): one decoder stage's feature statistics set by the style latent ``s``
+    (``Config.style_injection="modulate"``, issue 16).
+
+    MUNIT's AdaIN (Huang et al. 2018, NVlabs/MUNIT networks.py AdaptiveInstanceNorm2d, with the affine
+    parameters from an MLP of the style code) and StyleGAN's modulation (Karras et al. 2019): the content path
+    keeps the layout, the style latent the means and spreads of every channel. g and b are one linear map of
+    ``s``, zero at init (no weight norm: it is undefined at zero weights), so training starts from IN(h).
+    """
+
+    def __init__(self, style_dim: int, channels: int):
+        super().__init__()
+        self.affine = nn.Linear(style_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, h: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
+        gain, bias = self.affine(z_style).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return F.instance_norm(h) * (1 + gain) + bias
+
+
 class ResBlock(nn.Module):
     """x + conv3x3(relu(conv3x3(relu(x)))) (SPEC §6: Fig. 4 is not in the text)."""
 
@@ -271,9 +302,13 @@ class Decoder(nn.Module):
 
     full -> 4x4x1024; sub-pixel conv (3x3) -> 8x8x512; ResBlock x3 at 8x8x512; sub-pixel conv -> 16x16x256;
     sub-pixel conv -> 32x32x128; sub-pixel conv -> 64x64x64; conv 5x5 -> 64x64x3.
+
+    With ``style_dim`` > 0 (``style_injection="modulate"``) each upsampling's output is also modulated by the
+    style latent (:class:`StyleModulation`) before its ReLU; the input stays the concatenated latent.
     """
 
-    def __init__(self, latent_dim: int, width: float = 1.0, n_resblocks: int = 3, upsample: str = "subpixel"):
+    def __init__(self, latent_dim: int, width: float = 1.0, n_resblocks: int = 3, upsample: str = "subpixel",
+                 style_dim: int = 0):
         super().__init__()
         c = [scaled(n, width) for n in (1024, 512, 256, 128, 64)]
         up = UPSAMPLERS[upsample]
@@ -285,13 +320,20 @@ class Decoder(nn.Module):
         self.up3 = up(c[2], c[3])
         self.up4 = up(c[3], c[4])
         self.out = wn(nn.Conv2d(c[4], 3, 5, 1, 2))
+        self.mods = nn.ModuleList([StyleModulation(style_dim, ch) for ch in c[1:]]) if style_dim else None
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, z_style: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mods is not None and z_style is None:
+            raise ValueError("this decoder modulates every stage by the style latent: pass z_style")
+
+        def stage(k: int, h: torch.Tensor) -> torch.Tensor:
+            return F.relu(h if self.mods is None else self.mods[k](h, z_style))
+
         h = F.relu(self.fc(z)).view(-1, self.c0, 4, 4)
-        h = self.res(F.relu(self.up1(h)))
-        h = F.relu(self.up2(h))
-        h = F.relu(self.up3(h))
-        h = F.relu(self.up4(h))
+        h = self.res(stage(0, self.up1(h)))
+        h = stage(1, self.up2(h))
+        h = stage(2, self.up3(h))
+        h = stage(3, self.up4(h))
         return torch.sigmoid(self.out(h))
 
 
@@ -348,11 +390,12 @@ class WAEStyle(nn.Module):
             raise ValueError(f"the VGG16 extractor does not return style layer(s) {missing}")
         channels = self._layer_channels(self.vgg, config.style_layers)
         self.content_encoder = ContentEncoder(config.content_dim, config.gated, config.width,
-                                              config.stochastic, config.logvar_max)
+                                              config.stochastic, config.logvar_max, config.content_norm)
         self.style_encoder = StyleEncoder(channels, config.style_dim_per_layer, config.style_hidden,
                                           config.style_depth, config.stochastic, config.logvar_max,
                                           standardize=config.gram_standardize)
-        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample)
+        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample,
+                               config.style_dim if config.style_injection == "modulate" else 0)
         if verbose:
             print(f"[wae_lib] VGG16 source: {self.vgg_source.label}", file=sys.stderr)
 
@@ -386,26 +429,39 @@ class WAEStyle(nn.Module):
         return self.style_encoder(grams)
 
     def decode(self, z_content: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
-        """Decoder of Table 2 on the concatenated latent; returns N x 3 x 64 x 64 in [0, 1]."""
-        return self.decoder(torch.cat([z_content, z_style], dim=1))
+        """Decoder of Table 2 on the concatenated latent (and, with style_injection="modulate", the style latent at
+        every stage); returns N x 3 x 64 x 64 in [0, 1]."""
+        return self.decoder(torch.cat([z_content, z_style], dim=1), z_style)
 
     # ---------------- training forward ----------------
     def forward(self, x: torch.Tensor, grams_x: Mapping[str, torch.Tensor] | None = None,
-                noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                noise: torch.Tensor | None = None, partner: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Encode, sample z = mean + exp(logvar / 2) * noise (when stochastic), decode.
 
         ``noise`` (N x latent_dim, content part first) lets the trainer draw it from its own generator so
         that resumed and multi-process runs see the same numbers; it is drawn here when omitted.
+        ``partner`` (``objective="swap"``, issue 16): indices into the batch; image k's content latent is also
+        decoded with image ``partner[k]``'s style latent (``x_swap``), with the VGG16 features of that output
+        and, when ``w_cycle`` > 0, its re-encoded latent means. Inside forward, so DDP and compile see it all.
         """
+        cfg = self.config
         mc, lc = self.encode_content(x)
         ms, ls = self.encode_style(x, grams_x)
         mean, logvar = torch.cat([mc, ms], 1), torch.cat([lc, ls], 1)
-        if self.config.stochastic:
+        if cfg.stochastic:
             z = reparameterize(mean, logvar, torch.randn_like(mean) if noise is None else noise)
         else:
             z = mean
-        z_c, z_s = z.split([self.config.content_dim, self.config.style_dim], dim=1)
-        return {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar}
+        z_c, z_s = z.split([cfg.content_dim, cfg.style_dim], dim=1)
+        out = {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar,
+               "mean": mean}
+        if partner is not None:
+            out["x_swap"] = self.decode(z_c, z_s[partner])
+            out["feats_swap"] = self.vgg(out["x_swap"])
+            if cfg.w_cycle > 0:
+                out["cycle_content"] = self.encode_content(out["x_swap"])[0]
+                out["cycle_style"] = self.encode_style(out["x_swap"], self.grams(out["feats_swap"]))[0]
+        return out
 
     def data_init(self, x: torch.Tensor) -> None:
         """Start both latents with unit variance across the images of ``x`` (see data_dependent_init); with

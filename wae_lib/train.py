@@ -8,7 +8,8 @@ The loop is here (Trainer: batches, the step, logging, samples, DDP); the loss w
 wae_lib.balance, the checkpoint, lock and log files in wae_lib.checkpoint, reading runs back (load_model) in
 wae_lib.runs, and the sweep's configs and the command line's flags in wae_lib.sweep.
 
-Loss (SPEC §2): calibrated pixel + VGG feature + Gram terms, plus lambda x WAE penalty (MMD-IMQ or GAN).
+Loss (SPEC §2): calibrated pixel + VGG feature + Gram terms, plus lambda x WAE penalty (MMD-IMQ or GAN); with
+``objective="swap"`` (issue 16) also the swapped-pair terms of wae_lib.losses (swap_terms, cycle_terms).
 Stabilisers from PILOT.md: capped log-variance (in the model), gradient-norm clipping against a running
 mean, ICNR init (in the model), loss weights calibrated after a short warm-up.
 
@@ -53,7 +54,14 @@ from .checkpoint import (
 from .config import Config, ConfigError
 from .distributed import DistInfo, all_mean, gather_with_grad, init_distributed
 from .figures import training_sample_grid
-from .losses import gan_discriminator_loss, gan_encoder_penalty, mmd_imq, reconstruction_terms
+from .losses import (
+    cycle_terms,
+    gan_discriminator_loss,
+    gan_encoder_penalty,
+    mmd_imq,
+    reconstruction_terms,
+    swap_terms,
+)
 from .models import LatentDiscriminator, WAEStyle
 from .runs import vgg_from_checkpoint
 from .sweep import build_parser, config_from_args, sweep_configs
@@ -86,6 +94,13 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+def swap_partners(n: int, device: torch.device) -> torch.Tensor:
+    """Each image's partner for ``objective="swap"``: the batch rolled by one (k -> k - 1). The batch is a fresh
+    random draw every step, so this is a random pairing without a self-pair, and draws nothing from the run's
+    generator (the paper objective's random stream stays as it was)."""
+    return torch.roll(torch.arange(n, device=device), 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,9 +187,16 @@ class Trainer:
             with torch.no_grad():
                 feats_x = model.vgg(x)
                 grams_x = model.grams(feats_x)
-            out = self.step_model(x, grams_x, noise=noise)
+            partner = swap_partners(len(x), x.device) if cfg.objective == "swap" else None
+            out = self.step_model(x, grams_x, noise=noise, partner=partner)
             terms = reconstruction_terms(x, out["x_hat"], feats_x, model.vgg(out["x_hat"]), cfg.style_layers, grams_x,
                                          tv=cfg.w_tv > 0)
+            if partner is not None:
+                terms.update(swap_terms(out["feats_swap"], feats_x, {n: g[partner] for n, g in grams_x.items()},
+                                        cfg.style_layers, cfg.swap_content_layers))
+                if cfg.w_cycle > 0:
+                    c, s = out["mean"].split([cfg.content_dim, cfg.style_dim], dim=1)
+                    terms.update(cycle_terms(out["cycle_content"], out["cycle_style"], c, s[partner]))
             z_all = gather_with_grad(out["z"].float(), self.info)
             if cfg.penalty == "mmd":
                 terms["penalty"] = mmd_imq(z_all, prior, cfg.prior_sigma)
