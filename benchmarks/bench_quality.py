@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from wae_lib import scorecard
+from wae_lib.compare import training_cost
 from wae_lib.eval_cache import reconstruct_images
 from wae_lib.figures import save_grid
 from wae_lib.runs import load_model
@@ -34,6 +35,12 @@ def throughput(run_dir: Path) -> float:
     """Median logged training images/s of a run (the log's own timing)."""
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     return float(np.median([r["images_per_s"] for r in rows[1:]] or [np.nan]))
+
+
+def change_of(run_dir: Path) -> str:
+    """What the run's ablation row changes (benchmarks/ablate_style.py records it in the run's config.extra)."""
+    extra = json.loads((run_dir / "config.json").read_text()).get("extra", {})
+    return str(extra.get("change", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         grid += [reconstruct_images(model, faces), model.transfer(faces, style)]
         labels += [f"{name} recon", f"{name} style {args.style}"]
         row = scorecard.score_model(model, evalset)
-        rows.append({"run": run.name, **row, "train_images_per_s": throughput(run),
-                     "steps": int(model.checkpoint_info["step"])})
+        images, seconds = training_cost(run, model.config.batch_size)
+        rows.append({"run": run.name, "change": change_of(run), **row, "train_images_per_s": throughput(run),
+                     "train_minutes": seconds / 60, "steps": int(model.checkpoint_info["step"])})
         print(f"{run.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)),
               file=sys.stderr)
     if args.figure:

@@ -162,6 +162,21 @@ def test_shipped_pretrained_model_is_the_default(files, tmp_path, capsys):
     assert "model: pretrained (" in line and "stand-in" in line  # says the offline VGG16 stand-in was used
 
 
+@pytest.mark.parametrize("name", ["pretrained", "pretrained-paper"])
+def test_both_shipped_models_take_every_option(name, files, tmp_path, capsys):
+    """--alpha, --style-mix and --preserve-color work with ours (style modulation) and the paper's model."""
+    c, s1, s2 = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), str(files["style"] / "s2.webp")
+    outs = {}
+    for key, extra in (("plain", [s1]), ("half", [s1, "--alpha", "0.5"]), ("keep", [s1, "--preserve-color"]),
+                       ("mix", ["--style-mix", f"{s1}:0.3,{s2}:0.7"])):
+        out = tmp_path / f"{key}.png"
+        assert main(["transfer", c, *extra, "-o", str(out), "--model", name, "--device", "cpu"]) == 0
+        outs[key] = png(out)
+    assert f"model: {name} (" in capsys.readouterr().out
+    for key in ("half", "keep", "mix"):  # each option changes the output
+        assert (outs[key] - outs["plain"]).abs().mean() > 0.002, key
+
+
 def test_model_may_be_a_checkpoint_or_an_exported_file(files, tmp_path, capsys):
     from wae_lib.pretrained import export_pretrained
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
 N_FIG, N_STYLES, N_GRID, N_STRIP, N_COMPARE = 4, 3, 2, 2, 3
-COMPARE_METHODS = ["ours", "gatys", "adain", "wct", "reinhard"]
+COMPARE_METHODS = ["ours", "ours_paper", "gatys", "adain", "wct", "reinhard"]
 STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
 # the evaluation notebooks on whole sets (the Makefile's case), run twice: computing the models' outputs, and
 # reading them from the cache of `python -m wae_lib.eval_cache` (same functions, same batches: the same tables)

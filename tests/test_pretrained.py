@@ -1,4 +1,5 @@
-"""The model shipped in the package: loads offline with one call, matches its card, is not collapsed."""
+"""The models shipped in the package: load offline with one call, match their cards, are not collapsed; ours is
+the default and the paper-trained one is still there (issue 16)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ import torch
 from PIL import Image
 
 from wae_lib import load_model
-from wae_lib.pretrained import PRETRAINED_FILE
+from wae_lib.config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS
+from wae_lib.pretrained import card_file, scorecard_file, shipped_file
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED_MODELS))
+def shipped(request):
+    path = shipped_file(request.param)
+    assert path.is_file(), f"the repository ships {path}; it is missing"
+    return request.param, load_model(request.param)
 
 
 @pytest.fixture(scope="module")
-def pretrained():
-    assert PRETRAINED_FILE.is_file(), f"the repository ships {PRETRAINED_FILE}; it is missing"
-    return load_model("pretrained")
+def pretrained(shipped):
+    return shipped[1]
 
 
 def real_faces(test_data_dir, n: int = 6) -> torch.Tensor:
@@ -23,11 +31,29 @@ def real_faces(test_data_dir, n: int = 6) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
 
 
-def test_shipped_file_is_small_and_documented(pretrained):
-    assert PRETRAINED_FILE.stat().st_size < 25 * 2**20
-    card = (PRETRAINED_FILE.parent / "MODEL_CARD.md").read_text()
-    assert pretrained.provenance["run"] in card and "non-commercial" in card
-    assert pretrained.config.profile == "reference" and pretrained.checkpoint_info["step"] == pretrained.config.steps
+def test_shipped_file_is_small_and_documented(shipped):
+    name, model = shipped
+    path = shipped_file(name)
+    assert path.stat().st_size < 25 * 2**20
+    card = card_file(path).read_text()
+    assert card.startswith(f'# Model card: `load_model("{name}")`')
+    assert model.provenance["run"] in card and "non-commercial" in card
+    assert scorecard_file(path).is_file()
+    assert model.config.profile == "reference" and model.checkpoint_info["step"] == model.config.steps
+
+
+def test_default_is_our_training_and_the_papers_is_kept():
+    assert DEFAULT_SHIPPED_MODEL == "pretrained"
+    ours, paper = load_model("pretrained").config, load_model("pretrained-paper").config
+    assert (ours.objective, ours.style_injection) == ("swap", "modulate")
+    assert (paper.objective, paper.style_injection, paper.content_norm) == ("paper", "concat", "none")
+
+
+def test_a_folder_named_like_a_shipped_model_does_not_replace_it(tmp_path, monkeypatch):
+    (tmp_path / "pretrained").mkdir()  # issue 18: an empty folder made the default command fail
+    monkeypatch.chdir(tmp_path)
+    assert load_model("pretrained").provenance["run"] == torch.load(
+        shipped_file("pretrained"), weights_only=True)["provenance"]["run"]
 
 
 def test_shipped_model_transfers_depend_on_content_and_style(pretrained, test_data_dir):

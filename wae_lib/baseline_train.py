@@ -111,6 +111,7 @@ BASELINE_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"data": "mixed", "steps": 2, "batch_size": 4, "ckpt_every": 1, "log_every": 1},  # tests only
     "quick": {"data": "mixed", "steps": 150},  # minutes on a CPU: the decoders barely invert VGG
     "reference": {"data": "mixed", "steps": 3600},  # 28,800 images: as many as the shipped model saw
+    "ours": {"data": "mixed", "steps": 3600},  # our training's sweep is compared with the same decoders
     "paper": {"data": "mixed", "steps": 160_000, "device": "auto"},  # Huang & Belongie: 160k batches of 8 (GPU)
 }
 

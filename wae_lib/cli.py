@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import SHIPPED_MODELS as SHIPPED_NAMES
 from .decode import Rejected, decode_image
 from .faces import centre_square, crop_resize
 
@@ -130,9 +131,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the content image's own style latent, 1 uses the style's (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content image's colours "
                    "(luminance-only transfer, Gatys et al. 2017)")
-    p.add_argument("--model", default="pretrained", help="'pretrained' (the model shipped in wae_lib/weights, "
-                   "default), a training run folder holding checkpoint.pt, or a .pt file written by "
-                   "wae_lib.pretrained.export_pretrained")
+    p.add_argument("--model", default="pretrained", help="'pretrained' (ours, shipped in wae_lib/weights, "
+                   "default), 'pretrained-paper' (the paper's training, shipped), a training run folder holding "
+                   "checkpoint.pt, or a .pt file written by wae_lib.pretrained.export_pretrained")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto: cuda when "
                    "available")
     p.add_argument("--batch-size", type=int, default=64, help="content images per forward pass (default 64)")
@@ -201,18 +202,18 @@ def model_problem(exc: BaseException) -> str:
 def load_model_spec(spec: str, device):
     """The model and a label for it: 'pretrained', a run folder, a run's checkpoint.pt, or an exported .pt."""
     from .checkpoint import CHECKPOINT
-    from .pretrained import load_pretrained
+    from .pretrained import SHIPPED, load_pretrained
     from .runs import load_model
 
     path = Path(spec)
     try:
-        if spec == "pretrained" and not path.exists():
-            model = load_model("pretrained", device=device)
+        if spec in SHIPPED:  # a shipped name is the shipped model, whatever the working directory holds
+            model = load_model(spec, device=device)
             prov = getattr(model, "provenance", {}) or {}
-            return model, f"pretrained ({prov.get('run', '?')}, step {prov.get('step', '?')})"
+            return model, f"{spec} ({prov.get('run', '?')}, step {prov.get('step', '?')})"
         if not path.exists():
-            raise UserError(f"model {spec} does not exist (give 'pretrained', a run folder holding {CHECKPOINT}, "
-                            f"or a .pt file)")
+            raise UserError(f"model {spec} does not exist (give {' or '.join(map(repr, SHIPPED))}, a run folder "
+                            f"holding {CHECKPOINT}, or a .pt file)")
         if path.is_dir():
             if not (path / CHECKPOINT).is_file():
                 raise UserError(f"model {spec} is a folder without {CHECKPOINT} (not a training run folder)")
@@ -399,8 +400,9 @@ def run(args: argparse.Namespace) -> int:
     style_files = [f for st in styles for f in st.files]
     single, out_paths = output_plan(out, content_names, styles, content_paths + style_files, args.no_grid)
     model_path = Path(args.model)
-    if args.model != "pretrained" and not model_path.exists():  # fail fast, before decoding every image
-        raise UserError(f"model {args.model} does not exist (give 'pretrained', a run folder or a .pt file)")
+    if args.model not in SHIPPED_NAMES and not model_path.exists():  # fail fast, before decoding every image
+        raise UserError(f"model {args.model} does not exist (give {' or '.join(map(repr, SHIPPED_NAMES))}, a run "
+                        f"folder or a .pt file)")
 
     import torch
 

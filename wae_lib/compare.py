@@ -31,6 +31,7 @@ from .metrics import EvalVGG
 from .tables import TABLE_FILES, TransferReference, transfer_metrics
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
+OURS_PAPER = "ours_paper"  # the key of the same networks trained as the paper says (issue 16), shown beside it
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Method:
 
 def resolve_model(model: str, models_dir: str | Path, tables_dir: str | Path) -> str:
     """``"best"``: the run folder of ``models_dir`` that notebook 04 ranked best (C4 balance table in
-    ``tables_dir``); anything else (``"pretrained"``, a run folder) is returned as it is."""
+    ``tables_dir``); anything else (a shipped name such as ``"pretrained"``, a run folder) is returned as it is."""
     if model != "best":
         return model
     path = Path(tables_dir) / TABLE_FILES["balance"]
@@ -78,14 +79,15 @@ def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
 
 
 def our_method(model, label: str, training_images: float = float("nan"),
-               training_seconds: float = float("nan")) -> Method:
-    """Our model: one forward pass with the style latent of the style image (alpha = the model's strength)."""
+               training_seconds: float = float("nan"), key: str = OURS) -> Method:
+    """Our model: one forward pass with the style latent of the style image (alpha = the model's strength);
+    ``key`` OURS_PAPER for the paper-trained one beside it."""
 
     def transfer(content, style, alpha=1.0):
         dev = next(model.parameters()).device
         return model.transfer(content.to(dev), style.to(dev), strength=alpha).cpu()
 
-    return Method(OURS, label, transfer, "once for all styles", training_images, training_seconds)
+    return Method(key, label, transfer, "once for all styles", training_images, training_seconds)
 
 
 def baseline_method(key: str, baseline, label: str, training: str, training_images: float = float("nan"),

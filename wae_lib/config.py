@@ -30,6 +30,13 @@ UPSAMPLES = ("subpixel", "resize")
 OBJECTIVES = ("paper", "swap")  # reconstruction only (SPEC §2) | + swapped pairs (issue 16, docs/DEPARTURES.md)
 STYLE_INJECTIONS = ("concat", "modulate")  # the paper's concatenated latent | + per-stage modulation (issue 16)
 CONTENT_NORMS = ("none", "instance")  # Table 1 as printed | instance norm after each conv (issue 16)
+# the models shipped in wae_lib/weights (wae_lib.pretrained), by load_model name; torch-free here so that the CLI's
+# --help can name them. The default of the CLI, the explorer and notebook 07 is DEFAULT_SHIPPED_MODEL.
+SHIPPED_MODELS = {
+    "pretrained": "ours: swapped-pair training with the style modulating every decoder stage (issue 16)",
+    "pretrained-paper": "the paper's training: reconstruction only (Nakada & Asoh 2019)",
+}
+DEFAULT_SHIPPED_MODEL = "pretrained"
 
 
 @dataclass(frozen=True)
@@ -311,6 +318,16 @@ def check_known_fields(d: dict[str, Any], source: str = "") -> None:
 # --------------------------------------------------------------------------------------------------
 # Profiles: the same pipeline at different scales. Each maps to Config overrides plus a sweep.
 # --------------------------------------------------------------------------------------------------
+# The paper's 10 models on 2 CPU cores in about an hour (data-large: ~5.5k CelebA / ~11.5k mixed images):
+# channels x1/4, 600 steps of 16 images (~9.6k images, ~1.7 passes over CelebA) each, with the training changes
+# that won at a fixed budget (docs/DEPARTURES.md, reports/ablations/): running loss balance from step 0,
+# a random init batch and standardised Gram inputs.
+REFERENCE_PROFILE: dict[str, Any] = dict(
+    width=0.25, style_hidden=128, batch_size=16, steps=600, lr=1e-3, lr_warmup=20, log_every=10, sample_every=300,
+    ckpt_every=100, balance="running", data_init_images=256, gram_standardize=True,
+    scaled_note="reference profile: channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
+                "{batch_size} images on 2 CPU cores (the paper: full width, GPUs, many epochs)")
+
 PROFILES: dict[str, dict[str, Any]] = {
     # The paper's scale (SPEC §3, §5): full-width networks, 10 models; for GPUs.
     "paper": dict(width=1.0, style_hidden=256, batch_size=100, steps=50_000, lr=1e-3, log_every=50,
@@ -323,16 +340,14 @@ PROFILES: dict[str, dict[str, Any]] = {
                   scaled_note="quick profile: channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps "
                               "of {batch_size} images on 2 CPU cores (the paper trains full width on GPUs for many "
                               "epochs); too small to judge the paper"),
-    # The paper's 10 models on 2 CPU cores in about an hour (data-large: ~5.5k CelebA / ~11.5k mixed images):
-    # channels x1/4, 600 steps of 16 images (~9.6k images, ~1.7 passes over CelebA) each, with the training changes
-    # that won at a fixed budget (docs/DEPARTURES.md, reports/ablations/): running loss balance from step 0,
-    # a random init batch and standardised Gram inputs.
-    "reference": dict(width=0.25, style_hidden=128, batch_size=16, steps=600, lr=1e-3, lr_warmup=20, log_every=10,
-                      sample_every=300, ckpt_every=100, balance="running", data_init_images=256,
-                      gram_standardize=True,
-                      scaled_note="reference profile: channels x{width} of Tables 1-2, style FC width {style_hidden}, "
-                                  "{steps} steps of {batch_size} images on 2 CPU cores (the paper: full width, GPUs, "
-                                  "many epochs)"),
+    "reference": REFERENCE_PROFILE,
+    # Our training (issue 16) at the reference budget: the reference profile's networks and schedule, trained on
+    # swapped pairs with the style modulating every decoder stage and instance norm in the content encoder (the
+    # ablation's winner, reports/ablations/style_ablation.md; docs/DEPARTURES.md). About 1.7x a reference step.
+    "ours": dict(REFERENCE_PROFILE, objective="swap", style_injection="modulate", content_norm="instance",
+                 scaled_note="ours profile (swapped pairs, style modulation, instance-normalised content encoder): "
+                             "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
+                             "{batch_size} images on 2 CPU cores (the paper: full width, GPUs, many epochs)"),
     # Seconds: for tests only.
     "smoke": dict(width=0.0625, style_hidden=16, style_dim_per_layer=8, batch_size=8, steps=6, log_every=1,
                   balance="fixed",  # keeps the calibrate-once path under test (running is tested on its own)
@@ -343,6 +358,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 SWEEPS: dict[str, dict[str, tuple]] = {
     "paper": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
     "reference": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
+    "ours": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
     "quick": {"data": TRAINING_SETS, "content_dim": (128, 64, 32)},
     "smoke": {"data": TRAINING_SETS, "content_dim": (32, 16)},
 }

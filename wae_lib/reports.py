@@ -54,10 +54,12 @@ def budget_warning(ctx: EvalContext) -> str:
     why = [f"profile {', '.join(small)}: scaled-down models trained for minutes"] if small else []
     if "embedded sample set" in ctx.data_source:
         why.append("data: the embedded sample set, not the paper's images")
-    if not why and "reference" in ctx.profile.split(" / "):
-        return ("> **Reference profile: a CPU-scale run** (channels x1/4 of Tables 1-2, minutes per model on 2 CPU "
-                "cores; see each figure's caption for the schedule). The verdicts describe this scale; the paper "
-                "trained full-width networks on GPUs.")
+    cpu_scale = [p for p in ("reference", "ours") if p in ctx.profile.split(" / ")]
+    if not why and cpu_scale:
+        trained = " (trained our way: swapped pairs, issue 16)" if "ours" in cpu_scale else ""
+        return (f"> **{cpu_scale[0].capitalize()} profile: a CPU-scale run**{trained} (channels x1/4 of Tables 1-2, "
+                "minutes per model on 2 CPU cores; see each figure's caption for the schedule). The verdicts describe "
+                "this scale; the paper trained full-width networks on GPUs.")
     if not why:
         return ""
     return (f"> **This run is too small to judge the paper** ({'; '.join(why)}). The verdicts below describe "

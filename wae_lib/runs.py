@@ -2,7 +2,7 @@
 a trained sweep's runs in the paper's order with the context every caption and table carries.
 
     from wae_lib.runs import load_model
-    model = load_model("models/quick-sample/mixed_c128")   # eval mode; "pretrained": the shipped model
+    model = load_model("models/quick-sample/mixed_c128")   # eval mode; "pretrained", "pretrained-paper": shipped
 
 The model is rebuilt from the checkpoint alone: its config (with the VGGSource recorded at training) and all its
 weights, the frozen VGG16's included, so nothing is resolved or downloaded again.
@@ -28,7 +28,7 @@ import torch
 from .checkpoint import CHECKPOINT, check_config_json, checkpoint_config, load_checkpoint
 from .config import PROFILES, SWEEPS, TRAINING_SETS, Config, EvaluationError, run_name, training_set_label
 from .models import WAEStyle
-from .pretrained import load_pretrained
+from .pretrained import SHIPPED, load_shipped
 from .sets import load_set_info
 from .utils import resolve_device
 from .vgg import VGG16Features
@@ -44,10 +44,11 @@ def vgg_from_checkpoint(ckpt: dict[str, Any], cfg: Config) -> VGG16Features:
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAEStyle:
     """The trained WAEStyle of a run folder, in eval mode, with ``checkpoint_info`` (step, finished).
 
-    ``"pretrained"`` loads the model shipped inside the package (wae_lib/weights, see wae_lib.pretrained).
+    A shipped name (``"pretrained"``: ours, ``"pretrained-paper"``: the paper's training) loads that model from
+    the package (wae_lib/weights, see wae_lib.pretrained), whatever folders the working directory holds.
     """
-    if str(run_dir) == "pretrained" and not Path(run_dir).exists():
-        return load_pretrained(device=device)
+    if str(run_dir) in SHIPPED:
+        return load_shipped(str(run_dir), device=device)
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib.train --out {run_dir}`")
