@@ -122,9 +122,9 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
 # --------------------------------------------------------------------------------------------------
 CARD_TEMPLATE = """# Model card: `load_model("{name}")`
 
-**What it is.** A style-transfer Wasserstein autoencoder after Nakada & Asoh (JSAI 2019), trained by this
-repository's `reference` profile: run `{run}` ({data_label} training set, content latent {content_dim}, style latent
-{style_dim}). One forward pass per transfer, any style image, 64x64 RGB in and out.
+**What it is.** A style-transfer Wasserstein autoencoder after Nakada & Asoh (JSAI 2019) with the networks of this
+repository's `{profile}` profile, {how_trained}: run `{run}` ({data_label} training set, content latent {content_dim},
+style latent {style_dim}). One forward pass per transfer, any style image, 64x64 RGB in and out.
 
 | | |
 |---|---|
@@ -165,7 +165,10 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
         vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
         upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal", name=Path(weights).stem,
         objective=cfg.objective, style_injection=cfg.style_injection, content_norm=cfg.content_norm,
-        w_cycle=cfg.w_cycle,
+        w_cycle=cfg.w_cycle, profile=cfg.profile, how_trained=(
+            "trained as the paper says (reconstruction only)" if cfg.objective == "paper" else
+            "trained our way (issue 16, docs/DEPARTURES.md): on swapped pairs, with the style latent modulating every "
+            "decoder stage" if cfg.style_injection == "modulate" else "trained our way: on swapped pairs"),
         metrics_table=metrics_table, **facts)
     atomic_write_text(path, text)
     return path
