@@ -36,6 +36,8 @@ ROWS: dict[str, tuple[str, dict]] = {
     "swap_mod_in_c2": ("+ swap + modulation + instance norm, content term at relu2_1 and relu3_1",
                        dict(INSTANCE, swap_content_layers=("relu2_1", "relu3_1"))),
     "swap_mod_in_s1": ("+ swap + modulation + instance norm, seed 1", dict(INSTANCE, seed=1)),
+    "swap_mod_in_c2_s1": ("+ swap + modulation + instance norm, content term at relu2_1 and relu3_1, seed 1",
+                          dict(INSTANCE, swap_content_layers=("relu2_1", "relu3_1"), seed=1)),
     "swap_mod_in_cycle_s1": ("+ swap + modulation + instance norm + latent cycle, seed 1",
                              dict(INSTANCE, w_cycle=1.0, seed=1)),
 }

@@ -26,8 +26,10 @@ import torch
 from wae_lib import scorecard
 from wae_lib.compare import training_cost
 from wae_lib.eval_cache import reconstruct_images
+from wae_lib.evaluate import load_set
 from wae_lib.figures import save_grid
 from wae_lib.runs import load_model
+from wae_lib.sets import load_eval_identities
 from wae_lib.utils import set_seed
 
 
@@ -43,6 +45,18 @@ def change_of(run_dir: Path) -> str:
     return str(extra.get("change", ""))
 
 
+def figure(args, faces, style, models, vgg_label: str) -> None:
+    """8 held-out faces, then per run its reconstructions and its transfers with one style."""
+    grid, labels = [faces], ["held-out"]
+    for k, (run, model) in enumerate(models):
+        name = args.labels[k] if k < len(args.labels) else run.name
+        grid += [reconstruct_images(model, faces), model.transfer(faces, style)]
+        labels += [f"{name} recon", f"{name} style {args.style}"]
+    save_grid(args.figure, grid + [style.expand(len(faces), -1, -1, -1)], row_labels=labels + [f"style {args.style}"],
+              label_width=170, caption=f"Held-out people (in no training set): reconstructions and transfers per run, "
+                                       f"VGG16: {vgg_label}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders written by wae_lib.train")
@@ -53,20 +67,28 @@ def main(argv: list[str] | None = None) -> int:
                                                 "and transfers with one style (style_eval image --style)")
     ap.add_argument("--style", type=int, default=0, help="style_eval index of the figure's transfers")
     ap.add_argument("--labels", nargs="*", default=(), help="row labels of the runs in the figure (default: names)")
+    ap.add_argument("--figure-only", action="store_true", help="write the figure, score nothing (seconds)")
     args = ap.parse_args(argv)
     set_seed(0)
     torch.set_grad_enabled(False)
+    if args.figure_only:
+        if not args.figure:
+            ap.error("--figure-only needs --figure")
+        faces_all, styles = load_set(args.data_root, "content_eval"), load_set(args.data_root, "style_eval")
+        ids = load_eval_identities(args.data_root)
+        faces = faces_all[scorecard.spread_over_identities(ids if ids is not None else np.arange(len(faces_all)), 8)]
+        models = [(run, load_model(run)) for run in args.runs]
+        figure(args, faces, styles[args.style:args.style + 1], models, models[0][1].vgg_source.label)
+        return 0
     evalset = scorecard.HeldOut.load(args.data_root, n_content=args.n_content)
     rows = [scorecard.score_reinhard(evalset)]
     faces = evalset.faces[scorecard.spread_over_identities(
         evalset.identities if evalset.identities is not None else np.arange(len(evalset.faces)), 8)]
     style = evalset.styles[args.style:args.style + 1]
-    grid, labels = [faces], ["held-out"]
-    for k, run in enumerate(args.runs):
+    models = []
+    for run in args.runs:
         model = load_model(run)
-        name = args.labels[k] if k < len(args.labels) else run.name
-        grid += [reconstruct_images(model, faces), model.transfer(faces, style)]
-        labels += [f"{name} recon", f"{name} style {args.style}"]
+        models.append((run, model))
         row = scorecard.score_model(model, evalset)
         images, seconds = training_cost(run, model.config.batch_size)
         rows.append({"run": run.name, "change": change_of(run), **row, "train_images_per_s": throughput(run),
@@ -74,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)),
               file=sys.stderr)
     if args.figure:
-        save_grid(args.figure, grid, row_labels=labels, label_width=150,
-                  caption="Held-out people (in no training set): reconstructions and transfers per run, "
-                          f"VGG16: {evalset.vgg.label}")
+        figure(args, faces, style, models, evalset.vgg.label)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
