@@ -121,7 +121,8 @@ def test_config_names_bad_method_values():
         with pytest.raises(ConfigError, match=field):
             Config(**{field: value})
     with pytest.raises(ConfigError, match="swap_content_layers"):
-        Config(swap_content_layers=("relu4_2",))
+        Config(objective="swap", swap_content_layers=("relu4_2",))
+    assert Config(style_layers=("relu1_1",)).objective == "paper"  # the paper's objective never reads them
     with pytest.raises(ConfigError, match="w_cycle"):
         Config(w_cycle=-1)
 

@@ -206,10 +206,14 @@ def test_ddp_two_processes_match_each_other_and_one_process(synthetic_npy, tmp_p
     r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     one = torch.load(tmp_path / "single" / "rank0.pt", weights_only=True)
     assert all(torch.equal(r0[k], r1[k]) for k in r0), "ranks diverged"
-    worst = max((r0[k].float() - one[k].float()).abs().max().item() for k in r0)
-    assert worst < 1e-4, f"2-process result differs from 1 process with the same global batch by {worst}"
     init = torch.load(tmp_path / "ddp" / "init.pt", weights_only=True)  # parity is not "nothing trained"
     assert max((r0[k].float() - init[k].float()).abs().max().item() for k in r0) > 1e-3
+    # relative to what training changed: gloo's all-reduce sums in another order, and Adam's first steps divide by
+    # tiny second moments, so absolute differences reach ~6e-4 on some CPUs (0.5% of the update, measured); a DDP
+    # mistake (unsynchronised ranks, a wrong slice of the batch) differs by the order of the update itself
+    worst = max(((r0[k].float() - one[k].float()).norm() / (r0[k].float() - init[k].float()).norm()).item()
+                for k in r0 if (r0[k].float() - init[k].float()).norm() > 0)
+    assert worst < 0.05, f"2-process result differs from 1 process with the same global batch by {worst:.3%} of the update"
 
 
 @pytest.mark.slow

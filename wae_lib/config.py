@@ -234,7 +234,8 @@ class Config:
         check(self.content_norm in CONTENT_NORMS, "content_norm", self.content_norm, f"one of {CONTENT_NORMS}")
         for name in ("w_swap_gram", "w_swap_content", "w_cycle"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
-        check(len(self.swap_content_layers) > 0 and set(self.swap_content_layers) <= set(self.style_layers),
+        check(self.objective != "swap" or (len(self.swap_content_layers) > 0
+                                            and set(self.swap_content_layers) <= set(self.style_layers)),
               "swap_content_layers", self.swap_content_layers, f"one or more of the style layers {self.style_layers}")
         check(len(self.gram_layer_weights) in (0, len(self.style_layers)) and all(w >= 0 for w in
               self.gram_layer_weights), "gram_layer_weights", self.gram_layer_weights,
