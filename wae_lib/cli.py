@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SHIPPED_MODELS as SHIPPED_NAMES
+from .config import SHIPPED_MODELS
 from .decode import Rejected, decode_image
 from .faces import centre_square, crop_resize
 
@@ -202,17 +202,17 @@ def model_problem(exc: BaseException) -> str:
 def load_model_spec(spec: str, device):
     """The model and a label for it: 'pretrained', a run folder, a run's checkpoint.pt, or an exported .pt."""
     from .checkpoint import CHECKPOINT
-    from .pretrained import SHIPPED, load_pretrained
+    from .pretrained import load_pretrained
     from .runs import load_model
 
     path = Path(spec)
     try:
-        if spec in SHIPPED:  # a shipped name is the shipped model, whatever the working directory holds
+        if spec in SHIPPED_MODELS:  # a shipped name is the shipped model, whatever the working directory holds
             model = load_model(spec, device=device)
             prov = getattr(model, "provenance", {}) or {}
             return model, f"{spec} ({prov.get('run', '?')}, step {prov.get('step', '?')})"
         if not path.exists():
-            raise UserError(f"model {spec} does not exist (give {' or '.join(map(repr, SHIPPED))}, a run folder "
+            raise UserError(f"model {spec} does not exist (give {' or '.join(map(repr, SHIPPED_MODELS))}, a run folder "
                             f"holding {CHECKPOINT}, or a .pt file)")
         if path.is_dir():
             if not (path / CHECKPOINT).is_file():
@@ -400,8 +400,8 @@ def run(args: argparse.Namespace) -> int:
     style_files = [f for st in styles for f in st.files]
     single, out_paths = output_plan(out, content_names, styles, content_paths + style_files, args.no_grid)
     model_path = Path(args.model)
-    if args.model not in SHIPPED_NAMES and not model_path.exists():  # fail fast, before decoding every image
-        raise UserError(f"model {args.model} does not exist (give {' or '.join(map(repr, SHIPPED_NAMES))}, a run "
+    if args.model not in SHIPPED_MODELS and not model_path.exists():  # fail fast, before decoding every image
+        raise UserError(f"model {args.model} does not exist (give {' or '.join(map(repr, SHIPPED_MODELS))}, a run "
                         f"folder or a .pt file)")
 
     import torch

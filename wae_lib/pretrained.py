@@ -4,7 +4,7 @@
     model = load_model("pretrained")          # ours: swapped-pair training (issue 16); eval mode, CPU
     paper = load_model("pretrained-paper")    # the paper's training (reconstruction only), unchanged
 
-Each name in :data:`SHIPPED` is a file ``wae_lib/weights/<name>.pt`` with its model card ``<name>.card.md`` and
+Each name in :data:`wae_lib.config.SHIPPED_MODELS` is a file ``wae_lib/weights/<name>.pt`` with its model card ``<name>.card.md`` and
 held-out scorecard ``<name>.scorecard.csv`` beside it (:func:`shipped_file`, :func:`card_file`,
 :func:`scorecard_file`: the one home of that layout). A shipped name always means the shipped model, even where a
 folder of that name exists in the working directory (give such a folder as ``./pretrained``).
@@ -31,14 +31,13 @@ from .utils import atomic_torch_save, atomic_write_text, load_weights
 from .vgg import VGG16Features, VGGWeightsError, weights_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-SHIPPED, DEFAULT_MODEL = SHIPPED_MODELS, DEFAULT_SHIPPED_MODEL
 VGG_PREFIX = "vgg."
 
 
 def shipped_file(name: str) -> Path:
-    """The weights file of a shipped model name (a key of :data:`SHIPPED`)."""
-    if name not in SHIPPED:
-        raise PretrainedError(f"{name!r} is not a shipped model; expected one of {sorted(SHIPPED)}")
+    """The weights file of a shipped model name (a key of :data:`wae_lib.config.SHIPPED_MODELS`)."""
+    if name not in SHIPPED_MODELS:
+        raise PretrainedError(f"{name!r} is not a shipped model; expected one of {sorted(SHIPPED_MODELS)}")
     return WEIGHTS_DIR / f"{name}.pt"
 
 
@@ -56,7 +55,7 @@ class PretrainedError(RuntimeError):
     """The shipped weights are missing, damaged, or need a VGG16 that is not available here."""
 
 
-PRETRAINED_FILE = shipped_file(DEFAULT_MODEL)
+PRETRAINED_FILE = shipped_file(DEFAULT_SHIPPED_MODEL)
 
 
 def checked_source(model: WAEStyle) -> VGGSource:
@@ -85,7 +84,7 @@ def export_pretrained(model: WAEStyle, out: str | Path = PRETRAINED_FILE, **prov
     return out
 
 
-def load_shipped(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") -> WAEStyle:
+def load_shipped(name: str = DEFAULT_SHIPPED_MODEL, device: str | torch.device = "cpu") -> WAEStyle:
     """A shipped model by name (``pretrained``, ``pretrained-paper``), see :func:`load_pretrained`."""
     return load_pretrained(shipped_file(name), device)
 

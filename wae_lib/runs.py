@@ -26,9 +26,18 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT, check_config_json, checkpoint_config, load_checkpoint
-from .config import PROFILES, SWEEPS, TRAINING_SETS, Config, EvaluationError, run_name, training_set_label
+from .config import (
+    PROFILES,
+    SHIPPED_MODELS,
+    SWEEPS,
+    TRAINING_SETS,
+    Config,
+    EvaluationError,
+    run_name,
+    training_set_label,
+)
 from .models import WAEStyle
-from .pretrained import SHIPPED, load_shipped
+from .pretrained import load_shipped
 from .sets import load_set_info
 from .utils import resolve_device
 from .vgg import VGG16Features
@@ -47,7 +56,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAESt
     A shipped name (``"pretrained"``: ours, ``"pretrained-paper"``: the paper's training) loads that model from
     the package (wae_lib/weights, see wae_lib.pretrained), whatever folders the working directory holds.
     """
-    if str(run_dir) in SHIPPED:
+    if str(run_dir) in SHIPPED_MODELS:
         return load_shipped(str(run_dir), device=device)
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
