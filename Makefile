@@ -25,6 +25,7 @@ COMPARE_MODEL ?= pretrained#  our model in notebook 07: pretrained (shipped, our
 # mixed set the paper's ~48% ImageNet share; the data stage and notebook 01 must agree on it
 IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
 PREP_ARGS ?=#               extra preprocessing flags
+TEST_WORKERS ?= 2#          pytest-xdist processes of `make test`, one torch thread each (tests/conftest.py); 0: none
 PARAMS ?=#                  extra papermill options for every notebook, e.g. PARAMS="-p seed 1" or "-f my.yaml"
 TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
 # STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
@@ -69,7 +70,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)  ## run the test suite (CPU; set WAE_TEST_DATA=../shared/data for real-image tests)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)  ## ruff over the library, tests and benchmarks
 	$(PY) -m ruff check wae_lib tests benchmarks

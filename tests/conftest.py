@@ -10,6 +10,12 @@ import torch
 
 from wae_lib.config import Config
 
+# Under pytest-xdist (`make test` runs TEST_WORKERS processes), one torch thread per worker, inherited by the
+# notebook kernels and subprocesses: two workers of 2 threads each on 2 cores slow each other several-fold.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 # papermill here uses the repository's python3 kernel spec, as the Makefile does (no per-notebook TCP warning)
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
     p for p in (str(Path(__file__).resolve().parents[1] / "jupyter"), os.environ.get("JUPYTER_PATH")) if p)

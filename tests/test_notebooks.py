@@ -30,15 +30,19 @@ pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
 N_FIG, N_STYLES, N_GRID, N_STRIP, N_COMPARE = 4, 3, 2, 2, 3
+# images per evaluation set for the metrics: the tables' wiring, not their numbers, is under test here, and dlib
+# (~0.14 s a face on one core) and the evaluation VGG16 over whole sets made this chain most of `make test`
+N_METRIC = 12
 COMPARE_METHODS = ["ours", "ours_paper", "gatys", "adain", "wct", "reinhard"]
 STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
 # the evaluation notebooks on whole sets (the Makefile's case), run twice: computing the models' outputs, and
 # reading them from the cache of `python -m wae_lib.eval_cache` (same functions, same batches: the same tables)
 EVAL_NOTEBOOKS = {
-    "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=50),
+    "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=50, max_eval_images=N_METRIC),
     "04_transfer": dict(n_figure_images=N_FIG, n_styles=N_STYLES, grid_content=N_GRID, strip_content=N_STRIP,
-                        strengths=STRENGTHS, alphas=ALPHAS, n_boot=50),
-    "05_fid": dict(feature_extractor="vgg16", n_styles=N_STYLES, n_boot=20),
+                        strengths=STRENGTHS, alphas=ALPHAS, n_boot=50, max_content_images=N_METRIC,
+                        identity_styles=1),
+    "05_fid": dict(feature_extractor="vgg16", n_styles=N_STYLES, n_boot=20, max_content_images=N_METRIC),
 }
 EVAL_TABLES = ("reconstruction", "reconstruction_summary", "transfer", "transfer_summary", "balance", "fid")
 
@@ -153,6 +157,7 @@ def test_figure_grid_geometry_and_content(chain, name):
 def test_tables_carry_context_and_paper_order(chain):
     recon = pd.read_csv(chain["tables"] / "reconstruction_per_image.csv")
     assert list(dict.fromkeys(recon["run"])) == [f"{d}_c{s}" for d in ("celeba", "mixed") for s in SMOKE_SIZES]
+    assert recon.groupby(["run", "eval_set"]).size().max() <= N_METRIC  # max_eval_images was honoured
     for table in ("reconstruction_per_image", "transfer_per_pair", "fid_kid", "claims"):
         df = pd.read_csv(chain["tables"] / f"{table}.csv")
         assert {"profile", "data_source", "vgg_source"} <= set(df.columns), table
