@@ -53,7 +53,7 @@ run_nb = @mkdir -p $(NB_OUT) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
-        prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore
+        prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore device-bundle
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -160,6 +160,11 @@ pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people,
 	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
 
 reproduce-outputs: $(call nb,06_claims)
+
+DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
+device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
+$(DEVICE_BUNDLE)/bundle.json: $(SETS)
+	$(PY) -m wae_lib.device_session pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)
 	@if $(MAKE) --no-print-directory -q reproduce-outputs; then \

