@@ -209,6 +209,8 @@ def error_cases(f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
         broken = f["root"] / "broken_run"
         broken.mkdir()
         (broken / CHECKPOINT).write_bytes(b"not a checkpoint")
+        ck = torch.load(f["run"] / CHECKPOINT, weights_only=True)
+        torch.save({**ck, "optimizer": {}}, f["root"] / "renamed.pt")  # a run's checkpoint.pt under another name
         other = f["root"] / "other_run"  # a checkpoint of another architecture (content_dim changed)
         other.mkdir()
         ck = torch.load(f["run"] / CHECKPOINT, weights_only=True)
@@ -242,6 +244,13 @@ def error_cases(f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
         "bad device": ([a, s1, "--device", "tpu"], "--device"),
         "bad batch size": ([a, s1, "--batch-size", "0"], "--batch-size"),
         "unknown option": ([a, s1, "--alhpa", "1"], "--alhpa"),
+        # issue 18, item 8 and 5: each of these was a traceback, a silent zero latent or a silent folder before
+        "seed too large": ([a, "--style", "random", "--seed", "18446744073709551616"], "--seed"),
+        "mix weights overflow": ([c, "--style-mix", f"{s1}:1e308,{s1}:1e308"], "too large"),
+        "gif output": ([a, s1, "-o", str(f["root"] / "out.gif")], ".gif"),
+        "empty output": ([a, s1, "-o", ""], "-o is empty"),
+        "output folder holds inputs": ([c, s1, "-o", c], "holds input image"),
+        "renamed training checkpoint": ([a, s1, "--model", str(f["root"] / "renamed.pt")], "training checkpoint"),
     }
 
 
@@ -249,7 +258,9 @@ ERROR_NAMES = ["corrupt image", "truncated image", "empty folder", "folder witho
                "missing style", "alpha not a number", "alpha out of range", "alpha nan", "mix weight not a number",
                "mix weight negative", "mix weights sum to zero", "mix image missing", "mix image corrupt", "no style",
                "two styles", "positional random", "file out, many pairs", "missing model", "folder is no run",
-               "unreadable checkpoint", "incompatible checkpoint", "bad device", "bad batch size", "unknown option"]
+               "unreadable checkpoint", "incompatible checkpoint", "bad device", "bad batch size", "unknown option",
+               "seed too large", "mix weights overflow", "gif output", "empty output", "output folder holds inputs",
+               "renamed training checkpoint"]
 
 
 def test_error_names_cover_every_case(files):
@@ -279,7 +290,8 @@ def test_errors_give_one_line_naming_the_culprit_and_write_nothing(files, tmp_pa
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     else:
         assert not out.exists()
-    assert not (files["root"] / "one.png").exists()
+    assert not (files["root"] / "one.png").exists() and not (files["root"] / "out.gif").exists()
+    assert sorted(p.name for p in files["content"].iterdir()) == ["a.jpg", "b.png", "c.bmp", "notes.txt"]
 
 
 def test_cuda_requested_but_unavailable(files, tmp_path, capsys, monkeypatch):
@@ -307,3 +319,72 @@ def test_a_failed_write_leaves_no_partial_output(files, tmp_path, capsys, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left" in err[0]
     assert not (tmp_path / "new").exists() and len(calls) == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# output folders (issue 18, items 3 and 4): a run removes only what it wrote, interrupts say what is there
+# --------------------------------------------------------------------------------------------------
+def test_a_failed_run_keeps_what_another_run_wrote_into_its_new_folder(files, tmp_path, capsys, monkeypatch):
+    real_save, calls = Image.Image.save, []
+    out = tmp_path / "oshare"
+
+    def save_then_fail(self, fp, *a, **k):
+        calls.append(fp)
+        if len(calls) == 2:  # meanwhile another run finished a file in the folder this run created
+            real_save(Image.fromarray(blobs(64, 64, 7)), out / "other_run.png")
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", save_then_fail)
+    assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 1
+    assert "No space left" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["other_run.png"]  # the other run's file, and nothing of ours
+
+
+def test_interrupt_while_moving_outputs_into_place_finishes_and_says_so(files, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a__s1.png").write_bytes(b"old")
+    real_replace, moves = os.replace, []
+
+    def replace_with_ctrl_c(src, dst):
+        moves.append(dst)
+        if len(moves) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(cli.os, "replace", replace_with_ctrl_c)
+    code = transfer(files, str(files["content"]), str(files["style"]), "-o", str(out))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1 and "all 7 were already written" in err[0], err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{c}__{st}.png" for c in "abc" for st in ("s1", "s2")] + ["grid.png"])
+    assert (out / "a__s1.png").read_bytes() != b"old"
+
+
+def test_sigterm_while_writing_leaves_nothing_and_stale_staging_is_removed(files, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    out = tmp_path / "new"
+    real_save, calls = Image.Image.save, []
+
+    def save_then_term(self, fp, *a, **k):
+        calls.append(fp)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", save_then_term)
+    assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 130
+    assert "interrupted; nothing was written" in capsys.readouterr().err and not out.exists()
+    monkeypatch.undo()
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    out.mkdir()
+    (out / f"{cli.STAGING_PREFIX}{dead}").mkdir()
+    (out / f".a__s1.png.tmp{dead}").write_bytes(b"x")  # the temporaries of earlier versions
+    assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 0
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]

@@ -5,9 +5,9 @@
     python -m wae_lib transfer faces/ --style-mix a.jpg:0.3,b.jpg:0.7 -o out/
     python -m wae_lib transfer faces/ --style random --seed 3 -o out/
 
-Everything is read, decoded and transferred in memory before the first byte is written, and every file is
-written to a temporary name in its folder and then renamed, so a failed run leaves nothing behind (a folder
-it created is removed). User errors end with one line ``error: ...`` on stderr and exit status 1 (2 for a
+Everything is read, decoded and transferred in memory before the first byte is written; the outputs are written
+to a staging folder beside them and then renamed into place with interrupts held back, so a failed run leaves
+nothing behind (a folder it created is removed while empty) and removes nothing it did not write. User errors end with one line ``error: ...`` on stderr and exit status 1 (2 for a
 malformed command line), never a traceback. Heavy imports (torch) happen in :func:`run`, so ``--help``
 is fast.
 """
@@ -94,6 +94,16 @@ def alpha_value(text: str) -> float:
     return a
 
 
+def seed_value(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= seed < 2**63:  # torch.Generator.manual_seed's range
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 2^63)")
+    return seed
+
+
 def style_mix_value(text: str) -> list[tuple[Path, float]]:
     """``a.jpg:0.3,b.jpg:0.7`` -> [(a.jpg, 0.3), (b.jpg, 0.7)]; a missing weight is 1 (equal mix)."""
     items = []
@@ -110,8 +120,11 @@ def style_mix_value(text: str) -> list[tuple[Path, float]]:
         if not math.isfinite(w) or w < 0:
             raise argparse.ArgumentTypeError(f"weight {weight} of {path!r} must be a finite number >= 0")
         items.append((Path(path), w))
-    if sum(w for _, w in items) <= 0:
+    total = sum(w for _, w in items)
+    if total <= 0:
         raise argparse.ArgumentTypeError(f"the weights of {text!r} sum to 0")
+    if not math.isfinite(total):  # 1e308 + 1e308: normalising would give zero weights, a zero style latent
+        raise argparse.ArgumentTypeError(f"the weights of {text!r} are too large to add up; scale them down")
     return items
 
 
@@ -126,7 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "named random<seed>)")
     p.add_argument("--style-mix", metavar="A:WA,B:WB,...", type=style_mix_value, help="mix the style latents of "
                    "several images with these weights (normalised to sum 1; >= 0; a missing weight is 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --style random (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of --style random (default 0)")
     p.add_argument("--alpha", type=alpha_value, default=1.0, help=f"style strength in [0, {ALPHA_MAX}]: 0 keeps "
                    "the content image's own style latent, 1 uses the style's (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content image's colours "
@@ -258,6 +271,9 @@ def resolve_styles(args) -> list[Style]:
 def output_plan(out: Path, content_names: list[str], styles: list[Style], inputs: list[Path], no_grid: bool
                 ) -> tuple[bool, list[Path]]:
     """(single-file mode?, the output path of each pair, content-major) after checking OUT."""
+    if out.suffix.lower() in IMAGE_EXTS and out.suffix.lower() not in OUTPUT_FORMATS:
+        raise UserError(f"-o {out}: {out.suffix} images are read but not written; use one of "
+                        f"{' '.join(OUTPUT_FORMATS)}, or a folder name without an image extension")
     single = out.suffix.lower() in OUTPUT_FORMATS
     n_pairs = len(content_names) * len(styles)
     if single:
@@ -273,6 +289,10 @@ def output_plan(out: Path, content_names: list[str], styles: list[Style], inputs
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out} exists and is not a folder (an image file name needs one of "
                         f"{' '.join(OUTPUT_FORMATS)})")
+    resolved = out.resolve()
+    inside = [p for p in inputs if p.resolve().parent == resolved]
+    if inside:  # its outputs (and grid.png) could replace the inputs being read
+        raise UserError(f"-o {out} holds input image {inside[0].name}; write into another folder")
     paths = [out / f"{c}__{s.name}.png" for c in content_names for s in styles]
     names = [p.name for p in paths] + ([] if no_grid else [GRID_NAME])
     dup = [n for n, k in Counter(names).items() if k > 1]
@@ -355,38 +375,96 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale > 1 else grid
 
 
+STAGING_PREFIX = ".wae-transfer-"  # OUT/.wae-transfer-<pid>/: a run's outputs before they are moved into place
+
+
+def remove_stale_staging(folder: Path) -> None:
+    """Staging folders (and the older hidden ``.<name>.tmp<pid>`` files) of runs that are no longer alive: a
+    SIGKILL leaves them; a live run's are left alone."""
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        pid = p.name[len(STAGING_PREFIX):] if p.name.startswith(STAGING_PREFIX) else (
+            p.name.rsplit(".tmp", 1)[-1] if p.name.startswith(".") and ".tmp" in p.name else "")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+class Interrupted(UserError):
+    """Ctrl-C or SIGTERM while the outputs were moved into place: says exactly what is there."""
+
+    code = 130
+
+
 def write_all(files: list[tuple[Path, object]]) -> None:
-    """Write images (PIL or H x W x 3 uint8) atomically: every one to a temporary file in its folder first, then
-    rename them all. On any failure the temporary files and the folders created here are removed."""
+    """Write images (PIL or H x W x 3 uint8), all into one folder, as close to all-or-nothing as the file system
+    allows: every file goes to a staging folder beside the targets first (same file system), then each is renamed
+    into place with Ctrl-C and SIGTERM held back until the last one. On a failure before that, the staging folder
+    and the folders this run created (if nothing else was put in them) are removed; nothing else is touched."""
+    import signal
+
     from PIL import Image
 
-    created: list[Path] = []
-    temps: list[tuple[Path, Path]] = []
-    done = False
-    path = files[0][0] if files else Path()
+    folders = {p.parent for p, _ in files}
+    if len(folders) != 1:
+        raise ValueError(f"write_all writes into one folder, got {sorted(map(str, folders))}")
+    folder = folders.pop()
+    created = [d for d in [folder, *folder.parents] if not d.exists()][::-1]  # top-most first
+    staging = folder / f"{STAGING_PREFIX}{os.getpid()}"
+    path = files[0][0] if files else folder
+    moved = 0
     try:
-        for folder in dict.fromkeys(p.parent for p, _ in files):
-            missing = [d for d in [folder, *folder.parents] if not d.exists()]
-            if missing:
-                folder.mkdir(parents=True)
-                created.append(missing[-1])  # the top-most folder this run created
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(folder)
+        staging.mkdir()
         for path, img in files:
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            temps.append((tmp, path))
             fmt = OUTPUT_FORMATS[path.suffix.lower()]
             img = img if isinstance(img, Image.Image) else Image.fromarray(img)
-            img.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        for tmp, path in temps:
-            os.replace(tmp, path)
-        done = True
+            img.save(staging / path.name, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        path = folder
+        held: list[int] = []
+        old = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+               for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+        try:
+            for target, _ in files:
+                os.replace(staging / target.name, target)
+                moved += 1
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        staging.rmdir()
+        if held:
+            raise Interrupted(f"interrupted while moving the outputs into place; all {moved} were already written "
+                              f"to {folder}")
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}"
+                        + (f" ({moved} of {len(files)} outputs were already moved into {folder})" if moved else "")
+                        ) from None
     finally:
-        if not done:  # remove the temporary files, and the folders this run created (they hold nothing else)
-            for tmp, _ in temps:
-                tmp.unlink(missing_ok=True)
-            for d in created:
-                shutil.rmtree(d, ignore_errors=True)
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if moved == 0:  # folders this run created, bottom-up, only while empty (another run may write there)
+            for d in reversed(created):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -396,6 +474,8 @@ def run(args: argparse.Namespace) -> int:
     content_paths = list_images(Path(args.content), "content")
     styles = resolve_styles(args)
     content_names = unique_names(content_paths)
+    if not args.out.strip():  # Path("") is the working directory
+        raise UserError("-o is empty: give an image file name or a folder")
     out = Path(args.out)
     style_files = [f for st in styles for f in st.files]
     single, out_paths = output_plan(out, content_names, styles, content_paths + style_files, args.no_grid)

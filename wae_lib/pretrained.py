@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import checkpoint_config
+from .checkpoint import CHECKPOINT, checkpoint_config
 from .config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, VGGSource
 from .models import WAEStyle
 from .utils import atomic_torch_save, atomic_write_text, load_weights
@@ -96,6 +96,9 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
         raise PretrainedError(f"no pretrained weights at {path}: the package was installed without them; "
                               f"reinstall from the repository, or train one with `make train PROFILE=reference`")
     payload = load_weights(path, PretrainedError, "pretrained weights")
+    if isinstance(payload, dict) and "provenance" not in payload and "optimizer" in payload:
+        raise PretrainedError(f"{path} is a training checkpoint, not an exported model: give its run folder (or name "
+                              f"the file {CHECKPOINT} inside one), or export it with wae_lib.pretrained.export_pretrained")
     cfg = checkpoint_config(payload, str(path))
     try:
         vgg = VGG16Features(cfg.vgg_source, cfg.style_layers)

@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -201,7 +202,9 @@ def load_weights(path: str | Path, error: type[Exception], what: str, hint: str 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before refusing a plain pickle: the error below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise error(f"{what} {path} could not be read ({type(exc).__name__}: {exc}){hint}") from exc
 
