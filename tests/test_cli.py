@@ -160,6 +160,7 @@ def test_shipped_pretrained_model_is_the_default(files, tmp_path, capsys):
     assert Image.open(out).size == (64, 64) and Image.open(out).format == "JPEG"
     line = capsys.readouterr().out
     assert "model: pretrained (" in line and "stand-in" in line  # says the offline VGG16 stand-in was used
+    assert f"from {ROOT / 'wae_lib' / 'weights' / 'pretrained.pt'}" in line  # and which file it loaded
 
 
 @pytest.mark.parametrize("name", ["pretrained", "pretrained-paper"])

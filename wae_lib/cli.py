@@ -244,6 +244,17 @@ def load_model_spec(spec: str, device):
     return model, f"{spec} (step {info.get('step', '?')}{unfinished})"
 
 
+def model_file(spec: str) -> str:
+    """The file a --model value loaded: a shipped name's file in the package, a run folder's checkpoint."""
+    from .checkpoint import CHECKPOINT
+    from .pretrained import shipped_file
+
+    if spec in SHIPPED_MODELS:
+        return str(shipped_file(spec))
+    path = Path(spec)
+    return str(path / CHECKPOINT if path.is_dir() else path)
+
+
 def resolve_styles(args) -> list[Style]:
     """The style source named on the command line, as a list of Style (images decoded, files checked)."""
     given = [s for s in (args.style, args.style_opt, args.style_mix) if s is not None]
@@ -520,5 +531,5 @@ def run(args: argparse.Namespace) -> int:
     where = out if single else f"{out}{os.sep}"
     grid = "" if single or args.no_grid else f" + {GRID_NAME}"
     what = f"{n_pairs} image{'s' if n_pairs != 1 else ''} ({len(contents)} content x {len(styles)} style){grid}"
-    print(f"wrote {what} to {where} | model: {model_label} | VGG16: {vgg}")
+    print(f"wrote {what} to {where} | model: {model_label} from {model_file(args.model)} | VGG16: {vgg}")
     return 0
