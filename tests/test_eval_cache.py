@@ -87,7 +87,7 @@ def test_cache_round_trips_bit_for_bit_and_is_skipped_when_up_to_date(sweep, cap
     assert set(EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH).values()) == {"up to date"}
     lines = capsys.readouterr().err.splitlines()
     assert [ln for ln in lines if "train_c16" in ln] == [
-        "[wae_lib] eval cache: train_c16 up to date (checkpoint step 1), skipped"]
+        "[wae_lib] eval cache: train_c16 up to date (checkpoint step 1, arrays verified), skipped"]
 
 
 def test_a_changed_checkpoint_or_data_is_refused_then_recomputed(sweep):
@@ -130,3 +130,85 @@ def test_missing_cache_and_bad_arguments_name_what_to_do(sweep, capsys):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
     assert EC.main(["--models-dir", str(root / "nothing"), "--data-root", str(root), "--cache-dir", str(cache)]) == 2
     assert capsys.readouterr().err.startswith("error: parameter models_dir")
+
+
+# --------------------------------------------------------------------------------------------------
+# a damaged cache (issue 18, item 1): refused by the reader in one line, recomputed by the builder
+# --------------------------------------------------------------------------------------------------
+def _zeros(path):
+    np.save(path, np.zeros_like(np.load(path)))
+
+
+def _garbage(path):
+    a = np.load(path)
+    np.save(path, np.random.default_rng(0).random(a.shape, dtype=np.float32))
+
+
+def _nan(path):
+    a = np.load(path)
+    a.flat[0] = np.nan
+    np.save(path, a)
+
+
+def _float64(path):
+    np.save(path, np.load(path).astype(np.float64))
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+DAMAGE = {"zeros": _zeros, "garbage": _garbage, "nan": _nan, "float64": _float64, "0 bytes": _empty}
+RECON = "content_eval.reconstruction.npy"
+
+
+@pytest.mark.parametrize("damage", [*DAMAGE, "swapped arrays"])
+def test_a_damaged_array_is_refused_then_recomputed(sweep, capsys, damage):
+    root, models_dir, cache = sweep
+    EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
+    runs = R.discover_runs(models_dir)
+    folder = cache / runs[0].name
+    good = np.load(folder / RECON)
+    if damage == "swapped arrays":  # two arrays of the same shape, each in the other's file
+        a, b = folder / "style_eval.reconstruction.npy", folder / "natural_eval.reconstruction.npy"
+        a_bytes = a.read_bytes()
+        a.write_bytes(b.read_bytes())
+        b.write_bytes(a_bytes)
+    else:
+        DAMAGE[damage](folder / RECON)
+    with pytest.raises(EvaluationError, match=f"cache of run {runs[0].name} is damaged .*python -m wae_lib"):
+        EC.sweep_outputs(runs, [None] * len(runs), cache, root)
+    capsys.readouterr()
+    assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH) == {runs[0].name: "written",
+                                                                              runs[1].name: "up to date"}
+    assert "recomputing" in capsys.readouterr().err
+    assert np.array_equal(np.load(folder / RECON), good)
+    EC.sweep_outputs(runs, [None] * len(runs), cache, root)  # accepted again
+
+
+def test_malformed_manifest_style_rows_edit_and_leftover_temporaries(sweep, capsys):
+    root, models_dir, cache = sweep
+    EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
+    runs = R.discover_runs(models_dir)
+    folder = cache / runs[0].name
+    manifest = json.loads((folder / EC.MANIFEST).read_text())
+    (folder / EC.MANIFEST).write_text(json.dumps({k: v for k, v in manifest.items() if k != "key"}))
+    with pytest.raises(EvaluationError, match="holds no complete cache"):  # not a raw KeyError
+        EC.sweep_outputs(runs, [None] * len(runs), cache, root)
+    (folder / EC.MANIFEST).write_text(json.dumps(dict(manifest, style_rows=[0])))  # a hand edit
+    (folder / f".transfers.npy.tmp{2**22 + 12345}").write_bytes(b"left by a kill -9")
+    assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)[runs[0].name] == "written"
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name]
+    assert json.loads((folder / EC.MANIFEST).read_text())["style_rows"] == manifest["style_rows"]
+
+
+def test_interrupted_build_is_one_line(sweep, capsys, monkeypatch):
+    root, models_dir, cache = sweep
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EC, "compute_run_outputs", interrupted)
+    code = EC.main(["--models-dir", str(models_dir), "--data-root", str(root), "--cache-dir", str(cache)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and err[-1].startswith("error: interrupted") and "Traceback" not in "".join(err)

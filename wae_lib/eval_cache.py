@@ -9,8 +9,9 @@ content_eval face x the ``n_styles`` figure styles (pair k = face k // n_styles,
 ``.npy`` (the very tensors the notebooks would compute: same functions, same batches, so the same numbers),
 and ``manifest.json``. The manifest records the run's checkpoint (sha256, step), the data's digest (info.json
 and the evaluation set files) and the digest of the code that computes the outputs (models, vgg, config, this
-module): a run whose cache is up to date is skipped (one line says so), a stale one is
-recomputed, and a notebook refuses a stale cache. Every file is written atomically, the manifest last.
+module), and each array's shape, dtype and SHA-256: a run whose cache is up to date and whose arrays are the ones
+recorded is skipped (one line says so), a stale or damaged one is recomputed, and a notebook refuses either with
+the command that fixes it. Every file is written atomically, the manifest last.
 
 The notebooks (parameter ``cache_dir``; empty: compute) get a :class:`ModelOutputs` per run (computed when
 asked) or a :class:`CachedOutputs` (read); the tables of wae_lib.tables and wae_lib.fid use either the same way.
@@ -45,11 +46,12 @@ from .utils import (
     json_digest,
     module_device,
     remove_durably,
+    remove_stale_temporaries,
     resolve_device,
     stage_done,
 )
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: each array's dtype and SHA-256 recorded and checked (1: shapes only)
 MANIFEST = "manifest.json"
 TRANSFERS = "transfers"  # array name of the transfers content_eval x figure styles
 
@@ -138,20 +140,30 @@ def cache_key(run: RunInfo, data: dict[str, str], code: str, n_styles: int, batc
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """A run's cache manifest, or None when there is none (or it cannot be read: it is rewritten then)."""
+    """A run's cache manifest, or None when there is none or it is not one (it is rewritten then)."""
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    ok = isinstance(manifest, dict) and isinstance(manifest.get("key"), dict) and isinstance(
+        manifest.get("arrays"), dict) and isinstance(manifest.get("style_rows"), list)
+    return manifest if ok else None
 
 
-def arrays_complete(folder: Path, manifest: dict[str, Any]) -> bool:
-    """Every array the manifest names is there with its recorded shape (headers only)."""
-    try:
-        return all(list(np.load(folder / f"{name}.npy", mmap_mode="r").shape) == shape
-                   for name, shape in manifest["arrays"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+def array_problem(folder: Path, manifest: dict[str, Any]) -> str | None:
+    """Why the arrays are not the ones the manifest recorded (missing, unreadable, another shape, dtype or
+    content), or None when every one is; reads every byte (the digests)."""
+    for name, rec in manifest["arrays"].items():
+        path = folder / f"{name}.npy"
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
+            return f"{path.name} cannot be read ({type(exc).__name__})"
+        if not isinstance(rec, dict) or list(arr.shape) != rec.get("shape") or str(arr.dtype) != rec.get("dtype"):
+            return f"{path.name} is {arr.dtype} {list(arr.shape)}, not what the manifest recorded"
+        if file_sha256(path) != rec.get("sha256"):
+            return f"{path.name} is not the array the manifest recorded (SHA-256 differs)"
+    return None
 
 
 def compute_run_outputs(model: nn.Module, sets: dict[str, EvalImages], styles: EvalImages, batch_size: int
@@ -178,7 +190,9 @@ def write_run_cache(folder: Path, arrays: dict[str, torch.Tensor], manifest: dic
     for name, tensor in arrays.items():
         with atomic_open(folder / f"{name}.npy", "wb") as f:
             np.save(f, tensor.numpy().astype(np.float32, copy=False))
-    manifest = {**manifest, "arrays": {name: list(t.shape) for name, t in arrays.items()}}
+    manifest = {**manifest, "arrays": {name: {"shape": list(t.shape), "dtype": "float32",
+                                              "sha256": file_sha256(folder / f"{name}.npy")}
+                                       for name, t in arrays.items()}}
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
@@ -195,12 +209,18 @@ def build_cache(models_dir: str | Path, data_root: str | Path, out: str | Path, 
     for run in runs:
         t0, folder = time.perf_counter(), Path(out) / run.name
         key = cache_key(run, data, code, n_styles, batch_size)
+        if folder.is_dir():
+            remove_stale_temporaries(folder)  # of a build killed while writing
         old = read_manifest(folder)
-        if old is not None and old.get("key") == key and arrays_complete(folder, old):
-            print(f"[wae_lib] eval cache: {run.name} up to date (checkpoint step {old['checkpoint']['step']}), "
-                  f"skipped", file=sys.stderr)
+        problem = "no cache" if old is None else (
+            "stale" if old["key"] != key or old["style_rows"] != styles.rows.tolist() else array_problem(folder, old))
+        if problem is None:
+            print(f"[wae_lib] eval cache: {run.name} up to date (checkpoint step {old['checkpoint']['step']}, arrays "
+                  f"verified), skipped", file=sys.stderr)
             done[run.name] = "up to date"
             continue
+        if old is not None and problem != "stale":
+            print(f"[wae_lib] eval cache: {run.name}: {problem}; recomputing", file=sys.stderr)
         model = load_model(run.path, device=dev)
         arrays = compute_run_outputs(model, sets, styles, batch_size)
         write_run_cache(folder, arrays, {"run": run.name, "key": key, "checkpoint": model.checkpoint_info,
@@ -264,7 +284,7 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
     manifest = read_manifest(folder)
     redo = (f"run `python -m wae_lib.eval_cache --models-dir {Path(run.path).parent} --data-root {data_root} "
             f"--cache-dir {cache_dir}`, or leave cache_dir empty")
-    if manifest is None or not arrays_complete(folder, manifest):
+    if manifest is None:
         raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r} holds no complete cache of run {run.name}: "
                               f"{redo}")
     key = manifest["key"]
@@ -276,6 +296,10 @@ def open_cache(cache_dir: str | Path, run: RunInfo, data_root: str | Path, data:
     if stale:
         raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r}: the cache of run {run.name} is stale (its "
                               f"{' and '.join(stale)} changed): {redo}")
+    problem = array_problem(folder, manifest)
+    if problem:
+        raise EvaluationError(f"parameter cache_dir = {str(cache_dir)!r}: the cache of run {run.name} is damaged "
+                              f"({problem}): {redo}")
     return CachedOutputs(folder, manifest)
 
 
@@ -308,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     except (EvaluationError, ConfigError, CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every file is written atomically: the runs finished so far are kept
+        print(f"error: interrupted; the runs cached so far in {args.cache_dir} are kept, run the same command to "
+              f"finish", file=sys.stderr)
+        return 130
     written = sum(v == "written" for v in done.values())
     stage_done("eval cache", f"{len(done)} runs in {args.cache_dir} ({written} written, {len(done) - written} up to date)",
                t0)
