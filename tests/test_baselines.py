@@ -238,3 +238,34 @@ def test_cli(tmp_path, capsys):
     assert BT.main(["--data", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "x")]) == 2
     with pytest.raises(SystemExit):
         BT.main(["--method", "sanet", "--out", str(tmp_path / "y")])
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 18, item 6: a run lock, and unfinished, mismatched or non-finite decoders said in one line
+# --------------------------------------------------------------------------------------------------
+def test_a_second_run_on_the_same_folder_refuses(tmp_path):
+    from wae_lib.checkpoint import RunFolderBusy, run_lock
+
+    g = torch.Generator().manual_seed(0)
+    npy = write_npy(tmp_path / "set.npy", torch.rand(4, 3, 64, 64, generator=g))
+    cfg = BT.BaselineTrainConfig(method="adain", data=str(npy), width=0.125, batch_size=2, steps=2)
+    with run_lock(tmp_path / "run"), pytest.raises(RunFolderBusy, match="in use by another training run"):
+        BT.train_decoders(cfg, tmp_path / "run")  # as a second process would, while the first holds the folder
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_unfinished_wrong_width_and_nan_decoders(hed_vgg, trained, tmp_path, capsys):
+    ckpt = torch.load(trained["adain"] / "checkpoint.pt", weights_only=True)
+    torch.save({**ckpt, "finished": False, "step": 7}, tmp_path / "unfinished.pt")
+    B.build_baseline("adain", weights=tmp_path / "unfinished.pt", vgg=hed_vgg)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unfinished (step 7 of 30)" in err[0]
+    torch.save({**ckpt, "config": {**ckpt["config"], "width": 0.5}}, tmp_path / "width.pt")  # a hand-edited width
+    with pytest.raises(B.BaselineWeightsError, match="do not fit width 0.5") as exc:
+        B.build_baseline("adain", weights=tmp_path / "width.pt", vgg=hed_vgg)
+    assert "\n" not in str(exc.value)
+    nan = {k: v.clone() for k, v in ckpt["decoders"].items()}
+    next(v for v in nan.values() if v.is_floating_point()).fill_(float("nan"))
+    torch.save({**ckpt, "decoders": nan}, tmp_path / "nan.pt")
+    with pytest.raises(B.BaselineWeightsError, match="hold NaN or inf"):
+        B.build_baseline("adain", weights=tmp_path / "nan.pt", vgg=hed_vgg)

@@ -389,3 +389,17 @@ def test_sigterm_while_writing_leaves_nothing_and_stale_staging_is_removed(files
     (out / f".a__s1.png.tmp{dead}").write_bytes(b"x")  # the temporaries of earlier versions
     assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 0
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_nan_weights_are_refused_in_one_line(files, tmp_path, capsys):
+    run = tmp_path / "nan_run"
+    run.mkdir()
+    ck = torch.load(files["run"] / CHECKPOINT, weights_only=True)
+    name = next(k for k, v in ck["model"].items() if v.is_floating_point() and not k.startswith("vgg."))
+    ck["model"][name] = torch.full_like(ck["model"][name], float("nan"))
+    torch.save(ck, run / CHECKPOINT)
+    out = tmp_path / "o.png"
+    assert main(["transfer", str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), "-o", str(out),
+                 "--model", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NaN or inf" in err[0] and not out.exists()

@@ -46,7 +46,7 @@ from .baselines import (
     mean_std,
     read_baseline_checkpoint,
 )
-from .checkpoint import CHECKPOINT, rng_state, set_rng_state
+from .checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state
 from .config import ConfigError
 from .train import TrainingDiverged
 from .training_data import data_fingerprint, load_images, resolve_data_path, same_data
@@ -293,6 +293,11 @@ def train_decoders(cfg: BaselineTrainConfig, out_dir: str | Path, images=None, f
     """
     cfg.validate()
     out = Path(out_dir)
+    with run_lock(out):  # a second run on the same folder refuses (RunFolderBusy) instead of interleaving its log
+        return _train_decoders_locked(cfg, out, images, force)
+
+
+def _train_decoders_locked(cfg: BaselineTrainConfig, out: Path, images, force: bool) -> Path:
     data_path = None
     if images is None:
         data_path = resolve_data_path(cfg)  # Config's rule: a set name under data_root, or a .npy path
@@ -363,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         train_decoders(cfg, args.out, force=args.force)
         stage_done(f"baseline {cfg.method}", f"{cfg.steps} steps in {args.out}", t0)
-    except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError) as exc:
+    except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError,
+            RunFolderBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -22,6 +22,7 @@ Decoders are trained by wae_lib.baseline_train on our training set.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from torch import nn
 from .color import reinhard_transfer
 from .config import STYLE_LAYERS_DEFAULT
 from .losses import gram_matrix
-from .utils import load_weights
+from .utils import load_weights, non_finite
 from .vgg import VGG16_LAYERS, VGG16Features
 
 STYLE_LAYERS = STYLE_LAYERS_DEFAULT  # relu1_1, relu2_1, relu3_1: our model's Gram layers
@@ -407,7 +408,19 @@ def load_baseline_weights(model: AdaIN | WCT, path: str | Path) -> dict[str, Any
     if width != model.width:
         raise BaselineWeightsError(f"{path} holds decoders of width {width}, this model's are {model.width}: "
                                    f"use build_baseline(..., weights=path), which reads the width")
-    model.decoders.load_state_dict(ckpt["decoders"])
+    bad = non_finite(ckpt["decoders"])
+    if bad:
+        raise BaselineWeightsError(f"{path}: decoder weights {bad[:3]} hold NaN or inf; retrain them")
+    try:
+        model.decoders.load_state_dict(ckpt["decoders"])
+    except RuntimeError as exc:  # torch lists every mismatched tensor over many lines: name the first
+        first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc)[:200])
+        raise BaselineWeightsError(f"{path}: its {ckpt['method']} decoders do not fit width {width} ({first[:200]})"
+                                   ) from None
+    if not ckpt.get("finished", True):
+        steps = ckpt["config"].get("steps", "?")
+        print(f"[wae_lib] warning: {path}: the {ckpt['method']} decoders are unfinished (step {ckpt['step']} of "
+              f"{steps}); used as they are (resume their training to finish them)", file=sys.stderr)
     model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("decoders", "optimizer", "rng")}
     return model.checkpoint_info
 

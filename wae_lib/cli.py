@@ -355,6 +355,8 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
             if z_own is not None:
                 z_s = torch.lerp(z_own, z_s, alpha)
             y = model.decode(z_c, z_s).float()
+            if not torch.isfinite(y).all():  # written as uint8 it would be a black image and exit status 0
+                raise UserError("the model produced NaN or inf pixels (damaged weights?); nothing was written")
             if preserve:
                 y = preserve_color(y, x)
             out[i:i + len(x), j] = torch.from_numpy(to_uint8_hwc(y))

@@ -27,7 +27,7 @@ import torch
 from .checkpoint import CHECKPOINT, checkpoint_config
 from .config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, VGGSource
 from .models import WAEStyle
-from .utils import atomic_torch_save, atomic_write_text, load_weights
+from .utils import atomic_torch_save, atomic_write_text, load_weights, non_finite
 from .vgg import VGG16Features, VGGWeightsError, weights_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -100,6 +100,9 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
         raise PretrainedError(f"{path} is a training checkpoint, not an exported model: give its run folder (or name "
                               f"the file {CHECKPOINT} inside one), or export it with wae_lib.pretrained.export_pretrained")
     cfg = checkpoint_config(payload, str(path))
+    bad = non_finite(payload["model"]) if isinstance(payload.get("model"), dict) else []
+    if bad:
+        raise PretrainedError(f"{path}: weights {bad[:3]} hold NaN or inf; export the model again from a good run")
     try:
         vgg = VGG16Features(cfg.vgg_source, cfg.style_layers)
     except VGGWeightsError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CHECKPOINT, check_config_json, checkpoint_config, load_checkpoint
+from .checkpoint import CHECKPOINT, CheckpointError, check_config_json, checkpoint_config, load_checkpoint
 from .config import (
     PROFILES,
     SHIPPED_MODELS,
@@ -39,7 +39,7 @@ from .config import (
 from .models import WAEStyle
 from .pretrained import load_shipped
 from .sets import load_set_info
-from .utils import resolve_device
+from .utils import non_finite, resolve_device
 from .vgg import VGG16Features
 
 
@@ -63,6 +63,10 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAESt
         raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib.train --out {run_dir}`")
     ckpt = load_checkpoint(path)
     check_config_json(Path(run_dir), ckpt)
+    bad = non_finite(ckpt["model"]) if isinstance(ckpt.get("model"), dict) else []
+    if bad:
+        raise CheckpointError(f"{path}: weights {bad[:3]} hold NaN or inf (the run diverged?); resume from an earlier "
+                              f"checkpoint or retrain")
     cfg = checkpoint_config(ckpt, str(path))
     model = WAEStyle(cfg, vgg=vgg_from_checkpoint(ckpt, cfg), verbose=False)
     model.load_state_dict(ckpt["model"])

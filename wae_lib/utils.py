@@ -209,6 +209,14 @@ def load_weights(path: str | Path, error: type[Exception], what: str, hint: str 
         raise error(f"{what} {path} could not be read ({type(exc).__name__}: {exc}){hint}") from exc
 
 
+def non_finite(state: Any) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or inf (a run that diverged)."""
+    import torch
+
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, atomically (see atomic_open). Serialised in memory first: torch's own file writer reports a
     full disk as an opaque C++ error ("basic_ios::clear", "unexpected pos"), Python's names the file."""
