@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import SHIPPED_MODELS
-from .decode import Rejected, decode_image
-from .faces import centre_square, crop_resize
+from .decode import Rejected, model_input
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -187,15 +186,14 @@ def unique_names(paths: list[Path]) -> list[str]:
 
 
 def load_image(path: Path, role: str):
-    """Decode any image (wae_lib.decode.decode_image), centre-crop to a square, resize to 64x64 -> 3 x 64 x 64."""
+    """Any image as the model takes it (wae_lib.decode.model_input) -> 3 x 64 x 64 in [0, 1]."""
     import torch
 
     try:
-        rgb = decode_image(path, draft_min_side=2 * SIZE).rgb
+        crop = model_input(path, SIZE)
     except Rejected as exc:
         raise UserError(f"{role} image {path} cannot be read: {exc.reason.replace('_', ' ')}"
                         f"{f' ({exc.detail})' if exc.detail else ''}") from None
-    crop = crop_resize(rgb, *centre_square(rgb), out=SIZE)
     return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
 
 

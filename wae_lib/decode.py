@@ -8,6 +8,7 @@ wae_lib.prepared.REASONS) or as RGB. JPEGs can be decoded at reduced size (PIL d
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import struct
@@ -37,18 +38,32 @@ class Decoded:
     scale: float  # decoded size / full size (< 1 when JPEG draft mode was used)
 
 
-def open_image(path: Path) -> Image.Image:
-    """``Image.open`` with every failure mapped to a Rejected reason."""
+# Decoded pixels at most (after JPEG draft): bounds the memory of one decode to ~1 GB whatever the file says
+# (a 0.7 MB PNG can declare 13300 x 13300; PIL only warns below 89 M pixels, and RGBA plus its conversions took
+# 3-4.5 GB). 60 M pixels keep a 48-megapixel phone photo.
+MAX_PIXELS = 60_000_000
+
+
+def open_image(source: Path | bytes) -> Image.Image:
+    """``Image.open`` of a file or of a file's bytes (an upload) with every failure mapped to a Rejected reason."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise Rejected("empty_file", "0 bytes")
+        fp: Any = io.BytesIO(source)
+    else:
+        try:
+            st = os.stat(source)  # follows links: a dangling link fails here
+        except OSError as e:
+            raise Rejected("unreadable", f"{type(e).__name__}: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block forever
+            raise Rejected("not_a_file", "not a regular file")
+        if st.st_size == 0:
+            raise Rejected("empty_file", "0 bytes")
+        fp = source
     try:
-        st = os.stat(path)  # follows links: a dangling link fails here
-    except OSError as e:
-        raise Rejected("unreadable", f"{type(e).__name__}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block forever
-        raise Rejected("not_a_file", "not a regular file")
-    if st.st_size == 0:
-        raise Rejected("empty_file", "0 bytes")
-    try:
-        return Image.open(path)
+        with warnings.catch_warnings():  # PIL's DecompressionBombWarning: the cap below says it in one line
+            warnings.simplefilter("ignore")
+            return Image.open(fp)
     except UnidentifiedImageError:
         raise Rejected("not_an_image", "no decoder recognises it") from None
     except Image.DecompressionBombError as e:
@@ -102,9 +117,10 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
-def decode_image(path: Path, *, draft_min_side: int | None = None, require_rgb: bool = False,
+def decode_image(path: Path | bytes, *, draft_min_side: int | None = None, require_rgb: bool = False,
                  min_side: int = 1) -> Decoded:
-    """Decode ``path`` to RGB (EXIF orientation applied) or raise Rejected.
+    """Decode ``path`` (a file, or a file's bytes) to RGB (EXIF orientation applied) or raise Rejected; more than
+    MAX_PIXELS decoded pixels are refused (``too_large``) before any is decoded.
 
     ``draft_min_side``: allow JPEG draft decoding as long as the short side stays >= this.
     ``require_rgb``: reject files whose stored image does not have exactly 3 channels (SPEC.md §4, ImageNet).
@@ -123,6 +139,9 @@ def decode_image(path: Path, *, draft_min_side: int | None = None, require_rgb: 
             raise Rejected("too_small", f"{width}x{height} < {min_side}", **info)
         if draft_min_side:
             _draft(im, draft_min_side)
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise Rejected("too_large", f"{width}x{height} is {width * height / 1e6:.0f} M pixels, more than the "
+                           f"{MAX_PIXELS / 1e6:.0f} M this decoder takes (shrink it first)", **info)
         try:
             im.load()
             if orientation != 1:
@@ -136,3 +155,13 @@ def decode_image(path: Path, *, draft_min_side: int | None = None, require_rgb: 
             raise Rejected(reason, f"{type(e).__name__}: {e}"[:120], **info) from None
     scale = rgb.shape[1] / width if width else 1.0
     return Decoded(np.ascontiguousarray(rgb), mode, width, height, scale)
+
+
+def model_input(source: Path | bytes, size: int) -> np.ndarray:
+    """What a model is given for a file or an upload: decoded as above (JPEG draft down to twice ``size``), the
+    centre square, resized to ``size`` (area filter when shrinking, bicubic when enlarging): size x size x 3 uint8.
+    The CLI and the explorer both call this, so they give a model the same pixels."""
+    from .faces import centre_square, crop_resize
+
+    rgb = decode_image(source, draft_min_side=2 * size).rgb
+    return crop_resize(rgb, *centre_square(rgb), out=size)

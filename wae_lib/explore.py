@@ -13,22 +13,22 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 from . import evaluate as E
-from .faces import centre_square, crop_resize
+from .decode import Rejected, model_input
 
 SIZE = 64  # the models' input and output side
 
 
 def image_from_bytes(data: bytes, name: str = "upload") -> torch.Tensor:
-    """An uploaded file's bytes -> 3 x 64 x 64 in [0, 1] (centre square, resized like the CLI does)."""
+    """An uploaded file's bytes -> 3 x 64 x 64 in [0, 1]: wae_lib.decode.model_input, the CLI's decoder (16-bit,
+    float and alpha images, EXIF orientation, the pixel cap)."""
     try:
-        im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-        rgb = np.asarray(im.convert("RGB"))
-    except Exception as exc:  # PIL raises many types for bad files; the user needs the name and the reason
-        raise ValueError(f"{name}: not an image PIL can read ({type(exc).__name__}: {exc})") from None
-    return torch.from_numpy(crop_resize(rgb, *centre_square(rgb), out=SIZE)).permute(2, 0, 1).float() / 255
+        crop = model_input(bytes(data), SIZE)
+    except Rejected as exc:
+        raise ValueError(f"{name}: cannot be read: {exc.reason.replace('_', ' ')}"
+                         f"{f' ({exc.detail})' if exc.detail else ''}") from None
+    return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
 
 
 @dataclass
