@@ -403,3 +403,10 @@ def test_nan_weights_are_refused_in_one_line(files, tmp_path, capsys):
                  "--model", str(run), "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NaN or inf" in err[0] and not out.exists()
+
+
+def test_style_may_follow_the_options(files, tmp_path):
+    out = tmp_path / "late.png"
+    assert main(["transfer", str(files["content"] / "a.jpg"), "-o", str(out), str(files["style"] / "s1.png"),
+                 "--model", str(files["run"]), "--device", "cpu"]) == 0
+    assert Image.open(out).size == (64, 64)

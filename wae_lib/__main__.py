@@ -53,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # argparse fills CONTENT and the optional STYLE from the first run of positionals only: a STYLE given
+        # after an option (`transfer face.jpg -o out.png style.jpg`) comes back as an extra argument
+        if extra and len(extra) == 1 and not extra[0].startswith("-") and getattr(args, "style", "") is None:
+            args.style, extra = extra[0], []
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
