@@ -410,3 +410,31 @@ def test_style_may_follow_the_options(files, tmp_path):
     assert main(["transfer", str(files["content"] / "a.jpg"), "-o", str(out), str(files["style"] / "s1.png"),
                  "--model", str(files["run"]), "--device", "cpu"]) == 0
     assert Image.open(out).size == (64, 64)
+
+
+def test_plain_pickle_model_and_read_only_folder_are_one_line(files, tmp_path, capsys, monkeypatch):
+    import argparse
+    import errno
+    import pickle
+
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps(argparse.Namespace(a=1)))  # not a checkpoint: torch warns, then refuses
+    a, s1 = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # a warning would print before the line on a terminal
+        warnings.simplefilter("always")
+        assert main(["transfer", a, s1, "-o", str(tmp_path / "p.png"), "--model", str(plain)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "plain.pkl" in err[0] and not caught, (err, [str(w.message)[:80] for w in caught])
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    monkeypatch.setattr(Image.Image, "save", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)  # a cleanup that unlinks would fail the same way
+    assert transfer(files, a, s1, "-o", str(out / "x.png")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Read-only file system" in err[0] and "x.png" in err[0], err
