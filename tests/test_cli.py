@@ -438,3 +438,15 @@ def test_plain_pickle_model_and_read_only_folder_are_one_line(files, tmp_path, c
     assert transfer(files, a, s1, "-o", str(out / "x.png")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Read-only file system" in err[0] and "x.png" in err[0], err
+
+
+def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
+    run = tmp_path / "quick_run"
+    run.mkdir()
+    ck = torch.load(files["run"] / CHECKPOINT, weights_only=True)
+    ck["config"] = {**ck["config"], "profile": "quick", "steps": 90, "batch_size": 16}
+    torch.save(ck, run / CHECKPOINT)
+    assert main(["transfer", str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), "-o",
+                 str(tmp_path / "q.png"), "--model", str(run), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "quick-profile model (90 steps of 16)" in err and "pretrained" in err

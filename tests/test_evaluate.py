@@ -567,3 +567,13 @@ def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_v
     assert faces["identity_distance"].isna().all() and faces["identity_model"].str.startswith("UNAVAILABLE").all()
     assert t.loc[t["eval_set"] == "style_eval", "identity_model"].isna().all()
     assert (t["seed"] == 0).all()
+
+
+def test_c3b_is_inconclusive_when_c3a_finds_models_that_transfer_no_style():
+    """Issue 19: on the quick run C3b read "supported" (rho 0.5 [0.5, 0.5]) while C3a said no model transfers style."""
+    transfer = synthetic_transfer()
+    flat = transfer.assign(style_distance=transfer["style_distance_recon"] * 1.2)  # every transfer moves away
+    c3 = {(p.part, p.scope): p for p in C.claim_c3(flat, n_boot=50)}
+    assert c3[("C3a", "all 6 models")].verdict == C.NOT_SUPPORTED
+    for scope in ("CelebA-only", "mixed"):
+        assert c3[("C3b", scope)].verdict == C.INCONCLUSIVE and "C3a is not supported" in c3[("C3b", scope)].detail

@@ -185,6 +185,8 @@ def test_claims_table_and_reports(chain):
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     md = (chain["reports"] / "claims.md").read_text()
     assert "profile=smoke" in md and "a test, not a result" in md
+    assert "never with published (Inception) numbers" in md  # the stand-in's FID/KID scale is said (issue 19)
+    assert 'The paper says: "' in md  # the paper's sentence is labelled as the paper's
     index = (chain["reports"] / "index.md").read_text()
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"**{claim}: " in index

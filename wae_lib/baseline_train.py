@@ -256,7 +256,8 @@ class DecoderTrainer:
     def run(self) -> None:
         cfg, t0, n0 = self.cfg, time.perf_counter(), self.step
         self.model.decoders.train()
-        bar = progress(total=cfg.steps, initial=self.step, desc=f"{cfg.method} {self.out.name}")
+        bar = progress(total=cfg.steps, initial=self.step,
+                       desc=self.out.name if self.out.name == cfg.method else f"{cfg.method} {self.out.name}")
         try:
             while self.step < cfg.steps:
                 row = self.train_step()

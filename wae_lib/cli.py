@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SHIPPED_MODELS
+from .config import SHIPPED_MODELS, SMALL_PROFILES
 from .decode import Rejected, model_input
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -510,6 +510,11 @@ def run(args: argparse.Namespace) -> int:
             st.image_batch = torch.stack([load_image(p, "--style-mix" if args.style_mix else "style") for p in st.files])
             st.image = st.image_batch[0] if len(st.files) == 1 and not args.style_mix else None
     model, model_label = load_model_spec(args.model, device)
+    cfg = model.config
+    if cfg.profile in SMALL_PROFILES:  # e.g. the README's example with a `make reproduce` model
+        print(f"[wae_lib] note: {args.model} is a {cfg.profile}-profile model ({cfg.steps} steps of {cfg.batch_size}): "
+              f"it shows that the pipeline trains, not what the method does; the shipped models "
+              f"({', '.join(SHIPPED_MODELS)}) are the ones to look at", file=sys.stderr)
 
     from tqdm import tqdm
 

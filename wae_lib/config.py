@@ -356,6 +356,8 @@ PROFILES: dict[str, dict[str, Any]] = {
                   scaled_note="smoke profile: channels x{width}, {steps} steps (a test, not a result)"),
 }
 
+SMALL_PROFILES = ("quick", "smoke")  # budgets that test the pipeline, not the paper (their scaled_note says so)
+
 SWEEPS: dict[str, dict[str, tuple]] = {
     "paper": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
     "reference": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},

@@ -15,7 +15,6 @@ from . import tables as T
 from .claims import (
     CLAIM_STATEMENTS,
     RECON_METRICS,
-    SMALL_PROFILES,
     ClaimPart,
     claims_frame,
     combined_verdict,
@@ -28,7 +27,7 @@ from .claims import (
     read_table,
 )
 from .compare import markdown_summary
-from .config import run_name
+from .config import SMALL_PROFILES, run_name
 from .identity import SAME_PERSON_THRESHOLD
 from .metrics import FACE_UPSCALE
 from .runs import EvalContext
@@ -146,7 +145,14 @@ def _fid_section(fid: pd.DataFrame | None) -> str:
             "FID [95% CI]": [fmt_ci(*v) for v in zip(g["fid"], g["fid_ci_low"], g["fid_ci_high"])],
             "KID [95% CI]": [fmt_ci(*v) for v in zip(g["kid"], g["kid_ci_low"], g["kid_ci_high"])],
             "n real": g["n_real"], "n generated": g["n_fake"]})
-        out.append(f"**Feature extractor: {label}**\n\n" + markdown_table(t))
+        scale = ("" if not g["feature_extractor"].astype(str).str.contains("standin").any() else
+                 " The VGG16 stand-in's features are mean-pooled relu4_2 activations, unnormalised and far larger "
+                 "than Inception's pool features; FID grows with their square and KID's cubic kernel with their "
+                 "sixth power, so values of 1e3 to 1e7 are what this scale gives: compare rows here with each "
+                 "other, never with published (Inception) numbers. KID is unbiased, so on a small sample it can come out negative; the `(real halves)` row's "
+                 "KID is the spread two halves of the same real images already show, and a model's KID within that "
+                 "spread of it is indistinguishable from real at this n.")
+        out.append(f"**Feature extractor: {label}**{scale}\n\n" + markdown_table(t))
     return ("Distribution distances (not a claim of the paper; context for the figures). Small samples bias FID "
             "upwards: compare rows of equal n, and against the `(real halves)` noise floor.\n\n" + "\n\n".join(out))
 
@@ -187,7 +193,7 @@ def claims_markdown(parts: Sequence[ClaimPart], ctx: EvalContext, recon: pd.Data
         "verdict": [f"**{p.verdict}**" for p in parts]})), ""]
     for claim in ("C1", "C2", "C3", "C4"):
         mine = [p for p in parts if p.claim == claim]
-        lines += [f"## {claim}: {combined_verdict([p.verdict for p in mine])}", "", f"Paper: {CLAIM_STATEMENTS[claim]}",
+        lines += [f"## {claim}: {combined_verdict([p.verdict for p in mine])}", "", f"The paper says: \"{CLAIM_STATEMENTS[claim]}\" (the verdict above is ours)",
                   ""]
         for p in mine:
             lines += [f"- **{p.part}** ({p.scope}): {p.statement}. {p.statistic} = {fmt_ci(p.estimate, p.ci_low, p.ci_high)}"
@@ -262,7 +268,7 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
             mine = claims[claims["claim"] == claim]
             parts = ", ".join(f"{r.part} ({r.scope}): {r.verdict}" for r in mine.itertuples())
             lines.append(f"- **{claim}: {combined_verdict(list(mine['verdict']))}** ({parts}). "
-                         f"{CLAIM_STATEMENTS[claim]}")
+                         f"The paper: \"{CLAIM_STATEMENTS[claim]}\"")
         lines += ["", f"Numbers, intervals and rules: [claims.md]({_rel(reports / 'claims.md', reports)})", ""]
     else:
         lines += ["Claims: not built yet (run notebook 06_claims.ipynb).", ""]

@@ -236,7 +236,23 @@ def remove_durably(path: str | Path) -> None:
 
 
 # ---------------- logs ----------------
-PROGRESS_LOG_EVERY_S = 600.0  # not a terminal: a long run's bar is redrawn at most this often (a heartbeat)
+PROGRESS_LOG_EVERY_S = 30.0  # not a terminal: a bar writes a line at most (and at least) this often
+
+
+class _Lines:
+    """A log file's view of a tqdm bar: each redraw (``\\r<bar>``) becomes a line of its own, so ``tail -f``, ``make |
+    tee`` and CI show the count, rate and postfix as they go instead of one line that grows."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -249,10 +265,9 @@ def _is_terminal(stream: Any) -> bool:
 def progress(*, notebook: bool = True, **kwargs: Any):
     """A tqdm bar (``tqdm.auto``: a widget in Jupyter; ``notebook=False``: always text) on ``sys.stderr``.
 
-    A widget, or text on a terminal, redraws as usual. Text elsewhere (a log file, ``make | tee``, CI) gets tqdm's
-    own ``mininterval`` and ``maxinterval`` of PROGRESS_LOG_EVERY_S: it draws at the start and at the end (count,
-    elapsed time, rate and postfix), plus a heartbeat in a long run, so a log holds one line per model or stage
-    instead of hundreds of redraws. Pass ``refresh=False`` to ``set_postfix`` so that it waits for the next draw."""
+    A widget, or text on a terminal, redraws as usual. Text elsewhere (a log file, ``make | tee``, CI) gets a line
+    at the start, every PROGRESS_LOG_EVERY_S (count, elapsed time, rate and postfix) and at the end, instead of
+    hundreds of redraws or minutes of silence. Pass ``refresh=False`` to ``set_postfix`` so that it waits for the next draw."""
     from tqdm.std import tqdm as text
 
     if notebook:
@@ -265,6 +280,9 @@ def progress(*, notebook: bool = True, **kwargs: Any):
     if chosen is text and not _is_terminal(kwargs["file"]):
         kwargs.setdefault("mininterval", PROGRESS_LOG_EVERY_S)
         kwargs.setdefault("maxinterval", PROGRESS_LOG_EVERY_S)
+        kwargs["file"] = _Lines(kwargs["file"])
+        kwargs["dynamic_ncols"] = False
+        kwargs.setdefault("ncols", 100)
     return tqdm(**kwargs)
 
 
