@@ -31,7 +31,7 @@ def test_jupyter_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'notebooks'}",
-           "--ServerApp.port_retries=0"]
+           "--ServerApp.port_retries=0", "--allow-root"]  # CI containers run as root
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def get(path: str):

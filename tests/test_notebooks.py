@@ -38,11 +38,13 @@ STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
 # the evaluation notebooks on whole sets (the Makefile's case), run twice: computing the models' outputs, and
 # reading them from the cache of `python -m wae_lib.eval_cache` (same functions, same batches: the same tables)
 EVAL_NOTEBOOKS = {
-    "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=50, max_eval_images=N_METRIC),
+    # dlib identity is left to test_eval_notebooks (in-process, the same notebook code): here it cost ~30 s of 4 runs
+    "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=20, max_eval_images=N_METRIC,
+                              identity_metrics=False),
     "04_transfer": dict(n_figure_images=N_FIG, n_styles=N_STYLES, grid_content=N_GRID, strip_content=N_STRIP,
-                        strengths=STRENGTHS, alphas=ALPHAS, n_boot=50, max_content_images=N_METRIC,
-                        identity_styles=1),
-    "05_fid": dict(feature_extractor="vgg16", n_styles=N_STYLES, n_boot=20, max_content_images=N_METRIC),
+                        strengths=STRENGTHS, alphas=ALPHAS, n_boot=20, max_content_images=N_METRIC,
+                        identity_metrics=False),
+    "05_fid": dict(feature_extractor="vgg16", n_styles=N_STYLES, n_boot=5, max_content_images=N_METRIC),
 }
 EVAL_TABLES = ("reconstruction", "reconstruction_summary", "transfer", "transfer_summary", "balance", "fid")
 

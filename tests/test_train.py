@@ -218,7 +218,9 @@ def test_ddp_two_processes_match_each_other_and_one_process(synthetic_npy, tmp_p
 
 @pytest.mark.slow
 def test_tiny_model_overfits_16_real_faces(faces16_npy, tmp_path):
-    cfg = profile_config("smoke", data=str(faces16_npy), steps=100, batch_size=16, width=0.125, style_hidden=32,
+    # 60 steps: the loss measured at 100 steps fell to 0.35 of its calibrated start by step 30 and 0.08 by step 60
+    # (0.04 at 100), so 60 leaves a wide margin below the 0.3 bar in 60% of the time
+    cfg = profile_config("smoke", data=str(faces16_npy), steps=60, batch_size=16, width=0.125, style_hidden=32,
                          hflip=False, lr=2e-3, calibrate_after=20, calibrate_batches=2, log_every=5, sample_every=0,
                          ckpt_every=1000, lr_warmup=0, penalty_weight=1.0)
     run = T.train(cfg, tmp_path / "overfit")
