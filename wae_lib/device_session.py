@@ -207,6 +207,8 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     probe = Trainer(cfg.replace(steps=10**6), ctx["work"] / "ship_probe", DistInfo())
     rate = steps_per_second(probe, 1 if dry else 5, 2 if dry else 20)
     del probe
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the probe's model and optimiser state, before the run builds its own
     left = seconds - (time.time() - t0) - (5 if dry else 30)  # export and the process's own start
     steps = max(2, min(math.ceil(SHIP_IMAGES / batch), int(rate * left * 0.9)))
     log(f"ship: {rate:.2f} steps/s at batch {batch}; training {steps} steps ({steps * batch:,} images)")
