@@ -56,7 +56,7 @@ run_nb = @mkdir -p $(NB_OUT) && t0=$$(date +%s) && $(PAPERMILL) notebooks/$(1).i
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
-        prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore device-bundle
+        prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained baselines compare explore device-bundle both-trainings
 
 help:  ## list the targets (folder names as this command line sets them)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}' \
@@ -170,6 +170,11 @@ pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people,
 	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
 
 reproduce-outputs: $(call nb,06_claims)
+
+BOTH_DIR := reports/both-trainings-$(DATA_TAG)
+both-trainings:  ## C1-C4 and Fig. 7 of the paper's training (reference) beside ours, from their reports folders
+	$(PY) -m wae_lib.both_trainings reports/reference-$(DATA_TAG) reports/ours-$(DATA_TAG) \
+	  --labels "paper's training (reference)" "ours" --out $(BOTH_DIR)
 
 DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
