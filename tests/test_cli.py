@@ -450,3 +450,16 @@ def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
                  str(tmp_path / "q.png"), "--model", str(run), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "quick-profile model (90 steps of 16)" in err and "pretrained" in err
+
+
+def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
+    """Issue 19: the random/mix grids had a blank style row and a `mix_candy-` column label."""
+    s1, s2 = (cli.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
+    mix = cli.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
+                    image_batch=torch.stack([s1, s2]))
+    cell = cli.style_header_cell(mix)[0]
+    assert torch.equal(cell[:, :, :16], s1[:, :, :16]) and torch.equal(cell[:, :, 16:], s2[:, :, 16:])
+    assert cli.style_column_label(mix) == "mix of 2"
+    single = cli.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
+    assert torch.equal(cli.style_header_cell(single)[0], s1) and cli.style_column_label(single) == "s1"
+    assert cli.style_column_label(cli.Style("random3")) == "random3"

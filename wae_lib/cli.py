@@ -160,7 +160,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 @dataclass
 class Style:
     name: str  # used in output file names
-    image: object = None  # 3 x 64 x 64 tensor for the grid's header; None for random and mixed styles
+    image: object = None  # 3 x 64 x 64 tensor for the grid's header; None for random and mixed styles (a mix's
+    #   header shows strips of its images)
     files: tuple = ()  # images whose style latents are mixed
     weights: tuple = ()
     image_batch: object = None  # len(files) x 3 x 64 x 64, decoded
@@ -362,6 +363,28 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
     return out
 
 
+def style_header_cell(st: Style):
+    """1 x 3 x 64 x 64: the style image; for a mix, vertical strips of its images, each as wide as its weight; for
+    --style random, a blank cell (there is no image; the column label names it)."""
+    import torch
+
+    from .figures import blank_cells
+
+    if st.image is not None:
+        return st.image[None]
+    if st.image_batch is None:
+        return blank_cells()
+    cell, edges = st.image_batch[0].clone(), torch.tensor((0.0, *st.weights)).cumsum(0) * SIZE
+    for img, a, b in zip(st.image_batch, edges[:-1].round().int(), edges[1:].round().int()):
+        cell[:, :, a:b] = img[:, :, a:b]
+    return cell[None]
+
+
+def style_column_label(st: Style) -> str:
+    """The grid shows ~10 characters of a label: a mix is "mix of N" (the caption lists its images and weights)."""
+    return f"mix of {len(st.files)}" if st.image_batch is not None and st.image is None else st.name
+
+
 def grid_image(contents, styles: list[Style], outputs, content_names: list[str], caption: str, scale: int):
     """Header row of styles, a column of contents, transfers in the cells; cells upscaled ``scale`` x (nearest).
     At most GRID_MAX contents and styles (a 597 x 15 grid at 128 px would need half a gigabyte)."""
@@ -377,11 +400,13 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     def as_float(u8):  # N x H x W x 3 uint8 -> N x 3 x H x W in [0, 1]
         return u8.permute(0, 3, 1, 2).float() / 255
 
-    header = torch.cat([blank_cells()] + [st.image[None] if st.image is not None else blank_cells()
-                                          for st in styles[:s]])
+    mixes = [st for st in styles[:s] if st.image_batch is not None and st.image is None]
+    for st in mixes:
+        caption += " | mix: " + " + ".join(f"{p.stem} {w:.2g}" for p, w in zip(st.files, st.weights))
+    header = torch.cat([blank_cells()] + [style_header_cell(st) for st in styles[:s]])
     rows = [header] + [torch.cat([contents[i:i + 1], as_float(outputs[i, :s])]) for i in range(n)]
     labels = ["style"] + [c if len(c) <= 16 else c[:15] + "~" for c in content_names[:n]]
-    grid = image_grid(rows, row_labels=labels, col_labels=["content"] + [st.name for st in styles[:s]],
+    grid = image_grid(rows, row_labels=labels, col_labels=["content"] + [style_column_label(st) for st in styles[:s]],
                       caption=caption)
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale > 1 else grid
 
