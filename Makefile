@@ -31,8 +31,9 @@ PARAMS ?=#                  extra papermill options for every notebook, e.g. PAR
 TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS="--steps 200 --device cuda"
 # STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
 # JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
-PAPERMILL := WAE_STRICT_PARAMS=1 JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
-  $(PY) -m papermill --kernel python3 --cwd .
+# --log-output with WAE_PROGRESS=text: a long cell's progress bars print a line to the console every 30 s
+PAPERMILL := WAE_STRICT_PARAMS=1 WAE_PROGRESS=text JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
+  $(PY) -m papermill --kernel python3 --cwd . --log-output
 NB_OUT := $(REPORTS_DIR)/notebooks
 FIGURES_DIR := $(REPORTS_DIR)/figures
 TABLES_DIR := $(REPORTS_DIR)/tables

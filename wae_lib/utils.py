@@ -270,6 +270,9 @@ def progress(*, notebook: bool = True, **kwargs: Any):
     hundreds of redraws or minutes of silence. Pass ``refresh=False`` to ``set_postfix`` so that it waits for the next draw."""
     from tqdm.std import tqdm as text
 
+    # the Makefile runs notebooks with WAE_PROGRESS=text and papermill --log-output: a widget would reach only the
+    # executed notebook, a text bar reaches the console every PROGRESS_LOG_EVERY_S while a long cell runs
+    notebook = notebook and os.environ.get("WAE_PROGRESS") != "text"
     if notebook:
         from tqdm.auto import tqdm
         from tqdm.autonotebook import tqdm as chosen  # what tqdm.auto picked: a widget in a Jupyter kernel
