@@ -166,6 +166,10 @@ class Style:
     weights: tuple = ()
     image_batch: object = None  # len(files) x 3 x 64 x 64, decoded
 
+    @property
+    def is_mix(self) -> bool:  # --style-mix (even of one image): no single header image
+        return self.image_batch is not None and self.image is None
+
 
 def list_images(path: Path, role: str) -> list[Path]:
     """A file -> [file]; a folder -> its image files (by extension, not recursive, sorted by name)."""
@@ -372,7 +376,7 @@ def style_header_cell(st: Style):
 
     if st.image is not None:
         return st.image[None]
-    if st.image_batch is None:
+    if not st.is_mix:
         return blank_cells()
     cell, edges = st.image_batch[0].clone(), torch.tensor((0.0, *st.weights)).cumsum(0) * SIZE
     for img, a, b in zip(st.image_batch, edges[:-1].round().int(), edges[1:].round().int()):
@@ -382,7 +386,7 @@ def style_header_cell(st: Style):
 
 def style_column_label(st: Style) -> str:
     """The grid shows ~10 characters of a label: a mix is "mix of N" (the caption lists its images and weights)."""
-    return f"mix of {len(st.files)}" if st.image_batch is not None and st.image is None else st.name
+    return f"mix of {len(st.files)}" if st.is_mix else st.name
 
 
 def grid_image(contents, styles: list[Style], outputs, content_names: list[str], caption: str, scale: int):
@@ -400,9 +404,9 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     def as_float(u8):  # N x H x W x 3 uint8 -> N x 3 x H x W in [0, 1]
         return u8.permute(0, 3, 1, 2).float() / 255
 
-    mixes = [st for st in styles[:s] if st.image_batch is not None and st.image is None]
-    for st in mixes:
-        caption += " | mix: " + " + ".join(f"{p.stem} {w:.2g}" for p, w in zip(st.files, st.weights))
+    for st in styles[:s]:
+        if st.is_mix:
+            caption += " | mix: " + " + ".join(f"{p.stem} {w:.2g}" for p, w in zip(st.files, st.weights))
     header = torch.cat([blank_cells()] + [style_header_cell(st) for st in styles[:s]])
     rows = [header] + [torch.cat([contents[i:i + 1], as_float(outputs[i, :s])]) for i in range(n)]
     labels = ["style"] + [c if len(c) <= 16 else c[:15] + "~" for c in content_names[:n]]
@@ -415,25 +419,17 @@ STAGING_PREFIX = ".wae-transfer-"  # OUT/.wae-transfer-<pid>/: a run's outputs b
 
 
 def remove_stale_staging(folder: Path) -> None:
-    """Staging folders (and the older hidden ``.<name>.tmp<pid>`` files) of runs that are no longer alive: a
-    SIGKILL leaves them; a live run's are left alone."""
+    """Staging folders of runs that are no longer alive (a SIGKILL leaves them), and the ``.<name>.tmp<pid>`` files
+    of earlier versions (wae_lib.utils.remove_stale_temporaries); a live run's are left alone."""
+    from .utils import pid_alive, remove_stale_temporaries
+
     if not folder.is_dir():
         return
-    for p in folder.iterdir():
-        pid = p.name[len(STAGING_PREFIX):] if p.name.startswith(STAGING_PREFIX) else (
-            p.name.rsplit(".tmp", 1)[-1] if p.name.startswith(".") and ".tmp" in p.name else "")
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    remove_stale_temporaries(folder)
+    for p in folder.glob(f"{STAGING_PREFIX}*"):
+        pid = p.name[len(STAGING_PREFIX):]
+        if p.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 class Interrupted(UserError):

@@ -346,9 +346,10 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
         log(f"{device_name}; torch {torch.__version__}; stages {wanted}; budget {budget:.0f} s")
         rows = []
         margin = 3 if dry else 20  # packing the results
-        for name in [s for s in STAGES if s in wanted]:
+        order = [s for s in STAGES if s in wanted]  # the issues' priority, whatever order --stages gave
+        for name in order:
             left = budget - (time.time() - start) - margin
-            share = 1.0 if name == [s for s in STAGES if s in wanted][-1] else STAGES[name]
+            share = 1.0 if name == order[-1] else STAGES[name]
             if left <= 0:
                 log(f"stage {name}: skipped, no time left")
                 rows.append({"stage": name, "skipped": "no time left"})

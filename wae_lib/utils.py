@@ -162,7 +162,8 @@ def atomic_open(path: str | Path, mode: str = "wb", *, keep_identical: bool = Fa
         fsync_dir(path.parent)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts): temporaries of live writers are left alone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -179,7 +180,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for p in Path(folder).iterdir():
             head, sep, pid = p.name.rpartition(".tmp")
-            if sep and head.startswith(".") and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            if sep and head.startswith(".") and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 with contextlib.suppress(OSError):
                     p.unlink()
                     removed.append(p)
