@@ -269,3 +269,93 @@ def test_unfinished_wrong_width_and_nan_decoders(hed_vgg, trained, tmp_path, cap
     torch.save({**ckpt, "decoders": nan}, tmp_path / "nan.pt")
     with pytest.raises(B.BaselineWeightsError, match="hold NaN or inf"):
         B.build_baseline("adain", weights=tmp_path / "nan.pt", vgg=hed_vgg)
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 17, item 1: training until the held-out loss stops improving, a measured lr probe, shipped decoders
+# --------------------------------------------------------------------------------------------------
+def test_plateau_rule():
+    falling = [(i, 10.0 / (i + 1)) for i in range(6)]
+    assert not BT.plateau(falling, patience=2, min_improvement=0.01)
+    flat = falling + [(6, falling[-1][1] * 0.999), (7, falling[-1][1] * 1.2)]
+    assert BT.plateau(flat, patience=2, min_improvement=0.01)  # two validations without a 1 % gain
+    assert not BT.plateau(flat, patience=0, min_improvement=0.01)  # 0: never stop early
+    assert not BT.plateau(flat[:2], patience=2, min_improvement=0.01)  # too short to say
+
+
+def fake_data_root(root, n=6):
+    """A data root with a packed mixed set and the two held-out sets the validation reads."""
+    from wae_lib.sets import set_path
+
+    g = torch.Generator().manual_seed(3)
+    for name, k in (("mixed", n), ("content_eval", 4), ("natural_eval", 4)):
+        path = set_path(root, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_npy(path, torch.rand(k, 3, 64, 64, generator=g))
+    return root
+
+
+def test_validation_stops_at_a_plateau_and_resumes_its_history(tmp_path, capsys):
+    root = fake_data_root(tmp_path / "data")
+    # lr 0: the decoders never change, so the validation loss is flat and the run must stop after `patience`
+    cfg = BT.BaselineTrainConfig(method="adain", data="mixed", data_root=str(root), width=0.125, batch_size=2,
+                                 steps=50, lr=1e-12, val_every=2, val_images=4, patience=2, log_every=2)
+    out = BT.train_decoders(cfg, tmp_path / "run")
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["converged"] and ckpt["finished"] and ckpt["step"] == 6  # validations at 2, 4, 6: no gain after 2
+    assert [s for s, _ in ckpt["val_history"]] == [2, 4, 6]
+    assert "converged at step 6" in capsys.readouterr().err
+    rows = [json.loads(r) for r in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [2, 4, 6]
+    BT.train_decoders(cfg, out)  # a converged run is reused, not extended
+    assert "converged decoders found (step 6)" in capsys.readouterr().err
+    # a real rate keeps improving: the run goes to its step budget, and a resumed run keeps the history
+    cfg2 = cfg.replace(lr=1e-3, steps=4, patience=50)
+    BT.train_decoders(cfg2, tmp_path / "run2")
+    BT.train_decoders(cfg2.replace(steps=8), tmp_path / "run2")
+    ckpt = torch.load(tmp_path / "run2" / "checkpoint.pt", weights_only=True)
+    assert [s for s, _ in ckpt["val_history"]] == [2, 4, 6, 8] and not ckpt["converged"]
+    with pytest.raises(ConfigError, match="val_sets"):
+        BT.train_decoders(cfg.replace(val_sets="style_eval"), tmp_path / "run3")
+    with pytest.raises(ConfigError, match="patience"):
+        cfg.replace(val_every=0).validate()
+
+
+def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, capsys):
+    from wae_lib import compare as C
+    from wae_lib import shipped_baselines as SB
+
+    root = fake_data_root(tmp_path / "data")
+    args = ["--method", "wct", "--data", "mixed", "--data-root", str(root), "--width", "0.125", "--batch-size", "2",
+            "--steps", "4", "--val-every", "2", "--val-images", "4", "--log-every", "1", "--out", str(tmp_path / "wct")]
+    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--probe-steps", "3"]) == 0
+    probe = json.loads((tmp_path / "wct" / "lr_probe.json").read_text())
+    assert set(probe["loss"]) == {"1e-05", "0.001"} and probe["measure"] == "validation loss"
+    chosen = float(min(probe["loss"].items(), key=lambda kv: kv[1])[0])
+    assert probe["chosen"] == chosen
+    assert torch.load(tmp_path / "wct" / "checkpoint.pt", weights_only=True)["config"]["lr"] == chosen
+    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--steps", "6"]) == 0  # resumed: the probe's choice is reused
+    assert "from its earlier probe" in capsys.readouterr().err
+    assert BT.main([*args, "--lr-probe", "fast"]) == 2
+    # shipped into a temporary weights folder: notebook 07's "shipped" resolves there
+    monkeypatch.setattr(SB, "WEIGHTS_DIR", tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    path = SB.export_baseline(tmp_path / "wct")
+    assert path == tmp_path / "weights" / "baseline-wct.pt"
+    shipped = torch.load(path, weights_only=True)
+    assert "optimizer" not in shipped and shipped["shipped"]["steps"] == 6 and shipped["shipped"]["images"] == 12
+    assert [s for s, _ in shipped["shipped"]["val_history"]] == [2, 4, 6] and shipped["shipped"]["lr"] == chosen
+    model = B.build_baseline("wct", weights="shipped", vgg=hed_vgg)
+    method = C.decoder_method("wct", model, "shipped", "WCT")
+    assert method.training_steps == 6 and method.training_images == 12 and "shipped (not converged)" == method.weights
+    assert method.final_loss == pytest.approx(shipped["shipped"]["final_loss"]) and method.final_loss > 0
+    card = SB.write_card(tmp_path / "weights").read_text()
+    assert "| WCT (Li et al. 2017) | `mixed` set (6 images) | 6 steps of 2 (12 images)" in card
+    assert "NOT converged" in card and "probe of 1e-05, 0.001 x 3 steps" in card
+    assert SB.plot_curves({"wct": path}, tmp_path / "curves.png").stat().st_size > 1000
+    with pytest.raises(B.BaselineWeightsError, match="no shipped adain decoders"):
+        B.build_baseline("adain", weights="shipped", vgg=hed_vgg)
+    ckpt = torch.load(tmp_path / "wct" / "checkpoint.pt", weights_only=True)
+    torch.save({**ckpt, "finished": False}, tmp_path / "wct" / "checkpoint.pt")
+    with pytest.raises(B.BaselineWeightsError, match="unfinished"):
+        SB.export_baseline(tmp_path / "wct")

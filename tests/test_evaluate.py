@@ -436,6 +436,12 @@ def test_build_claims_writes_reports(tmp_path):
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"**{claim}: " in index
     assert "[claims.md](claims.md)" in index
+    assert "What the shipped models do" not in index  # no notebook 07 overview yet
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "compare_overview.png").write_bytes(b"png")
+    index = RP.write_index(tmp_path).read_text()
+    assert index.index("What the shipped models do") < index.index("## Claims")  # the report opens with it
+    assert "![the shipped models on held-out faces and styles](figures/compare_overview.png)" in index
 
 
 def test_build_claims_names_missing_tables(tmp_path):

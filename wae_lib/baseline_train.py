@@ -29,6 +29,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from .train import TrainingDiverged
 from .training_data import data_fingerprint, load_images, resolve_data_path, same_data
 from .utils import (
     atomic_torch_save,
+    atomic_write_text,
     package_versions,
     progress,
     resolve_device,
@@ -80,6 +82,12 @@ class BaselineTrainConfig:
     feature_weight: float = 1e-5  # WCT feature loss weight: Li et al. use lambda = 1 with their VGG; with ours the
     #   feature MSE of a 3x3 blur is 0.6-3e5 x its pixel MSE (relu3_1..relu1_1 on CelebA), so 1e-5 evens them
     hflip: bool = True  # random horizontal flips (as our model's Config.hflip)
+    val_every: int = 0  # steps between held-out validation losses (0: none); the convergence criterion reads them
+    val_sets: str = "content_eval,natural_eval"  # the held-out sets the validation images come from (no training set)
+    val_images: int = 64  # validation images, spread evenly over val_sets, the same every time (AdaIN: style = next)
+    patience: int = 0  # stop once the validation loss has not improved by min_improvement for this many
+    #   validations in a row (0: train all `steps`): "until the decoder's own loss stops improving" (issue 17)
+    min_improvement: float = 0.005  # relative improvement of the best validation loss that resets the patience
     seed: int = 0
     ckpt_every: int = 200  # steps between checkpoints (and at the end and on Ctrl-C)
     log_every: int = 10  # steps between log.jsonl rows
@@ -96,14 +104,21 @@ class BaselineTrainConfig:
                   ("steps", self.steps >= 1, "at least 1"),
                   ("batch_size", self.batch_size >= 2, "at least 2 (AdaIN pairs images within a batch)"),
                   ("lr", self.lr > 0, "positive"), ("width", self.width > 0, "positive"),
-                  ("ckpt_every", self.ckpt_every >= 1, "at least 1"), ("log_every", self.log_every >= 1, "at least 1")]
+                  ("ckpt_every", self.ckpt_every >= 1, "at least 1"), ("log_every", self.log_every >= 1, "at least 1"),
+                  ("val_every", self.val_every >= 0, "0 (none) or more"),
+                  ("val_images", self.val_images >= 2, "at least 2 (AdaIN pairs validation images)"),
+                  ("patience", self.patience >= 0 and (self.patience == 0 or self.val_every > 0),
+                   "0, or positive with val_every > 0 (it counts validations)"),
+                  ("min_improvement", 0 <= self.min_improvement < 1, "in [0, 1)")]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"config field {name!r} = {getattr(self, name)!r} is invalid: expected {expected}")
         return self
 
 
-RESUMABLE_CHANGES = ("steps", "device", "ckpt_every", "log_every")
+# what a resumed run may change: the budget, where it runs, what it logs and when it stops (not what it learns)
+RESUMABLE_CHANGES = ("steps", "device", "ckpt_every", "log_every", "val_every", "val_images", "val_sets", "patience",
+                     "min_improvement")
 
 # The decoder budget of each study profile (wae_lib.config.PROFILES): the `baselines` stage of the Makefile.
 # The data are the mixed set, as the model notebook 07 compares with by default (the shipped one is mixed_c256).
@@ -113,6 +128,8 @@ BASELINE_PROFILES: dict[str, dict[str, Any]] = {
     "reference": {"data": "mixed", "steps": 3600},  # 28,800 images: as many as the shipped model saw
     "ours": {"data": "mixed", "steps": 3600},  # our training's sweep is compared with the same decoders
     "paper": {"data": "mixed", "steps": 160_000, "device": "auto"},  # Huang & Belongie: 160k batches of 8 (GPU)
+    # the shipped decoders (wae_lib.shipped_baselines): until the held-out loss stops improving, 160k batches at most
+    "converge": {"data": "mixed", "steps": 160_000, "val_every": 250, "patience": 8, "ckpt_every": 250},
 }
 
 
@@ -163,6 +180,71 @@ def weighted_loss(cfg: BaselineTrainConfig, terms: dict[str, torch.Tensor]) -> t
     return sum(weights[k.split("/")[0]] * v for k, v in terms.items())
 
 
+TERMS = {"adain": adain_terms, "wct": wct_terms}
+
+
+@torch.no_grad()
+def validation_loss(cfg: BaselineTrainConfig, model: AdaIN | WCT, images: torch.Tensor) -> float:
+    """The training loss on fixed held-out images, in chunks of the batch size (AdaIN: image i styled by image
+    i-1 of its chunk): the same number every time for the same decoders, so successive values show convergence."""
+    was_training = model.decoders.training
+    model.decoders.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(images), cfg.batch_size):
+        chunk = images[start:start + cfg.batch_size]
+        if len(chunk) >= 2:  # a last single image has no AdaIN partner
+            total += weighted_loss(cfg, TERMS[cfg.method](model, chunk)).item() * len(chunk)
+            count += len(chunk)
+    model.decoders.train(was_training)
+    return total / count
+
+
+def load_validation_images(cfg: BaselineTrainConfig) -> torch.Tensor:
+    """``cfg.val_images`` images spread evenly over the held-out sets ``cfg.val_sets`` of ``cfg.data_root``."""
+    from .evaluate import load_set
+    from .sets import SET_FILES, set_path
+
+    names = [n.strip() for n in cfg.val_sets.split(",") if n.strip()]
+    missing = [n for n in names if n not in SET_FILES or not set_path(cfg.data_root, n).is_file()]
+    if not names or missing:
+        raise ConfigError(f"config field 'val_sets' = {cfg.val_sets!r}: {missing or 'no set'} not under "
+                          f"{cfg.data_root}/sets; expected held-out sets of `make data` (e.g. content_eval,natural_eval)")
+    share = [cfg.val_images // len(names) + (i < cfg.val_images % len(names)) for i in range(len(names))]
+    return torch.cat([load_set(cfg.data_root, n, k) for n, k in zip(names, share)])
+
+
+def plateau(history: list[tuple[int, float]], patience: int, min_improvement: float) -> bool:
+    """True when none of the last ``patience`` validations improved the best earlier one by ``min_improvement``
+    (relative): the loss has stopped improving."""
+    if patience < 1 or len(history) <= patience:
+        return False
+    best_before = min(v for _, v in history[:-patience])
+    return min(v for _, v in history[-patience:]) > best_before * (1 - min_improvement)
+
+
+def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float], steps: int,
+                         val: torch.Tensor | None = None) -> dict[float, float]:
+    """A short measured learning-rate sweep: ``steps`` steps from the same start at each rate; the score is the
+    validation loss after them (``val``), else the mean training loss over the second half. Lowest wins."""
+    scores = {}
+    for lr in rates:
+        set_seed(cfg.seed)
+        trainer = DecoderTrainer(cfg.replace(lr=lr), Path("."), images, "probe")
+        trainer.init_feature_scales()
+        losses = [trainer.train_step()["loss"] for _ in tqdm_range(steps, f"{cfg.method} lr {lr:g}")]
+        scores[lr] = (validation_loss(cfg, trainer.model, val.to(trainer.device)) if val is not None
+                      else float(sum(losses[steps // 2:]) / max(len(losses[steps // 2:]), 1)))
+    return scores
+
+
+def tqdm_range(n: int, desc: str):
+    bar = progress(total=n, desc=desc)
+    for i in range(n):
+        yield i
+        bar.update(1)
+    bar.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------------
@@ -192,7 +274,8 @@ def memory_fingerprint(images) -> str:
 # the loop
 # --------------------------------------------------------------------------------------------------
 class DecoderTrainer:
-    def __init__(self, cfg: BaselineTrainConfig, out: Path, images, fingerprint: str):
+    def __init__(self, cfg: BaselineTrainConfig, out: Path, images, fingerprint: str,
+                 val: torch.Tensor | None = None):
         self.cfg, self.out, self.images, self.fingerprint = cfg, out, images, fingerprint
         self.device = resolve_device(cfg.device)
         if cfg.batch_size > len(images):
@@ -203,6 +286,9 @@ class DecoderTrainer:
         self.opt = torch.optim.Adam(self.model.decoders.parameters(), lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # batches and flips
         self.step = 0
+        self.val = val.to(self.device) if val is not None else None
+        self.val_history: list[tuple[int, float]] = []  # (step, validation loss)
+        self.converged = False  # stopped because the validation loss stopped improving (cfg.patience)
 
     @torch.no_grad()
     def init_feature_scales(self) -> None:
@@ -225,7 +311,7 @@ class DecoderTrainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         x = self.next_batch()
-        terms = (adain_terms if self.cfg.method == "adain" else wct_terms)(self.model, x)
+        terms = TERMS[self.cfg.method](self.model, x)
         loss = weighted_loss(self.cfg, terms)
         if not math.isfinite(loss.item()):
             raise TrainingDiverged(f"baseline training: loss became {loss.item()} at step {self.step + 1}; the last "
@@ -241,7 +327,12 @@ class DecoderTrainer:
                 "vgg_source_label": self.model.vgg.source.label, "config": self.cfg.to_dict(),
                 "decoders": self.model.decoders.state_dict(), "optimizer": self.opt.state_dict(),
                 "step": self.step, "finished": finished, "rng": rng_state(self.gen),
-                "data_fingerprint": self.fingerprint, "versions": package_versions()}
+                "data_fingerprint": self.fingerprint, "versions": package_versions(),
+                "val_key": self.val_key(), "val_history": self.val_history, "converged": self.converged}
+
+    def val_key(self) -> list[Any]:
+        """What the validation losses were measured on: a resumed run keeps its history only when it agrees."""
+        return [self.cfg.val_sets, self.cfg.val_images]
 
     def save(self, finished: bool = False) -> None:
         atomic_torch_save(self.checkpoint(finished), self.out / CHECKPOINT)
@@ -251,7 +342,20 @@ class DecoderTrainer:
         self.opt.load_state_dict(ckpt["optimizer"])
         self.step = ckpt["step"]
         set_rng_state(ckpt["rng"], self.gen)
+        if ckpt.get("val_key") == self.val_key():
+            self.val_history = [(int(a), float(b)) for a, b in ckpt.get("val_history", [])]
         trim_log(self.out / "log.jsonl", self.step)
+
+    def validate(self) -> dict[str, Any]:
+        """One validation loss into the history and the log; sets ``converged`` at a plateau."""
+        value = validation_loss(self.cfg, self.model, self.val)
+        self.val_history.append((self.step, value))
+        self.converged = plateau(self.val_history, self.cfg.patience, self.cfg.min_improvement)
+        best = min(self.val_history, key=lambda r: r[1])
+        row = {"step": self.step, "val_loss": value, "best_val_loss": best[1], "best_val_step": best[0]}
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
 
     def run(self) -> None:
         cfg, t0, n0 = self.cfg, time.perf_counter(), self.step
@@ -267,6 +371,14 @@ class DecoderTrainer:
                     with open(self.out / "log.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.set_postfix(loss=f"{row['loss']:.3g}", refresh=False)  # shown at the next draw
+                if self.val is not None and cfg.val_every and self.step % cfg.val_every == 0:
+                    val = self.validate()
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", val=f"{val['val_loss']:.3g}", refresh=False)
+                    if self.converged:
+                        print(f"[wae_lib] {self.out}: the validation loss has not improved by "
+                              f"{cfg.min_improvement:.1%} in {cfg.patience} validations (best {val['best_val_loss']:.4g} "
+                              f"at step {val['best_val_step']}): converged at step {self.step}", file=sys.stderr)
+                        break
                 if self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
                     self.save()
         except KeyboardInterrupt:
@@ -320,8 +432,9 @@ def _train_decoders_locked(cfg: BaselineTrainConfig, out: Path, images, force: b
         if diff:
             raise ConfigError(f"{out} already holds {saved.get('method')} decoders with a different config {diff} "
                               f"(saved, requested); use another --out, or --force to retrain")
-        if ckpt["finished"] and ckpt["step"] >= cfg.steps:
-            print(f"[wae_lib] {out}: finished decoders found (step {ckpt['step']}), reused; --force retrains",
+        if ckpt["finished"] and (ckpt["step"] >= cfg.steps or ckpt.get("converged")):
+            how = "converged" if ckpt.get("converged") else "finished"
+            print(f"[wae_lib] {out}: {how} decoders found (step {ckpt['step']}), reused; --force retrains",
                   file=sys.stderr)
             return out
     set_seed(cfg.seed)
@@ -330,7 +443,8 @@ def _train_decoders_locked(cfg: BaselineTrainConfig, out: Path, images, force: b
         (out / "log.jsonl").unlink(missing_ok=True)
     if images is None:
         images = load_images(data_path, resolve_device(cfg.device))
-    trainer = DecoderTrainer(cfg, out, images, fingerprint)
+    val = load_validation_images(cfg) if cfg.val_every else None
+    trainer = DecoderTrainer(cfg, out, images, fingerprint, val)
     if ckpt is not None:
         trainer.resume(ckpt)
     else:
@@ -342,6 +456,46 @@ def _train_decoders_locked(cfg: BaselineTrainConfig, out: Path, images, force: b
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
     trainer.run()
     return out
+
+
+LR_PROBE = "lr_probe.json"
+
+
+def parse_rates(text: str) -> list[float]:
+    try:
+        rates = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        rates = []
+    if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
+        raise ConfigError(f"--lr-probe {text!r}: expected comma-separated positive learning rates, e.g. 1e-4,3e-4,1e-3")
+    return rates
+
+
+def choose_lr(cfg: BaselineTrainConfig, out: Path, rates: Sequence[float], steps: int,
+              force: bool = False) -> BaselineTrainConfig:
+    """``cfg`` with the learning rate of a measured sweep (:func:`probe_learning_rates`), recorded in
+    ``out/lr_probe.json``; a run folder that already holds a probe (a resumed run) reuses its choice."""
+    record = out / LR_PROBE
+    if record.is_file() and not force:
+        probe = json.loads(record.read_text())
+        print(f"[wae_lib] {out}: learning rate {probe['chosen']:g} from its earlier probe ({record})", file=sys.stderr)
+        return cfg.replace(lr=probe["chosen"])
+    if steps < 2:
+        raise ConfigError(f"--probe-steps {steps}: expected at least 2")
+    cfg.validate()
+    images = load_images(resolve_data_path(cfg), resolve_device(cfg.device))
+    val = load_validation_images(cfg) if cfg.val_every else None
+    t0 = time.perf_counter()
+    scores = probe_learning_rates(cfg, images, rates, steps, val)
+    chosen = min(scores, key=scores.get)
+    measure = "validation loss" if val is not None else "mean training loss of the second half"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps({"method": cfg.method, "probe_steps": steps, "measure": measure,
+                                          "loss": {f"{k:g}": v for k, v in scores.items()}, "chosen": chosen,
+                                          "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
+    print(f"[wae_lib] {cfg.method}: lr probe ({steps} steps each, {measure}): "
+          + ", ".join(f"{k:g} -> {v:.4g}" for k, v in scores.items()) + f"; training at {chosen:g}", file=sys.stderr)
+    return cfg.replace(lr=chosen)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,12 +515,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ap.add_argument(flag, type=type(f.default), default=None,
                             choices=METHODS if f.name == "method" else None, help=f"default {f.default}")
+    ap.add_argument("--lr-probe", default="", metavar="RATES",
+                    help="choose lr by a short measured sweep over these comma-separated rates before training (e.g. "
+                         "1e-4,3e-4,1e-3; the lowest validation loss wins, written to OUT/lr_probe.json)")
+    ap.add_argument("--probe-steps", type=int, default=300, help="steps per rate of --lr-probe (default 300)")
     args = ap.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineTrainConfig)
                  if getattr(args, f.name) is not None}
     try:
         cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
         t0 = time.perf_counter()
+        if args.lr_probe:
+            cfg = choose_lr(cfg, Path(args.out), parse_rates(args.lr_probe), args.probe_steps, args.force)
         train_decoders(cfg, args.out, force=args.force)
         stage_done(f"baseline {cfg.method}", f"{cfg.steps} steps in {args.out}", t0)
     except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError,

@@ -429,7 +429,8 @@ def build_baseline(name: str, vgg_source: str = "hed", weights: str | Path | Non
                    device: str | torch.device = "cpu", vgg: VGG16Features | None = None, **kwargs: Any) -> nn.Module:
     """The baseline ``name`` (a key of BASELINES) in eval mode on ``device``, ready for ``.transfer``.
 
-    ``weights``: a decoder checkpoint (file or run folder) for adain/wct; its width is read from it. Without
+    ``weights``: a decoder checkpoint (file or run folder) for adain/wct, or ``"shipped"`` for the decoders
+    packaged in ``wae_lib/weights`` (wae_lib.shipped_baselines); its width is read from it. Without
     it the decoders are untrained (a warning says so: fine for timing, meaningless for quality). ``vgg``
     shares an already built VGG16Features (it must reach relu3_1); ``kwargs`` go to the class (e.g. Gatys'
     ``steps``).
@@ -447,6 +448,9 @@ def build_baseline(name: str, vgg_source: str = "hed", weights: str | Path | Non
                       UserWarning, stacklevel=2)
         model = _DECODER_METHODS[name](vgg, **kwargs)
     else:
+        from .shipped_baselines import resolve_weights
+
+        weights = resolve_weights(name, weights)
         ckpt = read_baseline_checkpoint(weights)
         model = _DECODER_METHODS[name](vgg, width=ckpt["config"].get("width", 1.0), **kwargs)
         load_baseline_weights(model, weights)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,9 @@ class Method:
     training_images: float = float("nan")  # images seen in training (nan: none or unknown)
     training_seconds: float = float("nan")  # wall time of training on its machine (nan: none or unknown)
     max_batch: int = 64  # transfers computed at most this many at a time (Gatys: memory of L-BFGS history)
+    training_steps: float = float("nan")  # optimiser steps of its training (nan: none or unknown)
+    final_loss: float = float("nan")  # its own training loss at the end (decoders: mean of the last logged steps)
+    weights: str = ""  # where its trained weights came from (shipped file, run folder), "" for none
 
 
 def resolve_model(model: str, models_dir: str | Path, tables_dir: str | Path) -> str:
@@ -78,6 +82,25 @@ def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
     return float(prev * batch_size), seconds
 
 
+def decoder_method(key: str, baseline, run: str | Path, name: str) -> Method:
+    """AdaIN or WCT with its decoders' training budget and final loss: from the shipped file's record
+    (wae_lib.shipped_baselines) or from the run folder's log."""
+    info = baseline.checkpoint_info
+    record = info.get("shipped")
+    if record:
+        images, seconds, final = record["images"], record["training_seconds"], record["final_loss"]
+        where = f"shipped ({'converged' if record['converged'] else 'not converged'})"
+    else:
+        images, seconds = training_cost(run, info["config"]["batch_size"])
+        log = Path(run) / "log.jsonl"
+        rows = [json.loads(r) for r in log.read_text().splitlines() if r.strip()] if log.is_file() else []
+        losses = [r["loss"] for r in rows if "loss" in r][-10:]
+        final = sum(losses) / len(losses) if losses else float("nan")
+        where = f"trained: {run}"
+    return baseline_method(key, baseline, f"{name} ({info['step']} steps)", "once for all styles", images, seconds,
+                           training_steps=info["step"], final_loss=final, weights=where)
+
+
 def our_method(model, label: str, training_images: float = float("nan"),
                training_seconds: float = float("nan"), key: str = OURS) -> Method:
     """Our model: one forward pass with the style latent of the style image (alpha = the model's strength);
@@ -91,13 +114,14 @@ def our_method(model, label: str, training_images: float = float("nan"),
 
 
 def baseline_method(key: str, baseline, label: str, training: str, training_images: float = float("nan"),
-                    training_seconds: float = float("nan"), max_batch: int = 64) -> Method:
-    """A wae_lib.baselines object (anything with ``transfer(content, style, alpha)``) as a Method."""
+                    training_seconds: float = float("nan"), max_batch: int = 64, **cost: Any) -> Method:
+    """A wae_lib.baselines object (anything with ``transfer(content, style, alpha)``) as a Method; ``cost``:
+    Method's training_steps, final_loss, weights."""
 
     def transfer(content, style, alpha=1.0):
         return baseline.transfer(content, style, alpha=alpha).detach().float().cpu()
 
-    return Method(key, label, transfer, training, training_images, training_seconds, max_batch)
+    return Method(key, label, transfer, training, training_images, training_seconds, max_batch, **cost)
 
 
 def pair_transfers(method: Method, content: torch.Tensor, styles: torch.Tensor, ci: torch.Tensor,
@@ -181,11 +205,12 @@ def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, di
         row.update({"fid": f["fid"], "kid": f["kid"]})
         row.update({f"s_per_image_b{b}": s for b, s in sorted(timing.get(m.key, {}).items())})
         row.update({"training": m.training, "training_images": m.training_images,
-                    "training_seconds": m.training_seconds})
+                    "training_seconds": m.training_seconds, "training_steps": m.training_steps,
+                    "final_loss": m.final_loss, "weights": m.weights})
         rows.append(row)
     table = pd.DataFrame.from_records(rows).set_index("method")
-    if OURS in table.index:
-        numeric = [c for c in table.columns if c not in ("label", "training")]
+    if OURS in table.index:  # (losses of different methods are different quantities: no ratio)
+        numeric = [c for c in table.columns if c not in ("label", "training", "training_steps", "final_loss", "weights")]
         ours = table.loc[OURS, numeric].astype(float)
         for c in numeric:
             table[f"{c}_vs_ours"] = table[c].astype(float) / ours[c]
@@ -213,7 +238,7 @@ def markdown_summary(summary) -> str:
     """The headline columns of :func:`summary_table` as a markdown table (reports' index.md)."""
     cols = ["style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match", "kid"]
     cols += [c for c in summary.columns if c.startswith("s_per_image_b") and not c.endswith("_vs_ours")]
-    cols += ["training_seconds"]
+    cols += ["training_images", "training_seconds", "final_loss"]
     head = "| method | " + " | ".join(c.replace("_", " ") for c in cols) + " |"
     lines = [head, "|---|" + "---|" * len(cols)]
     for _, r in summary.iterrows():

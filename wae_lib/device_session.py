@@ -42,7 +42,7 @@ from PIL import Image
 
 from .config import ConfigError, profile_config
 from .sets import EVAL_IDENTITY_FILE, SET_FILES, load_set_info, set_path, sets_dir
-from .utils import atomic_write_text, file_sha256, set_seed
+from .utils import atomic_write_text, file_sha256
 from .vgg import HED_FEATURES_ENV, write_carried_hed
 
 BUNDLE = Path("build/device")  # what travels to the device (ignored by git: it holds images)
@@ -235,7 +235,7 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The AdaIN and WCT decoders: a short learning-rate probe each (three rates, the lowest mean loss over the
     probe's second half wins), then training at the chosen rate for the rest of its share (WCT, three decoders,
     gets 60%); writes baselines/<method>/ (checkpoint without optimiser state, log, config, lr_probe.json)."""
-    from .baseline_train import DecoderTrainer, TrainingInterrupted, baseline_profile, train_decoders
+    from .baseline_train import TrainingInterrupted, baseline_profile, probe_learning_rates, train_decoders
     from .training_data import load_images, resolve_data_path
 
     dry, batch = ctx["dry"], ctx["baseline_batch"]
@@ -249,13 +249,7 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
                                ckpt_every=10**6, **({"width": 0.125} if dry else {}))
         images = load_images(resolve_data_path(cfg), torch.device(ctx["device"]))
         probe_steps = 4 if dry else 150
-        probe = {}
-        for lr in (1e-4, 3e-4, 1e-3):
-            set_seed(0)
-            tr = DecoderTrainer(cfg.replace(lr=lr), ctx["work"] / f"probe_{method}", images, "probe")
-            tr.init_feature_scales()
-            losses = [tr.train_step()["loss"] for _ in range(probe_steps)]
-            probe[lr] = float(np.mean(losses[probe_steps // 2:]))
+        probe = probe_learning_rates(cfg, images, (1e-4, 3e-4, 1e-3), probe_steps)
         lr = min(probe, key=probe.get)
         rate = probe_steps * len(probe) / (time.time() - t0)
         left = budget - (time.time() - t0) - (2 if dry else 10)

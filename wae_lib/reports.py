@@ -260,6 +260,17 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     if claims is None and (tables / "claims.csv").is_file():
         claims = pd.read_csv(tables / "claims.csv")
     lines = ["# Reports: Nakada & Asoh (JSAI 2019), style transfer with a WAE", ""]
+    overview = figures / SHOWCASE_FIGURE
+    if overview.is_file():  # what a newcomer should see first: the method working, whatever this run's budget
+        meta = overview.with_suffix(".png.json")
+        caption = json.loads(meta.read_text()).get("caption", "") if meta.is_file() else ""
+        lines += ["## What the shipped models do (notebook 07)", "",
+                  f"![the shipped models on held-out faces and styles]({_rel(overview, reports)})", "",
+                  "Rows: a held-out face, a style image, then each method's transfer of that pair (labels at the "
+                  "left): ours and the paper's training as notebook 07 was given them (by default the models shipped "
+                  "with the package, `load_model(\"pretrained\")` and `\"pretrained-paper\"`, not this run's sweep), "
+                  "Gatys, AdaIN and WCT (shipped decoders unless `BASELINES=train`) and the Reinhard colour floor"
+                  + (f". {caption}" if caption else "") + ".", ""]
     if claims is not None and len(claims):
         ctx = context_of(claims)
         warning = budget_warning(ctx)
@@ -296,6 +307,7 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
     return path
 
 
+SHOWCASE_FIGURE = "compare_overview.png"  # notebook 07's overview of every method on the same pairs
 HEADLINE_REPORTS = "reference-shared-data-large"  # the committed headline results (README's figure and numbers)
 
 

@@ -78,6 +78,7 @@ def run_metadata(config: Any = None, vgg_source: Any = None, seed: int | None = 
         "packages": package_versions(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "host_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
     }
 
 
