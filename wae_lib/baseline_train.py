@@ -390,6 +390,21 @@ class DecoderTrainer:
         self.save(finished=True)
 
 
+FINAL_ROWS = 10  # "final loss": the mean training loss of this many last logged rows (one step is noisy)
+
+
+def read_log(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training rows, validation rows) of a run's log.jsonl; empty lists when there is none."""
+    path = Path(run_dir) / "log.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
+
+
+def final_loss(train_rows: list[dict[str, Any]]) -> float:
+    last = train_rows[-FINAL_ROWS:]
+    return sum(r["loss"] for r in last) / len(last) if last else float("nan")
+
+
 def trim_log(path: Path, step: int) -> None:
     """Drop log rows past the checkpoint being resumed (logged after it, before an interruption)."""
     if path.is_file():

@@ -91,11 +91,10 @@ def decoder_method(key: str, baseline, run: str | Path, name: str) -> Method:
         images, seconds, final = record["images"], record["training_seconds"], record["final_loss"]
         where = f"shipped ({'converged' if record['converged'] else 'not converged'})"
     else:
+        from .baseline_train import final_loss, read_log
+
         images, seconds = training_cost(run, info["config"]["batch_size"])
-        log = Path(run) / "log.jsonl"
-        rows = [json.loads(r) for r in log.read_text().splitlines() if r.strip()] if log.is_file() else []
-        losses = [r["loss"] for r in rows if "loss" in r][-10:]
-        final = sum(losses) / len(losses) if losses else float("nan")
+        final = final_loss(read_log(run)[0])
         where = f"trained: {run}"
     return baseline_method(key, baseline, f"{name} ({info['step']} steps)", "once for all styles", images, seconds,
                            training_steps=info["step"], final_loss=final, weights=where)

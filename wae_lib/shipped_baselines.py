@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .baseline_train import FINAL_ROWS, final_loss, read_log
 from .baselines import BaselineWeightsError, read_baseline_checkpoint
 from .utils import atomic_torch_save, atomic_write_text, git_commit
 
@@ -46,12 +47,6 @@ def resolve_weights(method: str, weights: str | Path) -> Path:
     return path
 
 
-def read_log(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(training rows, validation rows) of a run's log.jsonl."""
-    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
-
-
 def hardware(meta: dict[str, Any], device: str) -> str:
     """Where the run trained, from its metadata.json (wae_lib.utils.run_metadata)."""
     if device != "cpu" and meta.get("cuda"):
@@ -61,14 +56,11 @@ def hardware(meta: dict[str, Any], device: str) -> str:
 
 def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the decoders cost and where they stand, from the run's checkpoint, log and lr probe."""
+    from .compare import training_cost
+
     train, val = read_log(run_dir)
     cfg = ckpt["config"]
-    seconds, prev = 0.0, 0
-    for r in train:  # each row's rate times the steps since the previous row (wae_lib.compare.training_cost's rule)
-        if r.get("images_per_s"):
-            seconds += (r["step"] - prev) * cfg["batch_size"] / r["images_per_s"]
-            prev = r["step"]
-    last = train[-10:]
+    seconds = training_cost(run_dir, cfg["batch_size"])[1]
     every = max(1, math.ceil(len(train) / CURVE_POINTS))
     probe = run_dir / "lr_probe.json"
     history = ckpt.get("val_history") or [(r["step"], r["val_loss"]) for r in val]
@@ -78,7 +70,7 @@ def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
         "run": run_dir.name, "steps": ckpt["step"], "batch_size": cfg["batch_size"],
         "images": ckpt["step"] * cfg["batch_size"], "training_seconds": round(seconds, 1), "lr": cfg["lr"],
         "lr_probe": json.loads(probe.read_text()) if probe.is_file() else None,
-        "final_loss": sum(r["loss"] for r in last) / len(last) if last else float("nan"),
+        "final_loss": final_loss(train),
         "val_history": [[int(s), float(v)] for s, v in history],
         "best_val_loss": best[1] if best else float("nan"), "best_val_step": best[0] if best else None,
         "converged": bool(ckpt.get("converged")), "patience": cfg.get("patience", 0),
@@ -125,7 +117,7 @@ def write_card(weights_dir: Path = WEIGHTS_DIR) -> Path:
             ckpt = read_baseline_checkpoint(path)
             lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
                                    path.stat().st_size))
-    text = CARD_TEXT.format(rows="\n".join(lines))
+    text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
     card = weights_dir / CARD.name
     atomic_write_text(card, text)
     return card
@@ -137,7 +129,7 @@ The comparison baselines of notebook 07 (issue 17), trained on our model's train
 (`wae_lib.baseline_train`: AdaIN, Huang & Belongie 2017, eq. 11-13; WCT, Li et al. 2017, eq. 1, three decoders),
 at 64x64, against the same VGG16 as our model. Written by `python -m wae_lib.shipped_baselines`; each file keeps its
 training record (`ckpt["shipped"]`: curve, validation history, cost). "Final loss": the mean training loss of the
-last 10 logged steps; "validation": the same loss on fixed held-out images (content_eval + natural_eval, none in
+last {final_rows} logged steps; "validation": the same loss on fixed held-out images (content_eval + natural_eval, none in
 any training set), the measure of convergence (training stops when it has not improved for `patience` validations).
 
 | method | data | schedule | learning rate | final loss | best validation loss | VGG16 | file |
