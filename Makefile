@@ -56,7 +56,13 @@ nb = $(NB_OUT)/$(1).ipynb
 # (papermill's bar moves once per cell; the line after it gives the notebook's wall time)
 run_nb = @mkdir -p $(NB_OUT) && t0=$$(date +%s) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1).tmp.ipynb $(2) \
   $(PARAMS) && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb \
-  && echo "[make] executed $(NB_OUT)/$(1).ipynb ($$(( $$(date +%s) - t0 )) s)"
+  && echo "[make] executed $(NB_OUT)/$(1).ipynb ($$(( $$(date +%s) - t0 )) s)" && $(call record_time,notebook $(1),t0)
+# each stage's wall time and the load average at its end, one line in STAGE_TIMES (make reproduce prints them)
+STAGE_TIMES := $(REPORTS_DIR)/stage_times.tsv
+record_time = mkdir -p $(REPORTS_DIR) && printf '%s\t%s s\tload %s\n' "$(1)" "$$(( $$(date +%s) - $$$(2) ))" \
+  "$$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" >> $(STAGE_TIMES)
+# $(call timed,STAGE,COMMAND): COMMAND, then its time into STAGE_TIMES
+timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DELETE_ON_ERROR:
 
 .DEFAULT_GOAL := help
@@ -111,19 +117,21 @@ PREPARE = $(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --d
   --imagenet-extra-crops $(IMAGENET_EXTRA_CROPS) $(PREP_ARGS)
 
 data: $(STAMP)  ## prepare the packed sets into $(DATA_ROOT), re-checking the sources' contents (up-to-date work is skipped)
-	$(PREPARE)
+	$(call timed,data,$(PREPARE))
 
 $(SETS): $(DATA_SOURCES) | $(STAMP)  # a reinstalled venv does not make the data stale
-	$(PREPARE)
+	$(call timed,data,$(PREPARE))
 
 train: $(SWEEP_DONE)  ## train every model of PROFILE into $(MODELS_DIR)/<set>_c<content> (finished runs are reused)
 $(SWEEP_DONE): $(SETS)
-	$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) $(TRAIN_ARGS)
+	$(call timed,train,$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	  $(TRAIN_ARGS))
 	@touch $@
 
 eval-cache: $(CACHE_DONE)  ## every run's reconstructions and transfers of the evaluation sets, once, into $(CACHE_DIR)
 $(CACHE_DONE): $(SWEEP_DONE) $(LIB)
-	$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR)
+	$(call timed,eval-cache,$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	  --cache-dir $(CACHE_DIR))
 	@touch $@
 
 prep-notebook: $(call nb,01_preprocess)  ## notebook 01: crop grids, rejections, counts vs the paper
@@ -150,9 +158,9 @@ $(call nb,05_fid): notebooks/05_fid.ipynb $(CACHE_DONE) $(LIB)
 
 baselines: $(BASELINES_DONE)  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
 $(BASELINES_DONE): $(SETS)
-	for m in adain wct; do \
+	$(call timed,baselines,for m in adain wct; do \
 	  $(PY) -m wae_lib.baseline_train --profile $(PROFILE) --method $$m --data-root $(DATA_ROOT) --out $(BASELINES_DIR)/$$m \
-	    || exit 1; done
+	    || exit 1; done)
 	@touch $@
 
 ship-baselines: $(SETS)  ## train AdaIN's and WCT's decoders until their held-out loss stops improving (lr by a probe; hours on CPU, resumable) and ship them
@@ -211,4 +219,7 @@ $(DEVICE_BUNDLE)/bundle.json: $(SETS)
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)
 	@if $(MAKE) --no-print-directory -q reproduce-outputs; then \
 	  echo "[make] $(REPORTS_DIR) is up to date: nothing trained, no notebook executed (make -B reproduce redoes it all)"; \
-	else $(MAKE) --no-print-directory reproduce-outputs && echo "done: open $(REPORTS_DIR)/index.md"; fi
+	else rm -f $(STAGE_TIMES) && t0=$$(date +%s) && $(MAKE) --no-print-directory reproduce-outputs \
+	  && echo "[make] the stages this run executed (wall time, load average 1/5/15 min at the end):" \
+	  && cat $(STAGE_TIMES) && echo "[make] total $$(( $$(date +%s) - t0 )) s on $$(nproc) CPU cores" \
+	  && echo "done: open $(REPORTS_DIR)/index.md"; fi
