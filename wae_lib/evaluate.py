@@ -122,6 +122,8 @@ def style_names(data_root: str | Path) -> list[str]:
     info = load_set_info(data_root)
     count = info["sets"]["style_eval"]["count"]
     names = [f"style {i}" for i in range(count)]
+    if len(info.get("style_names") or []) == count:  # recorded where the manifest does not travel (a device bundle)
+        return list(info["style_names"])
     folder = prepared_dir(data_root, "styles")
     if (folder / MANIFEST_FILE).is_file():
         m = read_manifest(folder)
