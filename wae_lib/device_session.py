@@ -58,17 +58,20 @@ VGG_FILE = f"hed_to_{CARRIED_UP_TO}.pth"
 TRAIN_SET = "mixed"  # the mosaic holds mixed_train; celeba_train is its first rows (checked at pack)
 # Each stage's share of the time left when it starts (the last stage gets the rest); its target (images it needs)
 # and what it writes are in its function below.
-STAGES: dict[str, float] = {"ship": 0.6, "baselines": 0.5, "sweep": 1.0}
+STAGES: dict[str, float] = {"ship": 0.6, "baselines": 0.5, "sweep": 0.6, "fullwidth": 1.0}
 SHIP_IMAGES = 1_500_000  # issue 16: at least the 1.3 M images the paper-trained shipped model saw
 SWEEP_IMAGES = 102_400  # issue 17 item 2: at least 100k images per model of the paper's sweep (the CPU's: 9,600)
 SWEEP_PROFILE = "reference"  # the paper's training with the reference networks (channels x1/4), as the CPU report
 SWEEP_EVAL_SHARE = 0.3  # of the sweep stage's time kept for the evaluation cache and notebooks 03-05 after training
-SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")  # notebook 06 runs here, on the tables they write
+SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")
+FULL_IMAGES = 1_000_000  # issue 17 item 3: one full-width model "at a GPU budget" (~2 min at 9,453 img/s measured)  # notebook 06 runs here, on the tables they write
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # every caption of the device sweep states its real schedule and machine (Config.scale_note fills the fields)
 SWEEP_NOTE = ("reference networks on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
               "width {{style_hidden}}, {{steps}} steps of {{batch_size}} images per model (the paper: full width, many "
               "epochs)")
+FULL_NOTE = ("the paper's networks at full width (Tables 1-2 as printed) on a GPU ({device}, device session): "
+             "{{steps}} steps of {{batch_size}} images, one model")
 DEFAULT_STAGES = "ship,baselines"  # a session's default; `--stages sweep` (or a list) when those are done
 DRY = dict(width=0.0625, style_hidden=16, style_dim_per_layer=8, log_every=1, data_init_images=16)
 T0 = time.time()
@@ -296,8 +299,6 @@ def sweep_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     the notebooks' tables and figures, their cell log, and each run's config, metadata and log (no weights: ten
     models do not fit what the device returns), for notebook 06 here (`make device-claims`)."""
     from .distributed import DistInfo
-    from .eval_cache import build_cache
-    from .headless import execute
     from .sweep import sweep_configs
     from .train import Trainer, TrainingInterrupted, train
 
@@ -329,25 +330,78 @@ def sweep_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
             log(f"sweep: {name} stopped at the deadline ({exc})")
     t_train = time.time() - t1
     out = ctx["results"] / "sweep"
-    reports = out / "reports"
-    out.mkdir(parents=True)
-    build_cache(models_dir, ctx["data_root"], ctx["work"] / "sweep_cache", device=ctx["device"])
-    params = {"models_dir": str(models_dir), "data_root": str(ctx["data_root"]), "cache_dir": str(ctx["work"] /
-              "sweep_cache"), "profile": SWEEP_PROFILE, "tables_dir": str(reports / "tables"), "device": ctx["device"]}
-    only = {"03_reconstruction": {"figures_dir": str(reports / "figures"), "identity_metrics": False},
-            "04_transfer": {"figures_dir": str(reports / "figures"), "identity_metrics": False}, "05_fid": {}}
-    for nb in SWEEP_NOTEBOOKS:
-        t_nb = time.time()
-        execute(NOTEBOOKS / f"{nb}.ipynb", {**params, **only[nb], **({"n_boot": 20} if dry else {})},
-                log=out / "notebooks.log")
-        log(f"sweep: notebook {nb} in {time.time() - t_nb:.0f} s")
-    for name, _ in runs:
-        copy_run_files(models_dir / name, out / "runs" / name)
+    evaluate_there(ctx, models_dir, SWEEP_PROFILE, out, SWEEP_NOTEBOOKS)
     return stage_line("sweep", steps * len(runs), batch, t_train, models=len(runs), steps_per_model=steps,
                       eval_seconds=round(time.time() - t1 - t_train, 1))
 
 
-STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage, "sweep": sweep_stage}
+def evaluate_there(ctx: dict[str, Any], models_dir: Path, profile: str, out: Path, notebooks: tuple[str, ...]) -> None:
+    """The runs of ``models_dir``: their evaluation cache, then ``notebooks`` headless into out/reports/{tables,
+    figures} with their cell log out/notebooks.log, and each run's config, metadata and log into out/runs/."""
+    from .eval_cache import build_cache
+    from .headless import execute
+
+    reports, cache = out / "reports", ctx["work"] / f"{out.name}_cache"
+    out.mkdir(parents=True)
+    build_cache(models_dir, ctx["data_root"], cache, device=ctx["device"])
+    params = {"models_dir": str(models_dir), "data_root": str(ctx["data_root"]), "cache_dir": str(cache),
+              "profile": profile, "tables_dir": str(reports / "tables"), "device": ctx["device"],
+              **({"n_boot": 20} if ctx["dry"] else {})}
+    figures = {"figures_dir": str(reports / "figures"), "identity_metrics": False}  # no dlib there
+    only = {"03_reconstruction": figures, "04_transfer": figures, "05_fid": {}}
+    for nb in notebooks:
+        t_nb = time.time()
+        execute(NOTEBOOKS / f"{nb}.ipynb", {**params, **only[nb]}, log=out / "notebooks.log")
+        log(f"{out.name}: notebook {nb} in {time.time() - t_nb:.0f} s")
+    for run in sorted(p for p in models_dir.iterdir() if (p / "config.json").is_file()):
+        copy_run_files(run, out / "runs" / run.name)
+
+
+def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The paper's width once (issue 17 item 3): profile ``paper`` (Tables 1-2 as printed), mixed, content 256, bf16
+    autocast, FULL_IMAGES or what the time allows; then notebooks 03-04 on it (its rows of Fig. 6-7) and its held-out
+    scorecard (identity NaN: no dlib there). Its weights stay there (fp16 full width is over what the device
+    returns, fullwidth/weights.txt says how large); writes fullwidth/ as the sweep stage writes sweep/."""
+    from .distributed import DistInfo
+    from .runs import load_model
+    from .scorecard import HeldOut, score_model
+    from .train import Trainer, TrainingInterrupted, train
+
+    dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()
+    cfg = profile_config("paper", **{**dict(data=TRAIN_SET, content_dim=256, data_root=str(ctx["data_root"]),
+                                            batch_size=batch, device=ctx["device"], vgg_source="hed",
+                                            log_every=5 if dry else 50, sample_every=0, lr_warmup=2 if dry else 200,
+                                            calibrate_after=0, scaled_note=FULL_NOTE.format(device=ctx["device_name"])),
+                                     **(DRY if dry else {})})
+    probe = Trainer(cfg.replace(steps=10**6), ctx["work"] / "full_probe", DistInfo())
+    rate = steps_per_second(probe, 1 if dry else 5, 2 if dry else 10)
+    del probe
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    train_time = (seconds - (time.time() - t0)) * (1 - SWEEP_EVAL_SHARE)
+    steps = max(2, min(3 if dry else math.ceil(FULL_IMAGES / batch), int(rate * train_time * 0.9)))
+    log(f"fullwidth: {rate:.2f} steps/s at batch {batch}; training {steps} steps ({steps * batch:,} images)")
+    models_dir = ctx["work"] / "full_models"
+    t1 = time.time()
+    try:
+        with deadline(train_time + 10):
+            train(cfg.replace(steps=steps, ckpt_every=steps, sample_every=steps), models_dir / "mixed_c256")
+    except TrainingInterrupted as exc:
+        log(f"fullwidth: stopped at the deadline ({exc})")
+    t_train = time.time() - t1
+    out = ctx["results"] / "fullwidth"
+    evaluate_there(ctx, models_dir, "paper", out, ("03_reconstruction", "04_transfer"))
+    model = load_model(models_dir / "mixed_c256", device=ctx["device"])
+    row = {"run": "mixed_c256 (full width)", **score_model(model, HeldOut.load(ctx["data_root"]))}
+    (out / "scorecard.json").write_text(json.dumps(row, indent=2))
+    params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("vgg."))
+    (out / "weights.txt").write_text(f"{params:,} trainable parameters: {params * 2 / 2**20:.0f} MiB in fp16; not "
+                                     f"returned (the device returns at most 64 MiB in all)\n")
+    return stage_line("fullwidth", int(model.checkpoint_info["step"]), batch, t_train, parameters=params,
+                      eval_seconds=round(time.time() - t1 - t_train, 1))
+
+
+STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage, "sweep": sweep_stage, "fullwidth": fullwidth_stage}
 
 
 def copy_run_files(run_dir: Path, out: Path) -> None:
