@@ -225,7 +225,7 @@ device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULT
 
 DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
-$(DEVICE_BUNDLE)/bundle.json: $(SETS)
+$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/device_session.py wae_lib/vgg.py  # the bundle's layout lives there
 	$(PY) -m wae_lib.device_session pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)

@@ -127,6 +127,9 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
     if (sets_dir(data_root) / EVAL_IDENTITY_FILE).is_file():
         evals["identities"] = np.load(sets_dir(data_root) / EVAL_IDENTITY_FILE)
     np.savez_compressed(out / EVAL_SETS, **evals)
+    for old in out.glob("hed_to_*.pth"):  # an earlier bundle's VGG16 part would travel too, unused
+        if old.name != VGG_FILE:
+            old.unlink()
     write_carried_hed(out / VGG_FILE, CARRIED_UP_TO)
     files = {name: file_sha256(out / name) for name in (MOSAIC, EVAL_SETS, VGG_FILE)}
     from .evaluate import style_names
