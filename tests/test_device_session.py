@@ -110,6 +110,8 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
     assert [r["stage"] for r in summary["stages"]] == ["sweep", "fullwidth"]  # the issues' order, whatever was given
     row = summary["stages"][0]
     assert row["stage"] == "sweep" and row["models"] == 2 and row["steps_per_model"] >= 2
+    assert row["notebooks"] == ["03_reconstruction", "04_transfer", "05_fid"]
+    assert summary["stages"][1]["notebooks"] == ["03_reconstruction", "04_transfer"]
     sweep = D.unpack(out, tmp_path / "back") / "results" / "sweep"
     figures = sweep / "reports" / "figures"
     assert {"fig6_content.png", "fig7_transfer.png"} <= {p.name for p in figures.glob("*.png")}

@@ -333,20 +333,31 @@ def sweep_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
             log(f"sweep: {name} stopped at the deadline ({exc})")
     t_train = time.time() - t1
     out = ctx["results"] / "sweep"
-    evaluate_there(ctx, models_dir, SWEEP_PROFILE, out, SWEEP_NOTEBOOKS)
+    done = evaluate_there(ctx, models_dir, SWEEP_PROFILE, out, SWEEP_NOTEBOOKS, until=t0 + seconds)
     return stage_line("sweep", steps * len(runs), batch, t_train, models=len(runs), steps_per_model=steps,
-                      eval_seconds=round(time.time() - t1 - t_train, 1))
+                      eval_seconds=round(time.time() - t1 - t_train, 1), notebooks=done)
 
 
-def evaluate_there(ctx: dict[str, Any], models_dir: Path, profile: str, out: Path, notebooks: tuple[str, ...]) -> None:
+def evaluate_there(ctx: dict[str, Any], models_dir: Path, profile: str, out: Path, notebooks: tuple[str, ...],
+                   until: float) -> list[str]:
     """The runs of ``models_dir``: their evaluation cache, then ``notebooks`` headless into out/reports/{tables,
-    figures} with their cell log out/notebooks.log, and each run's config, metadata and log into out/runs/."""
+    figures} with their cell log out/notebooks.log, and each run's config, metadata and log into out/runs/. At the
+    time ``until`` (time.time()) the work in progress stops, so that what is done is still packed and returned;
+    returns the notebooks that ran to the end."""
     from .eval_cache import build_cache
-    from .headless import execute
+    from .headless import NotebookError, execute
 
     reports, cache = out / "reports", ctx["work"] / f"{out.name}_cache"
-    out.mkdir(parents=True)
-    build_cache(models_dir, ctx["data_root"], cache, device=ctx["device"])
+    out.mkdir(parents=True, exist_ok=True)
+    for run in sorted(p for p in models_dir.iterdir() if (p / "config.json").is_file()):
+        copy_run_files(run, out / "runs" / run.name)
+    done: list[str] = []
+    try:
+        with deadline(until - time.time()):
+            build_cache(models_dir, ctx["data_root"], cache, device=ctx["device"])
+    except KeyboardInterrupt:
+        log(f"{out.name}: the evaluation cache was stopped at the deadline; no notebook ran")
+        return done
     params = {"models_dir": str(models_dir), "data_root": str(ctx["data_root"]), "cache_dir": str(cache),
               "profile": profile, "tables_dir": str(reports / "tables"), "device": ctx["device"],
               **({"n_boot": 20} if ctx["dry"] else {})}
@@ -354,10 +365,15 @@ def evaluate_there(ctx: dict[str, Any], models_dir: Path, profile: str, out: Pat
     only = {"03_reconstruction": figures, "04_transfer": figures, "05_fid": {}}
     for nb in notebooks:
         t_nb = time.time()
-        execute(NOTEBOOKS / f"{nb}.ipynb", {**params, **only[nb]}, log=out / "notebooks.log")
+        try:
+            with deadline(until - t_nb):
+                execute(NOTEBOOKS / f"{nb}.ipynb", {**params, **only[nb]}, log=out / "notebooks.log")
+        except (KeyboardInterrupt, NotebookError) as exc:  # a stopped or failed notebook: the others' files return
+            log(f"{out.name}: notebook {nb} did not finish ({'the deadline' if isinstance(exc, KeyboardInterrupt) else exc})")
+            break
+        done.append(nb)
         log(f"{out.name}: notebook {nb} in {time.time() - t_nb:.0f} s")
-    for run in sorted(p for p in models_dir.iterdir() if (p / "config.json").is_file()):
-        copy_run_files(run, out / "runs" / run.name)
+    return done
 
 
 def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -393,14 +409,21 @@ def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
         log(f"fullwidth: stopped at the deadline ({exc})")
     t_train = time.time() - t1
     out = ctx["results"] / "fullwidth"
-    evaluate_there(ctx, models_dir, "paper", out, ("03_reconstruction", "04_transfer"))
     model = load_model(models_dir / "mixed_c256", device=ctx["device"])
-    row = {"run": "mixed_c256 (full width)", **score_model(model, HeldOut.load(ctx["data_root"]))}
-    (out / "scorecard.json").write_text(json.dumps(row, indent=2))
     params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("vgg."))
+    trained = int(model.checkpoint_info["step"])  # fewer than planned when the deadline stopped it
+    out.mkdir(parents=True)
     (out / "weights.txt").write_text(f"{params:,} trainable parameters: {params * 2 / 2**20:.0f} MiB in fp16; not "
                                      f"returned (the device returns at most 64 MiB in all)\n")
-    return stage_line("fullwidth", int(model.checkpoint_info["step"]), batch, t_train, parameters=params,
+    try:  # the scorecard first: it is the row the issue asks for; then the figures, as time allows
+        with deadline(t0 + seconds - time.time()):
+            row = {"run": "mixed_c256 (full width)", **score_model(model, HeldOut.load(ctx["data_root"]))}
+        (out / "scorecard.json").write_text(json.dumps(row, indent=2))
+    except KeyboardInterrupt:
+        log("fullwidth: the scorecard was stopped at the deadline")
+    del model
+    done = evaluate_there(ctx, models_dir, "paper", out, ("03_reconstruction", "04_transfer"), until=t0 + seconds)
+    return stage_line("fullwidth", trained, batch, t_train, parameters=params, notebooks=done,
                       eval_seconds=round(time.time() - t1 - t_train, 1))
 
 
