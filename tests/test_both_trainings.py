@@ -22,6 +22,8 @@ def two_folders(tmp_path):
         (folder / "tables").mkdir(parents=True)
         (folder / "figures").mkdir()
         shutil.copy(REFERENCE / "figures" / "fig7_transfer.png", folder / "figures")
+        for name in ("transfer_summary.csv", "reconstruction_summary.csv"):
+            shutil.copy(REFERENCE / "tables" / name, folder / "tables")
     claims = pd.read_csv(REFERENCE / "tables" / "claims.csv")
     claims.to_csv(paper / "tables" / "claims.csv", index=False)
     flipped = claims.copy()
@@ -43,6 +45,13 @@ def test_claims_and_fig7_side_by_side(two_folders, tmp_path):
     assert md.count("The paper says:") == 4
     fig, one = Image.open(out / "fig7_both.png"), Image.open(paper / "figures" / "fig7_transfer.png")
     assert fig.width > 2 * one.width and fig.height > one.height
+    models = pd.read_csv(out / "per_model_both.csv")
+    assert len(models) == 21 and (models["training"] == "(no training)").sum() == 1  # 10 + 10 models + the floor
+    ref = pd.read_csv(REFERENCE / "tables" / "transfer_summary.csv").set_index("run")
+    row = models[(models["run"] == "mixed_c256") & (models["training"] == "ours")].iloc[0]
+    assert row["style_retrieval_gram"] == pytest.approx(ref.loc["mixed_c256", "style_retrieval_gram"])
+    assert 10 < row["psnr"] < 40 and "| mixed_c256 | ours |" in md and "per_model_both.png" in md
+    assert Image.open(out / "per_model_both.png").width > 1000
 
 
 def test_other_data_or_missing_claims_are_refused(two_folders, tmp_path, capsys):

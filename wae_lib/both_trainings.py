@@ -6,7 +6,9 @@
 Each folder is what ``make reproduce`` (or notebooks 03-06) wrote for one profile on the same data:
 ``tables/claims.csv`` and ``figures/fig7_transfer.png``. Writes ``claims.md`` (one row per claim part: the
 statistic, its 95% interval and the verdict under each training, and whether the verdict changed),
-``claims_both.csv`` and ``fig7_both.png`` (the two Fig. 7 grids next to each other, each titled). Nothing is
+``claims_both.csv``, ``fig7_both.png`` (the two Fig. 7 grids next to each other, each titled) and, from the
+per-model summaries of notebooks 03-04, ``per_model_both.csv`` / ``.png`` (each model's held-out PSNR, style and
+content retrieval and identity under each training, the Reinhard floor beside). Nothing is
 recomputed: a later stage reads what the earlier ones recorded.
 """
 
@@ -79,6 +81,67 @@ def markdown(table: pd.DataFrame, tables: Sequence[pd.DataFrame], labels: Sequen
     return "\n".join(lines)
 
 
+# per model, on the held-out faces: what notebooks 03-04 recorded (tables/*_summary.csv), column -> header
+PER_MODEL = {"psnr": "PSNR (dB)", "style_retrieval_gram": "style retr. Gram", "style_retrieval_color":
+             "style retr. Lab", "content_retrieval": "content retr.", "identity_match": "identity kept"}
+
+
+def per_model(folders: Sequence[str | Path], labels: Sequence[str]) -> pd.DataFrame:
+    """One row per model and training: held-out reconstruction PSNR (content_eval) and the transfer measures of
+    notebook 04 (the Reinhard reference row once, from the first folder). Missing columns are skipped."""
+    rows = []
+    for i, (folder, label) in enumerate(zip(folders, labels)):
+        tables = Path(folder) / "tables"
+        transfer = pd.read_csv(tables / "transfer_summary.csv")
+        recon = pd.read_csv(tables / "reconstruction_summary.csv")
+        psnr = recon[recon["eval_set"] == "content_eval"].set_index("run")["psnr"]
+        for _, r in transfer.iterrows():
+            reference = r["data"] == "reference"
+            if reference and i > 0:
+                continue
+            row = {"run": r["run"], "training": "(no training)" if reference else label,
+                   "psnr": psnr.get(r["run"], float("nan"))}
+            row.update({c: r[c] for c in PER_MODEL if c in r and c != "psnr"})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_model_markdown(table: pd.DataFrame) -> str:
+    cols = [c for c in PER_MODEL if c in table]
+    lines = ["| model | training | " + " | ".join(PER_MODEL[c] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for _, r in table.sort_values(["run", "training"], key=lambda s: s.map(str)).iterrows():
+        cells = ["-" if pd.isna(r[c]) else f"{r[c]:.3g}" for c in cols]
+        lines.append(f"| {r['run']} | {r['training']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_per_model(table: pd.DataFrame, labels: Sequence[str], out: Path) -> Path:
+    """One panel per measure: the models in the paper's order on x, one line per training, the floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in PER_MODEL if c in table]
+    runs = list(dict.fromkeys(table.loc[table["training"] != "(no training)", "run"]))
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.4), squeeze=False)
+    for ax, c in zip(axes[0], cols):
+        for label, marker in zip(labels, "os^v"):
+            t = table[table["training"] == label].set_index("run").reindex(runs)
+            ax.plot(range(len(runs)), t[c], marker=marker, label=label)
+        floor = table.loc[table["training"] == "(no training)", c]
+        if len(floor) and pd.notna(floor.iloc[0]):
+            ax.axhline(floor.iloc[0], ls="--", c="grey", lw=1, label="Reinhard (floor)")
+        ax.set_xticks(range(len(runs)), runs, rotation=70, fontsize=7)
+        ax.set_title(PER_MODEL[c], fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("held-out faces and styles, per model: the two trainings", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def figures_side_by_side(paths: Sequence[Path], labels: Sequence[str], gap: int = 24, title_h: int = 28) -> Image.Image:
     """The figures next to each other on white, each under its label."""
     images = [Image.open(p).convert("RGB") for p in paths]
@@ -101,7 +164,14 @@ def build(folders: Sequence[str | Path], labels: Sequence[str], out: str | Path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rel = [str(Path(os.path.relpath(Path(f), out))) for f in folders]
-    atomic_write_text(out / "claims.md", markdown(table, tables, labels, rel) + "\n")
+    text = markdown(table, tables, labels, rel)
+    if all((Path(f) / "tables" / "transfer_summary.csv").is_file() for f in folders):
+        models = per_model(folders, labels)
+        atomic_write_text(out / "per_model_both.csv", models.to_csv(index=False))
+        plot_per_model(models, labels, out / "per_model_both.png")
+        text += ("\n## Per model (notebooks 03-04's held-out tables)\n\n![per model](per_model_both.png)\n\n"
+                 + per_model_markdown(models) + "\n")
+    atomic_write_text(out / "claims.md", text + "\n")
     atomic_write_text(out / "claims_both.csv", table.to_csv(index=False))
     figs = [Path(f) / "figures" / "fig7_transfer.png" for f in folders]
     if all(p.is_file() for p in figs):
