@@ -19,6 +19,7 @@ from wae_lib import train as T
 from wae_lib import training_data as TD
 from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, VGGSource, profile_config
+from wae_lib.distributed import DistInfo
 from wae_lib.vgg import weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -320,3 +321,26 @@ def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
         P.load_pretrained(path)
     with pytest.raises(P.PretrainedError, match="no pretrained weights"):
         P.load_pretrained(tmp_path / "missing.pt")
+
+
+def test_init_from_a_paper_trained_run_copies_what_it_has_and_keeps_the_rest_fresh(synthetic_npy, tmp_path, capsys):
+    """Config.init_from: a swap/modulate run started from a paper-trained one (the same networks) takes every
+    tensor the source has and initialises the style modulation fresh; another latent size is refused."""
+    paper = T.train(smoke(synthetic_npy, steps=2), tmp_path / "paper")
+    ours = T.train(smoke(synthetic_npy, steps=1, objective="swap", style_injection="modulate",
+                         init_from=str(paper)), tmp_path / "ours")
+    assert "started from" in capsys.readouterr().err
+    meta = json.loads((ours / "metadata.json").read_text())["init_from"]
+    assert meta["source"] == str(paper) and meta["copied"] > 0 and meta["fresh"]
+    assert all(k.startswith("decoder.mods.") for k in meta["fresh"]), meta["fresh"]  # the style modulation only
+    fresh = T.Trainer(smoke(synthetic_npy, objective="swap", style_injection="modulate"), tmp_path / "x",
+                      DistInfo())
+    init = T.load_initial_weights(fresh.model, str(paper))
+    src = weights(paper)
+    own = fresh.model.state_dict()
+    assert init["copied"] and all(torch.equal(own[k], src[k]) for k in init["copied"])
+    other = T.Trainer(smoke(synthetic_npy, content_dim=8), tmp_path / "y", DistInfo())
+    with pytest.raises(ConfigError, match="other shapes"):
+        T.load_initial_weights(other.model, str(paper))
+    with pytest.raises(ConfigError, match="init_from"):
+        T.load_initial_weights(other.model, str(tmp_path / "nowhere"))

@@ -149,6 +149,8 @@ class Config:
     disc_hidden: int = 512  # WAE-GAN only: discriminator width (WAE paper: 4 layers of 512)
 
     # ---------------- run ----------------
+    init_from: str = ""  # a run folder or shipped model name whose weights start this run (the paper: "", random
+    #   init); tensors it lacks (e.g. the style modulation of a paper-trained model) keep their fresh init
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)

@@ -386,6 +386,33 @@ class Trainer:
                 signal.signal(s, h)
 
 
+def load_initial_weights(model: WAEStyle, source: str) -> dict[str, list[str]]:
+    """``Config.init_from``: copy into ``model`` every trainable weight and buffer of ``source`` (a run folder or a
+    shipped model name) that it has under the same name and shape; the others keep their fresh initialisation.
+    Refuses a source of another VGG16 (its style encoder reads other Gram matrices) or of other shapes (another
+    width or latent size). Returns {"copied": [...], "fresh": [...]}."""
+    from .runs import load_model
+
+    try:
+        src_model = load_model(source)
+    except (FileNotFoundError, CheckpointError) as exc:
+        raise ConfigError(f"config field 'init_from' = {source!r}: {exc}") from None
+    if src_model.vgg_source.name != model.vgg_source.name:
+        raise ConfigError(f"config field 'init_from' = {source!r} was trained against VGG16 "
+                          f"'{src_model.vgg_source.name}', this run uses '{model.vgg_source.name}'")
+    src, own = src_model.state_dict(), model.state_dict()
+    names = [k for k in own if not k.startswith("vgg.")]
+    other = [k for k in names if k in src and src[k].shape != own[k].shape]
+    if other:
+        raise ConfigError(f"config field 'init_from' = {source!r}: {other[:3]} have other shapes there "
+                          f"({tuple(src[other[0]].shape)} vs {tuple(own[other[0]].shape)}): another width or latent size")
+    copied = [k for k in names if k in src]
+    if not copied:
+        raise ConfigError(f"config field 'init_from' = {source!r} shares no weights with this model")
+    model.load_state_dict({**own, **{k: src[k].to(own[k].dtype) for k in copied}})
+    return {"copied": copied, "fresh": [k for k in names if k not in src]}
+
+
 def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     """Train (or resume, or reuse) the run in folder ``out``; returns the folder.
 
@@ -437,8 +464,15 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
             print(f"[wae_lib] {out}: resuming from step {ckpt['step']} of {cfg.steps}", file=sys.stderr)
     if info.world > 1:
         dist.barrier()
+    init = None
     if ckpt is None:  # the model resolves the VGG16 source; a resumed run keeps its checkpoint's VGG16
         trainer = Trainer(cfg, out, info, data_digest=digest)
+        if cfg.init_from:  # a fresh run only: a resumed one continues from its own checkpoint
+            init = load_initial_weights(trainer.model, cfg.init_from)
+            if info.main:
+                print(f"[wae_lib] {out}: started from {cfg.init_from} ({len(init['copied'])} tensors copied, "
+                      f"{len(init['fresh'])} fresh: {', '.join(sorted({k.split('.')[0] for k in init['fresh']})) or 'none'})",
+                      file=sys.stderr)
     else:
         cfg = cfg.replace(vgg_source=saved.vgg_source)
         trainer = Trainer(cfg, out, info, data_digest=digest, vgg=vgg_from_checkpoint(ckpt, saved))
@@ -451,6 +485,10 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
         meta = run_metadata(cfg, dataclasses.asdict(cfg.vgg_source))
         meta.update(data_path=str(trainer.data_path), data_fingerprint=digest, n_images=len(trainer.images),
                     world_size=info.world, resumed_from_step=trainer.step)
+        if init is not None:
+            meta["init_from"] = {"source": cfg.init_from, "fresh": init["fresh"], "copied": len(init["copied"])}
+        elif cfg.init_from and (out / "metadata.json").is_file():  # resumed: what the fresh start recorded
+            meta["init_from"] = json.loads((out / "metadata.json").read_text()).get("init_from")
         atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
         fsync_dir(out)
     trainer.run()
