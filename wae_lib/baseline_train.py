@@ -225,15 +225,23 @@ def plateau(history: list[tuple[int, float]], patience: int, min_improvement: fl
 def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float], steps: int,
                          val: torch.Tensor | None = None) -> dict[float, float]:
     """A short measured learning-rate sweep: ``steps`` steps from the same start at each rate; the score is the
-    validation loss after them (``val``), else the mean training loss over the second half. Lowest wins."""
+    validation loss after them (``val``), else the mean training loss over the second half. Lowest wins; a rate
+    whose loss diverges scores inf."""
     scores = {}
     for lr in rates:
         set_seed(cfg.seed)
         trainer = DecoderTrainer(cfg.replace(lr=lr), Path("."), images, "probe")
         trainer.init_feature_scales()
-        losses = [trainer.train_step()["loss"] for _ in tqdm_range(steps, f"{cfg.method} lr {lr:g}")]
+        try:
+            losses = [trainer.train_step()["loss"] for _ in tqdm_range(steps, f"{cfg.method} lr {lr:g}")]
+        except TrainingDiverged:
+            scores[lr] = math.inf
+            continue
         scores[lr] = (validation_loss(cfg, trainer.model, val.to(trainer.device)) if val is not None
                       else float(sum(losses[steps // 2:]) / max(len(losses[steps // 2:]), 1)))
+    if all(math.isinf(v) for v in scores.values()):
+        raise TrainingDiverged(f"{cfg.method}: the loss diverged at every probed learning rate {list(rates)}; "
+                               f"probe lower ones")
     return scores
 
 

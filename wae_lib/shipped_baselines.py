@@ -21,18 +21,19 @@ from typing import Any
 
 from .baseline_train import FINAL_ROWS, final_loss, read_log
 from .baselines import BaselineWeightsError, read_baseline_checkpoint
+from .pretrained import WEIGHTS_DIR  # the package's weights folder: one home, beside the shipped models
 from .utils import atomic_torch_save, atomic_write_text, git_commit
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-CARD = WEIGHTS_DIR / "baselines.card.md"
+CARD_NAME = "baselines.card.md"
 METHOD_NAMES = {"adain": "AdaIN (Huang & Belongie 2017)", "wct": "WCT (Li et al. 2017)"}
 CURVE_POINTS = 400  # training-loss points kept in the shipped record (the full log stays in the run folder)
 
 
-def shipped_baseline_file(method: str) -> Path:
+def shipped_baseline_file(method: str, weights_dir: Path | None = None) -> Path:
+    """The shipped decoders of ``method``: ``<weights_dir>/baseline-<method>.pt`` (default: the package's)."""
     if method not in METHOD_NAMES:
         raise BaselineWeightsError(f"no shipped decoders for {method!r}; expected one of {sorted(METHOD_NAMES)}")
-    return WEIGHTS_DIR / f"baseline-{method}.pt"
+    return (weights_dir or WEIGHTS_DIR) / f"baseline-{method}.pt"
 
 
 def resolve_weights(method: str, weights: str | Path) -> Path:
@@ -108,17 +109,18 @@ def card_line(method: str, record: dict[str, Any], vgg_label: str, size: int) ->
             f"({state}) | {vgg_label} | {size / 2**20:.1f} MB |")
 
 
-def write_card(weights_dir: Path = WEIGHTS_DIR) -> Path:
+def write_card(weights_dir: Path | None = None) -> Path:
     """``baselines.card.md`` from the shipped files present: one table line per method."""
+    weights_dir = weights_dir or WEIGHTS_DIR
     lines = []
     for method in METHOD_NAMES:
-        path = weights_dir / f"baseline-{method}.pt"
+        path = shipped_baseline_file(method, weights_dir)
         if path.is_file():
             ckpt = read_baseline_checkpoint(path)
             lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
                                    path.stat().st_size))
     text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
-    card = weights_dir / CARD.name
+    card = weights_dir / CARD_NAME
     atomic_write_text(card, text)
     return card
 
