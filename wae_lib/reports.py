@@ -61,8 +61,10 @@ def budget_warning(ctx: EvalContext) -> str:
                 "this scale; the paper trained full-width networks on GPUs.")
     if not why:
         return ""
-    return (f"> **This run is too small to judge the paper** ({'; '.join(why)}). The verdicts below describe "
-            f"this budget, not the paper's method.")
+    return (f"> **This run is too small to judge the paper** ({'; '.join(why)}). Its sweep is the proof that the "
+            f"pipeline trains end to end; the verdicts below describe this budget, not the paper's method. What the "
+            f"method does is in the shipped models' comparison (notebook 07) and in "
+            f"`reports/{HEADLINE_REPORTS}/`.")
 
 
 # columns of the per-model summary: (column, header); absent columns are skipped (older tables)
