@@ -26,7 +26,7 @@ BASELINES ?= $(if $(wildcard $(SHIPPED_BASELINES)),shipped,train)#  notebook 07'
 SHIP_BASELINES_DIR ?= models/converge-$(DATA_TAG)-baselines#  `make ship-baselines`: runs until convergence
 COMPARE_MODEL ?= pretrained#  our model in notebook 07: pretrained (shipped, ours) | best (notebook 04's pick) | a run folder
 # extra random 64x64 crops per ImageNet photo (a DEPARTURE), so that a folder with few photos still gives the
-# mixed set the paper's ~48% ImageNet share; the data stage and notebook 01 must agree on it
+# mixed set the paper's ~48% ImageNet share (the data stage records it; notebook 01 reads it there)
 IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
 PREP_ARGS ?=#               extra preprocessing flags
 TEST_WORKERS ?= 2#          pytest-xdist processes of `make test`, one torch thread each (tests/conftest.py); 0: none
@@ -137,8 +137,7 @@ $(CACHE_DONE): $(SWEEP_DONE) $(LIB)
 
 prep-notebook: $(call nb,01_preprocess)  ## notebook 01: crop grids, rejections, counts vs the paper
 $(call nb,01_preprocess): notebooks/01_preprocess.ipynb $(SETS) $(LIB)
-	$(call run_nb,01_preprocess,$(if $(DATA_DIR),-p data_dir $(DATA_DIR)) -p data_root $(DATA_ROOT) \
-	  -p figures_dir $(FIGURES_DIR) -p imagenet_extra_crops $(IMAGENET_EXTRA_CROPS))
+	$(call run_nb,01_preprocess,-p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
 
 train-notebook: $(call nb,02_train)  ## notebook 02: loss curves, calibration, samples of the runs `make train` made
 $(call nb,02_train): notebooks/02_train.ipynb $(SWEEP_DONE) $(LIB)

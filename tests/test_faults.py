@@ -570,7 +570,7 @@ def test_case8_every_notebook_checks_all_its_parameters_right_after_the_paramete
     ("04_transfer", "n_styles", 2.5, "parameter n_styles = 2.5 is invalid"),
     ("05_fid", "profile", "bogus", "parameter profile = 'bogus' is invalid"),
     ("02_train", "run", 5, "parameter run = 5 is invalid: expected a string"),
-    ("01_preprocess", "detect_scale", 0, "parameter detect_scale = 0 is invalid"),
+    ("01_preprocess", "grid_count", 0, "parameter grid_count = 0 is invalid"),
     ("06_claims", "n_boot", "many", "parameter n_boot = 'many' is invalid: expected an integer >= 1"),
 ])
 def test_case8_bad_values_fail_in_that_cell_naming_the_parameter(name, param, value, needle):

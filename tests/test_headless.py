@@ -23,7 +23,7 @@ def test_parameters_are_injected_after_their_cell_and_outputs_logged(tmp_path, m
     nb = notebook(tmp_path / "n.ipynb",
                   ('n = 1\nname = "a"\nflag = True\nbatches = "1, 64"', ["parameters"]),
                   ("from IPython.display import display, Image\ndisplay(Image(filename='x.png'))\n"
-                   "print('n', n, name, flag, batches)\nresult = n * 2", []))
+                   "print('n', n, name, flag, batches)\nresult = n * 2\nresult + 1", []))
     monkeypatch.setitem(sys.modules, "IPython", None)  # as on the device: no IPython, the stand-in displays
     monkeypatch.setitem(sys.modules, "IPython.display", None)
     params = {k: H.parse_value(v) for k, v in (("n", "5"), ("flag", "False"), ("batches", "1, 64"))}
@@ -31,7 +31,7 @@ def test_parameters_are_injected_after_their_cell_and_outputs_logged(tmp_path, m
     assert ns["result"] == 10 and ns["name"] == "a" and ns["flag"] is False and ns["batches"] == "1, 64"
     log = (tmp_path / "log.txt").read_text()
     assert "--- n.ipynb cell 3" in log and "[image x.png]" in log and "n 5 a False 1, 64" in log
-    assert "=== n.ipynb: 2 code cells" in log
+    assert "=== n.ipynb: 2 code cells" in log and "\n11\n" in log  # the cell's last expression, shown
 
 
 def test_a_failing_cell_is_named_and_a_notebook_without_parameters_refused(tmp_path, capsys):

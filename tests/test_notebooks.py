@@ -61,6 +61,8 @@ def chain(tmp_path_factory):
     """01 (data), the smoke sweep trained for 2 steps, 02 (its curves), 03-05, the eval cache and 03-05 again
     reading it (into reports/cached/), 07, 00, then 06."""
     from wae_lib.config import profile_config
+    from wae_lib.make_sets import prepare_all
+    from wae_lib.prep_config import PrepConfig
     from wae_lib.sets import load_set_info
     from wae_lib.train import train_sweep
 
@@ -74,7 +76,8 @@ def chain(tmp_path_factory):
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels: no OpenMP contention on 2 cores
     try:
-        run_notebook("01_preprocess", dirs["notebooks"], root, data_dir=data_dir, data_root=str(dirs["prep"]),
+        prepare_all(data_dir, dirs["prep"], PrepConfig(), progress=False)  # the data stage, then 01 reads it
+        run_notebook("01_preprocess", dirs["notebooks"], root, data_root=str(dirs["prep"]),
                      figures_dir=str(dirs["figures"]), grid_count=8)
         dirs["info"] = load_set_info(dirs["prep"])
         with FID.torch_threads(1):

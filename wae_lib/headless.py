@@ -7,7 +7,8 @@ or IPython. The notebooks hold narrative and plots over library calls and write 
 their ``figures_dir`` / ``tables_dir`` parameters, so running their code cells in order is enough to produce those
 files. As papermill does, the cell tagged ``parameters`` runs first and the given values are assigned after it (the
 notebooks then check them: wae_lib.params). Where IPython is missing, ``IPython.display`` is a stand-in that prints
-what a notebook would show (a table's text, an image's path). Every cell's printed output goes to the log with its
+what a notebook would show (a table's text, an image's path), as is a cell's last bare expression. Every cell's
+printed output goes to the log with its
 number and time; a failing cell stops the run with its number in the error. Under make, and wherever Jupyter is
 installed, papermill runs the notebooks (it also keeps their outputs); this is the fallback, not a second pipeline.
 """
@@ -15,6 +16,7 @@ installed, papermill runs the notebooks (it also keeps their outputs); this is t
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import json
@@ -107,6 +109,17 @@ def ipython_display() -> Any:
                 sys.modules[k] = v
 
 
+def run_cell(source: str, name: str, namespace: dict[str, Any]) -> None:
+    """Execute a cell; a last bare expression is shown as Jupyter shows it (a table's text in the log)."""
+    tree = ast.parse(source, name)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, name, "exec"), namespace)
+    if last is not None:
+        value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+        if value is not None:
+            print(value.to_string() if hasattr(value, "to_string") else repr(value))
+
+
 def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str | Path | None = None) -> dict[str, Any]:
     """Run ``notebook``'s code cells in order in one namespace, with ``params`` assigned after its parameters cell;
     returns the namespace. ``log``: a text file of every cell's printed output (appended cell by cell)."""
@@ -127,7 +140,7 @@ def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str
                 out, error = io.StringIO(), None
                 try:
                     with contextlib.redirect_stdout(out):
-                        exec(compile(source, f"{path.name}[cell {number}]", "exec"), namespace)
+                        run_cell(source, f"{path.name}[cell {number}]", namespace)
                         if is_params and params:
                             namespace.update(params)
                 except Exception as exc:  # any error of a cell ends the run, named by its cell
