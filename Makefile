@@ -114,7 +114,7 @@ clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
 
 # ---- the study, stage by stage: each phony name below builds its stage's file; up-to-date stages are skipped ----
-PREPARE = $(PY) -m wae_lib.data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --data-root $(DATA_ROOT) \
+PREPARE = $(PY) -m wae_lib data all $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --data-root $(DATA_ROOT) \
   --imagenet-extra-crops $(IMAGENET_EXTRA_CROPS) $(PREP_ARGS)
 
 data: $(STAMP)  ## prepare the packed sets into $(DATA_ROOT), re-checking the sources' contents (up-to-date work is skipped)
@@ -125,13 +125,13 @@ $(SETS): $(DATA_SOURCES) | $(STAMP)  # a reinstalled venv does not make the data
 
 train: $(SWEEP_DONE)  ## train every model of PROFILE into $(MODELS_DIR)/<set>_c<content> (finished runs are reused)
 $(SWEEP_DONE): $(SETS)
-	$(call timed,train,$(PY) -m wae_lib.train sweep --profile $(PROFILE) --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	$(call timed,train,$(PY) -m wae_lib train sweep --profile $(PROFILE) --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
 	  $(TRAIN_ARGS))
 	@touch $@
 
 eval-cache: $(CACHE_DONE)  ## every run's reconstructions and transfers of the evaluation sets, once, into $(CACHE_DIR)
 $(CACHE_DONE): $(SWEEP_DONE) $(LIB)
-	$(call timed,eval-cache,$(PY) -m wae_lib.eval_cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	$(call timed,eval-cache,$(PY) -m wae_lib eval-cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
 	  --cache-dir $(CACHE_DIR))
 	@touch $@
 
@@ -159,15 +159,15 @@ $(call nb,05_fid): notebooks/05_fid.ipynb $(CACHE_DONE) $(LIB)
 baselines: $(BASELINES_DONE)  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
 $(BASELINES_DONE): $(SETS)
 	$(call timed,baselines,for m in adain wct; do \
-	  $(PY) -m wae_lib.baseline_train --profile $(PROFILE) --method $$m --data-root $(DATA_ROOT) --out $(BASELINES_DIR)/$$m \
+	  $(PY) -m wae_lib baselines --profile $(PROFILE) --method $$m --data-root $(DATA_ROOT) --out $(BASELINES_DIR)/$$m \
 	    || exit 1; done)
 	@touch $@
 
 ship-baselines: $(SETS)  ## train AdaIN's and WCT's decoders until their held-out loss stops improving (lr by a probe; hours on CPU, resumable) and ship them
 	for m in adain wct; do \
-	  $(PY) -m wae_lib.baseline_train --profile converge --method $$m --data-root $(DATA_ROOT) \
+	  $(PY) -m wae_lib baselines --profile converge --method $$m --data-root $(DATA_ROOT) \
 	    --out $(SHIP_BASELINES_DIR)/$$m --lr-probe 1e-4,3e-4,1e-3 $(TRAIN_ARGS) || exit 1; done
-	$(PY) -m wae_lib.shipped_baselines $(SHIP_BASELINES_DIR)/adain $(SHIP_BASELINES_DIR)/wct \
+	$(PY) -m wae_lib ship-baselines $(SHIP_BASELINES_DIR)/adain $(SHIP_BASELINES_DIR)/wct \
 	  --figure reports/baselines/decoder_curves.png
 
 $(SHIPPED_BASELINES):
@@ -192,23 +192,23 @@ $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(c
 	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
-	$(PY) -m wae_lib.export $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	$(PY) -m wae_lib export $(MODELS_DIR) --data-root $(DATA_ROOT) \
 	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
 
 # issue 16 item 4: the shipped model trained for hours on a CPU (resumable: the same command continues a killed run)
 SHIP_STEPS ?= 5000#         steps of 16 images for `make ship-ours` (5,000: ~2 h at ~11 img/s on 2 CPU cores)
 SHIP_DIR ?= models/ship-ours-$(DATA_TAG)
 ship-ours: $(SETS)  ## train our shipped model (profile ours, mixed, content 256) for SHIP_STEPS steps, score it, ship it as pretrained
-	$(PY) -m wae_lib.train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS) --data-root $(DATA_ROOT) \
+	$(PY) -m wae_lib train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS) --data-root $(DATA_ROOT) \
 	  --out $(SHIP_DIR)/ours-mixed_c256 $(TRAIN_ARGS)
-	$(PY) -m wae_lib.export $(SHIP_DIR) --run ours-mixed_c256 --data-root $(DATA_ROOT) \
+	$(PY) -m wae_lib export $(SHIP_DIR) --run ours-mixed_c256 --data-root $(DATA_ROOT) \
 	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 on $$(nproc) CPU cores (profile ours, issue 16)."
 
 reproduce-outputs: $(call nb,06_claims)
 
 BOTH_DIR := reports/both-trainings-$(DATA_TAG)
 both-trainings:  ## C1-C4 and Fig. 7 of the paper's training (reference) beside ours, from their reports folders
-	$(PY) -m wae_lib.both_trainings reports/reference-$(DATA_TAG) reports/ours-$(DATA_TAG) \
+	$(PY) -m wae_lib both-trainings reports/reference-$(DATA_TAG) reports/ours-$(DATA_TAG) \
 	  --labels "paper's training (reference)" "ours" --out $(BOTH_DIR)
 
 DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)
@@ -219,13 +219,13 @@ claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DI
 	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULTS=...) into GPU_REPORTS, then notebook 06 on them
-	$(PY) -m wae_lib.device_session reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
+	$(PY) -m wae_lib device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
 	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
 DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
 $(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/device_session.py wae_lib/vgg.py  # the bundle's layout lives there
-	$(PY) -m wae_lib.device_session pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
+	$(PY) -m wae_lib device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)
 	@if $(MAKE) --no-print-directory -q reproduce-outputs; then \

@@ -463,3 +463,15 @@ def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
     single = cli.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
     assert torch.equal(cli.style_header_cell(single)[0], s1) and cli.style_column_label(single) == "s1"
     assert cli.style_column_label(cli.Style("random3")) == "random3"
+
+
+def test_one_command_line_lists_and_runs_every_stage_tool(capsys):
+    """issue 20 item 2: `python -m wae_lib <command>` reaches the stage tools (their own parsers), --help lists them."""
+    from wae_lib.__main__ import TOOLS, main
+
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("transfer", *TOOLS))
+    assert main(["train", "--help"]) == 0 and "--content-dim" in capsys.readouterr().out
+    assert main(["headless", "no_such_notebook.ipynb"]) == 2
+    assert "not a readable notebook" in capsys.readouterr().err

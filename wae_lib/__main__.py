@@ -1,4 +1,7 @@
-"""``python -m wae_lib COMMAND ...``: the package's command-line tools.
+"""``python -m wae_lib COMMAND ...`` (or ``wae-style COMMAND``): the package's command-line tools.
+
+``transfer`` is the user's command (below); the study's stages (``data``, ``train``, ``eval-cache``,
+``baselines``, ``export``, ``device``, ... :data:`TOOLS`) are handed to their modules' own ``main``.
 
 A command is a module with ``HELP`` (one line), ``DESCRIPTION``, optional ``EPILOG``, ``add_arguments(parser)``
 and ``run(args) -> int`` that raises ``wae_lib.cli.UserError`` for problems the user can fix; add it to
@@ -20,6 +23,19 @@ from .cli import UsageError, UserError
 COMMANDS = {  # name -> module (relative to wae_lib)
     "transfer": ".cli",
 }
+# The study's stage tools: each module parses the rest of the command line with its own main(argv) (its --help
+# lists its flags); `python -m wae_lib train ...` is `python -m wae_lib.train ...`. The one table of them.
+TOOLS = {  # name -> (module, one line for --help)
+    "data": (".data", "prepare the paper's datasets (or the embedded sample) into a data root (make data)"),
+    "train": (".train", "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"),
+    "eval-cache": (".eval_cache", "every run's reconstructions and transfers of the evaluation sets, once"),
+    "baselines": (".baseline_train", "train AdaIN's or WCT's decoders on our training set"),
+    "ship-baselines": (".shipped_baselines", "ship finished decoder runs into wae_lib/weights with a card"),
+    "export": (".export", "score a sweep's models on held-out people and ship one as load_model('pretrained')"),
+    "both-trainings": (".both_trainings", "the claims and figures of two reports folders side by side"),
+    "device": (".device_session", "the prepared call of a lent GPU: pack, run, unpack, reports"),
+    "headless": (".headless", "run a notebook's code cells without Jupyter (a machine without it)"),
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,6 +55,8 @@ def build_parser() -> Parser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(run=mod.run)
+    for name, (_, line) in TOOLS.items():  # listed here; main() hands their arguments to the module
+        sub.add_parser(name, help=line, add_help=False)
     return parser
 
 
@@ -52,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
     main_thread = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in and args_in[0] in TOOLS:  # a stage tool: its own parser, errors and exit codes
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
+        try:
+            return importlib.import_module(TOOLS[args_in[0]][0], __package__).main(args_in[1:])
+        except SystemExit as exc:  # its --help, or a malformed command line (argparse's exit status 2)
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
