@@ -670,3 +670,21 @@ def test_case9_a_resumed_run_says_resuming_from_step_n(npy, tmp_path, monkeypatc
     capsys.readouterr()
     T.train(cfg, tmp_path / "run")
     assert "resuming from step 4 of 6" in capsys.readouterr().err
+
+
+def test_one_default_data_root_everywhere():
+    """issue 20 item 3: the Makefile's data root for the sample set, the notebooks' data_root, Config's and the
+    baselines' defaults are one value (wae_lib.config.DEFAULT_DATA_ROOT)."""
+    import re
+
+    from wae_lib.baseline_train import BaselineTrainConfig
+    from wae_lib.config import DEFAULT_DATA_ROOT, Config
+
+    makefile = (NOTEBOOKS.parent / "Makefile").read_text()
+    tag = re.search(r"^DATA_TAG := .*,sample\)$", makefile, re.M)
+    root = re.search(r"^DATA_ROOT \?= (\S+)/\$\(DATA_TAG\)", makefile, re.M)
+    assert tag and root and f"{root.group(1)}/sample" == DEFAULT_DATA_ROOT
+    assert Config().data_root == BaselineTrainConfig().data_root == DEFAULT_DATA_ROOT
+    for name in ("01_preprocess", *[n for n in NOTEBOOK_NAMES if n != "06_claims"], "00_explore", "07_compare"):
+        found = re.search(r'^data_root = "([^"]+)"', parameter_cells(name)[0], re.M)
+        assert found and found.group(1) == DEFAULT_DATA_ROOT, name

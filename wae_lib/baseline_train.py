@@ -48,7 +48,7 @@ from .baselines import (
     read_baseline_checkpoint,
 )
 from .checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state
-from .config import ConfigError
+from .config import DEFAULT_DATA_ROOT, ConfigError
 from .train import TrainingDiverged
 from .training_data import data_fingerprint, load_images, resolve_data_path, same_data
 from .utils import (
@@ -69,7 +69,7 @@ METHODS = ("adain", "wct")
 class BaselineTrainConfig:
     method: str = "adain"  # adain | wct: which decoder(s) to train
     data: str = "celeba"  # our model's training set: a set name (celeba | mixed) or a packed images .npy
-    data_root: str = "data/processed"  # where wae_lib.data wrote the packed sets (as Config.data_root)
+    data_root: str = DEFAULT_DATA_ROOT  # where wae_lib.data wrote the packed sets (as Config.data_root)
     vgg_source: str = "hed"  # the VGG16 of our model (wae_lib.vgg); recorded and checked at load
     width: float = 1.0  # decoder hidden channels x width (1.0 = Huang & Belongie's / Li et al.'s decoder)
     steps: int = 3000  # CPU budget: at batch 8, width 1, one core: AdaIN 0.6 s/step (30 min), WCT 0.9 s (45 min)

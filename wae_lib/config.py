@@ -32,6 +32,10 @@ STYLE_INJECTIONS = ("concat", "modulate")  # the paper's concatenated latent | +
 CONTENT_NORMS = ("none", "instance")  # Table 1 as printed | instance norm after each conv (issue 16)
 # the models shipped in wae_lib/weights (wae_lib.pretrained), by load_model name; torch-free here so that the CLI's
 # --help can name them. The default of the CLI, the explorer and notebook 07 is DEFAULT_SHIPPED_MODEL.
+# The one default data root: what `make data` writes without DATA_DIR (the Makefile's DATA_ROOT for the sample set),
+# the notebooks' `data_root` and every command's --data-root default (tests/test_faults.py checks that they agree)
+DEFAULT_DATA_ROOT = "data/processed/sample"
+
 SHIPPED_MODELS = {
     "pretrained": "ours: swapped-pair training with the style modulating every decoder stage (issue 16)",
     "pretrained-paper": "the paper's training: reconstruction only (Nakada & Asoh 2019)",
@@ -132,7 +136,7 @@ class Config:
 
     # ---------------- data ----------------
     data: str = "celeba"  # training set name (celeba | mixed) or a path to a packed images.npy
-    data_root: str = "data/processed"  # where wae_lib.data writes its packed sets
+    data_root: str = DEFAULT_DATA_ROOT  # where wae_lib.data wrote the packed sets (sets/*.npy, sets/info.json)
     hflip: bool = True  # random horizontal flips during training
 
     # ---------------- optimisation (SPEC §6: the WAE paper's CelebA settings as a start) ----------------

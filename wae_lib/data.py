@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from .config import DEFAULT_DATA_ROOT
 from .download import DOWNLOAD_CACHE, IMAGENETTE_SIZES, download_celeba, download_data
 from .make_sets import prepare_all
 from .prep_config import PrepConfig
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("all", help="every source + the sets (sample set without --data-dir)")
     sp.add_argument("--data-dir", default=None, help="folder with faces/ anime/ natural/ styles/ (default: the "
                     "embedded sample set, not the paper's data)")
-    sp.add_argument("--data-root", required=True, help="the prepared data's root (prepared/, sets/)")
+    sp.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
+                    help=f"the prepared data's root (prepared/, sets/); default {DEFAULT_DATA_ROOT}")
     _add_config_args(sp)
     sp = sub.add_parser("download", help="download CelebA and Imagenette with torchvision (md5-checked) into a "
                         "DATA_DIR: faces/, identity.csv, natural/ (needs internet; CelebA needs `pip install gdown`)")
