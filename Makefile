@@ -66,7 +66,7 @@ timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DELETE_ON_ERROR:
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
+.PHONY: help setup test test-fast lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained ship-ours baselines ship-baselines compare explore \
         device-bundle device-claims claims-from-tables both-trainings
 
@@ -90,7 +90,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: $(STAMP)  ## run the test suite (CPU; set WAE_TEST_DATA=../shared/data for real-image tests)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+test-fast: $(STAMP)  ## the tests that train nothing heavy (-m "not slow"): a developer's edit-test loop, ~2 min
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab (the project's kernel; the URL with its token is printed)
 	JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --notebook-dir notebooks $(LAB_ARGS)

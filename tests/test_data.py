@@ -429,6 +429,25 @@ def test_identity_split_holds_out_whole_people_and_records_them(tmp_path):
     assert any("no person is in both" in d for d in info["departures"])
 
 
+def test_recount_of_the_identity_split_agrees_and_catches_a_tampered_identity_file(tmp_path):
+    """Notebook 01's independent recount (splits.recount_identity_split): the same numbers as build_sets, and a
+    content_eval_identity.npy that no longer matches the manifest is refused."""
+    from wae_lib import splits as SPLITS
+
+    identity = _prepared_fixture(S.prepared_dir(tmp_path), [4] * 12)
+    id_file = _write_identity_csv(tmp_path / "identity.csv", identity)
+    info = MS.build_sets(S.prepared_dir(tmp_path), S.sets_dir(tmp_path), PrepConfig(eval_min=8), identity_file=id_file)
+    check = SPLITS.recount_identity_split(tmp_path, info)
+    split = info["content_split"]
+    assert check["held_identities"] == split["held_out_identities"] and check["in_both"] == []
+    assert check["held_faces"] + check["train_faces"] == 48 and check["faces_per_person"] == (4, 4.0, 4)
+    ids_file = S.sets_dir(tmp_path) / S.EVAL_IDENTITY_FILE
+    np.save(ids_file, np.load(ids_file) + 100)  # identities nobody held out
+    with pytest.raises(ValueError, match="does not hold the held-out identities"):
+        SPLITS.recount_identity_split(tmp_path, info)
+    assert SPLITS.recount_identity_split(tmp_path, {**info, "content_split": {"split": "file"}}) is None
+
+
 def test_identity_split_when_the_data_do_not_allow_the_minimum(tmp_path):
     """4 people x 3 photos: eval_min=150 cannot be met; half of the identities are held out, half train."""
     identity = _prepared_fixture(S.prepared_dir(tmp_path), [3, 3, 3, 3])

@@ -182,3 +182,30 @@ def format_split(info: dict[str, Any]) -> str:
     return (f"content_eval: {c['held_out_faces']} faces of {c['held_out_identities']} identities held out; "
             f"training keeps {c['train_faces']} faces of {c['train_identities']} identities "
             f"({c['faces_without_identity']} without identity); no identity is in both.\n    Rule: {c['rule']}")
+
+
+def recount_identity_split(data_root: str | Path, info: dict[str, Any]) -> dict[str, Any] | None:
+    """An independent recount of the identity split (notebook 01), from the CelebA manifest and the identity file
+    rather than from build_sets' own numbers: the held-out and training identities, their overlap (must be empty)
+    and faces per held-out person; checks that content_eval_identity.npy holds exactly the held-out identities.
+    None when the split was by file (no identity file)."""
+    from .prepared import read_manifest
+    from .sets import load_eval_identities, prepared_dir
+
+    split = info["content_split"]
+    if split["split"] != "identity":
+        return None
+    faces = read_manifest(prepared_dir(data_root, "celeba")).query("status == 'kept'")["path"]
+    identity = label_identities(faces, read_identities(split["identity_file"]))
+    held = set(info["held_out"]["content_eval"])
+    held_ids = {identity[f] for f in held if f in identity}
+    train_ids = {i for f, i in identity.items() if f not in held}
+    eval_ids = load_eval_identities(data_root)
+    if eval_ids is None or set(eval_ids.tolist()) != held_ids or len(eval_ids) != info["sets"]["content_eval"]["count"]:
+        raise ValueError(f"{data_root}: content_eval_identity.npy does not hold the held-out identities of the "
+                         f"manifest; prepare the data again")
+    per_person = Counter(eval_ids.tolist())
+    return {"held_identities": len(held_ids), "held_faces": len(held), "train_identities": len(train_ids),
+            "train_faces": len(faces) - len(held), "in_both": sorted(held_ids & train_ids),
+            "faces_per_person": (min(per_person.values()), float(np.median(list(per_person.values()))),
+                                 max(per_person.values()))}
