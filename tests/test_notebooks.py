@@ -67,7 +67,7 @@ def chain(tmp_path_factory):
     from wae_lib.train import train_sweep
 
     root = tmp_path_factory.mktemp("chain")
-    data_dir = os.environ.get("WAE_TEST_DATA") or None
+    data_dir = str(Path(os.environ["WAE_TEST_DATA"]).resolve()) if os.environ.get("WAE_TEST_DATA") else None
     dirs = {"root": root, "prep": root / "prep", "models": root / "models", "reports": root / "reports",
             "figures": root / "reports" / "figures", "tables": root / "reports" / "tables",
             "notebooks": root / "reports" / "notebooks", "cache": root / "models-eval-cache",
