@@ -173,7 +173,8 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
         w_cycle=cfg.w_cycle, profile=cfg.profile, how_trained=(
             "trained as the paper says (reconstruction only)" if cfg.objective == "paper" else
             "trained our way (issue 16, docs/DEPARTURES.md): on swapped pairs, with the style latent modulating every "
-            "decoder stage" if cfg.style_injection == "modulate" else "trained our way: on swapped pairs"),
+            "decoder stage" if cfg.style_injection == "modulate" else "trained our way: on swapped pairs")
+        + (f", starting from the weights of `{cfg.init_from}` (Config.init_from)" if cfg.init_from else ""),
         metrics_table=metrics_table, **facts)
     atomic_write_text(path, text)
     return path
