@@ -18,6 +18,8 @@ from wae_lib.baselines import build_baseline
 from wae_lib.pretrained import load_pretrained
 from wae_lib.sets import EVAL_IDENTITY_FILE, set_path, sets_dir
 
+pytestmark = pytest.mark.slow  # trains and evaluates dry device stages: make test-fast skips them
+
 
 def smooth(n: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)

@@ -23,6 +23,8 @@ from wae_lib import runs as R
 from wae_lib import sets as S
 from wae_lib import tables as T
 
+pytestmark = pytest.mark.slow  # notebooks 03-05 in-process on trained smoke models: make test-fast skips them
+
 matplotlib.use("Agg")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 N_FACES, N_STYLES = 6, 3
