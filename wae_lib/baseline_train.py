@@ -233,7 +233,7 @@ def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float
         trainer = DecoderTrainer(cfg.replace(lr=lr), Path("."), images, "probe")
         trainer.init_feature_scales()
         try:
-            losses = [trainer.train_step()["loss"] for _ in tqdm_range(steps, f"{cfg.method} lr {lr:g}")]
+            losses = [trainer.train_step()["loss"] for _ in progress(iterable=range(steps), desc=f"{cfg.method} lr {lr:g}")]
         except TrainingDiverged:
             scores[lr] = math.inf
             continue
@@ -243,14 +243,6 @@ def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float
         raise TrainingDiverged(f"{cfg.method}: the loss diverged at every probed learning rate {list(rates)}; "
                                f"probe lower ones")
     return scores
-
-
-def tqdm_range(n: int, desc: str):
-    bar = progress(total=n, desc=desc)
-    for i in range(n):
-        yield i
-        bar.update(1)
-    bar.close()
 
 
 # --------------------------------------------------------------------------------------------------
