@@ -269,6 +269,24 @@ def test_data_errors_name_data_root(tmp_path):
     assert E.parse_floats("0, 0.5,1", "alphas") == [0.0, 0.5, 1.0]
 
 
+def test_evaluation_refuses_a_data_root_the_runs_did_not_train_on(tmp_path):
+    """Issue 20 item 3: another root's held-out people may be in a run's training set."""
+    root = tmp_path / "data"
+    (root / "sets").mkdir(parents=True)
+    (root / "sets" / "info.json").write_text(json.dumps({"source": "x", "sha256": {"mixed_train.npy": "a" * 64}}))
+    same, other, own_file, unrecorded = (write_fake_run(tmp_path / "m", "mixed", c) for c in (16, 32, 64, 128))
+    for run, path, digest in [(same, "elsewhere/sets/mixed_train.npy", "a" * 64),  # moved root, same bytes
+                              (other, "data2/sets/mixed_train.npy", "b" * 64),
+                              (own_file, "mine/faces.npy", "c" * 64)]:
+        (run / "metadata.json").write_text(json.dumps({"data_path": path, "data_fingerprint": f"sha256:{digest}"}))
+    R.check_trained_on([same, own_file, unrecorded], root)  # same digest, a user's file, no record: not refused
+    with pytest.raises(EvaluationError, match=r"data_root = .*mixed_c32 trained on another mixed_train.npy "
+                                              r"\(data2/sets/mixed_train.npy"):
+        R.check_trained_on([same, other], root)
+    with pytest.raises(EvaluationError, match="trained on another"):
+        R.load_sweep(tmp_path / "m", root)  # before any checkpoint is read
+
+
 def test_mean_training_image_and_load_set(tmp_path):
     S.sets_dir(tmp_path).mkdir()
     arr = np.stack([np.full((64, 64, 3), v, np.uint8) for v in (0, 100, 200)])

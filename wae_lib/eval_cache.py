@@ -37,7 +37,7 @@ from . import config, models, vgg
 from .checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, EvaluationError
 from .evaluate import EVAL_SETS, FACE_FREE, EvalImages, eval_images
-from .runs import RunInfo, discover_runs, load_model
+from .runs import RunInfo, check_trained_on, discover_runs, load_model
 from .sets import load_set_info, set_path
 from .utils import (
     atomic_open,
@@ -202,6 +202,7 @@ def build_cache(models_dir: str | Path, data_root: str | Path, out: str | Path, 
     if n_styles < 1 or batch_size < 1:
         raise EvaluationError(f"--n-styles {n_styles} / --batch-size {batch_size}: expected integers >= 1")
     runs, data, dev = discover_runs(models_dir, profile), data_digest(data_root), resolve_device(device)
+    check_trained_on([r.path for r in runs], data_root)
     code = code_digest()
     sets = {name: eval_images(data_root, name) for name in (*EVAL_SETS, FACE_FREE)}
     styles = eval_images(data_root, "style_eval", n_styles)

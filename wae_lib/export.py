@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import scorecard
-from .config import training_set_label
+from .config import EvaluationError, training_set_label
 from .pretrained import PRETRAINED_FILE, export_pretrained, scorecard_file, write_model_card
-from .runs import load_model
+from .runs import check_trained_on, load_model
 from .sets import load_set_info
 from .utils import set_seed
 
@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"error: {args.models_dir} holds no run folder{' ' + args.run if args.run else 's'} with a "
               f"checkpoint.pt", file=sys.stderr)
+        return 2
+    try:
+        check_trained_on(runs, args.data_root)
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     evalset = scorecard.HeldOut.load(args.data_root)
     table = score_runs(runs, evalset)

@@ -215,10 +215,31 @@ class EvalContext:
                 "scaled_note": self.scaled_note}
 
 
+def check_trained_on(run_dirs: Sequence[str | Path], data_root: str | Path) -> None:
+    """Refuse to evaluate a run on another data root than the one it trained on: that root's held-out people
+    may be in the run's training set, and its tables would say nothing. Each run folder's metadata.json records
+    the training set's path and content digest (wae_lib.train); ``data_root``'s sets/info.json records the
+    digest of each set it wrote (wae_lib.data). A run whose set that root does not hold (a user's .npy), or a run
+    folder without the record, is not judged here. Raises :class:`EvaluationError` in one line naming both."""
+    recorded = load_set_info(data_root).get("sha256", {})
+    for run in map(Path, run_dirs):
+        try:
+            meta = json.loads((run / "metadata.json").read_text())
+        except (OSError, ValueError):
+            continue
+        digest, name = str(meta.get("data_fingerprint", "")), Path(str(meta.get("data_path", ""))).name
+        if name in recorded and digest.startswith("sha256:") and digest != f"sha256:{recorded[name]}":
+            raise EvaluationError(
+                f"parameter data_root = {str(data_root)!r}: run {run} trained on another {name} "
+                f"({meta['data_path']}, {digest[:19]}..., {str(data_root)!r} holds sha256:{recorded[name][:12]}...); "
+                f"evaluate it with the data root it trained on")
+
+
 def load_sweep(models_dir: str | Path, data_root: str | Path, profile: str = "auto", device: str = "auto"
                ) -> tuple[list[RunInfo], list[WAEStyle], EvalContext]:
     """Runs in paper order, their models (eval mode, on ``device``) and the context for captions."""
     runs = discover_runs(models_dir, profile)
+    check_trained_on([r.path for r in runs], data_root)
     info = load_set_info(data_root)
     dev = resolve_device(device)
     models = [load_model(r.path, device=dev) for r in runs]
