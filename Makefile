@@ -43,7 +43,13 @@ FIGURES_DIR := $(REPORTS_DIR)/figures
 TABLES_DIR := $(REPORTS_DIR)/tables
 
 # ---- the files each stage leaves behind: make skips a stage whose file is newer than its inputs ----
-LIB := $(wildcard wae_lib/*.py)
+# code_<stage>: the library files an output's computation imports (wae_lib/staleness.py, the one home of that
+# rule; stdlib only), remade when any library file or notebook changes
+CODE_DEPS := build/code-deps.mk
+include $(CODE_DEPS)
+$(CODE_DEPS): $(wildcard wae_lib/*.py wae_lib/*/*.py notebooks/*.ipynb)
+	@mkdir -p $(dir $@) && $(PYTHON) wae_lib/staleness.py --make eval_cache $(wildcard notebooks/*.ipynb) > $@.tmp \
+	  && mv $@.tmp $@
 SETS := $(DATA_ROOT)/sets/info.json
 # the source folders' own times change when files are added or removed; `make data` re-checks contents (digests)
 DATA_SOURCES := $(if $(DATA_DIR),$(wildcard $(DATA_DIR)/*/))
@@ -133,30 +139,30 @@ $(SWEEP_DONE): $(SETS)
 	@touch $@
 
 eval-cache: $(CACHE_DONE)  ## every run's reconstructions and transfers of the evaluation sets, once, into $(CACHE_DIR)
-$(CACHE_DONE): $(SWEEP_DONE) $(LIB)
+$(CACHE_DONE): $(SWEEP_DONE) $(code_eval_cache)
 	$(call timed,eval-cache,$(PY) -m wae_lib eval-cache --models-dir $(MODELS_DIR) --data-root $(DATA_ROOT) \
 	  --cache-dir $(CACHE_DIR))
 	@touch $@
 
 prep-notebook: $(call nb,01_preprocess)  ## notebook 01: crop grids, rejections, counts vs the paper
-$(call nb,01_preprocess): notebooks/01_preprocess.ipynb $(SETS) $(LIB)
+$(call nb,01_preprocess): notebooks/01_preprocess.ipynb $(SETS) $(code_01_preprocess)
 	$(call run_nb,01_preprocess,-p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
 
 train-notebook: $(call nb,02_train)  ## notebook 02: loss curves, calibration, samples of the runs `make train` made
-$(call nb,02_train): notebooks/02_train.ipynb $(SWEEP_DONE) $(LIB)
+$(call nb,02_train): notebooks/02_train.ipynb $(SWEEP_DONE) $(code_02_train)
 	$(call run_nb,02_train,-p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
 
 EVAL_PARAMS = -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) -p cache_dir $(CACHE_DIR) -p profile $(PROFILE) \
   -p tables_dir $(TABLES_DIR)
 
 figures: $(call nb,03_reconstruction) $(call nb,04_transfer)  ## notebooks 03 (Fig. 5-6, reconstruction metrics) and 04 (Fig. 7, transfers)
-$(call nb,03_reconstruction): notebooks/03_reconstruction.ipynb $(CACHE_DONE) $(LIB)
+$(call nb,03_reconstruction): notebooks/03_reconstruction.ipynb $(CACHE_DONE) $(code_03_reconstruction)
 	$(call run_nb,03_reconstruction,$(EVAL_PARAMS) -p figures_dir $(FIGURES_DIR))
-$(call nb,04_transfer): notebooks/04_transfer.ipynb $(CACHE_DONE) $(LIB)
+$(call nb,04_transfer): notebooks/04_transfer.ipynb $(CACHE_DONE) $(code_04_transfer)
 	$(call run_nb,04_transfer,$(EVAL_PARAMS) -p figures_dir $(FIGURES_DIR))
 
 fid: $(call nb,05_fid)  ## notebook 05: FID and KID of reconstructions and transfers (Inception, or a labelled VGG stand-in)
-$(call nb,05_fid): notebooks/05_fid.ipynb $(CACHE_DONE) $(LIB)
+$(call nb,05_fid): notebooks/05_fid.ipynb $(CACHE_DONE) $(code_05_fid)
 	$(call run_nb,05_fid,$(EVAL_PARAMS))
 
 baselines: $(BASELINES_DONE)  ## train the AdaIN and WCT decoders on our training set into $(BASELINES_DIR) (finished ones are reused)
@@ -178,18 +184,18 @@ $(SHIPPED_BASELINES):
 
 compare: $(call nb,07_compare)  ## notebook 07: ours vs Gatys, AdaIN, WCT and Reinhard on the same held-out pairs (BASELINES=shipped|train)
 $(call nb,07_compare): notebooks/07_compare.ipynb $(if $(filter train,$(BASELINES)),$(BASELINES_DONE),$(SHIPPED_BASELINES)) \
-  $(call nb,04_transfer) $(LIB)
+  $(call nb,04_transfer) $(code_07_compare)
 	$(call run_nb,07_compare,-p model $(COMPARE_MODEL) -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) \
 	  -p baselines_dir $(if $(filter train,$(BASELINES)),$(BASELINES_DIR),shipped) -p figures_dir $(FIGURES_DIR) \
 	  -p tables_dir $(TABLES_DIR))
 
 explore: $(call nb,00_explore)  ## notebook 00: the explorer (widgets), executed headless with the shipped model
-$(call nb,00_explore): notebooks/00_explore.ipynb $(SETS) wae_lib/weights/pretrained.pt $(LIB)
+$(call nb,00_explore): notebooks/00_explore.ipynb $(SETS) wae_lib/weights/pretrained.pt $(code_00_explore)
 	$(call run_nb,00_explore,-p data_root $(DATA_ROOT) -p figures_dir $(FIGURES_DIR))
 
 claims: $(call nb,06_claims)  ## notebook 06: the paper's claims C1-C4 as numbers -> claims.md, tables/claims.csv, index.md
 $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(call nb,04_transfer) $(call nb,05_fid) \
-  $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore)
+  $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore) $(code_06_claims)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
 	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"

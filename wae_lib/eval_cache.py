@@ -8,8 +8,8 @@ face-free images (style_eval then natural_eval, as notebook 05 takes them) and t
 content_eval face x the ``n_styles`` figure styles (pair k = face k // n_styles, style k % n_styles), as float32
 ``.npy`` (the very tensors the notebooks would compute: same functions, same batches, so the same numbers),
 and ``manifest.json``. The manifest records the run's checkpoint (sha256, step), the data's digest (info.json
-and the evaluation set files) and the digest of the code that computes the outputs (models, vgg, config, this
-module), and each array's shape, dtype and SHA-256: a run whose cache is up to date and whose arrays are the ones
+and the evaluation set files) and the digest of the code that computes the outputs (this module and every module
+it imports, wae_lib.staleness), and each array's shape, dtype and SHA-256: a run whose cache is up to date and whose arrays are the ones
 recorded is skipped (one line says so), a stale or damaged one is recomputed, and a notebook refuses either with
 the command that fixes it. Every file is written atomically, the manifest last.
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config, models, vgg
+from . import staleness
 from .checkpoint import CHECKPOINT, CheckpointError
 from .config import ConfigError, EvaluationError
 from .evaluate import EVAL_SETS, FACE_FREE, EvalImages, eval_images
@@ -126,10 +126,10 @@ def data_digest(data_root: str | Path) -> dict[str, str]:
 
 
 def code_digest() -> str:
-    """The source of what turns a checkpoint into outputs: a change to the networks or the VGG16 makes caches stale
-    (a checkpoint and data alone would not notice)."""
-    return json_digest({Path(m.__file__).name: file_sha256(Path(m.__file__))
-                        for m in (config, models, vgg, sys.modules[__name__])})
+    """The source of what turns a checkpoint into outputs (this module and every module it imports:
+    wae_lib.staleness): a change to the networks, the losses or the VGG16 makes caches stale (a checkpoint and
+    data alone would not notice)."""
+    return staleness.code_digest(__file__)
 
 
 def cache_key(run: RunInfo, data: dict[str, str], code: str, n_styles: int, batch_size: int) -> dict[str, Any]:

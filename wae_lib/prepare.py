@@ -31,7 +31,6 @@ The workers import this module (forkserver preload): it and what it imports stay
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -46,6 +45,7 @@ import cv2
 import numpy as np
 import PIL
 
+from . import staleness
 from .decode import Rejected, decode_image
 from .faces import centre_square, crop_resize, detect_faces, face_crop_box, face_detector
 from .prep_config import OUTPUT_FIELDS, PrepConfig
@@ -186,18 +186,11 @@ def _stat_key(path: Path) -> tuple[int, int]:
         return -1, -1
 
 
-# The modules whose code shapes what prepare_* writes: a change to any of them makes the outputs stale.
-CODE_FILES = ("sets.py", "decode.py", "faces.py", "prep_config.py", "prepared.py", "prepare.py")
-
-
 def code_versions(*more_code: str | Path) -> dict[str, str]:
-    """Library versions and a digest of the code that shapes the outputs (CODE_FILES and ``more_code`` files):
-    outputs are recomputed when any of them changes."""
-    code = hashlib.sha256()
-    for path in (*(Path(__file__).with_name(name) for name in CODE_FILES), *more_code):
-        code.update(Path(path).read_bytes())
+    """Library versions and a digest of the code that shapes the outputs (every module this one imports, and
+    ``more_code``'s: wae_lib.staleness): outputs are recomputed when any of it changes."""
     return {"opencv": cv2.__version__, "pillow": PIL.__version__, "numpy": np.__version__,
-            "code": code.hexdigest()[:16]}
+            "code": staleness.code_digest(__file__, *more_code)}
 
 
 def output_params(source: str, cfg: PrepConfig) -> dict[str, Any]:
