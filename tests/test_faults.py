@@ -579,6 +579,26 @@ def test_case8_bad_values_fail_in_that_cell_naming_the_parameter(name, param, va
     assert needle in str(err.value)
 
 
+def test_case8_the_parameters_cell_is_the_one_declaration(tmp_path):
+    """Issue 20 item 4: names and types come from the parameters cell's defaults; the check adds only bounds."""
+    from wae_lib.params import Param, ParameterError, check_notebook_parameters, notebook_spec
+
+    nb = tmp_path / "x.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                                         "source": ["n = 4  # images\n", "rate = 1\n", "name = 'a'\n"]}]}))
+    spec = notebook_spec(nb, {"n": Param(min=1), "rate": float})
+    assert [(k, p.kind, p.min) for k, p in spec.items()] == [("n", int, 1), ("rate", float, None), ("name", str, None)]
+    ns = {"n": "3", "rate": "0.5", "name": "b"}
+    check_notebook_parameters(ns, nb, {"n": Param(min=1), "rate": float})
+    assert (ns["n"], ns["rate"]) == (3, 0.5)
+    with pytest.raises(ParameterError, match=r"parameter n = 0 is invalid: expected an integer >= 1"):
+        check_notebook_parameters({**ns, "n": 0}, nb, {"n": Param(min=1)})
+    with pytest.raises(ParameterError, match=r"the check names \['m'\], which the parameters cell"):
+        notebook_spec(nb, {"m": Param(min=1)})
+    for name in NOTEBOOK_NAMES:  # every project notebook names itself in its check
+        assert f'check_notebook_parameters(globals(), "{name}"' in parameter_cells(name)[1]
+
+
 def test_case8_values_are_coerced_and_written_back():
     ns = run_check("03_reconstruction", n_styles="4", identity_metrics="false")
     assert ns["n_styles"] == 4 and ns["identity_metrics"] is False

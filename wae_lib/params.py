@@ -17,6 +17,7 @@ Notebooks call :func:`check_notebook_parameters` in the cell right after their `
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import json
 import math
@@ -134,9 +135,10 @@ def _name(kind: Any) -> str:
 @dataclass(frozen=True)
 class Param:
     """What one notebook parameter may hold: a type, optional bounds (``min``/``max`` inclusive, ``above``/
-    ``below`` exclusive), a set of ``choices``, and whether None is allowed (``optional``)."""
+    ``below`` exclusive), a set of ``choices``, and whether None is allowed (``optional``). ``kind=None``: the
+    type of the default in the notebook's parameters cell (see :func:`notebook_spec`)."""
 
-    kind: Any
+    kind: Any = None
     min: float | None = None
     max: float | None = None
     above: float | None = None
@@ -181,31 +183,69 @@ def _is_parameter_like(name: str, value: Any) -> bool:
             and isinstance(value, (str, int, float, bool, list, dict, tuple, type(None))))
 
 
+def declared_parameters(notebook: str | Path) -> dict[str, Any]:
+    """The names and default values assigned in a notebook's ``parameters`` cell, in order: the one
+    declaration of its parameters. ``notebook``: a path, or a project notebook's name (``"04_transfer"``)."""
+    path = Path(notebook) if str(notebook).endswith(".ipynb") else NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    source = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])),
+                  None)
+    if source is None:
+        raise ParameterError(f"notebook {path} has no cell tagged 'parameters'")
+    declared = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(target, ast.Name):
+                    declared[target.id] = ast.literal_eval(node.value)
+    return declared
+
+
+def notebook_spec(notebook: str | Path, constraints: Mapping[str, Param | Any] = ()) -> dict[str, Param]:
+    """Every parameter of ``notebook``'s parameters cell as a :class:`Param`: the type of its default, with the
+    bounds or choices of ``constraints`` (which may only name declared parameters; a ``Param`` without a kind
+    takes the default's type, a bare type overrides it, e.g. ``float`` for a default written ``1``)."""
+    declared = declared_parameters(notebook)
+    constraints = dict(constraints)
+    stray = sorted(set(constraints) - set(declared))
+    if stray:
+        raise ParameterError(f"the check names {stray}, which the parameters cell of {notebook} does not define: "
+                             f"the notebook and its check disagree")
+    spec = {}
+    for name, default in declared.items():
+        given = constraints.get(name, Param())
+        param = given if isinstance(given, Param) else Param(given)
+        if param.kind is None:
+            if default is None:
+                raise ParameterError(f"parameter {name} of {notebook} defaults to None: give its type in the check")
+            param = dataclasses.replace(param, kind=type(default))
+        spec[name] = param
+    return spec
+
+
 @functools.cache
 def project_parameter_names(folder: Path = NOTEBOOKS_DIR) -> frozenset[str]:
     """Every name assigned in the ``parameters`` cell of a notebook in ``folder`` (the project's notebooks)."""
     names: set[str] = set()
     for path in sorted(folder.glob("*.ipynb")):
         try:
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-            source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-            tree = ast.parse(source)
-        except (OSError, ValueError, KeyError, StopIteration, SyntaxError):
+            names.update(declared_parameters(path))
+        except (OSError, ValueError, KeyError, SyntaxError):
             continue
-        names.update(t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                     if isinstance(t, ast.Name))
     return frozenset(names)
 
 
-def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Param | Any], *,
-                              strict: bool | None = None) -> dict[str, Any]:
+def check_notebook_parameters(namespace: dict[str, Any], spec: str | Mapping[str, Param | Any],
+                              constraints: Mapping[str, Param | Any] = (), *, strict: bool | None = None
+                              ) -> dict[str, Any]:
     """Validate a notebook's parameters in place; call it in the cell right after the ``parameters`` cell::
 
         from wae_lib.params import Param, check_notebook_parameters
-        check_notebook_parameters(globals(), {"n_styles": Param(int, min=1), "figures_dir": Param(str), ...})
+        check_notebook_parameters(globals(), "04_transfer", {"n_styles": Param(min=1)})
 
-    ``spec`` maps every parameter name to a :class:`Param` (or a bare type, e.g. ``str``). Each value is coerced
+    ``spec``: the notebook's name, whose parameters cell declares the names and (by their defaults) the types,
+    with ``constraints`` adding bounds and choices (:func:`notebook_spec`); or a mapping of every parameter name
+    to a :class:`Param` (or a bare type, e.g. ``str``). Each value is coerced
     to its type and range-checked; coerced values are written back into ``namespace`` (``"8"`` -> ``8``). A
     wrong value raises ParameterError naming it (``parameter n_styles = 'eight' is invalid: expected an
     integer >= 1``) before the notebook writes anything. A name in ``namespace`` that is not in ``spec`` (a
@@ -218,7 +258,8 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: Mapping[str, Para
     """
     if strict is None:
         strict = os.environ.get(STRICT_ENV, "").strip().lower() in _TRUE
-    spec = {k: (v if isinstance(v, Param) else Param(v)) for k, v in spec.items()}
+    spec = (notebook_spec(spec, constraints) if isinstance(spec, (str, Path))
+            else {k: (v if isinstance(v, Param) else Param(v)) for k, v in spec.items()})
     missing = [k for k in spec if k not in namespace]
     if missing:
         raise ParameterError(f"the parameters cell does not define {missing}: the notebook and its check disagree")
