@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .baselines import BASELINES, build_baseline
+from .config import EvaluationError, check
+from .eval_cache import all_pairs
+from .evaluate import figure_styles, load_set
 from .fid import extract_features, fid_kid
 from .figures import blank_cells
 from .metrics import EvalVGG
+from .runs import load_model
+from .scorecard import spread_over_identities
+from .sets import load_eval_identities, load_set_info
 from .tables import TABLE_FILES, TransferReference, transfer_metrics
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
@@ -121,6 +128,77 @@ def baseline_method(key: str, baseline, label: str, training: str, training_imag
         return baseline.transfer(content, style, alpha=alpha).detach().float().cpu()
 
     return Method(key, label, transfer, training, training_images, training_seconds, max_batch, **cost)
+
+
+@dataclass
+class HeldOutPairs:
+    """The comparison's inputs: ``n_content`` held-out faces spread over the people, ``n_styles`` figure styles,
+    and every (face, style) pair (pair k = content[ci[k]], styles[si[k]])."""
+
+    faces_all: torch.Tensor  # every held-out face (the FID reference)
+    content: torch.Tensor
+    identities: np.ndarray | None  # the person of each content face (None: unknown)
+    styles: torch.Tensor
+    style_names: list[str]
+    ci: torch.Tensor
+    si: torch.Tensor
+    source: str  # the data set's label (sets/info.json)
+
+    def describe(self) -> str:
+        people = len(set(self.identities.tolist())) if self.identities is not None else "?"
+        return (f"{len(self.content)} held-out faces of {people} people x {len(self.styles)} styles = "
+                f"{len(self.ci)} pairs per method")
+
+
+def held_out_pairs(data_root: str | Path, n_content: int, n_styles: int) -> HeldOutPairs:
+    faces_all = load_set(data_root, "content_eval")
+    ids = load_eval_identities(data_root)
+    pick = spread_over_identities(ids if ids is not None else np.arange(len(faces_all)), n_content)
+    styles, names = figure_styles(data_root, n_styles)
+    ci, si = all_pairs(len(pick), len(styles))
+    return HeldOutPairs(faces_all, faces_all[pick], ids[pick] if ids is not None else None, styles, list(names),
+                        ci, si, load_set_info(data_root)["source"])
+
+
+def comparison_caption(net, model: str, pairs: HeldOutPairs, alpha: float) -> str:
+    cfg = net.config
+    parts = (f"profile={cfg.profile}", f"data: {pairs.source}", f"VGG16: {net.vgg_source.label}",
+             f"ours: {Path(model).name} (content {cfg.content_dim}, {cfg.data} set)", cfg.scale_note,
+             f"64x64, alpha {alpha}")
+    return " | ".join(p for p in parts if p)
+
+
+def comparison_methods(net, model: str, paper_model: str, baselines_dir: str, gatys_steps: int, device,
+                       model_log: str = "") -> list[Method]:
+    """Ours (``net``, loaded from ``model``), the paper-trained model beside it (``paper_model``, "" for none),
+    Gatys, AdaIN and WCT (decoders: ``baselines_dir`` "shipped" or a folder of run folders adain/ and wct/) and
+    the Reinhard floor, all on ``net``'s VGG16 (the very weights our model was trained against)."""
+    vgg = net.vgg
+    check({"relu1_1", "relu2_1", "relu3_1"} <= set(vgg.layers), "model", model,
+          "a model whose VGG16 reaches relu3_1 (the baselines' layers)", EvaluationError)
+    our_log = model_log or (model if Path(model).is_dir() else "")
+    methods = [our_method(net, f"ours ({Path(model).name})", *training_cost(our_log, net.config.batch_size))]
+    if paper_model:  # the same networks trained as the paper says (reconstruction only): what training changes
+        paper_net = load_model(paper_model, device=device)
+        methods.append(our_method(paper_net, f"ours, paper training ({Path(paper_model).name})",
+                                  *training_cost(paper_model if Path(paper_model).is_dir() else "",
+                                                 paper_net.config.batch_size), key=OURS_PAPER))
+    methods.append(baseline_method("gatys", build_baseline("gatys", vgg=vgg, steps=gatys_steps, device=device),
+                                   f"Gatys ({gatys_steps} it.)", "per transfer (optimisation)", max_batch=64))
+    for key, name in (("adain", "AdaIN"), ("wct", "WCT")):
+        run = "shipped" if baselines_dir == "shipped" else Path(baselines_dir) / key
+        methods.append(decoder_method(key, build_baseline(key, vgg=vgg, weights=run, device=device), run, name))
+    methods.append(baseline_method("reinhard", build_baseline("reinhard"), "Reinhard (colour floor)", "none"))
+    return methods
+
+
+def describe_methods(methods: Sequence[Method]) -> str:
+    """One line per method: its label and training cost (and a decoder's final loss and weights), then what
+    each baseline is."""
+    lines = [f"{m.key:9s} {m.label:32s} training: {m.training}, {m.training_images:.0f} images, "
+             f"{m.training_seconds / 60:.1f} min" + (f", final loss {m.final_loss:.4g}, {m.weights}" if m.weights
+                                                     else "") for m in methods]
+    return "\n".join(lines + [f"  {k}: {v}" for k, v in BASELINES.items()])
 
 
 def pair_transfers(method: Method, content: torch.Tensor, styles: torch.Tensor, ci: torch.Tensor,
