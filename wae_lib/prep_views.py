@@ -77,3 +77,27 @@ def preview_image(path: str | Path, size: int = 96) -> np.ndarray | None:
     except Rejected:
         return None
     return crop_resize(d.rgb, *centre_square(d.rgb), out=size)
+
+
+def face_box_examples(root: str | Path, info: dict[str, Any], n: int = 6) -> tuple[list[dict[str, Any]], str]:
+    """``n`` kept CelebA crops spread over the manifest, each with its source photo (``photo``), the detected
+    face box (``face``: x, y, w, h) and the crop (``crop``: x, y, side) in that photo's pixels; or ``([], why)``
+    when the source photos cannot be read from here. ``info``: the data stage's sets/info.json."""
+    from .sample_set import sample_image_path  # the embedded sample: its rows are crops of one bundled photo
+
+    m = read_manifest(prepared_dir(root, "celeba"))
+    kept = m[m["status"] == "kept"]
+    if kept.empty:
+        return [], "face-box figure skipped: no CelebA crop was kept"
+    src_root = Path(info["prepared"]["celeba"]["src"])  # as the data stage was given it (relative to its folder)
+    rows = kept.iloc[spread(len(kept), n)]
+
+    def photo_path(row) -> Path:
+        return sample_image_path(row["path"].split("#")[0]) if info["is_sample"] else src_root / row["path"]
+
+    if not photo_path(rows.iloc[0]).is_file():
+        return [], (f"face-box figure skipped: the source photos are not at {src_root} from here (moved, or a "
+                    f"relative path from another folder; run this notebook where `make data` ran)")
+    return [{"photo": decode_image(photo_path(r)).rgb, "name": Path(r["path"]).name,
+             "face": (r["face_x"], r["face_y"], r["face_w"], r["face_h"]),
+             "crop": (r["crop_x"], r["crop_y"], r["crop_side"])} for _, r in rows.iterrows()], ""
