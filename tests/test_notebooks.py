@@ -176,8 +176,11 @@ def test_tables_carry_context_and_paper_order(chain):
 def test_evaluation_notebooks_read_the_cache_and_write_the_same_tables(chain):
     for key in EVAL_TABLES:
         name = T.TABLE_FILES[key]
+        # float32 noise only: on some CPUs (an AMD EPYC, 2026-12-01) oneDNN's results depend on the tensors'
+        # memory alignment, so the cache's process and the notebook's kernel differ in the last bits (2% of the
+        # per-image MSEs in the 6th decimal); a cache of another model, pair or image would differ far more
         pd.testing.assert_frame_equal(pd.read_csv(chain["cached"] / "tables" / name), pd.read_csv(chain["tables"] / name),
-                                      check_exact=True, obj=name)
+                                      check_exact=False, rtol=1e-4, atol=1e-7, obj=name)
     for name in EVAL_NOTEBOOKS:
         cells = json.loads((chain["cached"] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
         text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])

@@ -18,6 +18,11 @@ from wae_lib.models import ContentEncoder, Decoder, StyleModulation, WAEStyle
 
 # The first four steps of the smoke profile with the default running balance (HED VGG16) on smooth_images(24) after
 # torch.manual_seed(0), recorded with wae_lib at commit 70f47bf, before the swapped-pair objective existed.
+# On another CPU the same code gives other float32 rounding (oneDNN picks its kernels by instruction set), and four
+# Adam steps amplify it: the code of commit a97cf79 on an AMD EPYC differs from these by up to 5.4e-4 relative
+# (measured 2026-12-01). RECORD_REL is that noise with a margin; the modulated decoder moves them by 0.2. The exact
+# same-machine check is test_paper_objective_ignores_every_swap_setting.
+RECORD_REL = 2e-3
 PAPER_STEPS = [
     {"pixel": 0.0657818094, "feature/relu2_1": 6737.9858398, "gram/relu3_1": 33.947086334, "penalty": 0.3271490335,
      "loss": 6.271490097},
@@ -48,8 +53,20 @@ def test_paper_objective_gives_the_same_losses_as_before(tmp_path):
         got = tr.train_step()
         assert not any(k.startswith(("swap", "cycle")) for k in got)
         for k, v in want.items():
-            assert float(got[k]) == pytest.approx(v, rel=1e-5), k
+            assert float(got[k]) == pytest.approx(v, rel=RECORD_REL), k
     assert tr.model.decoder.mods is None and not tr.model.content_encoder.instance_norm
+
+
+def test_paper_objective_ignores_every_swap_setting(tmp_path):
+    """Bit for bit on this machine: under objective="paper" the swapped-pair and cycle settings change nothing."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = trainer(tmp_path / "a")
+    tuned = trainer(tmp_path / "b", w_swap_gram=3.0, w_swap_content=5.0, swap_content_layers=("relu1_1",),
+                    w_cycle=2.0)
+    for _ in range(3):
+        a, b = plain.train_step(), tuned.train_step()
+        assert set(a) == set(b) and all(float(a[k]) == float(b[k]) for k in a)
 
 
 def test_swap_terms_score_the_partner_style_and_the_own_structure():
