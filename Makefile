@@ -208,12 +208,14 @@ pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people,
 SHIP_STEPS ?= 12000#        steps of 16 images for `make ship-ours` (12,000: ~1 h 45 min at ~31 img/s on 2 idle CPU cores)
 # fine-tune the paper-trained model our way (docs/DEPARTURES.md, reports/ablations/finetune_probe.md); empty = from scratch
 SHIP_RECIPE ?= --init-from pretrained-paper --content-norm none --lr 0.0003 --w-swap-content 3
+SHIP_COMPARE ?=#            earlier scorecards shown in the new card, e.g. "old.scorecard.csv=previous pretrained"
 SHIP_DIR ?= models/ship-ours-$(DATA_TAG)
 ship-ours: $(SETS)  ## train our shipped model (profile ours, mixed, content 256) for SHIP_STEPS steps, score it, ship it as pretrained
 	$(PY) -m wae_lib train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS) --data-root $(DATA_ROOT) \
 	  --out $(SHIP_DIR)/ours-mixed_c256 $(SHIP_RECIPE) $(TRAIN_ARGS)
 	$(PY) -m wae_lib export $(SHIP_DIR) --run ours-mixed_c256 --data-root $(DATA_ROOT) \
-	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 on $$(nproc) CPU cores (profile ours$(if $(SHIP_RECIPE), $(SHIP_RECIPE)), issue 16)."
+	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 on $$(nproc) CPU cores (profile ours$(if $(SHIP_RECIPE), $(SHIP_RECIPE)), issue 16)." \
+	  $(if $(SHIP_COMPARE),--compare $(SHIP_COMPARE))
 
 reproduce-outputs: $(call nb,06_claims)
 

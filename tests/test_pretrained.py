@@ -67,3 +67,22 @@ def test_shipped_model_transfers_depend_on_content_and_style(pretrained, test_da
     b = pretrained.transfer(faces, faces[1:2].flip(1))  # another style: the channels swapped
     assert (a - b).abs().mean() > 0.01  # the style latent matters
     assert (a[0] - a[1:]).abs().mean() > 0.01  # the content latent matters
+
+
+def test_export_card_can_show_earlier_scorecards_rows(tmp_path):
+    """`export --compare CSV=LABEL`: the model a new export replaces stays in its card's table, the floor once."""
+    import pandas as pd
+    import pytest as _pytest
+
+    from wae_lib.export import earlier_rows
+
+    csv = tmp_path / "old.scorecard.csv"
+    pd.DataFrame({"run": ["Reinhard colour transfer (floor)", "ours-mixed_c256"], "psnr": [float("nan"), 16.4],
+                  "content_retrieval": [0.74, 0.07]}).to_csv(csv, index=False)
+    rows = earlier_rows([f"{csv}=previous pretrained (12,800 images)"])
+    assert list(rows["run"]) == ["previous pretrained (12,800 images)"] and rows["psnr"].tolist() == [16.4]
+    assert earlier_rows([]).empty
+    with _pytest.raises(ValueError, match="expected CSV=LABEL"):
+        earlier_rows([str(csv)])
+    with _pytest.raises(ValueError, match="cannot read"):
+        earlier_rows([f"{tmp_path / 'missing.csv'}=x"])

@@ -45,6 +45,25 @@ def card_note(origin: str, chosen_by: str, by_hand: str, n_runs: int) -> str:
     return how + " The Reinhard colour transfer is the floor a learned method has to beat."
 
 
+def earlier_rows(specs: list[str]) -> pd.DataFrame:
+    """The model rows of earlier scorecards, for the card's comparison: each spec ``CSV=LABEL`` (a
+    ``*.scorecard.csv`` this command wrote, scored on the same held-out sets) gives its model rows, the floor
+    left out, named ``LABEL`` (or ``LABEL: <run>`` when it holds several). One clear line on a bad spec."""
+    frames = []
+    for spec in specs:
+        path, sep, label = spec.partition("=")
+        if not sep or not label:
+            raise ValueError(f"--compare {spec!r}: expected CSV=LABEL (a scorecard file and the row's name)")
+        try:
+            rows = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--compare {spec!r}: cannot read {path} ({exc})") from None
+        rows = rows[~rows["run"].astype(str).str.contains("floor")].copy()
+        rows["run"] = [label] if len(rows) == 1 else [f"{label}: {r}" for r in rows["run"]]
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def score_runs(run_dirs: list[Path], evalset: scorecard.HeldOut) -> pd.DataFrame:
     rows = [scorecard.score_reinhard(evalset)]
     for run in run_dirs:
@@ -67,7 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default="2 CPU cores", help="where it trained, for the model card")
     ap.add_argument("--origin", default="", help="how the exported run came about, for the model card (e.g. "
                                                  "which sweep model it was resumed from)")
+    ap.add_argument("--compare", nargs="*", default=[], metavar="CSV=LABEL",
+                    help="also show these earlier scorecards' model rows in the card's table (e.g. the model this "
+                         "one replaces); the same held-out sets, scored before")
     args = ap.parse_args(argv)
+    try:
+        earlier = earlier_rows(args.compare)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     set_seed(0)
     chosen_by = ""
     if args.summary and not args.run:
@@ -99,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     path = export_pretrained(model, args.out, run=best, step=model.checkpoint_info["step"], data_source=info["source"],
                              git_commit=meta.get("git_commit"), metrics=table[table["run"] == best].iloc[0].to_dict())
     table.to_csv(scorecard_file(args.out), index=False)
-    card_table = scorecard.markdown(table, evalset)
+    card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
     write_model_card(
         model, args.out, card_table, run=best,
