@@ -205,7 +205,7 @@ pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people,
 	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
 
 # issue 16 item 4: the shipped model trained for hours on a CPU (resumable: the same command continues a killed run)
-SHIP_STEPS ?= 12000#        steps of 16 images for `make ship-ours` (12,000: ~1 h 45 min at ~31 img/s on 2 idle CPU cores)
+SHIP_STEPS ?= 10500#        steps of 16 images for `make ship-ours` (10,500: ~1 h 40 min at ~28 img/s on 2 CPU cores)
 # fine-tune the paper-trained model our way (docs/DEPARTURES.md, reports/ablations/finetune_probe.md); empty = from scratch
 SHIP_RECIPE ?= --init-from pretrained-paper --content-norm none --lr 0.0003 --w-swap-content 3
 SHIP_COMPARE ?=#            earlier scorecards shown in the new card, e.g. "old.scorecard.csv=previous pretrained"
