@@ -39,7 +39,9 @@ def test_shipped_file_is_small_and_documented(shipped):
     assert card.startswith(f'# Model card: `load_model("{name}")`')
     assert model.provenance["run"] in card and "non-commercial" in card
     assert scorecard_file(path).is_file()
-    assert model.config.profile == "reference" and model.checkpoint_info["step"] == model.config.steps
+    # the reference networks, trained the paper's way (reference) or ours (the ours profile: reference + our fields)
+    assert model.config.profile in ("reference", "ours") and model.checkpoint_info["step"] == model.config.steps
+    assert (model.config.width, model.config.style_hidden) == (0.25, 128)
 
 
 def test_default_is_our_training_and_the_papers_is_kept():
