@@ -8,10 +8,10 @@ face-free images (style_eval then natural_eval, as notebook 05 takes them) and t
 content_eval face x the ``n_styles`` figure styles (pair k = face k // n_styles, style k % n_styles), as float32
 ``.npy`` (the very tensors the notebooks would compute: same functions, same batches, so the same numbers),
 and ``manifest.json``. The manifest records the run's checkpoint (sha256, step), the data's digest (info.json
-and the evaluation set files) and the digest of the code that computes the outputs (this module and every module
-it imports, wae_lib.staleness), and each array's shape, dtype and SHA-256: a run whose cache is up to date and whose arrays are the ones
-recorded is skipped (one line says so), a stale or damaged one is recomputed, and a notebook refuses either with
-the command that fixes it. Every file is written atomically, the manifest last.
+and the evaluation set files) and the digest of the code that computes the outputs (this module and every
+module it imports, wae_lib.staleness), and each array's shape, dtype and SHA-256: a run whose cache is up to date
+and whose arrays are the ones recorded is skipped (one line says so), a stale or damaged one is recomputed, and a
+notebook refuses either with the command that fixes it. Every file is written atomically, the manifest last.
 
 The notebooks (parameter ``cache_dir``; empty: compute) get a :class:`ModelOutputs` per run (computed when
 asked) or a :class:`CachedOutputs` (read); the tables of wae_lib.tables and wae_lib.fid use either the same way.

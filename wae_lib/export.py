@@ -58,7 +58,7 @@ def earlier_rows(specs: list[str]) -> pd.DataFrame:
             rows = pd.read_csv(path)
         except (OSError, ValueError) as exc:
             raise ValueError(f"--compare {spec!r}: cannot read {path} ({exc})") from None
-        rows = rows[~rows["run"].astype(str).str.contains("floor")].copy()
+        rows = rows[rows["run"] != scorecard.FLOOR_RUN].copy()
         rows["run"] = [label] if len(rows) == 1 else [f"{label}: {r}" for r in rows["run"]]
         frames.append(rows)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

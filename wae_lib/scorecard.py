@@ -120,11 +120,14 @@ def score_model(model, evalset: HeldOut) -> dict:
             **score_transfers(transfers, evalset, ci, si)}
 
 
+FLOOR_RUN = "Reinhard colour transfer (floor)"  # the run name of the floor row of every scorecard table
+
+
 def score_reinhard(evalset: HeldOut) -> dict:
     """The floor: Reinhard et al. (2001) colour transfer, scored like a model (no reconstruction)."""
     ci, si = pairs(evalset)
     transfers = reinhard_transfer(evalset.content[ci], evalset.styles[si])
-    return {"run": "Reinhard colour transfer (floor)", "psnr": float("nan"), "ssim": float("nan"),
+    return {"run": FLOOR_RUN, "psnr": float("nan"), "ssim": float("nan"),
             "recon_identity_match": float("nan"), **score_transfers(transfers, evalset, ci, si)}
 
 
