@@ -21,8 +21,9 @@ CACHE_DIR ?= $(MODELS_DIR)-eval-cache#      each run's reconstructions and trans
 REPORTS_DIR ?= reports/$(PROFILE)-$(DATA_TAG)#  each profile and data set has its own reports folder
 BASELINES_DIR ?= $(MODELS_DIR)-baselines#  AdaIN / WCT decoders trained by `make baselines` (BASELINES=train)
 SHIPPED_BASELINES := wae_lib/weights/baseline-adain.pt wae_lib/weights/baseline-wct.pt
-BASELINES ?= $(if $(wildcard $(SHIPPED_BASELINES)),shipped,train)#  notebook 07's AdaIN/WCT decoders: shipped
-#                           (wae_lib/weights, nothing trained; the default when present) | train (into BASELINES_DIR)
+BASELINES ?= $(if $(filter $(words $(SHIPPED_BASELINES)),$(words $(wildcard $(SHIPPED_BASELINES)))),shipped,train)#
+#                           notebook 07's AdaIN/WCT decoders: shipped (wae_lib/weights, nothing trained; the default
+#                           when both methods' files are there) | train (into BASELINES_DIR)
 SHIP_BASELINES_DIR ?= models/converge-$(DATA_TAG)-baselines#  `make ship-baselines`: runs until convergence
 COMPARE_MODEL ?= pretrained#  our model in notebook 07: pretrained (shipped, ours) | best (notebook 04's pick) | a run folder
 # extra random 64x64 crops per ImageNet photo (a DEPARTURE), so that a folder with few photos still gives the
@@ -172,11 +173,14 @@ $(BASELINES_DONE): $(SETS)
 	    || exit 1; done)
 	@touch $@
 
-ship-baselines: $(SETS)  ## train AdaIN's and WCT's decoders until their held-out loss stops improving (lr by a probe; hours on CPU, resumable) and ship them
-	for m in adain wct; do \
+# SHIP_METHODS: one at a time when a sitting is short; unconverged decoders ship with their training state, so the
+# next `make ship-baselines` (even in a new checkout) carries on from wae_lib/weights instead of starting again
+SHIP_METHODS ?= adain wct
+ship-baselines: $(SETS)  ## train AdaIN's and WCT's decoders until their held-out loss stops improving (lr by a probe; hours on CPU, resumable across checkouts) and ship them
+	for m in $(SHIP_METHODS); do \
 	  $(PY) -m wae_lib baselines --profile converge --method $$m --data-root $(DATA_ROOT) \
-	    --out $(SHIP_BASELINES_DIR)/$$m --lr-probe 1e-4,3e-4,1e-3 $(TRAIN_ARGS) || exit 1; done
-	$(PY) -m wae_lib ship-baselines $(SHIP_BASELINES_DIR)/adain $(SHIP_BASELINES_DIR)/wct \
+	    --out $(SHIP_BASELINES_DIR)/$$m --lr-probe 1e-4,3e-4,1e-3 --continue-from shipped $(TRAIN_ARGS) || exit 1; done
+	$(PY) -m wae_lib ship-baselines $(addprefix $(SHIP_BASELINES_DIR)/,$(SHIP_METHODS)) \
 	  --figure reports/baselines/decoder_curves.png
 
 $(SHIPPED_BASELINES):

@@ -343,7 +343,8 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     path = SB.export_baseline(tmp_path / "wct")
     assert path == tmp_path / "weights" / "baseline-wct.pt"
     shipped = torch.load(path, weights_only=True)
-    assert "optimizer" not in shipped and shipped["shipped"]["steps"] == 6 and shipped["shipped"]["images"] == 12
+    assert shipped["shipped"]["steps"] == 6 and shipped["shipped"]["images"] == 12
+    assert not shipped["converged"] and "optimizer" in shipped and shipped["resume"]["lr_probe"]  # it can carry on
     assert [s for s, _ in shipped["shipped"]["val_history"]] == [2, 4, 6] and shipped["shipped"]["lr"] == chosen
     model = B.build_baseline("wct", weights="shipped", vgg=hed_vgg)
     method = C.decoder_method("wct", model, "shipped", "WCT")
@@ -355,7 +356,27 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     assert SB.plot_curves({"wct": path}, tmp_path / "curves.png").stat().st_size > 1000
     with pytest.raises(B.BaselineWeightsError, match="no shipped adain decoders"):
         B.build_baseline("adain", weights="shipped", vgg=hed_vgg)
+    # a new checkout has no run folder: training carries on from the shipped file, exactly as the run itself would
+    cont = [a if a != str(tmp_path / "wct") else str(tmp_path / "wct-new") for a in args]
+    assert BT.main([*cont, "--lr-probe", "1e-5,1e-3", "--steps", "8", "--continue-from", "shipped"]) == 0
+    err = capsys.readouterr().err
+    assert "continuing the shipped wct decoders" in err and "from its earlier probe" in err  # no second probe
+    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--steps", "8"]) == 0  # the original folder, resumed as far
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("wct", "wct-new"))
+    assert a["step"] == b["step"] == 8 and all(torch.equal(a["decoders"][k], b["decoders"][k]) for k in a["decoders"])
+    assert (tmp_path / "wct" / "log.jsonl").read_text() != ""
+    steps = [json.loads(r)["step"] for r in (tmp_path / "wct-new" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 8 and 1 in steps  # the shipped run's log, then its continuation
+    assert not SB.restore_run("shipped", tmp_path / "wct-new", "wct")  # a folder with its own checkpoint is kept
+    with pytest.raises(B.BaselineWeightsError, match="not adain"):
+        SB.restore_run(path, tmp_path / "other", "adain")
     ckpt = torch.load(tmp_path / "wct" / "checkpoint.pt", weights_only=True)
     torch.save({**ckpt, "finished": False}, tmp_path / "wct" / "checkpoint.pt")
     with pytest.raises(B.BaselineWeightsError, match="unfinished"):
         SB.export_baseline(tmp_path / "wct")
+    # converged decoders ship without their training state; there is nothing to carry on
+    torch.save({**ckpt, "converged": True}, tmp_path / "wct" / "checkpoint.pt")
+    slim = torch.load(SB.export_baseline(tmp_path / "wct"), weights_only=True)
+    assert "optimizer" not in slim and "rng" not in slim and "resume" not in slim
+    assert not SB.restore_run("shipped", tmp_path / "wct-3", "wct") and not (tmp_path / "wct-3").exists()
+    assert "converged (step 8) and carry no training state" in capsys.readouterr().err

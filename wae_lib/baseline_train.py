@@ -534,12 +534,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="choose lr by a short measured sweep over these comma-separated rates before training (e.g. "
                          "1e-4,3e-4,1e-3; the lowest validation loss wins, written to OUT/lr_probe.json)")
     ap.add_argument("--probe-steps", type=int, default=300, help="steps per rate of --lr-probe (default 300)")
+    ap.add_argument("--continue-from", default="", metavar="FILE",
+                    help="an empty --out starts from these shipped, unconverged decoders with their training state "
+                         "(\"shipped\": the package's file of --method), so a run longer than one checkout carries on")
     args = ap.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineTrainConfig)
                  if getattr(args, f.name) is not None}
     try:
         cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
         t0 = time.perf_counter()
+        if args.continue_from:  # before the probe: a restored folder reuses the shipped run's choice of lr
+            from .shipped_baselines import restore_run  # lazy: shipped_baselines imports this module
+
+            restore_run(args.continue_from, args.out, cfg.method)
         if args.lr_probe:
             cfg = choose_lr(cfg, Path(args.out), parse_rates(args.lr_probe), args.probe_steps, args.force)
         train_decoders(cfg, args.out, force=args.force)

@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .baseline_train import FINAL_ROWS, final_loss, read_log
+from .baseline_train import FINAL_ROWS, LR_PROBE, final_loss, read_log
 from .baselines import BaselineWeightsError, read_baseline_checkpoint
+from .checkpoint import CHECKPOINT
 from .pretrained import WEIGHTS_DIR  # the package's weights folder: one home, beside the shipped models
 from .utils import atomic_torch_save, atomic_write_text, git_commit
 
@@ -63,7 +64,7 @@ def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     cfg = ckpt["config"]
     seconds = training_cost(run_dir, cfg["batch_size"])[1]
     every = max(1, math.ceil(len(train) / CURVE_POINTS))
-    probe = run_dir / "lr_probe.json"
+    probe = run_dir / LR_PROBE
     history = ckpt.get("val_history") or [(r["step"], r["val_loss"]) for r in val]
     best = min(history, key=lambda r: r[1]) if history else None
     meta = json.loads((run_dir / "metadata.json").read_text()) if (run_dir / "metadata.json").is_file() else {}
@@ -89,11 +90,50 @@ def export_baseline(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not ckpt.get("finished"):
         raise BaselineWeightsError(f"{run_dir}: the {ckpt['method']} decoders are unfinished (step {ckpt['step']}); "
                                    f"resume their training to the end before shipping them")
-    payload = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    # Unconverged decoders keep what resuming needs (Adam, the batch RNG, the log, the lr probe; ~3x the weights'
+    # size): a checkout's untracked run folders do not outlive it, so the shipped file is how a CPU run that takes
+    # longer than one sitting carries on (restore_run). Converged ones ship the decoders alone.
+    converged = bool(ckpt.get("converged"))
+    payload = dict(ckpt) if not converged else {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
     payload["shipped"] = training_record(run_dir, ckpt)
+    if not converged:
+        probe, log = run_dir / LR_PROBE, run_dir / "log.jsonl"
+        payload["resume"] = {"log": log.read_text() if log.is_file() else "",
+                             "lr_probe": probe.read_text() if probe.is_file() else ""}
     out = Path(out) if out else shipped_baseline_file(ckpt["method"])
     atomic_torch_save(payload, out)
     return out
+
+
+def restore_run(shipped: str | Path, run_dir: str | Path, method: str) -> bool:
+    """Seed an empty run folder from shipped unconverged decoders of ``method`` (their checkpoint with Adam and the
+    batch RNG, log.jsonl and lr_probe.json), so that training carries on where the shipped run stopped, exactly as
+    a resumed run. ``shipped``: a file, or "shipped" for the package's. True when the folder was seeded; a folder
+    that holds a checkpoint, a missing file and converged decoders are left alone (one line says which)."""
+    run_dir = Path(run_dir)
+    path = shipped_baseline_file(method) if str(shipped) == "shipped" else Path(shipped)
+    if (run_dir / CHECKPOINT).is_file():
+        return False  # its own checkpoint is newer than anything shipped
+    if not path.is_file():
+        print(f"[wae_lib] {run_dir}: no shipped {method} decoders at {path} to continue from; training from scratch",
+              file=sys.stderr)
+        return False
+    ckpt = read_baseline_checkpoint(path)
+    if ckpt["method"] != method:
+        raise BaselineWeightsError(f"{path} holds {ckpt['method']} decoders, not {method}")
+    if "resume" not in ckpt:
+        print(f"[wae_lib] {path}: the shipped {method} decoders converged (step {ckpt['step']}) and carry no "
+              f"training state; training {run_dir} from scratch", file=sys.stderr)
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v for k, v in ckpt.items() if k not in ("shipped", "resume")}
+    atomic_write_text(run_dir / "log.jsonl", ckpt["resume"]["log"])
+    if ckpt["resume"]["lr_probe"]:
+        atomic_write_text(run_dir / LR_PROBE, ckpt["resume"]["lr_probe"])
+    atomic_torch_save(state, run_dir / CHECKPOINT)  # last: a folder with a checkpoint is a complete one
+    print(f"[wae_lib] {run_dir}: continuing the shipped {method} decoders ({path}, step {ckpt['step']})",
+          file=sys.stderr)
+    return True
 
 
 def card_line(method: str, record: dict[str, Any], vgg_label: str, size: int) -> str:
@@ -133,6 +173,8 @@ at 64x64, against the same VGG16 as our model. Written by `python -m wae_lib.shi
 training record (`ckpt["shipped"]`: curve, validation history, cost). "Final loss": the mean training loss of the
 last {final_rows} logged steps; "validation": the same loss on fixed held-out images (content_eval + natural_eval, none in
 any training set), the measure of convergence (training stops when it has not improved for `patience` validations).
+A file that has NOT converged also holds its training state (Adam, the batch order, the log and the lr probe), and
+`make ship-baselines` carries on from it, in any checkout, until it converges.
 
 | method | data | schedule | learning rate | final loss | best validation loss | VGG16 | file |
 |---|---|---|---|---|---|---|---|
