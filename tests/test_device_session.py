@@ -135,3 +135,46 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
                                               "n_boot": 20})
     claims = (rep / "claims.md").read_text()
     assert "device session" in claims and "C4" in claims
+
+
+
+def test_travel_measures_the_tree_and_offloads_what_no_stage_reads(tmp_path, capsys, monkeypatch):
+    import subprocess
+
+    from wae_lib import device_travel as DT
+
+    repo = tmp_path / "repo"
+    (repo / "wae_lib" / "weights").mkdir(parents=True)
+    (repo / "reports" / "x").mkdir(parents=True)
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "wae_lib" / "code.py").write_text("x = 1\n")
+    big = np.random.default_rng(0).bytes(3 << 20)
+    (repo / "wae_lib" / "weights" / "model.pt").write_bytes(big)
+    (repo / "reports" / "x" / "fig.png").write_bytes(big[: 1 << 20])
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=repo, check=True)
+    (repo / "notes.txt").write_text("untracked, not ignored: it travels\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "ignored.bin").write_bytes(big)  # ignored: it does not travel
+    small = sum((repo / n).stat().st_size for n in (".gitignore", "wae_lib/code.py", "notes.txt"))
+    size, largest = DT.travel_size(repo, [])
+    assert size == (4 << 20) + small and largest[0] == (3 << 20, "wae_lib/weights/model.pt")
+    assert DT.travel_size(repo, [repo / "build"])[0] == (7 << 20) + small  # a carried folder counts
+    exclude_before = (repo / ".git" / "info" / "exclude").read_text()
+    monkeypatch.setattr(D, "CARRY_LIMIT", 2 << 20)
+    assert D.travel(tmp_path / "no-bundle", repo=repo) == 1
+    assert "TOO LARGE" in capsys.readouterr().out
+    assert D.travel(tmp_path / "no-bundle", do_offload=True, repo=repo) == 0  # the weights and figures stay behind
+    assert (repo / "wae_lib" / "weights" / "model.pt").read_bytes() == big  # untracked there, not moved
+    assert DT.travel_size(repo, [])[0] == small
+    with pytest.raises(DT.TravelError, match="not restored"):
+        DT.offload(repo)
+    (repo / "wae_lib" / "weights" / "model.pt").write_bytes(b"edited during the call")
+    assert sorted(DT.restore(repo)) == ["reports/x/fig.png", "wae_lib/weights/model.pt"]
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert sorted(status.splitlines()) == [" M wae_lib/weights/model.pt", "?? notes.txt"]  # the edit kept, unstaged
+    assert (repo / ".git" / "info" / "exclude").read_text() == exclude_before
+    with pytest.raises(DT.TravelError, match="nothing was offloaded"):
+        DT.restore(repo)

@@ -4,8 +4,10 @@ A lent machine (the project's `device` tool: one H200, no internet, no hed-tenso
 working tree and returns at most 8 files of 16 MiB) runs this module three times over:
 
     python -m wae_lib.device_session pack --data-root data/processed/shared-data-large   # here: build/device/
+    python -m wae_lib.device_session travel --offload   # here: the tracked weights and figures stay behind
     python -m wae_lib.device_session run --budget 520                                   # there; files in $OUT
     python -m wae_lib.device_session unpack <the returned files> --out models/device-<date>   # here again
+    python -m wae_lib.device_session travel --restore   # here: the tree as it was (wae_lib.device_travel)
 
 ``pack`` writes the training images as one JPEG mosaic (q90, 4:4:4: the sets are 200 MB as arrays), the small
 evaluation sets as arrays, and HED's convolutions up to relu4_2 (training needs relu3_1, the evaluation's content
@@ -42,6 +44,7 @@ import torch
 from PIL import Image
 
 from .config import ConfigError, profile_config
+from .device_travel import TravelError
 from .sets import EVAL_IDENTITY_FILE, SET_FILES, load_set_info, set_path, sets_dir
 from .utils import atomic_write_text, file_sha256
 from .vgg import HED_FEATURES_ENV, write_carried_hed
@@ -580,8 +583,14 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("reports", help="the sweep stage's tables and figures as a reports folder (here)")
     g.add_argument("unpacked", help="the folder `unpack --out` wrote")
     g.add_argument("--out", required=True, help="the reports folder, e.g. reports/reference-gpu-shared-data-large")
+    t = sub.add_parser("travel", help="what the next device call sends and whether it fits; --offload/--restore (here)")
+    t.add_argument("--bundle", default=str(BUNDLE), help="the carried bundle (counted when present)")
+    t.add_argument("--offload", action="store_true", help="move the tracked files no stage reads out of the tree")
+    t.add_argument("--restore", action="store_true", help="move them back after the call")
     a = ap.parse_args(argv)
     try:
+        if a.command == "travel":
+            return travel(a.bundle, a.offload, a.restore)
         if a.command == "pack":
             pack(a.data_root, a.out, a.quality)
         elif a.command == "run":
@@ -590,10 +599,29 @@ def main(argv: list[str] | None = None) -> int:
             sweep_reports(a.unpacked, a.out)
         else:
             unpack(a.returned, a.out)
-    except (DeviceSessionError, ConfigError, FileNotFoundError) as exc:
+    except (DeviceSessionError, ConfigError, FileNotFoundError, TravelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = False, repo: Path | None = None) -> int:
+    """Print what the next call sends (the working tree and the bundle) against CARRY_LIMIT; 1 when over it."""
+    from .device_travel import offload, restore, travel_size
+
+    repo = repo or Path.cwd()
+    if do_offload or do_restore:
+        moved = offload(repo) if do_offload else restore(repo)
+        log(f"{'offloaded' if do_offload else 'restored'} {len(moved)} files")
+    carried = [Path(bundle)] if Path(bundle).exists() else []
+    size, largest = travel_size(repo, carried)
+    fits = size <= CARRY_LIMIT
+    log(f"the next call sends {size / 2**20:.1f} MiB (working tree{' + ' + str(bundle) if carried else ''}; limit "
+        f"{CARRY_LIMIT >> 20} MiB): {'fits' if fits else 'TOO LARGE'}")
+    if not fits:
+        log("largest: " + ", ".join(f"{name} {n / 2**20:.1f} MiB" for n, name in largest[:6]))
+        log("run `python -m wae_lib device travel --offload` before the call and `--restore` after it")
+    return 0 if fits else 1
 
 
 if __name__ == "__main__":
