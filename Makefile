@@ -11,7 +11,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 # ---- what to run on (one name per folder, as the CLIs' flags and the notebooks' parameters call it) ----
 PROFILE ?= quick#           quick (CPU, minutes) | reference (the paper's 10 models, CPU, ~1 h) | ours (the same 10
-#                           models trained our way, issue 16, CPU, ~2.5 h) | paper (GPU) | smoke
+#                           models trained our way, issue 16, CPU, ~70 min) | paper (GPU) | smoke
 DATA_DIR ?=#                empty: the embedded offline sample set; else a folder with faces/ anime/ natural/ styles/
 DATA_ABS := $(abspath $(DATA_DIR))
 DATA_TAG := $(if $(DATA_DIR),$(notdir $(patsubst %/,%,$(dir $(DATA_ABS))))-$(notdir $(DATA_ABS)),sample)

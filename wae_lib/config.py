@@ -350,7 +350,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "reference": REFERENCE_PROFILE,
     # Our training (issue 16) at the reference budget: the reference profile's networks and schedule, trained on
     # swapped pairs with the style modulating every decoder stage and instance norm in the content encoder (the
-    # ablation's winner, reports/ablations/style_ablation.md; docs/DEPARTURES.md). About 1.7x a reference step.
+    # ablation's winner, reports/ablations/style_ablation.md; docs/DEPARTURES.md). Its sweep of 10 models: 70 min
+    # on 2 CPU cores (measured; the reference profile's: 53 min).
     "ours": dict(REFERENCE_PROFILE, objective="swap", style_injection="modulate", content_norm="instance",
                  scaled_note="ours profile (swapped pairs, style modulation, instance-normalised content encoder): "
                              "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
