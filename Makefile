@@ -212,13 +212,21 @@ pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people,
 SHIP_STEPS ?= 10500#        steps of 16 images for `make ship-ours` (10,500: ~1 h 40 min at ~28 img/s on 2 CPU cores)
 # fine-tune the paper-trained model our way (docs/DEPARTURES.md, reports/ablations/finetune_probe.md); empty = from scratch
 SHIP_RECIPE ?= --init-from pretrained-paper --content-norm none --lr 0.0003 --w-swap-content 3
+# a second stage from the first one's weights, a fresh schedule at a lower lr with a stronger swapped content term
+# (empty SHIP_STEPS2: none); the shipped model's last 1,800 steps (its card; docs/DEPARTURES.md)
+SHIP_STEPS2 ?= 1800
+SHIP_RECIPE2 ?= --content-norm none --lr 0.0001 --w-swap-content 6
 SHIP_COMPARE ?=#            earlier scorecards shown in the new card, e.g. "old.scorecard.csv=previous pretrained"
 SHIP_DIR ?= models/ship-ours-$(DATA_TAG)
-ship-ours: $(SETS)  ## train our shipped model (profile ours, mixed, content 256) for SHIP_STEPS steps, score it, ship it as pretrained
+SHIP_RUN := ours-mixed_c256$(if $(SHIP_STEPS2),-cont)
+ship-ours: $(SETS)  ## train our shipped model (profile ours, mixed, content 256: SHIP_STEPS, then SHIP_STEPS2 steps), score it, ship it as pretrained
 	$(PY) -m wae_lib train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS) --data-root $(DATA_ROOT) \
 	  --out $(SHIP_DIR)/ours-mixed_c256 $(SHIP_RECIPE) $(TRAIN_ARGS)
-	$(PY) -m wae_lib export $(SHIP_DIR) --run ours-mixed_c256 --data-root $(DATA_ROOT) \
-	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 on $$(nproc) CPU cores (profile ours$(if $(SHIP_RECIPE), $(SHIP_RECIPE)), issue 16)." \
+	$(if $(SHIP_STEPS2),$(PY) -m wae_lib train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS2) \
+	  --data-root $(DATA_ROOT) --out $(SHIP_DIR)/$(SHIP_RUN) --init-from $(SHIP_DIR)/ours-mixed_c256 $(SHIP_RECIPE2) \
+	  $(TRAIN_ARGS))
+	$(PY) -m wae_lib export $(SHIP_DIR) --run $(SHIP_RUN) --data-root $(DATA_ROOT) \
+	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 (profile ours$(if $(SHIP_RECIPE), $(SHIP_RECIPE)))$(if $(SHIP_STEPS2), then $(SHIP_STEPS2) steps from those weights ($(SHIP_RECIPE2))) on $$(nproc) CPU cores, issue 16." \
 	  $(if $(SHIP_COMPARE),--compare $(SHIP_COMPARE))
 
 reproduce-outputs: $(call nb,06_claims)
