@@ -444,12 +444,12 @@ def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
     run = tmp_path / "quick_run"
     run.mkdir()
     ck = torch.load(files["run"] / CHECKPOINT, weights_only=True)
-    ck["config"] = {**ck["config"], "profile": "quick", "steps": 90, "batch_size": 16}
+    ck["config"] = {**ck["config"], "profile": "quick", "steps": 60, "batch_size": 8}
     torch.save(ck, run / CHECKPOINT)
     assert main(["transfer", str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), "-o",
                  str(tmp_path / "q.png"), "--model", str(run), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert "quick-profile model (90 steps of 16)" in err and "pretrained" in err
+    assert "quick-profile model (60 steps of 8)" in err and "pretrained" in err
 
 
 def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):

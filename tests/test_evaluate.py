@@ -433,6 +433,14 @@ def test_claims_that_disagree_or_cannot_be_tested():
     assert c4.verdict == C.NOT_SUPPORTED and c4.extra["winner"] == "celeba_c32"
     no_paper_models = transfer[transfer["content_dim"] == 32]
     assert C.claim_c4(no_paper_models, n_boot=20)[0].verdict == C.INCONCLUSIVE
+    # models that make no transfer (C3a finds none moving toward the style) have no best transfer
+    gated = C.claim_c4(synthetic_transfer(best=("mixed", 128)), n_boot=50, transferring=[])[0]
+    assert gated.verdict == C.INCONCLUSIVE and "no model moves its output toward the style" in gated.criterion
+    kept = C.claim_c4(synthetic_transfer(best=("mixed", 128)), n_boot=50, transferring=["mixed_c128"])[0]
+    assert kept.verdict == C.SUPPORTED
+    moved_away = synthetic_transfer().assign(style_distance_recon=lambda d: d["style_distance"] - 0.2)
+    c4_all = [p for p in C.evaluate_claims(synthetic_recon(), moved_away, n_boot=50) if p.claim == "C4"][0]
+    assert c4_all.verdict == C.INCONCLUSIVE
     recon = synthetic_recon()
     recon.loc[recon["data"] == "mixed", "mse"] *= 1.5  # training set now matters a lot
     c1b = [p for p in C.claim_c1(recon, n_boot=200) if p.part == "C1b"][0]

@@ -608,7 +608,7 @@ def test_case8_unknown_parameter_is_an_error_under_make_and_a_warning_otherwise(
     monkeypatch.setenv("WAE_STRICT_PARAMS", "1")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")
-    run_check("03_reconstruction", run="celeba_c64")  # notebook 02's: make passes one PARAMS to every notebook
+    run_check("03_reconstruction", run="celeba_c32")  # notebook 02's: make passes one PARAMS to every notebook
     monkeypatch.delenv("WAE_STRICT_PARAMS")
     with pytest.warns(UserWarning, match=r"unknown parameter\(s\) \['figure_dir'\]"):
         run_check("03_reconstruction", figure_dir="X")

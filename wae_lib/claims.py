@@ -324,7 +324,8 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
         "relative drop of the Gram distance to the style image, reconstruction -> transfer (weakest model shown)",
         weakest[1], weakest[2], weakest[3], weakest[4], "content image (mean over styles)", verdict,
         "every model's 95% bootstrap interval above 0",
-        "; ".join(f"{r}: {fmt_ci(e, lo, hi)}" for r, e, lo, hi, _, _ in per_model), weakest[5]))
+        "; ".join(f"{r}: {fmt_ci(e, lo, hi)}" for r, e, lo, hi, _, _ in per_model), weakest[5],
+        {"transferring": [r for r, _, lo, _, _, _ in per_model if lo > 0]}))
     for data in TRAINING_SETS:
         sizes = sizes_of(df, data)
         label = training_set_label(data)
@@ -377,10 +378,13 @@ def claim_c3(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
 # C4: the best balance of style and content, against chance
 # --------------------------------------------------------------------------------------------------
 def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: float = S.C4_MARGIN,
-             floor: float = S.C4_FLOOR) -> list[ClaimPart]:
+             floor: float = S.C4_FLOOR, transferring: Sequence[str] | None = None) -> list[ClaimPart]:
     """C4: which model balances style and content best (:func:`wae_lib.tables.balance_scores` on its mean
     distances over images and seeds), and how often the paper's choice (mixed, content 256 or 128) wins over
-    bootstrap resamples (seeds, then content images), judged against chance (:func:`wae_lib.stats.c4_verdict`)."""
+    bootstrap resamples (seeds, then content images), judged against chance (:func:`wae_lib.stats.c4_verdict`).
+    ``transferring``: the models C3a found moving toward the style; when it is given and empty, "the best
+    transfers" would rank models that make none, and the verdict is inconclusive (the quick run's 6 models all
+    moved away from the style and C4 read "supported", issue 19)."""
     df = model_rows(transfer)
     keys = models_of(df)
     names = [run_name(*k) for k in keys]
@@ -399,6 +403,10 @@ def claim_c4(transfer: pd.DataFrame, n_boot: int = 1000, seed: int = 0, margin: 
     if not is_candidate.any():
         verdict = INCONCLUSIVE
         criterion = "the sweep has no mixed-data model with content size 256 or 128: the claim cannot be tested"
+    elif transferring is not None and not transferring:
+        verdict = INCONCLUSIVE
+        criterion = ("no model moves its output toward the style (C3a: no model's interval above 0), so there "
+                     "are no transfers to rank")
     else:
         verdict, criterion = S.c4_verdict(wins, is_candidate, best, margin, floor)
     return [ClaimPart(
@@ -438,8 +446,9 @@ def evaluate_claims(recon: pd.DataFrame, transfer: pd.DataFrame, n_boot: int = 1
                     equivalence_margin: float = 0.10, c4_margin: float = S.C4_MARGIN,
                     c4_floor: float = S.C4_FLOOR) -> list[ClaimPart]:
     """Every claim part of C1-C4 from the notebooks' per-image and per-pair tables."""
-    return (claim_c1(recon, n_boot, seed, equivalence_margin) + claim_c2(recon, n_boot, seed)
-            + claim_c3(transfer, n_boot, seed) + claim_c4(transfer, n_boot, seed, c4_margin, c4_floor))
+    c3 = claim_c3(transfer, n_boot, seed)
+    return (claim_c1(recon, n_boot, seed, equivalence_margin) + claim_c2(recon, n_boot, seed) + c3
+            + claim_c4(transfer, n_boot, seed, c4_margin, c4_floor, transferring=c3[0].extra["transferring"]))
 
 
 def claims_frame(parts: Sequence[ClaimPart], ctx: EvalContext) -> pd.DataFrame:
