@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wae_lib import scorecard
-from wae_lib.compare import training_cost
-from wae_lib.eval_cache import reconstruct_images
-from wae_lib.evaluate import load_set
-from wae_lib.figures import save_grid
-from wae_lib.runs import load_model
-from wae_lib.sets import load_eval_identities
+from wae_lib.data.layout import load_eval_identities
+from wae_lib.eval import scorecard
+from wae_lib.eval.cache import reconstruct_images
+from wae_lib.eval.images import load_set
+from wae_lib.eval.runs import load_model
+from wae_lib.report.compare import training_cost
+from wae_lib.report.figures import save_grid
 from wae_lib.utils import set_seed
 
 
@@ -59,7 +59,7 @@ def figure(args, faces, style, models, vgg_label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders written by wae_lib.train")
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders written by wae_lib.train.trainer")
     ap.add_argument("--data-root", required=True, help="prepared data (sets/content_eval.npy, style_eval.npy)")
     ap.add_argument("--n-content", type=int, default=48, help="held-out faces used as transfer content")
     ap.add_argument("--out", type=Path, help="write OUT.csv and OUT.md")

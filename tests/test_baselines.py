@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import baseline_train as BT
-from wae_lib import baselines as B
+from wae_lib.baselines import common as B
+from wae_lib.baselines import train as BT
 from wae_lib.config import ConfigError
 
 
@@ -244,7 +244,7 @@ def test_cli(tmp_path, capsys):
 # issue 18, item 6: a run lock, and unfinished, mismatched or non-finite decoders said in one line
 # --------------------------------------------------------------------------------------------------
 def test_a_second_run_on_the_same_folder_refuses(tmp_path):
-    from wae_lib.checkpoint import RunFolderBusy, run_lock
+    from wae_lib.model.checkpoint import RunFolderBusy, run_lock
 
     g = torch.Generator().manual_seed(0)
     npy = write_npy(tmp_path / "set.npy", torch.rand(4, 3, 64, 64, generator=g))
@@ -285,7 +285,7 @@ def test_plateau_rule():
 
 def fake_data_root(root, n=6):
     """A data root with a packed mixed set and the two held-out sets the validation reads."""
-    from wae_lib.sets import set_path
+    from wae_lib.data.layout import set_path
 
     g = torch.Generator().manual_seed(3)
     for name, k in (("mixed", n), ("content_eval", 4), ("natural_eval", 4)):
@@ -322,8 +322,8 @@ def test_validation_stops_at_a_plateau_and_resumes_its_history(tmp_path, capsys)
 
 
 def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, capsys):
-    from wae_lib import compare as C
-    from wae_lib import shipped_baselines as SB
+    from wae_lib.baselines import shipped as SB
+    from wae_lib.report import compare as C
 
     root = fake_data_root(tmp_path / "data")
     args = ["--method", "wct", "--data", "mixed", "--data-root", str(root), "--width", "0.125", "--batch-size", "2",

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import cli
 from wae_lib.__main__ import main
-from wae_lib.checkpoint import CHECKPOINT
-from wae_lib.color import rgb_to_lab
 from wae_lib.config import Config
-from wae_lib.figures import grid_geometry, grid_layout
-from wae_lib.models import WAEStyle
-from wae_lib.runs import load_model
+from wae_lib.eval.color import rgb_to_lab
+from wae_lib.eval.runs import load_model
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.model.networks import WAEStyle
+from wae_lib.report.figures import grid_geometry, grid_layout
+from wae_lib.tools import transfer as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,7 +179,7 @@ def test_both_shipped_models_take_every_option(name, files, tmp_path, capsys):
 
 
 def test_model_may_be_a_checkpoint_or_an_exported_file(files, tmp_path, capsys):
-    from wae_lib.pretrained import export_pretrained
+    from wae_lib.model.pretrained import export_pretrained
 
     exported = export_pretrained(load_model(files["run"]), tmp_path / "tiny.pt", run="tiny", step=0)
     c, s = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png")

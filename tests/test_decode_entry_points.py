@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import cli
-from wae_lib import decode as D
-from wae_lib import explore as X
+from wae_lib.data import decode as D
+from wae_lib.tools import explore as X
+from wae_lib.tools import transfer as cli
 
 
 def gradient(h: int = 80, w: int = 96) -> np.ndarray:

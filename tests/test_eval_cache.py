@@ -1,4 +1,4 @@
-"""The evaluation cache (wae_lib.eval_cache): written once per sweep, read back bit for bit, skipped when up to
+"""The evaluation cache (wae_lib.eval.cache): written once per sweep, read back bit for bit, skipped when up to
 date, refused by the notebooks and recomputed by the CLI when a run's checkpoint or the data change."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import eval_cache as EC
-from wae_lib import evaluate as E
-from wae_lib import runs as R
-from wae_lib import sets as S
-from wae_lib import train as TR
 from wae_lib.config import EvaluationError, profile_config
-from wae_lib.fid import torch_threads
+from wae_lib.data import layout as S
+from wae_lib.eval import cache as EC
+from wae_lib.eval import images as E
+from wae_lib.eval import runs as R
+from wae_lib.eval.fid import torch_threads
+from wae_lib.train import trainer as TR
 
 N_STYLES, BATCH = 2, 4  # a batch smaller than the sets: outputs cross batch boundaries
 

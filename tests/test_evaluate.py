@@ -1,4 +1,4 @@
-"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.metrics / stats / runs /
+"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.eval.metrics / stats / runs /
 tables / fid / claims / figures).
 
 Fast and CPU only: metrics are checked against naive references; claims are checked on synthetic tables whose
@@ -15,18 +15,18 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import claims as C
-from wae_lib import eval_cache as EC
-from wae_lib import evaluate as E
-from wae_lib import fid as FID
-from wae_lib import figures as F
-from wae_lib import metrics as M
-from wae_lib import reports as RP
-from wae_lib import runs as R
-from wae_lib import sets as S
-from wae_lib import stats as ST
-from wae_lib import tables as T
 from wae_lib.config import EvaluationError, profile_config
+from wae_lib.data import layout as S
+from wae_lib.eval import cache as EC
+from wae_lib.eval import claims as C
+from wae_lib.eval import fid as FID
+from wae_lib.eval import images as E
+from wae_lib.eval import metrics as M
+from wae_lib.eval import runs as R
+from wae_lib.eval import stats as ST
+from wae_lib.eval import tables as T
+from wae_lib.report import figures as F
+from wae_lib.report import markdown as RP
 from wae_lib.utils import spread
 
 
@@ -197,10 +197,10 @@ def test_feature_extractor_choice_is_offline_and_labelled(monkeypatch):
 @pytest.fixture(scope="module")
 def face_crop() -> torch.Tensor:
     """A 64 px face crop made like the CelebA preprocessing, from the astronaut photo bundled with scikit-image."""
-    from wae_lib import decode as DEC
-    from wae_lib import faces as FACES
-    from wae_lib import sample_set as SAMPLE
-    from wae_lib.prep_config import PrepConfig
+    from wae_lib.data import decode as DEC
+    from wae_lib.data import faces as FACES
+    from wae_lib.data import sample as SAMPLE
+    from wae_lib.data.options import PrepConfig
 
     cfg = PrepConfig()
     rgb = DEC.decode_image(SAMPLE.sample_image_path("skimage:astronaut.png")).rgb
@@ -310,7 +310,7 @@ def cell_std(png, meta, row: int) -> float:
 
 
 def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_vgg):
-    from wae_lib.models import WAEStyle
+    from wae_lib.model.networks import WAEStyle
 
     runs, models = [], []
     for data, cd in [("celeba", 16), ("mixed", 16)]:
@@ -340,7 +340,7 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
 
 
 def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
-    from wae_lib.models import WAEStyle
+    from wae_lib.model.networks import WAEStyle
 
     model = WAEStyle(tiny_config, vgg=hed_vgg, verbose=False).eval()
     content, styles = smooth_images(3, 0), smooth_images(2, 1)
@@ -471,7 +471,7 @@ def test_build_claims_names_missing_tables(tmp_path):
 # independent metrics: colour (Lab sliced Wasserstein), Reinhard 2001, retrieval (issue 5)
 # --------------------------------------------------------------------------------------------------
 def test_reinhard_transfer_matches_the_style_lab_statistics():
-    from wae_lib import color as COL
+    from wae_lib.eval import color as COL
 
     content, style = smooth_images(2, 0), smooth_images(2, 1) * 0.6 + 0.2  # in gamut after the transfer
     out = COL.reinhard_transfer(content, style)
@@ -486,7 +486,7 @@ def test_reinhard_transfer_matches_the_style_lab_statistics():
 
 
 def test_color_distance_is_a_sliced_wasserstein_distance_in_lab():
-    from wae_lib import color as COL
+    from wae_lib.eval import color as COL
 
     x = smooth_images(3)
     sig = COL.color_signature(x)
@@ -509,7 +509,7 @@ def test_color_distance_is_a_sliced_wasserstein_distance_in_lab():
 
 
 def test_retrieval_distance_matrices_and_nearest_is_own():
-    from wae_lib import retrieval as R
+    from wae_lib.eval import retrieval as R
 
     fa, fb = fake_feats(0, 4), fake_feats(1, 3)
     g = R.gram_distance_matrix(R.grams(fa, ["a", "b"]), R.grams(fb, ["a", "b"]), ["a", "b"])
@@ -526,8 +526,8 @@ def test_retrieval_distance_matrices_and_nearest_is_own():
 
 
 def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config, hed_vgg):
-    from wae_lib import identity as ID
-    from wae_lib.models import WAEStyle
+    from wae_lib.eval import identity as ID
+    from wae_lib.model.networks import WAEStyle
 
     runs, models = [], []
     for data in ("celeba", "mixed"):
@@ -570,8 +570,8 @@ def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config
 
 
 def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_vgg, monkeypatch):
-    from wae_lib import identity as ID
-    from wae_lib.models import WAEStyle
+    from wae_lib.eval import identity as ID
+    from wae_lib.model.networks import WAEStyle
 
     cfg = tiny_config.replace(data="celeba")
     runs = [R.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]

@@ -34,16 +34,16 @@ import torch
 from PIL import Image
 from test_train import smooth_images  # one home for the tests' synthetic images
 
-from wae_lib import data as D
-from wae_lib import make_sets as MS
-from wae_lib import prepare as P
-from wae_lib import prepared as PR
-from wae_lib import sets as S
-from wae_lib import train as T
-from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, profile_config
-from wae_lib.prep_config import PrepConfig
-from wae_lib.runs import load_model
+from wae_lib.data import build_sets as MS
+from wae_lib.data import cli as D
+from wae_lib.data import layout as S
+from wae_lib.data import packed as PR
+from wae_lib.data import prepare as P
+from wae_lib.data.options import PrepConfig
+from wae_lib.eval.runs import load_model
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.train import trainer as T
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -122,8 +122,8 @@ def no_temporaries(folder: Path) -> list[str]:
 
 
 PREP = KILL_HOOK + r"""
-from wae_lib import prepare as P
-from wae_lib.prep_config import PrepConfig
+from wae_lib.data import prepare as P
+from wae_lib.data.options import PrepConfig
 P.prepare_anime(sys.argv[3], sys.argv[1], PrepConfig(workers=1, chunk_size=2), progress=False)
 """
 CFG = PrepConfig(workers=1, chunk_size=2)
@@ -239,7 +239,7 @@ def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(
     clean = outputs(out)
     for i in range(3, 9):
         photo(i).save(src / f"img{i:02d}.png")
-    cli = ("import sys; from wae_lib import data as D; "
+    cli = ("import sys; from wae_lib.data import cli as D; "
            "sys.exit(D.main(['anime', sys.argv[1], sys.argv[2], '--workers', '1', '--chunk-size', '2']))")
     proc = run_script(cli, src, out, fsize=64 * 1024)  # parts (2 images) fit, the new images.npy (9) does not
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -366,7 +366,7 @@ def test_case3_python_configs_are_coerced_and_checked_the_same_way(tmp_path):
 # case 4: a failed checkpoint write (disk full, ulimit -f)
 # --------------------------------------------------------------------------------------------------
 TRAIN_CLI = KILL_HOOK + r"""
-from wae_lib import train as T
+from wae_lib.train import trainer as T
 sys.exit(T.main(sys.argv[3:]))
 """
 
@@ -387,7 +387,7 @@ def test_case4_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporari
 # --------------------------------------------------------------------------------------------------
 # case 5: kill -9 during training, then resume; two runs on one folder
 # --------------------------------------------------------------------------------------------------
-KILL_AT_STEP = TRAIN_CLI.replace("from wae_lib import train as T\n", r"""from wae_lib import train as T
+KILL_AT_STEP = TRAIN_CLI.replace("from wae_lib.train import trainer as T\n", r"""from wae_lib.train import trainer as T
 _step = T.Trainer.train_step
 def _train_step(self):  # die before step KILL_STEP+1, i.e. after logging steps past the last checkpoint
     if self.step == int(os.environ["KILL_STEP"]):
@@ -440,7 +440,7 @@ def test_case5_kill9_during_training_then_resume_matches_straight_run(straight_r
     assert not no_temporaries(run)
 
 
-WAIT_AT_STEP_2 = TRAIN_CLI.replace("from wae_lib import train as T\n", r"""from wae_lib import train as T
+WAIT_AT_STEP_2 = TRAIN_CLI.replace("from wae_lib.train import trainer as T\n", r"""from wae_lib.train import trainer as T
 import time
 from pathlib import Path
 _step = T.Trainer.train_step
@@ -697,7 +697,7 @@ def test_one_default_data_root_everywhere():
     baselines' defaults are one value (wae_lib.config.DEFAULT_DATA_ROOT)."""
     import re
 
-    from wae_lib.baseline_train import BaselineTrainConfig
+    from wae_lib.baselines.train import BaselineTrainConfig
     from wae_lib.config import DEFAULT_DATA_ROOT, Config
 
     makefile = (NOTEBOOKS.parent / "Makefile").read_text()

@@ -10,11 +10,13 @@ import pytest
 import torch
 from test_train import smooth_images  # one home for the tests' synthetic images
 
-from wae_lib import balance, losses, runs
-from wae_lib import train as T
 from wae_lib.config import Config, ConfigError, profile_config
-from wae_lib.distributed import DistInfo
-from wae_lib.models import ContentEncoder, Decoder, StyleModulation, WAEStyle
+from wae_lib.eval import runs
+from wae_lib.model import losses
+from wae_lib.model.networks import ContentEncoder, Decoder, StyleModulation, WAEStyle
+from wae_lib.train import balance
+from wae_lib.train import trainer as T
+from wae_lib.train.distributed import DistInfo
 
 # The first four steps of the smoke profile with the default running balance (HED VGG16) on smooth_images(24) after
 # torch.manual_seed(0), recorded with wae_lib at commit 70f47bf, before the swapped-pair objective existed.

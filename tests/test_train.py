@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import balance, runs, sweep
-from wae_lib import train as T
-from wae_lib import training_data as TD
-from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, VGGSource, profile_config
-from wae_lib.distributed import DistInfo
-from wae_lib.vgg import weights_digest
+from wae_lib.data import training_sets as TD
+from wae_lib.eval import runs
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.model.vgg import weights_digest
+from wae_lib.train import balance, sweep
+from wae_lib.train import trainer as T
+from wae_lib.train.distributed import DistInfo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -292,7 +293,7 @@ def test_sweep_configs_replace_the_base_per_model_and_seed():
 
 def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
     """fp16 export without the VGG16, reloaded against the same VGG16 digest; a wrong VGG is refused."""
-    from wae_lib import pretrained as P
+    from wae_lib.model import pretrained as P
 
     run = T.train(smoke(synthetic_npy), tmp_path / "run")
     model = runs.load_model(run)

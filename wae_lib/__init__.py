@@ -1,18 +1,18 @@
 """wae-style: Nakada & Asoh (JSAI 2019), style transfer with a Wasserstein autoencoder.
 
-Public API (imported lazily, so `python -m wae_lib.data` workers do not pay for torch):
+Public API (imported lazily, so the data stage's workers do not pay for torch):
     Config                 one dataclass for model + training (wae_lib.config)
     WAEStyle               the model: encode_content, encode_style, decode, reconstruct, transfer
-    VGG16Features          frozen VGG16 with named activations and an offline stand-in (wae_lib.vgg)
-    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.runs);
-                           load_model("pretrained"): the model shipped in the package (wae_lib.pretrained)
+    VGG16Features          frozen VGG16 with named activations and an offline stand-in (wae_lib.model.vgg)
+    load_model(run_dir)    the trained WAEStyle of a run folder, in eval mode (wae_lib.eval.runs);
+                           load_model("pretrained"): the model shipped in the package (wae_lib.model.pretrained)
     set_seed, run_metadata
 """
 
 from importlib import import_module
 
 __version__ = "0.1.0"
-_EXPORTS = {"Config": "config", "WAEStyle": "models", "VGG16Features": "vgg", "load_model": "runs",
+_EXPORTS = {"Config": "config", "WAEStyle": "model.networks", "VGG16Features": "model.vgg", "load_model": "eval.runs",
             "set_seed": "utils", "run_metadata": "utils"}
 __all__ = list(_EXPORTS)
 
