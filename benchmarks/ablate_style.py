@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from wae_lib.config import profile_config
-from wae_lib.train.trainer import train
+from wae_lib.train.cli import train
 from wae_lib.utils import atomic_write_text, set_seed
 
 SWAP = dict(objective="swap")

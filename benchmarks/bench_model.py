@@ -18,8 +18,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from wae_lib.config import CONTENT_DIMS_PAPER, Config
 from wae_lib.model.losses import mmd_imq, reconstruction_terms
-from wae_lib.model.networks import WAEStyle, count_parameters
+from wae_lib.model.networks import count_parameters
 from wae_lib.model.vgg import VGG16Features
+from wae_lib.model.wae import WAEStyle
 from wae_lib.utils import resolve_device, set_seed
 
 

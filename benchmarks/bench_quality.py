@@ -27,7 +27,7 @@ from wae_lib.data.layout import load_eval_identities
 from wae_lib.eval import scorecard
 from wae_lib.eval.cache import reconstruct_images
 from wae_lib.eval.images import load_set
-from wae_lib.eval.runs import load_model
+from wae_lib.model.run import load_model
 from wae_lib.report.compare import training_cost
 from wae_lib.report.figures import save_grid
 from wae_lib.utils import set_seed

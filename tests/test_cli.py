@@ -14,11 +14,12 @@ from PIL import Image
 from wae_lib.__main__ import main
 from wae_lib.config import Config
 from wae_lib.eval.color import rgb_to_lab
-from wae_lib.eval.runs import load_model
 from wae_lib.model.checkpoint import CHECKPOINT
-from wae_lib.model.networks import WAEStyle
+from wae_lib.model.run import load_model
+from wae_lib.model.wae import WAEStyle
 from wae_lib.report.figures import grid_geometry, grid_layout
 from wae_lib.tools import transfer as cli
+from wae_lib.tools import transfer_io
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def test_folders_give_every_pair_and_a_grid(files, tmp_path):
     assert names == sorted([f"{c}__{s}.png" for c in "abc" for s in ("s1", "s2")] + ["grid.png"])
     # each file is the model's transfer of the centre-cropped, resized images
     model = load_model(files["run"])
-    c, s = cli.load_image(files["content"] / "a.jpg", "c"), cli.load_image(files["style"] / "s2.webp", "s")
+    c, s = transfer_io.load_image(files["content"] / "a.jpg", "c"), transfer_io.load_image(files["style"] / "s2.webp", "s")
     expected = model.transfer(c[None], s[None])[0]
     assert (png(out / "a__s2.png") - expected).abs().max() <= 1 / 255 + 1e-6
     # grid: header row + 3 contents, content column + 2 styles, cells at 2x
@@ -108,7 +109,7 @@ def test_alpha_zero_is_the_reconstruction_and_differs_from_alpha_one(files, tmp_
     assert transfer(files, c, s, "-o", str(tmp_path / "a0.png"), "--alpha", "0") == 0
     assert transfer(files, c, s, "-o", str(tmp_path / "a1.png"), "--alpha", "1") == 0
     a0, a1 = png(tmp_path / "a0.png"), png(tmp_path / "a1.png")
-    recon = load_model(files["run"]).reconstruct(cli.load_image(Path(c), "c")[None])[0]
+    recon = load_model(files["run"]).reconstruct(transfer_io.load_image(Path(c), "c")[None])[0]
     assert (a0 - recon).abs().max() <= 1 / 255 + 1e-6
     assert (a0 - a1).abs().mean() > 1e-3
 
@@ -124,9 +125,9 @@ def test_style_mix_of_one_image_is_plain_transfer_and_weights_are_normalised(fil
                        png(tmp_path / "mixB" / "a__mix_s1-0.25_s2-0.75.png"))
     # the mixed latent is the weighted mean of the two style latents
     model = load_model(files["run"])
-    x = torch.stack([cli.load_image(p, "s") for p in (s1, s2)])
+    x = torch.stack([transfer_io.load_image(p, "s") for p in (s1, s2)])
     z = 0.25 * model.encode_style(x[:1])[0] + 0.75 * model.encode_style(x[1:])[0]
-    content = cli.load_image(files["content"] / "a.jpg", "c")[None]
+    content = transfer_io.load_image(files["content"] / "a.jpg", "c")[None]
     expected = model.decode(model.encode_content(content)[0], z)[0].detach()
     assert (png(tmp_path / "mixA" / "a__mix_s1-0.25_s2-0.75.png") - expected).abs().max() <= 1 / 255 + 1e-6
 
@@ -145,7 +146,7 @@ def test_preserve_color_keeps_the_contents_ab_channels(files, tmp_path):
     c, s = files["content"] / "a.jpg", str(files["style"] / "s1.png")
     assert transfer(files, str(c), s, "-o", str(tmp_path / "keep.png"), "--preserve-color") == 0
     assert transfer(files, str(c), s, "-o", str(tmp_path / "plain.png")) == 0
-    ab = rgb_to_lab(cli.load_image(c, "c")[None])[..., 1:]
+    ab = rgb_to_lab(transfer_io.load_image(c, "c")[None])[..., 1:]
     keep = rgb_to_lab(png(tmp_path / "keep.png")[None])
     plain = rgb_to_lab(png(tmp_path / "plain.png")[None])
     err_keep, err_plain = np.abs(keep[..., 1:] - ab).mean(), np.abs(plain[..., 1:] - ab).mean()
@@ -385,7 +386,7 @@ def test_sigterm_while_writing_leaves_nothing_and_stale_staging_is_removed(files
     monkeypatch.undo()
     dead = 2**22 + 12345  # above the default pid_max: no such process
     out.mkdir()
-    (out / f"{cli.STAGING_PREFIX}{dead}").mkdir()
+    (out / f"{transfer_io.STAGING_PREFIX}{dead}").mkdir()
     (out / f".a__s1.png.tmp{dead}").write_bytes(b"x")  # the temporaries of earlier versions
     assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 0
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
@@ -454,7 +455,7 @@ def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
 
 def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
     """Issue 19: the random/mix grids had a blank style row and a `mix_candy-` column label."""
-    s1, s2 = (cli.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
+    s1, s2 = (transfer_io.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
     mix = cli.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
                     image_batch=torch.stack([s1, s2]))
     cell = cli.style_header_cell(mix)[0]

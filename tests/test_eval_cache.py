@@ -15,7 +15,8 @@ from wae_lib.eval import cache as EC
 from wae_lib.eval import images as E
 from wae_lib.eval import runs as R
 from wae_lib.eval.fid import torch_threads
-from wae_lib.train import trainer as TR
+from wae_lib.model import run as RUN
+from wae_lib.train import cli as TRAIN
 
 N_STYLES, BATCH = 2, 4  # a batch smaller than the sets: outputs cross batch boundaries
 
@@ -49,7 +50,7 @@ def sweep(tmp_path):
     models = tmp_path / "models"
     for cd in (16, 8):
         cfg = profile_config("smoke", data=str(train_npy), content_dim=cd, steps=1, sample_every=0, device="cpu")
-        TR.train(cfg, models / f"train_c{cd}")
+        TRAIN.train(cfg, models / f"train_c{cd}")
     return root, models, tmp_path / "cache"
 
 
@@ -62,7 +63,7 @@ def test_cache_round_trips_bit_for_bit_and_is_skipped_when_up_to_date(sweep, cap
     assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH) == {"train_c16": "written",
                                                                               "train_c8": "written"}
     runs = R.discover_runs(models_dir)
-    models = [R.load_model(r.path) for r in runs]
+    models = [RUN.load_model(r.path) for r in runs]
     cached = EC.sweep_outputs(runs, models, cache, root)
     computed = EC.sweep_outputs(runs, models, "", root, BATCH)
     assert all(isinstance(o, EC.CachedOutputs) for o in cached)
@@ -95,12 +96,12 @@ def test_a_changed_checkpoint_or_data_is_refused_then_recomputed(sweep):
     EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
     runs = R.discover_runs(models_dir)
     changed = runs[0]
-    TR.train(changed.config.replace(steps=2), changed.path)  # one more step: another checkpoint
+    TRAIN.train(changed.config.replace(steps=2), changed.path)  # one more step: another checkpoint
     with pytest.raises(EvaluationError, match=f"cache of run {changed.name} is stale \\(its checkpoint changed\\)"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
     assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH) == {changed.name: "written",
                                                                               runs[1].name: "up to date"}
-    model = R.load_model(changed.path)
+    model = RUN.load_model(changed.path)
     assert model.checkpoint_info["step"] == 2
     faces = E.eval_images(root, "content_eval")
     cached = EC.sweep_outputs(runs, [None] * len(runs), cache, root)[0]

@@ -70,7 +70,7 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def fake_sweep(hed_vgg):
     from wae_lib.config import Config
-    from wae_lib.model.networks import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     base = Config(content_dim=16, width=0.125, style_hidden=32, style_dim_per_layer=8, vgg_source="hed",
                   profile="smoke")

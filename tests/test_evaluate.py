@@ -25,6 +25,7 @@ from wae_lib.eval import metrics as M
 from wae_lib.eval import runs as R
 from wae_lib.eval import stats as ST
 from wae_lib.eval import tables as T
+from wae_lib.eval import verdicts as VERDICTS
 from wae_lib.report import figures as F
 from wae_lib.report import markdown as RP
 from wae_lib.utils import spread
@@ -310,7 +311,7 @@ def cell_std(png, meta, row: int) -> float:
 
 
 def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_vgg):
-    from wae_lib.model.networks import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     runs, models = [], []
     for data, cd in [("celeba", 16), ("mixed", 16)]:
@@ -340,7 +341,7 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
 
 
 def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
-    from wae_lib.model.networks import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     model = WAEStyle(tiny_config, vgg=hed_vgg, verbose=False).eval()
     content, styles = smooth_images(3, 0), smooth_images(2, 1)
@@ -355,16 +356,16 @@ def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
 # claims on synthetic tables with a known answer
 # --------------------------------------------------------------------------------------------------
 def test_verdict_rules():
-    assert C.verdict_direction(0.1, 0.3, +1) == C.SUPPORTED
-    assert C.verdict_direction(-0.3, -0.1, +1) == C.NOT_SUPPORTED
-    assert C.verdict_direction(-0.1, 0.3, +1) == C.INCONCLUSIVE
-    assert C.verdict_direction(-0.3, -0.1, -1) == C.SUPPORTED
-    assert C.verdict_direction(float("nan"), 1.0, +1) == C.INCONCLUSIVE
-    assert C.verdict_equivalence(-0.05, 0.05, 0.1) == C.SUPPORTED
-    assert C.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
-    assert C.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
-    assert C.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
-    assert C.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed verdicts"
+    assert VERDICTS.verdict_direction(0.1, 0.3, +1) == C.SUPPORTED
+    assert VERDICTS.verdict_direction(-0.3, -0.1, +1) == C.NOT_SUPPORTED
+    assert VERDICTS.verdict_direction(-0.1, 0.3, +1) == C.INCONCLUSIVE
+    assert VERDICTS.verdict_direction(-0.3, -0.1, -1) == C.SUPPORTED
+    assert VERDICTS.verdict_direction(float("nan"), 1.0, +1) == C.INCONCLUSIVE
+    assert VERDICTS.verdict_equivalence(-0.05, 0.05, 0.1) == C.SUPPORTED
+    assert VERDICTS.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
+    assert VERDICTS.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
+    assert VERDICTS.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
+    assert VERDICTS.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed verdicts"
 
 
 SIZES = (128, 64, 32)
@@ -527,7 +528,7 @@ def test_retrieval_distance_matrices_and_nearest_is_own():
 
 def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config, hed_vgg):
     from wae_lib.eval import identity as ID
-    from wae_lib.model.networks import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     runs, models = [], []
     for data in ("celeba", "mixed"):
@@ -571,7 +572,7 @@ def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config
 
 def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_vgg, monkeypatch):
     from wae_lib.eval import identity as ID
-    from wae_lib.model.networks import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     cfg = tiny_config.replace(data="celeba")
     runs = [R.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]

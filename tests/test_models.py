@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from wae_lib.config import CONTENT_DIMS_PAPER, Config
-from wae_lib.model.networks import ContentEncoder, Decoder, SubPixelConv, WAEStyle, count_parameters
+from wae_lib.model.networks import ContentEncoder, Decoder, SubPixelConv, count_parameters
+from wae_lib.model.wae import WAEStyle
 
 TABLE1_GATED = {  # Table 1 as printed: conv outputs (C, H, W)
     "conv1": (8, 64, 64), "conv2": (32, 32, 32), "conv3": (128, 16, 16), "conv4": (256, 8, 8), "conv5": (512, 4, 4)}

@@ -64,7 +64,7 @@ def chain(tmp_path_factory):
     from wae_lib.data.build_sets import prepare_all
     from wae_lib.data.layout import load_set_info
     from wae_lib.data.options import PrepConfig
-    from wae_lib.train.trainer import train_sweep
+    from wae_lib.train.cli import train_sweep
 
     root = tmp_path_factory.mktemp("chain")
     data_dir = str(Path(os.environ["WAE_TEST_DATA"]).resolve()) if os.environ.get("WAE_TEST_DATA") else None
@@ -95,7 +95,8 @@ def chain(tmp_path_factory):
             figures = {} if name == "05_fid" else {"figures_dir": str(dirs["cached"] / "figures")}
             run_notebook(name, dirs["cached"] / "notebooks", root, **common, **params, **figures,
                          cache_dir=str(dirs["cache"]), tables_dir=str(dirs["cached"] / "tables"))
-        from wae_lib.baselines.train import baseline_profile, train_decoders
+        from wae_lib.baselines.train import train_decoders
+        from wae_lib.baselines.train_config import baseline_profile
 
         for method in ("adain", "wct"):  # the Makefile's `baselines` stage at the smoke budget
             train_decoders(baseline_profile("smoke", method=method, data_root=str(dirs["prep"])),

@@ -4,7 +4,7 @@
 ``baselines``, ``export``, ``device``, ... :data:`TOOLS`) are handed to their modules' own ``main``.
 
 A command is a module with ``HELP`` (one line), ``DESCRIPTION``, optional ``EPILOG``, ``add_arguments(parser)``
-and ``run(args) -> int`` that raises ``wae_lib.tools.transfer.UserError`` for problems the user can fix; add it to
+and ``run(args) -> int`` that raises ``wae_lib.utils.UserError`` for problems the user can fix; add it to
 :data:`COMMANDS`. Command modules import torch inside ``run``, so ``--help`` stays fast.
 
 :func:`main` takes ``argv`` and returns the exit status (tests call it in-process): 0 on success, 1 for a bad
@@ -18,7 +18,7 @@ import argparse
 import importlib
 import sys
 
-from .tools.transfer import UsageError, UserError
+from .utils import UsageError, UserError
 
 COMMANDS = {  # name -> module (relative to wae_lib)
     "transfer": ".tools.transfer",
@@ -27,7 +27,7 @@ COMMANDS = {  # name -> module (relative to wae_lib)
 # lists its flags); `python -m wae_lib train ...` runs `wae_lib.train.cli.main`. The one table of them.
 TOOLS = {  # name -> (module, one line for --help)
     "data": (".data.cli", "prepare the paper's datasets (or the embedded sample) into a data root (make data)"),
-    "train": (".train.trainer", "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"),
+    "train": (".train.cli", "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"),
     "eval-cache": (".eval.cache", "every run's reconstructions and transfers of the evaluation sets, once"),
     "baselines": (".baselines.train", "train AdaIN's or WCT's decoders on our training set"),
     "ship-baselines": (".baselines.shipped", "ship finished decoder runs into wae_lib/weights with a card"),

@@ -3,9 +3,9 @@
     python -m wae_lib baselines --method adain --data celeba --out models/baseline_adain --steps 2000
     python -m wae_lib baselines --method wct --data data/processed/sets/mixed_train.npy --out DIR
 
-The images come from the same packed set and loader as our model (wae_lib.train.trainer.resolve_data_path /
+The images come from the same packed set and loader as our model (wae_lib.data.training_sets: resolve_data_path,
 load_images; the same ``data`` / ``data_root`` values, random horizontal flips as its default): the baselines
-learn from exactly our training data. Losses:
+learn from exactly our training data. Losses (wae_lib.baselines.train_losses):
 
 - AdaIN (Huang & Belongie 2017, eq. 11-13): content loss between the decoded image's relu3_1 features and the
   AdaIN target t, plus ``style_weight`` x the style loss on the channel means and standard deviations at
@@ -15,16 +15,15 @@ learn from exactly our training data. Losses:
   reconstruction's VGG features at that level. The three decoders are independent: summing their losses in
   one Adam step trains each exactly as separately, on the same batches.
 
-Run conventions as wae_lib.train.trainer: checkpoint.pt (atomic, weights_only-loadable, the config inside) every
-``ckpt_every`` steps, on Ctrl-C and at the end; resumed exactly (decoders, Adam, step, batch RNG); log.jsonl
-(every term per logged step); metadata.json (wae_lib.utils.run_metadata).
+The config: wae_lib.baselines.train_config. Run conventions as our model's (wae_lib.train): checkpoint.pt (atomic,
+weights_only-loadable, the config inside) every ``ckpt_every`` steps, on Ctrl-C and at the end; resumed exactly
+(decoders, Adam, step, batch RNG); log.jsonl (every term per logged step); metadata.json (wae_lib.utils.run_metadata).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import sys
@@ -34,10 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from ..config import DEFAULT_DATA_ROOT, ConfigError
-from ..data.training_sets import data_fingerprint, load_images, resolve_data_path, same_data
+from ..config import ConfigError
+from ..data.loader import TensorImages
+from ..data.training_sets import (
+    data_fingerprint,
+    load_images,
+    memory_fingerprint,
+    resolve_data_path,
+    same_data,
+)
 from ..model.checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state
 from ..train.trainer import TrainingDiverged
 from ..utils import (
@@ -50,224 +55,15 @@ from ..utils import (
     set_seed,
     stage_done,
 )
-from .common import (
-    ADAIN_LAYER,
-    STYLE_LAYERS,
-    WCT,
-    AdaIN,
-    BaselineWeightsError,
-    adain,
-    encode,
-    mean_std,
-    read_baseline_checkpoint,
-)
-
-METHODS = ("adain", "wct")
-
-
-@dataclasses.dataclass(frozen=True)
-class BaselineTrainConfig:
-    method: str = "adain"  # adain | wct: which decoder(s) to train
-    data: str = "celeba"  # our model's training set: a set name (celeba | mixed) or a packed images .npy
-    data_root: str = DEFAULT_DATA_ROOT  # where wae_lib.data wrote the packed sets (as Config.data_root)
-    vgg_source: str = "hed"  # the VGG16 of our model (wae_lib.model.vgg); recorded and checked at load
-    width: float = 1.0  # decoder hidden channels x width (1.0 = Huang & Belongie's / Li et al.'s decoder)
-    steps: int = 3000  # CPU budget: at batch 8, width 1, one core: AdaIN 0.6 s/step (30 min), WCT 0.9 s (45 min)
-    batch_size: int = 8  # Huang & Belongie: 8
-    lr: float = 1e-4  # Huang & Belongie: Adam, lr 1e-4
-    lr_decay: float = 5e-5  # pytorch-AdaIN: lr / (1 + lr_decay * step); independent of `steps`, so a run extends
-    content_weight: float = 1.0  # AdaIN content loss weight (Huang & Belongie: 1)
-    style_weight: float = 10.0  # AdaIN mean/std style loss weight (Huang & Belongie: 10; same feature units)
-    pixel_weight: float = 1.0  # WCT pixel reconstruction weight (Li et al.: 1)
-    feature_weight: float = 1e-5  # WCT feature loss weight: Li et al. use lambda = 1 with their VGG; with ours the
-    #   feature MSE of a 3x3 blur is 0.6-3e5 x its pixel MSE (relu3_1..relu1_1 on CelebA), so 1e-5 evens them
-    hflip: bool = True  # random horizontal flips (as our model's Config.hflip)
-    val_every: int = 0  # steps between held-out validation losses (0: none); the convergence criterion reads them
-    val_sets: str = "content_eval,natural_eval"  # the held-out sets the validation images come from (no training set)
-    val_images: int = 64  # validation images, spread evenly over val_sets, the same every time (AdaIN: style = next)
-    patience: int = 0  # stop once the validation loss has not improved by min_improvement for this many
-    #   validations in a row (0: train all `steps`): "until the decoder's own loss stops improving" (issue 17)
-    min_improvement: float = 0.005  # relative improvement of the best validation loss that resets the patience
-    seed: int = 0
-    ckpt_every: int = 200  # steps between checkpoints (and at the end and on Ctrl-C)
-    log_every: int = 10  # steps between log.jsonl rows
-    device: str = "cpu"  # cpu | cuda | auto
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **kw: Any) -> BaselineTrainConfig:
-        return dataclasses.replace(self, **kw)
-
-    def validate(self) -> BaselineTrainConfig:
-        checks = [("method", self.method in METHODS, f"one of {METHODS}"),
-                  ("steps", self.steps >= 1, "at least 1"),
-                  ("batch_size", self.batch_size >= 2, "at least 2 (AdaIN pairs images within a batch)"),
-                  ("lr", self.lr > 0, "positive"), ("width", self.width > 0, "positive"),
-                  ("ckpt_every", self.ckpt_every >= 1, "at least 1"), ("log_every", self.log_every >= 1, "at least 1"),
-                  ("val_every", self.val_every >= 0, "0 (none) or more"),
-                  ("val_images", self.val_images >= 2, "at least 2 (AdaIN pairs validation images)"),
-                  ("patience", self.patience >= 0 and (self.patience == 0 or self.val_every > 0),
-                   "0, or positive with val_every > 0 (it counts validations)"),
-                  ("min_improvement", 0 <= self.min_improvement < 1, "in [0, 1)")]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r} is invalid: expected {expected}")
-        return self
-
-
-# what a resumed run may change: the budget, where it runs, what it logs and when it stops (not what it learns)
-RESUMABLE_CHANGES = ("steps", "device", "ckpt_every", "log_every", "val_every", "val_images", "val_sets", "patience",
-                     "min_improvement")
-
-# The decoder budget of each study profile (wae_lib.config.PROFILES): the `baselines` stage of the Makefile.
-# The data are the mixed set, as the model notebook 07 compares with by default (the shipped one is mixed_c256).
-BASELINE_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"data": "mixed", "steps": 2, "batch_size": 4, "ckpt_every": 1, "log_every": 1},  # tests only
-    "quick": {"data": "mixed", "steps": 150},  # minutes on a CPU: the decoders barely invert VGG
-    "reference": {"data": "mixed", "steps": 3600},  # 28,800 images: as many as the shipped model saw
-    "ours": {"data": "mixed", "steps": 3600},  # our training's sweep is compared with the same decoders
-    "paper": {"data": "mixed", "steps": 160_000, "device": "auto"},  # Huang & Belongie: 160k batches of 8 (GPU)
-    # the shipped decoders (wae_lib.baselines.shipped): until the held-out loss stops improving, 160k batches at most
-    "converge": {"data": "mixed", "steps": 160_000, "val_every": 250, "patience": 8, "ckpt_every": 250},
-}
-
-
-def baseline_profile(profile: str, **overrides: Any) -> BaselineTrainConfig:
-    """The decoder-training config of a study profile, with ``overrides`` (e.g. method, data_root)."""
-    if profile not in BASELINE_PROFILES:
-        raise ConfigError(f"baseline profile {profile!r} is unknown; expected one of {list(BASELINE_PROFILES)}")
-    return BaselineTrainConfig(**{**BASELINE_PROFILES[profile], **overrides})
+from .adain import AdaIN
+from .common import BaselineWeightsError, read_baseline_checkpoint
+from .train_config import BASELINE_PROFILES, METHODS, RESUMABLE_CHANGES, BaselineTrainConfig, baseline_profile
+from .train_losses import TERMS, load_validation_images, plateau, validation_loss, weighted_loss
+from .wct import WCT
 
 
 class TrainingInterrupted(RuntimeError):
     """Ctrl-C arrived; a checkpoint was written and the same call resumes."""
-
-
-# --------------------------------------------------------------------------------------------------
-# losses
-# --------------------------------------------------------------------------------------------------
-def adain_terms(model: AdaIN, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Huang & Belongie's decoder loss on a batch, the style of image i being image i-1's."""
-    with torch.no_grad():
-        feats = model.vgg(x)
-        style = {n: f.roll(1, 0) for n, f in feats.items()}
-        target = adain(feats[ADAIN_LAYER], style[ADAIN_LAYER])
-    out = model.vgg(model.decode(target))
-    content = F.mse_loss(out[ADAIN_LAYER], target)
-    style_loss = x.new_zeros(())
-    for n in STYLE_LAYERS:
-        (m_o, s_o), (m_s, s_s) = mean_std(out[n]), mean_std(style[n])
-        style_loss = style_loss + F.mse_loss(m_o, m_s) + F.mse_loss(s_o, s_s)
-    return {"content": content, "style": style_loss}
-
-
-def wct_terms(model: WCT, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Li et al.'s reconstruction loss, per level: pixel MSE and feature MSE at that level."""
-    with torch.no_grad():
-        feats = model.vgg(x)
-    terms = {}
-    for layer in model.levels:
-        rec = model.decoders[layer](feats[layer])
-        terms[f"pixel/{layer}"] = F.mse_loss(rec, x)
-        terms[f"feature/{layer}"] = F.mse_loss(encode(model.vgg, rec, layer), feats[layer])
-    return terms
-
-
-def weighted_loss(cfg: BaselineTrainConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-    weights = {"content": cfg.content_weight, "style": cfg.style_weight, "pixel": cfg.pixel_weight,
-               "feature": cfg.feature_weight}
-    return sum(weights[k.split("/")[0]] * v for k, v in terms.items())
-
-
-TERMS = {"adain": adain_terms, "wct": wct_terms}
-
-
-@torch.no_grad()
-def validation_loss(cfg: BaselineTrainConfig, model: AdaIN | WCT, images: torch.Tensor) -> float:
-    """The training loss on fixed held-out images, in chunks of the batch size (AdaIN: image i styled by image
-    i-1 of its chunk): the same number every time for the same decoders, so successive values show convergence."""
-    was_training = model.decoders.training
-    model.decoders.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(images), cfg.batch_size):
-        chunk = images[start:start + cfg.batch_size]
-        if len(chunk) >= 2:  # a last single image has no AdaIN partner
-            total += weighted_loss(cfg, TERMS[cfg.method](model, chunk)).item() * len(chunk)
-            count += len(chunk)
-    model.decoders.train(was_training)
-    return total / count
-
-
-def load_validation_images(cfg: BaselineTrainConfig) -> torch.Tensor:
-    """``cfg.val_images`` images spread evenly over the held-out sets ``cfg.val_sets`` of ``cfg.data_root``."""
-    from ..data.layout import SET_FILES, set_path
-    from ..eval.images import load_set
-
-    names = [n.strip() for n in cfg.val_sets.split(",") if n.strip()]
-    missing = [n for n in names if n not in SET_FILES or not set_path(cfg.data_root, n).is_file()]
-    if not names or missing:
-        raise ConfigError(f"config field 'val_sets' = {cfg.val_sets!r}: {missing or 'no set'} not under "
-                          f"{cfg.data_root}/sets; expected held-out sets of `make data` (e.g. content_eval,natural_eval)")
-    share = [cfg.val_images // len(names) + (i < cfg.val_images % len(names)) for i in range(len(names))]
-    return torch.cat([load_set(cfg.data_root, n, k) for n, k in zip(names, share)])
-
-
-def plateau(history: list[tuple[int, float]], patience: int, min_improvement: float) -> bool:
-    """True when none of the last ``patience`` validations improved the best earlier one by ``min_improvement``
-    (relative): the loss has stopped improving."""
-    if patience < 1 or len(history) <= patience:
-        return False
-    best_before = min(v for _, v in history[:-patience])
-    return min(v for _, v in history[-patience:]) > best_before * (1 - min_improvement)
-
-
-def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float], steps: int,
-                         val: torch.Tensor | None = None) -> dict[float, float]:
-    """A short measured learning-rate sweep: ``steps`` steps from the same start at each rate; the score is the
-    validation loss after them (``val``), else the mean training loss over the second half. Lowest wins; a rate
-    whose loss diverges scores inf."""
-    scores = {}
-    for lr in rates:
-        set_seed(cfg.seed)
-        trainer = DecoderTrainer(cfg.replace(lr=lr), Path("."), images, "probe")
-        trainer.init_feature_scales()
-        try:
-            losses = [trainer.train_step()["loss"] for _ in progress(iterable=range(steps), desc=f"{cfg.method} lr {lr:g}")]
-        except TrainingDiverged:
-            scores[lr] = math.inf
-            continue
-        scores[lr] = (validation_loss(cfg, trainer.model, val.to(trainer.device)) if val is not None
-                      else float(sum(losses[steps // 2:]) / max(len(losses[steps // 2:]), 1)))
-    if all(math.isinf(v) for v in scores.values()):
-        raise TrainingDiverged(f"{cfg.method}: the loss diverged at every probed learning rate {list(rates)}; "
-                               f"probe lower ones")
-    return scores
-
-
-# --------------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------------
-class TensorImages:
-    """An in-memory N x 3 x 64 x 64 float tensor in [0, 1] with PackedImages' ``batch(indices)``."""
-
-    def __init__(self, images: torch.Tensor):
-        if images.dim() != 4 or images.shape[1:] != (3, 64, 64):
-            raise ValueError(f"training images must be N x 3 x 64 x 64, got {tuple(images.shape)}")
-        self.data = images
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def batch(self, indices) -> torch.Tensor:
-        return self.data[torch.as_tensor(indices, dtype=torch.long, device=self.data.device)].float()
-
-
-def memory_fingerprint(images) -> str:
-    """A cheap fingerprint of in-memory images (every k-th image hashed) to detect a changed training set."""
-    data = images.data
-    step = max(1, len(data) // 256)
-    return f"memory:{tuple(data.shape)}:" + hashlib.sha1(data[::step].cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,6 +267,32 @@ def _train_decoders_locked(cfg: BaselineTrainConfig, out: Path, images, force: b
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
     trainer.run()
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the learning-rate probe
+# --------------------------------------------------------------------------------------------------
+def probe_learning_rates(cfg: BaselineTrainConfig, images, rates: Sequence[float], steps: int,
+                         val: torch.Tensor | None = None) -> dict[float, float]:
+    """A short measured learning-rate sweep: ``steps`` steps from the same start at each rate; the score is the
+    validation loss after them (``val``), else the mean training loss over the second half. Lowest wins; a rate
+    whose loss diverges scores inf."""
+    scores = {}
+    for lr in rates:
+        set_seed(cfg.seed)
+        trainer = DecoderTrainer(cfg.replace(lr=lr), Path("."), images, "probe")
+        trainer.init_feature_scales()
+        try:
+            losses = [trainer.train_step()["loss"] for _ in progress(iterable=range(steps), desc=f"{cfg.method} lr {lr:g}")]
+        except TrainingDiverged:
+            scores[lr] = math.inf
+            continue
+        scores[lr] = (validation_loss(cfg, trainer.model, val.to(trainer.device)) if val is not None
+                      else float(sum(losses[steps // 2:]) / max(len(losses[steps // 2:]), 1)))
+    if all(math.isinf(v) for v in scores.values()):
+        raise TrainingDiverged(f"{cfg.method}: the loss diverged at every probed learning rate {list(rates)}; "
+                               f"probe lower ones")
+    return scores
 
 
 LR_PROBE = "lr_probe.json"

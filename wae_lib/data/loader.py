@@ -101,3 +101,18 @@ class PackedImages:
         for i in range(0, stop, batch_size):
             idx = perm[i:i + batch_size]
             yield idx, self.batch(idx)
+
+
+class TensorImages:
+    """An in-memory N x 3 x 64 x 64 float tensor in [0, 1] with PackedImages' ``batch(indices)``."""
+
+    def __init__(self, images: torch.Tensor):
+        if images.dim() != 4 or images.shape[1:] != (3, 64, 64):
+            raise ValueError(f"training images must be N x 3 x 64 x 64, got {tuple(images.shape)}")
+        self.data = images
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batch(self, indices) -> torch.Tensor:
+        return self.data[torch.as_tensor(indices, dtype=torch.long, device=self.data.device)].float()

@@ -3,6 +3,7 @@ its content digest (checkpoints are trusted by it, not by mtimes), the loader, a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -75,3 +76,10 @@ def init_indices(cfg: Config, n_images: int) -> torch.Tensor:
         return torch.arange(min(cfg.batch_size, n_images))
     gen = torch.Generator().manual_seed(cfg.seed + 2)  # its own stream: the batch order does not change
     return torch.randperm(n_images, generator=gen)[:min(cfg.data_init_images, n_images)].sort().values
+
+
+def memory_fingerprint(images) -> str:
+    """A cheap fingerprint of in-memory images (every k-th image hashed) to detect a changed training set."""
+    data = images.data
+    step = max(1, len(data) // 256)
+    return f"memory:{tuple(data.shape)}:" + hashlib.sha1(data[::step].cpu().numpy().tobytes()).hexdigest()[:16]

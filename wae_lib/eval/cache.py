@@ -37,6 +37,7 @@ from .. import staleness
 from ..config import ConfigError, EvaluationError
 from ..data.layout import load_set_info, set_path
 from ..model.checkpoint import CHECKPOINT, CheckpointError
+from ..model.run import load_model
 from ..utils import (
     atomic_open,
     atomic_write_text,
@@ -49,7 +50,7 @@ from ..utils import (
     stage_done,
 )
 from .images import EVAL_SETS, FACE_FREE, EvalImages, eval_images
-from .runs import RunInfo, check_trained_on, discover_runs, load_model
+from .runs import RunInfo, check_trained_on, discover_runs
 
 CACHE_FORMAT = 2  # 2: each array's dtype and SHA-256 recorded and checked (1: shapes only)
 MANIFEST = "manifest.json"

@@ -1,14 +1,8 @@
-"""Trained runs read back: the model of a run folder (or the one shipped in the package), its training log, and
-a trained sweep's runs in the paper's order with the context every caption and table carries.
-
-    from wae_lib.eval.runs import load_model
-    model = load_model("models/quick-sample/mixed_c128")   # eval mode; "pretrained", "pretrained-paper": shipped
-
-The model is rebuilt from the checkpoint alone: its config (with the VGGSource recorded at training) and all its
-weights, the frozen VGG16's included, so nothing is resolved or downloaded again.
+"""A trained sweep's runs in the paper's order, with the context every caption and table carries (one run
+folder's model: wae_lib.model.run).
 
 A sweep (SPEC §5: 2 training sets x content sizes): :func:`discover_runs` finds the run folders that
-``wae_lib.train.trainer`` wrote under a models folder and orders them as the paper's figures do (CelebA-only 512..32,
+``python -m wae_lib train sweep`` wrote under a models folder and orders them as the paper's figures do (CelebA-only 512..32,
 then mixed 512..32); :func:`load_sweep` loads them with an :class:`EvalContext` (profile, data source, VGG
 source, scaling note). Run folders are ``<set>_c<content>`` or ``<set>_c<content>_s<seed>``: set, size and
 seed are read from config.json, and runs of one (set, size) with several seeds are replicates.
@@ -16,81 +10,17 @@ seed are read from config.json, and runs of one (set, size) with several seeds a
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from ..config import (
-    PROFILES,
-    SHIPPED_MODELS,
-    SWEEPS,
-    TRAINING_SETS,
-    Config,
-    EvaluationError,
-    run_name,
-    training_set_label,
-)
+from ..config import PROFILES, SWEEPS, TRAINING_SETS, Config, EvaluationError, run_name, training_set_label
 from ..data.layout import load_set_info
-from ..model.checkpoint import (
-    CHECKPOINT,
-    CheckpointError,
-    check_config_json,
-    checkpoint_config,
-    load_checkpoint,
-)
-from ..model.networks import WAEStyle
-from ..model.pretrained import load_shipped
-from ..model.vgg import VGG16Features
-from ..utils import non_finite, resolve_device
-
-
-def vgg_from_checkpoint(ckpt: dict[str, Any], cfg: Config) -> VGG16Features:
-    """The frozen VGG16 a checkpoint holds: its weights, and the VGGSource ``cfg`` (checkpoint_config) recorded."""
-    prefix = "vgg.features."
-    state = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
-    return VGG16Features(cfg.vgg_source, cfg.style_layers, state_dict=state)
-
-
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAEStyle:
-    """The trained WAEStyle of a run folder, in eval mode, with ``checkpoint_info`` (step, finished).
-
-    A shipped name (``"pretrained"``: ours, ``"pretrained-paper"``: the paper's training) loads that model from
-    the package (wae_lib/weights, see wae_lib.model.pretrained), whatever folders the working directory holds.
-    """
-    if str(run_dir) in SHIPPED_MODELS:
-        return load_shipped(str(run_dir), device=device)
-    path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib train --out {run_dir}`")
-    ckpt = load_checkpoint(path)
-    check_config_json(Path(run_dir), ckpt)
-    bad = non_finite(ckpt["model"]) if isinstance(ckpt.get("model"), dict) else []
-    if bad:
-        raise CheckpointError(f"{path}: weights {bad[:3]} hold NaN or inf (the run diverged?); resume from an earlier "
-                              f"checkpoint or retrain")
-    cfg = checkpoint_config(ckpt, str(path))
-    model = WAEStyle(cfg, vgg=vgg_from_checkpoint(ckpt, cfg), verbose=False)
-    model.load_state_dict(ckpt["model"])
-    model.checkpoint_info = {"step": ckpt["step"], "finished": ckpt["finished"]}
-    return model.to(device).eval()
-
-
-def read_training_log(run_dir: str | Path):
-    """log.jsonl of a run as a pandas DataFrame (one row per logged step; weighted terms as weighted/<term>)."""
-    import pandas as pd
-
-    rows = []
-    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
-        with contextlib.suppress(ValueError):  # a last line torn by a hard kill (resuming cuts it away)
-            rows.append(json.loads(line))
-    if not rows:
-        raise ValueError(f"{run_dir}/log.jsonl holds no rows yet")
-    return pd.json_normalize(rows, sep="/")
+from ..model.checkpoint import CHECKPOINT
+from ..model.run import load_model
+from ..model.wae import WAEStyle
+from ..utils import resolve_device
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ import torch
 from ..config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, VGGSource
 from ..utils import atomic_torch_save, atomic_write_text, load_weights, non_finite
 from .checkpoint import CHECKPOINT, checkpoint_config
-from .networks import WAEStyle
 from .vgg import VGG16Features, VGGWeightsError, weights_digest
+from .wae import WAEStyle
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 VGG_PREFIX = "vgg."

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from ..eval.claims import CLAIM_STATEMENTS, fmt_ci
+from ..eval.claims import CLAIM_STATEMENTS
+from ..eval.verdicts import fmt_ci
 from ..utils import atomic_write_text
 
 KEYS = ["claim", "part", "scope"]  # a claim part is the same test in both folders when these agree

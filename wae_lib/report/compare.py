@@ -26,16 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..baselines.common import BASELINES, build_baseline
+from ..baselines.build import BASELINES, build_baseline
 from ..config import EvaluationError, check
 from ..data.layout import load_eval_identities, load_set_info
 from ..eval.cache import all_pairs
 from ..eval.fid import extract_features, fid_kid
 from ..eval.images import figure_styles, load_set
 from ..eval.metrics import EvalVGG
-from ..eval.runs import load_model
 from ..eval.scorecard import spread_over_identities
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
+from ..model.run import load_model
 from .figures import blank_cells
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it

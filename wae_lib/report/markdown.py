@@ -16,20 +16,16 @@ from ..eval import tables as T
 from ..eval.claims import (
     CLAIM_STATEMENTS,
     RECON_METRICS,
-    ClaimPart,
     claims_frame,
-    combined_verdict,
     context_of,
     evaluate_claims,
-    fmt_ci,
-    fmt_number,
-    model_rows,
     models_of,
     read_table,
 )
 from ..eval.identity import SAME_PERSON_THRESHOLD
 from ..eval.metrics import FACE_UPSCALE
 from ..eval.runs import EvalContext
+from ..eval.verdicts import ClaimPart, combined_verdict, fmt_ci, fmt_number, model_rows
 from ..utils import atomic_open, atomic_write_text
 from .compare import markdown_summary
 

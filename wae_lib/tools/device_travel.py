@@ -5,7 +5,7 @@
     python -m wae_lib device travel --restore       # ... and back, after the call
 
 The device tool sends a copy of the working tree (tracked files and untracked ones git does not ignore) plus the
-carried paths, 64 MiB in all (wae_lib.tools.device_session.CARRY_LIMIT). The tracked tree alone outgrew that: the two shipped
+carried paths, 64 MiB in all (wae_lib.tools.device_bundle.CARRY_LIMIT). The tracked tree alone outgrew that: the two shipped
 models are ~21 MB each and the committed figures ~26 MB, none of which a device stage reads (it trains, and notebooks
 03-05 read only the bundle's sets and the runs it trains). ``--offload`` untracks those folders (OFFLOAD) in the
 index and ignores them in ``.git/info/exclude``, the files staying in place; ``--restore`` undoes both. Never commit

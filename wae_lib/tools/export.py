@@ -20,8 +20,9 @@ import pandas as pd
 from ..config import EvaluationError, training_set_label
 from ..data.layout import load_set_info
 from ..eval import scorecard
-from ..eval.runs import check_trained_on, load_model
+from ..eval.runs import check_trained_on
 from ..model.pretrained import PRETRAINED_FILE, export_pretrained, scorecard_file, write_model_card
+from ..model.run import load_model
 from ..utils import set_seed
 
 

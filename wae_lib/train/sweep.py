@@ -2,7 +2,7 @@
 
 A sweep is one base Config (a profile, with the flags and YAML values on top) replaced per model: training set,
 content size and seed (:func:`sweep_configs`); every run folder is named by :func:`wae_lib.config.run_name`.
-``python -m wae_lib train`` (wae_lib.train.trainer.main) parses its command line with :func:`build_parser`: a flag for
+``python -m wae_lib train`` (wae_lib.train.cli.main) parses its command line with :func:`build_parser`: a flag for
 every Config field, and ``--config`` for a YAML file of them.
 """
 
