@@ -14,10 +14,10 @@ from PIL import Image
 from wae_lib.__main__ import main
 from wae_lib.config import Config
 from wae_lib.eval.color import rgb_to_lab
+from wae_lib.grids import grid_geometry, grid_layout
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.run import load_model
 from wae_lib.model.wae import WAEStyle
-from wae_lib.report.figures import grid_geometry, grid_layout
 from wae_lib.tools import transfer as cli
 from wae_lib.tools import transfer_io
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
+from wae_lib import utils
 from wae_lib.data import layout as S
 from wae_lib.eval import fid as FID
 from wae_lib.eval import runs as R
 from wae_lib.eval import tables as T
-from wae_lib.report import figures as F
 
 pytestmark = pytest.mark.slow  # notebooks 03-05 in-process on trained smoke models: make test-fast skips them
 
@@ -47,7 +47,7 @@ def smooth(n: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, 3, 8, 8, generator=g)
     img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
-    return F.to_uint8_hwc(img)
+    return utils.to_uint8_hwc(img)
 
 
 @pytest.fixture(scope="module")

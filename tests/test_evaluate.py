@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from wae_lib import grids
 from wae_lib.config import EvaluationError, profile_config
 from wae_lib.data import layout as S
 from wae_lib.eval import cache as EC
@@ -324,7 +325,7 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
     assert (meta["n_rows"], meta["n_cols"]) == (3, 3)
     assert meta["row_labels"] == ["original", "CelebA-only c16", "mixed c16"]
     size = Image.open(tmp_path / "fig6.png").size
-    geo = F.grid_geometry(meta["n_rows"], meta["n_cols"], meta["label_width"], meta["has_col_labels"],
+    geo = grids.grid_geometry(meta["n_rows"], meta["n_cols"], meta["label_width"], meta["has_col_labels"],
                           meta["caption_lines"])
     assert size == (geo["width"], geo["height"])
     assert json.loads((tmp_path / "fig6.png.json").read_text())["caption"].startswith("profile=custom")

@@ -22,7 +22,7 @@ from PIL import Image
 from wae_lib.eval import cache as EC
 from wae_lib.eval import fid as FID
 from wae_lib.eval import tables as T
-from wae_lib.report.figures import CELL, PAD, grid_geometry
+from wae_lib.grids import CELL, PAD, grid_geometry
 
 papermill = pytest.importorskip("papermill")
 

@@ -60,7 +60,7 @@ def hardware(meta: dict[str, Any], device: str) -> str:
 
 def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the decoders cost and where they stand, from the run's checkpoint, log and lr probe."""
-    from ..report.compare import training_cost
+    from ..model.run import training_cost
 
     train, val = read_log(run_dir)
     cfg = ckpt["config"]

@@ -75,7 +75,7 @@ def load_set(data_root: str | Path, name: str, limit: int | None = None) -> torc
 
 
 def uint8_to_float(arr: np.ndarray) -> torch.Tensor:
-    """N x H x W x 3 uint8 -> N x 3 x H x W float in [0, 1] (the inverse: wae_lib.report.figures.to_uint8_hwc)."""
+    """N x H x W x 3 uint8 -> N x 3 x H x W float in [0, 1] (the inverse: wae_lib.utils.to_uint8_hwc)."""
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255)
 
 

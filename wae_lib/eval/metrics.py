@@ -25,8 +25,7 @@ from ..data.faces import detect_faces
 from ..data.options import PrepConfig
 from ..model.losses import gram_matrix
 from ..model.vgg import VGG16Features, common_source
-from ..report.figures import to_uint8_hwc
-from ..utils import module_device
+from ..utils import module_device, to_uint8_hwc
 
 CONTENT_LAYERS = ("relu4_2",)  # Gatys et al. 2016 content layer (our reading; SPEC does not define content distance)
 FACE_UPSCALE = 4  # 64 px -> 256 px before the Haar detector (PrepConfig.detect_scale 0.5 then runs it at 128 px)

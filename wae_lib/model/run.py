@@ -1,5 +1,5 @@
 """A run folder read back: its trained model (or one shipped in the package, by name), the frozen VGG16 its
-checkpoint holds, and its training log.
+checkpoint holds, and its training log (as a table; what the training cost, in images and seconds).
 
     from wae_lib import load_model
     model = load_model("models/quick-sample/mixed_c128")   # eval mode; "pretrained", "pretrained-paper": shipped
@@ -67,3 +67,19 @@ def read_training_log(run_dir: str | Path):
     if not rows:
         raise ValueError(f"{run_dir}/log.jsonl holds no rows yet")
     return pd.json_normalize(rows, sep="/")
+
+
+def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
+    """(images seen, seconds) of a training run from its log.jsonl: each row's ``images_per_s`` times the
+    images since the previous row. (nan, nan) when there is no log (e.g. the shipped model without its run)."""
+    path = Path(log_path)
+    path = path / "log.jsonl" if path.is_dir() else path
+    if not path.is_file():
+        return float("nan"), float("nan")
+    prev, seconds = 0, 0.0
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if "step" in row and row.get("images_per_s"):
+            seconds += (row["step"] - prev) * batch_size / row["images_per_s"]
+            prev = row["step"]
+    return float(prev * batch_size), seconds

@@ -16,7 +16,6 @@ Measures, per method, on the transfers of the same pairs (wae_lib.eval.tables.tr
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from ..eval.images import figure_styles, load_set
 from ..eval.metrics import EvalVGG
 from ..eval.scorecard import spread_over_identities
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
-from ..model.run import load_model
-from .figures import blank_cells
+from ..grids import blank_cells
+from ..model.run import load_model, training_cost
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
 OURS_PAPER = "ours_paper"  # the key of the same networks trained as the paper says (issue 16), shown beside it
@@ -71,22 +70,6 @@ def resolve_model(model: str, models_dir: str | Path, tables_dir: str | Path) ->
 
     ranking = pd.read_csv(path)
     return str(Path(models_dir) / ranking.loc[ranking["best"].astype(bool), "run"].iloc[0])
-
-
-def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
-    """(images seen, seconds) of a training run from its log.jsonl: each row's ``images_per_s`` times the
-    images since the previous row. (nan, nan) when there is no log (e.g. the shipped model without its run)."""
-    path = Path(log_path)
-    path = path / "log.jsonl" if path.is_dir() else path
-    if not path.is_file():
-        return float("nan"), float("nan")
-    prev, seconds = 0, 0.0
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if "step" in row and row.get("images_per_s"):
-            seconds += (row["step"] - prev) * batch_size / row["images_per_s"]
-            prev = row["step"]
-    return float(prev * batch_size), seconds
 
 
 def decoder_method(key: str, baseline, run: str | Path, name: str) -> Method:

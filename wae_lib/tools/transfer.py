@@ -220,7 +220,7 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
     import torch
 
     from ..eval.color import preserve_color
-    from ..report.figures import to_uint8_hwc
+    from ..utils import to_uint8_hwc
 
     n, s = len(contents), len(z_styles)
     out = torch.empty(n, s, SIZE, SIZE, 3, dtype=torch.uint8)
@@ -247,7 +247,7 @@ def style_header_cell(st: Style):
     --style random, a blank cell (there is no image; the column label names it)."""
     import torch
 
-    from ..report.figures import blank_cells
+    from ..grids import blank_cells
 
     if st.image is not None:
         return st.image[None]
@@ -270,7 +270,7 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     import torch
     from PIL import Image
 
-    from ..report.figures import blank_cells, image_grid
+    from ..grids import blank_cells, image_grid
 
     n, s = min(len(contents), GRID_MAX[0]), min(len(styles), GRID_MAX[1])
     if (n, s) != (len(contents), len(styles)):

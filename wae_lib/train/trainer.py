@@ -45,10 +45,10 @@ from ..model.losses import (
 from ..model.networks import LatentDiscriminator
 from ..model.vgg import VGG16Features
 from ..model.wae import WAEStyle
-from ..report.figures import training_sample_grid
 from ..utils import atomic_write_text, package_versions, progress, resolve_device
 from .balance import LossBalance, lr_at, penalty_weight_at
 from .distributed import DistInfo, all_mean, gather_with_grad
+from .samples import training_sample_grid
 
 
 class TrainingDiverged(RuntimeError):
