@@ -247,9 +247,9 @@ device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULT
 	$(PY) -m wae_lib device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
 	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
-DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.tools.device_session; never committed: it holds images)
+DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.tools.device_bundle; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
-$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/tools/device_session.py wae_lib/model/vgg.py  # the bundle's layout lives there
+$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/tools/device_bundle.py wae_lib/model/vgg.py  # the bundle's layout lives there
 	$(PY) -m wae_lib device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)

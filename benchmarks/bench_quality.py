@@ -58,7 +58,7 @@ def figure(args, faces, style, models, vgg_label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders written by wae_lib.train.trainer")
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders written by wae_lib.train")
     ap.add_argument("--data-root", required=True, help="prepared data (sets/content_eval.npy, style_eval.npy)")
     ap.add_argument("--n-content", type=int, default=48, help="held-out faces used as transfer content")
     ap.add_argument("--out", type=Path, help="write OUT.csv and OUT.md")

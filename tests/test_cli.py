@@ -18,7 +18,7 @@ from wae_lib.grids import grid_geometry, grid_layout
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.run import load_model
 from wae_lib.model.wae import WAEStyle
-from wae_lib.tools import transfer as cli
+from wae_lib.tools import transfer as transfer_cmd
 from wae_lib.tools import transfer_io
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,7 +358,7 @@ def test_interrupt_while_moving_outputs_into_place_finishes_and_says_so(files, t
             os.kill(os.getpid(), signal.SIGINT)
         return real_replace(src, dst)
 
-    monkeypatch.setattr(cli.os, "replace", replace_with_ctrl_c)
+    monkeypatch.setattr(transfer_io.os, "replace", replace_with_ctrl_c)
     code = transfer(files, str(files["content"]), str(files["style"]), "-o", str(out))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 130 and len(err) == 1 and "all 7 were already written" in err[0], err
@@ -456,14 +456,14 @@ def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
 def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
     """Issue 19: the random/mix grids had a blank style row and a `mix_candy-` column label."""
     s1, s2 = (transfer_io.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
-    mix = cli.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
+    mix = transfer_cmd.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
                     image_batch=torch.stack([s1, s2]))
-    cell = cli.style_header_cell(mix)[0]
+    cell = transfer_cmd.style_header_cell(mix)[0]
     assert torch.equal(cell[:, :, :16], s1[:, :, :16]) and torch.equal(cell[:, :, 16:], s2[:, :, 16:])
-    assert cli.style_column_label(mix) == "mix of 2"
-    single = cli.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
-    assert torch.equal(cli.style_header_cell(single)[0], s1) and cli.style_column_label(single) == "s1"
-    assert cli.style_column_label(cli.Style("random3")) == "random3"
+    assert transfer_cmd.style_column_label(mix) == "mix of 2"
+    single = transfer_cmd.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
+    assert torch.equal(transfer_cmd.style_header_cell(single)[0], s1) and transfer_cmd.style_column_label(single) == "s1"
+    assert transfer_cmd.style_column_label(transfer_cmd.Style("random3")) == "random3"
 
 
 def test_one_command_line_lists_and_runs_every_stage_tool(capsys):

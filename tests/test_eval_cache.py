@@ -118,7 +118,7 @@ def test_changed_model_code_makes_every_cache_stale(sweep, monkeypatch):
     EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
     runs = R.discover_runs(models_dir)
     EC.sweep_outputs(runs, [None] * len(runs), cache, root)  # up to date
-    monkeypatch.setattr(EC, "code_digest", lambda: "another models.py")
+    monkeypatch.setattr(EC, "code_digest", lambda: "another model/networks.py")
     with pytest.raises(EvaluationError, match="stale \\(its model code changed\\)"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
     assert set(EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH).values()) == {"written"}

@@ -24,5 +24,5 @@ and the weights loading :mod:`wae_lib.baselines.build`. AdaIN's and WCT's decode
 set by :mod:`wae_lib.baselines.train` (``python -m wae_lib baselines``; config and losses: ``train_config``,
 ``train_losses``) and shipped in wae_lib/weights by :mod:`wae_lib.baselines.shipped` (``ship-baselines``).
 
-Imports every layer below it (the foundation, data, model, train, eval); see wae_lib/__init__.py.
+The import rules: wae_lib/__init__.py.
 """

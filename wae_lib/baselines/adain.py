@@ -11,7 +11,7 @@ from torch import nn
 from ..model.vgg import VGG16Features
 from .common import STYLE_LAYERS, check_pairs, encode, vgg_decoder
 
-ADAIN_LAYER = "relu3_1"  # Huang & Belongie use relu4_1 at 256-512 px; at 64 px it is 8x8 (see module doc)
+ADAIN_LAYER = "relu3_1"  # Huang & Belongie use relu4_1 at 256-512 px; at 64 px it is 8x8 (see wae_lib.baselines)
 
 
 ADAIN_EPS = 1e-5  # pytorch-AdaIN's calc_mean_std

@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
         t0 = time.perf_counter()
         if args.continue_from:  # before the probe: a restored folder reuses the shipped run's choice of lr
-            from .shipped import restore_run  # lazy: shipped_baselines imports this module
+            from .shipped import restore_run  # lazy: baselines.shipped imports this module
 
             restore_run(args.continue_from, args.out, cfg.method)
         if args.lr_probe:

@@ -6,20 +6,8 @@ The command line of the data stage (the Makefile's ``make data``)::
     python -m wae_lib data celeba|anime|imagenet|styles SRC OUT   one source into one folder
     python -m wae_lib data download --data-dir DIR                 CelebA and Imagenette through torchvision
 
-Every PrepConfig field is a flag (``--crop-multiple 1.4``). The library behind it, one module per concern:
-
-* wae_lib.data.layout        the folder layout, source and set names, set files, identity files (the one home of them)
-* wae_lib.data.options PrepConfig, the preprocessing parameters
-* wae_lib.data.decode      any file -> RGB, or a reason (Rejected)
-* wae_lib.data.faces       the Haar face detector and the crop geometry
-* wae_lib.data.prepare     the per-source processors and the chunked, resumable multiprocess runner (prepare_*)
-* wae_lib.data.packed    a prepared folder's files: images.npy, manifest.csv, the state record
-* wae_lib.data.sample  the embedded offline sample set
-* wae_lib.data.splits      the held-out rules and the mixed set's proportions
-* wae_lib.data.build_sets   prepare_all and build_sets (sets/*.npy, info.json)
-* wae_lib.data.download    download_data (torchvision)
-* wae_lib.data.views  notebook 01's tables and image tiles
-* wae_lib.data.loader      PackedImages, the training loader (torch)
+Every PrepConfig field is a flag (``--crop-multiple 1.4``). The library behind it: the modules of wae_lib.data,
+one per concern (listed in its docstring).
 """
 
 from __future__ import annotations

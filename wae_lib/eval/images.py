@@ -1,16 +1,6 @@
 """The evaluation's images (SPEC.md §5): the sets notebooks 03-05 and 07 measure and show, read from a data root.
 
-The evaluation of a trained sweep (the numbers behind Figures 5-7 and claims C1-C4), one concern per module:
-
-* ``wae_lib.eval.runs``: the sweep's runs in the paper's order, their models, the :class:`~wae_lib.eval.runs.EvalContext`
-  every caption and table carries;
-* ``wae_lib.eval.images`` (here): the evaluation images (:class:`EvalImages`: a set's images with the rows of the
-  set file they are), the images and styles the figures show, the mean face, the faces' identities;
-* ``wae_lib.eval.cache``: the models' outputs on them (latents, reconstructions, transfers), computed from the
-  models or read from the cache that ``python -m wae_lib eval-cache`` writes once per sweep;
-* ``wae_lib.eval.metrics``: per-image metrics (MSE, PSNR, SSIM, VGG distances, the face detector);
-* ``wae_lib.eval.tables``: the notebooks' tables (one row per image or pair, with context columns) and the C4
-  balance ranking; ``wae_lib.eval.fid``: FID and KID; ``wae_lib.eval.stats``: bootstrap intervals and ranks.
+The images are one of the evaluation's modules (wae_lib.eval lists them all).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The networks and reading them back: the frozen VGG16, the content/style encoders and the decoder, WAEStyle, the
 losses, the checkpoint format, the shipped models and a run folder's model (``load_model``).
 
-Imports the foundation and wae_lib.data only (see wae_lib/__init__.py for the layer rules).
+The import rules: wae_lib/__init__.py.
 """

@@ -1,7 +1,7 @@
 """Side by side with the classic methods (issue 9): the same (content, style) pairs through every method, the
 same measures, the time per image and the training cost, each as a ratio to our model.
 
-Methods (wae_lib.baselines.common): Gatys et al. (2016) optimisation, AdaIN (Huang & Belongie 2017), WCT (Li et al.
+Methods (wae_lib.baselines): Gatys et al. (2016) optimisation, AdaIN (Huang & Belongie 2017), WCT (Li et al.
 2017) and the Reinhard et al. (2001) colour transfer, the floor. All at 64x64 with the VGG16 our model uses.
 
 Measures, per method, on the transfers of the same pairs (wae_lib.eval.tables.transfer_metrics):
@@ -104,7 +104,7 @@ def our_method(model, label: str, training_images: float = float("nan"),
 
 def baseline_method(key: str, baseline, label: str, training: str, training_images: float = float("nan"),
                     training_seconds: float = float("nan"), max_batch: int = 64, **cost: Any) -> Method:
-    """A wae_lib.baselines.common object (anything with ``transfer(content, style, alpha)``) as a Method; ``cost``:
+    """A baseline of wae_lib.baselines (anything with ``transfer(content, style, alpha)``) as a Method; ``cost``:
     Method's training_steps, final_loss, weights."""
 
     def transfer(content, style, alpha=1.0):

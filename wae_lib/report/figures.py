@@ -134,7 +134,7 @@ def plot_loss_shares(log, title: str = ""):
 
     cols = [c for c in log.columns if c.startswith("share/")]
     if not cols:
-        raise ValueError("this log has no share/* columns (written by wae_lib.train.trainer since issue 8); retrain to see them")
+        raise ValueError("this log has no share/* columns (written by wae_lib.train since issue 8); retrain to see them")
     fig, ax = plt.subplots(figsize=(8, 3.4))
     ax.stackplot(log["step"], *[log[c] for c in cols], labels=[c.removeprefix("share/") for c in cols], alpha=0.85)
     ax.set_xlim(log["step"].min(), log["step"].max())

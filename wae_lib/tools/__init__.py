@@ -2,5 +2,5 @@
 shipped model, the prepared call of a lent GPU (bundle, stages, what travels), notebooks run without Jupyter and
 the kernel's cell heartbeat.
 
-The top layer: may import every other layer; nothing below imports it.
+The top layer (the import rules: wae_lib/__init__.py).
 """
