@@ -49,7 +49,7 @@ TABLES_DIR := $(REPORTS_DIR)/tables
 CODE_DEPS := build/code-deps.mk
 include $(CODE_DEPS)
 $(CODE_DEPS): $(wildcard wae_lib/*.py wae_lib/*/*.py notebooks/*.ipynb)
-	@mkdir -p $(dir $@) && $(PYTHON) wae_lib/staleness.py --make eval_cache $(wildcard notebooks/*.ipynb) > $@.tmp \
+	@mkdir -p $(dir $@) && $(PYTHON) wae_lib/staleness.py --make eval.cache $(wildcard notebooks/*.ipynb) > $@.tmp \
 	  && mv $@.tmp $@
 SETS := $(DATA_ROOT)/sets/info.json
 # the source folders' own times change when files are added or removed; `make data` re-checks contents (digests)
@@ -202,7 +202,7 @@ $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(c
   $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore) $(code_06_claims)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
-	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+	$(PY) -c "from wae_lib.report.markdown import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
 	$(PY) -m wae_lib export $(MODELS_DIR) --data-root $(DATA_ROOT) \
@@ -241,15 +241,15 @@ GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (i
 claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DIR)/tables (e.g. a device sweep's)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
-	$(PY) -c "from wae_lib.reports import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+	$(PY) -c "from wae_lib.report.markdown import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULTS=...) into GPU_REPORTS, then notebook 06 on them
 	$(PY) -m wae_lib device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
 	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
-DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.device_session; never committed: it holds images)
+DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.tools.device_bundle; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
-$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/device_session.py wae_lib/vgg.py  # the bundle's layout lives there
+$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/tools/device_bundle.py wae_lib/model/vgg.py  # the bundle's layout lives there
 	$(PY) -m wae_lib device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)

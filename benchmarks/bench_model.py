@@ -17,10 +17,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from wae_lib.config import CONTENT_DIMS_PAPER, Config
-from wae_lib.losses import mmd_imq, reconstruction_terms
-from wae_lib.models import WAEStyle, count_parameters
+from wae_lib.model.losses import mmd_imq, reconstruction_terms
+from wae_lib.model.networks import count_parameters
+from wae_lib.model.vgg import VGG16Features
+from wae_lib.model.wae import WAEStyle
 from wae_lib.utils import resolve_device, set_seed
-from wae_lib.vgg import VGG16Features
 
 
 def train_like_step(model: WAEStyle, x: torch.Tensor) -> torch.Tensor:

@@ -24,12 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wae_lib import decode as DEC
-from wae_lib import faces as FACES
-from wae_lib import prepare as P
-from wae_lib import prepared as PR
-from wae_lib import sets as S
-from wae_lib.prep_config import PrepConfig
+from wae_lib.data import decode as DEC
+from wae_lib.data import faces as FACES
+from wae_lib.data import layout as S
+from wae_lib.data import packed as PR
+from wae_lib.data import prepare as P
+from wae_lib.data.options import PrepConfig
 
 FOLDERS = {"celeba": "faces", "anime": "anime", "imagenet": "natural", "styles": "styles"}
 

@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wae_lib import scorecard
-from wae_lib.compare import training_cost
-from wae_lib.eval_cache import reconstruct_images
-from wae_lib.evaluate import load_set
-from wae_lib.figures import save_grid
-from wae_lib.runs import load_model
-from wae_lib.sets import load_eval_identities
+from wae_lib.data.layout import load_eval_identities
+from wae_lib.eval import scorecard
+from wae_lib.eval.cache import reconstruct_images
+from wae_lib.eval.images import load_set
+from wae_lib.grids import save_grid
+from wae_lib.model.run import load_model, training_cost
 from wae_lib.utils import set_seed
 
 

@@ -1,4 +1,4 @@
-"""Training throughput of the real training step (wae_lib.train.Trainer), optimised vs plain fp32 eager.
+"""Training throughput of the real training step (wae_lib.train.trainer.Trainer), optimised vs plain fp32 eager.
 
     python benchmarks/bench_train.py [--content-dim 128] [--batches 64 256] [--steps 3] [--width 1.0] [--vgg-source auto]
 
@@ -22,8 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from wae_lib.config import profile_config
-from wae_lib.distributed import DistInfo
-from wae_lib.train import Trainer
+from wae_lib.train.distributed import DistInfo
+from wae_lib.train.trainer import Trainer
 from wae_lib.utils import set_seed
 
 

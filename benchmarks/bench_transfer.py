@@ -21,9 +21,9 @@ import warnings
 
 import torch
 
-from wae_lib.baselines import build_baseline
-from wae_lib.compare import Method, baseline_method, our_method, seconds_per_image
-from wae_lib.runs import load_model
+from wae_lib.baselines.build import build_baseline
+from wae_lib.model.run import load_model
+from wae_lib.report.compare import Method, baseline_method, our_method, seconds_per_image
 from wae_lib.utils import resolve_device, set_seed
 
 

@@ -24,7 +24,7 @@ os.environ["JUPYTER_PATH"] = os.pathsep.join(
 @pytest.fixture(scope="session")
 def hed_vgg():
     """The offline VGG16 stand-in, built once for the whole session."""
-    from wae_lib.vgg import VGG16Features
+    from wae_lib.model.vgg import VGG16Features
 
     return VGG16Features("hed", ("relu1_1", "relu2_1", "relu3_1"))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from wae_lib.config import profile_config
-from wae_lib.distributed import init_distributed
-from wae_lib.train import Trainer
+from wae_lib.train.distributed import init_distributed
+from wae_lib.train.trainer import Trainer
 from wae_lib.utils import set_seed
 
 data, out, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import baseline_train as BT
-from wae_lib import baselines as B
+from wae_lib.baselines import adain, build, train_config, train_losses, wct
+from wae_lib.baselines import common as B
+from wae_lib.baselines import train as BT
 from wae_lib.config import ConfigError
 
 
@@ -55,14 +56,14 @@ def correlated(c: int, n: int, seed: int, scale: float = 30.0) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 def test_whitening_gives_identity_and_colouring_the_style_covariance():
     content, style = correlated(16, 400, 0), correlated(16, 300, 1)
-    w = B.whiten(content)
+    w = wct.whiten(content)
     assert torch.allclose(cov(w), torch.eye(16, dtype=torch.float64), atol=1e-3)
     assert w.mean(1).abs().max() < 1e-8
-    out = B.color(w, style)
+    out = wct.color(w, style)
     cs = cov(style)
     assert (cov(out) - cs).norm() / cs.norm() < 1e-3
     assert torch.allclose(out.mean(1), style.double().mean(1), atol=1e-6)
-    assert B.wct(content, style).dtype == content.dtype
+    assert wct.wct(content, style).dtype == content.dtype
 
 
 def test_rank_deficient_features_give_no_nan():
@@ -71,18 +72,18 @@ def test_rank_deficient_features_give_no_nan():
     content[10:20] = 0  # dead ReLU channels
     style = correlated(64, 24, 3)
     style[32:] = style[:32]  # duplicated channels: rank <= 23
-    w = B.whiten(content)
+    w = wct.whiten(content)
     assert torch.isfinite(w).all()
     ev = torch.linalg.eigvalsh(cov(w))
     assert ev.max() < 1 + 1e-3 and ev.min() > -1e-6  # identity on the span of the features, 0 off it
     assert int((ev > 0.5).sum()) == torch.linalg.matrix_rank(cov(content)).item()
     # colouring full-rank white features reproduces the singular style covariance (+ the eps regulariser)
-    white = B.whiten(correlated(64, 2000, 4))
-    out = B.color(white, style)
+    white = wct.whiten(correlated(64, 2000, 4))
+    out = wct.color(white, style)
     assert torch.isfinite(out).all()
     cs = cov(style)
     assert (cov(out) - cs).norm() / cs.norm() < 2e-3
-    mixed = B.wct(content.view(1, 64, 4, 4), style.view(1, 64, 4, 6), alpha=0.5)
+    mixed = wct.wct(content.view(1, 64, 4, 4), style.view(1, 64, 4, 6), alpha=0.5)
     assert torch.isfinite(mixed).all() and mixed.shape == (1, 64, 4, 4)
 
 
@@ -90,12 +91,12 @@ def test_wct_on_vgg_features_is_finite_and_matches_style(hed_vgg, pair):
     content, style = pair
     with torch.no_grad():
         fc, fs = hed_vgg(content)["relu3_1"], hed_vgg(style)["relu3_1"]  # 256 channels, 256 positions
-    out = B.wct(fc, fs)
+    out = wct.wct(fc, fs)
     assert torch.isfinite(out).all()
     flat = lambda f: f[0].reshape(256, -1)  # noqa: E731
     cs = cov(flat(fs))
     assert (cov(flat(out)) - cs).norm() / cs.norm() < 0.01
-    assert torch.equal(B.wct(fc, fs, alpha=0.0), fc)
+    assert torch.equal(wct.wct(fc, fs, alpha=0.0), fc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,8 +107,8 @@ def test_adain_gives_the_style_channel_statistics(hed_vgg, pair):
     with torch.no_grad():
         f = hed_vgg(torch.cat([content, content.flip(3)]))["relu3_1"]
         fs = hed_vgg(style)["relu3_1"]
-    out = B.adain(f, fs)  # one style for two content images
-    (m_o, s_o), (m_s, s_s) = B.mean_std(out), B.mean_std(fs)
+    out = adain.adain(f, fs)  # one style for two content images
+    (m_o, s_o), (m_s, s_s) = adain.mean_std(out), adain.mean_std(fs)
     assert torch.allclose(m_o, m_s.expand_as(m_o), atol=1e-3)
     assert torch.allclose(s_o, s_s.expand_as(s_o), rtol=1e-3, atol=1e-2)
 
@@ -119,7 +120,7 @@ def test_reinhard_and_gatys_lower_the_style_distance(hed_vgg, pair):
     content, style = pair
     before = B.gram_distance(hed_vgg, content, style).item()
     for name, kw in (("reinhard", {}), ("gatys", {"steps": 20})):
-        method = B.build_baseline(name, vgg=hed_vgg, **kw)
+        method = build.build_baseline(name, vgg=hed_vgg, **kw)
         out = method.transfer(content.contiguous(memory_format=torch.channels_last), style)  # any layout
         assert out.shape == content.shape and 0 <= out.min() and out.max() <= 1
         assert B.gram_distance(hed_vgg, out, style).item() < 0.5 * before, name
@@ -135,7 +136,7 @@ def trained(tmp_path_factory, pair):
     npy = write_npy(root / "pool.npy", torch.cat([content, style, content.flip(2), style.flip(2)]))
     runs = {}
     for method, steps in (("adain", 30), ("wct", 40)):
-        cfg = BT.BaselineTrainConfig(method=method, data=str(npy), width=0.25, batch_size=2, steps=steps, lr=1e-3,
+        cfg = train_config.BaselineTrainConfig(method=method, data=str(npy), width=0.25, batch_size=2, steps=steps, lr=1e-3,
                                      lr_decay=0.0, seed=0, ckpt_every=1000, log_every=10)
         runs[method] = BT.train_decoders(cfg, root / method)
     return runs
@@ -147,7 +148,7 @@ def test_trained_decoders_lower_the_style_distance(hed_vgg, pair, trained, name)
     WCT 5750 vs 1306). The transfer must beat both the content image and the same decoder's alpha = 0 path,
     so the gain comes from AdaIN/WCT, not from the decoder's blur."""
     content, style = pair
-    model = B.build_baseline(name, weights=trained[name], vgg=hed_vgg)
+    model = build.build_baseline(name, weights=trained[name], vgg=hed_vgg)
     assert model.checkpoint_info["step"] == (30 if name == "adain" else 40)
     out = model.transfer(content, style)
     rec = model.transfer(content, style, alpha=0.0)
@@ -162,11 +163,11 @@ def test_trained_decoders_lower_the_style_distance(hed_vgg, pair, trained, name)
 
 
 def test_registry_and_untrained_warning(hed_vgg):
-    assert set(B.BASELINES) == {"reinhard", "gatys", "adain", "wct"}
+    assert set(build.BASELINES) == {"reinhard", "gatys", "adain", "wct"}
     with pytest.raises(ValueError, match="unknown baseline"):
-        B.build_baseline("sanet")
+        build.build_baseline("sanet")
     with pytest.warns(UserWarning, match="UNTRAINED"):
-        model = B.build_baseline("wct", vgg=hed_vgg)
+        model = build.build_baseline("wct", vgg=hed_vgg)
     assert [m.__class__.__name__ for m in model.decoders["relu1_1"]] == ["FeatureScale", "ReflectionPad2d", "Conv2d"]
     with pytest.raises(ValueError, match="1 content images but 2 style"):
         model.transfer(torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64))
@@ -178,7 +179,7 @@ def test_registry_and_untrained_warning(hed_vgg):
 def test_resume_after_interrupt_matches_straight_run(tmp_path, pair, monkeypatch):
     g = torch.Generator().manual_seed(0)
     npy = write_npy(tmp_path / "set.npy", torch.rand(6, 3, 64, 64, generator=g))
-    cfg = BT.BaselineTrainConfig(method="wct", data=str(npy), width=0.125, batch_size=2, steps=5, ckpt_every=2,
+    cfg = train_config.BaselineTrainConfig(method="wct", data=str(npy), width=0.125, batch_size=2, steps=5, ckpt_every=2,
                                  log_every=1)
     straight = BT.train_decoders(cfg, tmp_path / "straight")
 
@@ -212,17 +213,17 @@ def test_resume_after_interrupt_matches_straight_run(tmp_path, pair, monkeypatch
 
 def test_mismatched_checkpoint_is_refused(hed_vgg, trained, tmp_path):
     with pytest.raises(B.BaselineWeightsError, match="holds adain decoders") as err:
-        B.load_baseline_weights(B.WCT(hed_vgg), trained["adain"])
+        build.load_baseline_weights(wct.WCT(hed_vgg), trained["adain"])
     assert "\n" not in str(err.value)
     ckpt = torch.load(trained["wct"] / "checkpoint.pt", weights_only=True)
     ckpt["vgg_source"] = "imagenet"
     torch.save(ckpt, tmp_path / "other_vgg.pt")
     with pytest.raises(B.BaselineWeightsError, match="VGG source 'imagenet'"):
-        B.build_baseline("wct", weights=tmp_path / "other_vgg.pt", vgg=hed_vgg)
+        build.build_baseline("wct", weights=tmp_path / "other_vgg.pt", vgg=hed_vgg)
     with pytest.raises(B.BaselineWeightsError, match="width"):
-        B.load_baseline_weights(B.WCT(hed_vgg, width=0.5), trained["wct"])
+        build.load_baseline_weights(wct.WCT(hed_vgg, width=0.5), trained["wct"])
     with pytest.raises(B.BaselineWeightsError, match="do not exist"):
-        B.build_baseline("adain", weights=tmp_path / "missing", vgg=hed_vgg)
+        build.build_baseline("adain", weights=tmp_path / "missing", vgg=hed_vgg)
 
 
 def test_cli(tmp_path, capsys):
@@ -244,11 +245,11 @@ def test_cli(tmp_path, capsys):
 # issue 18, item 6: a run lock, and unfinished, mismatched or non-finite decoders said in one line
 # --------------------------------------------------------------------------------------------------
 def test_a_second_run_on_the_same_folder_refuses(tmp_path):
-    from wae_lib.checkpoint import RunFolderBusy, run_lock
+    from wae_lib.model.checkpoint import RunFolderBusy, run_lock
 
     g = torch.Generator().manual_seed(0)
     npy = write_npy(tmp_path / "set.npy", torch.rand(4, 3, 64, 64, generator=g))
-    cfg = BT.BaselineTrainConfig(method="adain", data=str(npy), width=0.125, batch_size=2, steps=2)
+    cfg = train_config.BaselineTrainConfig(method="adain", data=str(npy), width=0.125, batch_size=2, steps=2)
     with run_lock(tmp_path / "run"), pytest.raises(RunFolderBusy, match="in use by another training run"):
         BT.train_decoders(cfg, tmp_path / "run")  # as a second process would, while the first holds the folder
     assert not (tmp_path / "run" / "log.jsonl").exists()
@@ -257,18 +258,18 @@ def test_a_second_run_on_the_same_folder_refuses(tmp_path):
 def test_unfinished_wrong_width_and_nan_decoders(hed_vgg, trained, tmp_path, capsys):
     ckpt = torch.load(trained["adain"] / "checkpoint.pt", weights_only=True)
     torch.save({**ckpt, "finished": False, "step": 7}, tmp_path / "unfinished.pt")
-    B.build_baseline("adain", weights=tmp_path / "unfinished.pt", vgg=hed_vgg)
+    build.build_baseline("adain", weights=tmp_path / "unfinished.pt", vgg=hed_vgg)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unfinished (step 7 of 30)" in err[0]
     torch.save({**ckpt, "config": {**ckpt["config"], "width": 0.5}}, tmp_path / "width.pt")  # a hand-edited width
     with pytest.raises(B.BaselineWeightsError, match="do not fit width 0.5") as exc:
-        B.build_baseline("adain", weights=tmp_path / "width.pt", vgg=hed_vgg)
+        build.build_baseline("adain", weights=tmp_path / "width.pt", vgg=hed_vgg)
     assert "\n" not in str(exc.value)
     nan = {k: v.clone() for k, v in ckpt["decoders"].items()}
     next(v for v in nan.values() if v.is_floating_point()).fill_(float("nan"))
     torch.save({**ckpt, "decoders": nan}, tmp_path / "nan.pt")
     with pytest.raises(B.BaselineWeightsError, match="hold NaN or inf"):
-        B.build_baseline("adain", weights=tmp_path / "nan.pt", vgg=hed_vgg)
+        build.build_baseline("adain", weights=tmp_path / "nan.pt", vgg=hed_vgg)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,16 +277,16 @@ def test_unfinished_wrong_width_and_nan_decoders(hed_vgg, trained, tmp_path, cap
 # --------------------------------------------------------------------------------------------------
 def test_plateau_rule():
     falling = [(i, 10.0 / (i + 1)) for i in range(6)]
-    assert not BT.plateau(falling, patience=2, min_improvement=0.01)
+    assert not train_losses.plateau(falling, patience=2, min_improvement=0.01)
     flat = falling + [(6, falling[-1][1] * 0.999), (7, falling[-1][1] * 1.2)]
-    assert BT.plateau(flat, patience=2, min_improvement=0.01)  # two validations without a 1 % gain
-    assert not BT.plateau(flat, patience=0, min_improvement=0.01)  # 0: never stop early
-    assert not BT.plateau(flat[:2], patience=2, min_improvement=0.01)  # too short to say
+    assert train_losses.plateau(flat, patience=2, min_improvement=0.01)  # two validations without a 1 % gain
+    assert not train_losses.plateau(flat, patience=0, min_improvement=0.01)  # 0: never stop early
+    assert not train_losses.plateau(flat[:2], patience=2, min_improvement=0.01)  # too short to say
 
 
 def fake_data_root(root, n=6):
     """A data root with a packed mixed set and the two held-out sets the validation reads."""
-    from wae_lib.sets import set_path
+    from wae_lib.data.layout import set_path
 
     g = torch.Generator().manual_seed(3)
     for name, k in (("mixed", n), ("content_eval", 4), ("natural_eval", 4)):
@@ -298,7 +299,7 @@ def fake_data_root(root, n=6):
 def test_validation_stops_at_a_plateau_and_resumes_its_history(tmp_path, capsys):
     root = fake_data_root(tmp_path / "data")
     # lr 0: the decoders never change, so the validation loss is flat and the run must stop after `patience`
-    cfg = BT.BaselineTrainConfig(method="adain", data="mixed", data_root=str(root), width=0.125, batch_size=2,
+    cfg = train_config.BaselineTrainConfig(method="adain", data="mixed", data_root=str(root), width=0.125, batch_size=2,
                                  steps=50, lr=1e-12, val_every=2, val_images=4, patience=2, log_every=2)
     out = BT.train_decoders(cfg, tmp_path / "run")
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -322,8 +323,8 @@ def test_validation_stops_at_a_plateau_and_resumes_its_history(tmp_path, capsys)
 
 
 def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, capsys):
-    from wae_lib import compare as C
-    from wae_lib import shipped_baselines as SB
+    from wae_lib.baselines import shipped as SB
+    from wae_lib.report import compare as C
 
     root = fake_data_root(tmp_path / "data")
     args = ["--method", "wct", "--data", "mixed", "--data-root", str(root), "--width", "0.125", "--batch-size", "2",
@@ -346,7 +347,7 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     assert shipped["shipped"]["steps"] == 6 and shipped["shipped"]["images"] == 12
     assert not shipped["converged"] and "optimizer" in shipped and shipped["resume"]["lr_probe"]  # it can carry on
     assert [s for s, _ in shipped["shipped"]["val_history"]] == [2, 4, 6] and shipped["shipped"]["lr"] == chosen
-    model = B.build_baseline("wct", weights="shipped", vgg=hed_vgg)
+    model = build.build_baseline("wct", weights="shipped", vgg=hed_vgg)
     method = C.decoder_method("wct", model, "shipped", "WCT")
     assert method.training_steps == 6 and method.training_images == 12 and "shipped (not converged)" == method.weights
     assert method.final_loss == pytest.approx(shipped["shipped"]["final_loss"]) and method.final_loss > 0
@@ -355,7 +356,7 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     assert "NOT converged" in card and "probe of 1e-05, 0.001 x 3 steps" in card
     assert SB.plot_curves({"wct": path}, tmp_path / "curves.png").stat().st_size > 1000
     with pytest.raises(B.BaselineWeightsError, match="no shipped adain decoders"):
-        B.build_baseline("adain", weights="shipped", vgg=hed_vgg)
+        build.build_baseline("adain", weights="shipped", vgg=hed_vgg)
     # a new checkout has no run folder: training carries on from the shipped file, exactly as the run itself would
     cont = [a if a != str(tmp_path / "wct") else str(tmp_path / "wct-new") for a in args]
     assert BT.main([*cont, "--lr-probe", "1e-5,1e-3", "--steps", "8", "--continue-from", "shipped"]) == 0

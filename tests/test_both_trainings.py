@@ -1,4 +1,4 @@
-"""Both trainings side by side (wae_lib.both_trainings): the claims of two reports folders, row by row."""
+"""Both trainings side by side (wae_lib.report.both_trainings): the claims of two reports folders, row by row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wae_lib import both_trainings as B
+from wae_lib.report import both_trainings as B
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reports" / "reference-shared-data-large"
 

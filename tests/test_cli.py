@@ -11,14 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import cli
 from wae_lib.__main__ import main
-from wae_lib.checkpoint import CHECKPOINT
-from wae_lib.color import rgb_to_lab
 from wae_lib.config import Config
-from wae_lib.figures import grid_geometry, grid_layout
-from wae_lib.models import WAEStyle
-from wae_lib.runs import load_model
+from wae_lib.eval.color import rgb_to_lab
+from wae_lib.grids import grid_geometry, grid_layout
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.model.run import load_model
+from wae_lib.model.wae import WAEStyle
+from wae_lib.tools import transfer as transfer_cmd
+from wae_lib.tools import transfer_io
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def test_folders_give_every_pair_and_a_grid(files, tmp_path):
     assert names == sorted([f"{c}__{s}.png" for c in "abc" for s in ("s1", "s2")] + ["grid.png"])
     # each file is the model's transfer of the centre-cropped, resized images
     model = load_model(files["run"])
-    c, s = cli.load_image(files["content"] / "a.jpg", "c"), cli.load_image(files["style"] / "s2.webp", "s")
+    c, s = transfer_io.load_image(files["content"] / "a.jpg", "c"), transfer_io.load_image(files["style"] / "s2.webp", "s")
     expected = model.transfer(c[None], s[None])[0]
     assert (png(out / "a__s2.png") - expected).abs().max() <= 1 / 255 + 1e-6
     # grid: header row + 3 contents, content column + 2 styles, cells at 2x
@@ -108,7 +109,7 @@ def test_alpha_zero_is_the_reconstruction_and_differs_from_alpha_one(files, tmp_
     assert transfer(files, c, s, "-o", str(tmp_path / "a0.png"), "--alpha", "0") == 0
     assert transfer(files, c, s, "-o", str(tmp_path / "a1.png"), "--alpha", "1") == 0
     a0, a1 = png(tmp_path / "a0.png"), png(tmp_path / "a1.png")
-    recon = load_model(files["run"]).reconstruct(cli.load_image(Path(c), "c")[None])[0]
+    recon = load_model(files["run"]).reconstruct(transfer_io.load_image(Path(c), "c")[None])[0]
     assert (a0 - recon).abs().max() <= 1 / 255 + 1e-6
     assert (a0 - a1).abs().mean() > 1e-3
 
@@ -124,9 +125,9 @@ def test_style_mix_of_one_image_is_plain_transfer_and_weights_are_normalised(fil
                        png(tmp_path / "mixB" / "a__mix_s1-0.25_s2-0.75.png"))
     # the mixed latent is the weighted mean of the two style latents
     model = load_model(files["run"])
-    x = torch.stack([cli.load_image(p, "s") for p in (s1, s2)])
+    x = torch.stack([transfer_io.load_image(p, "s") for p in (s1, s2)])
     z = 0.25 * model.encode_style(x[:1])[0] + 0.75 * model.encode_style(x[1:])[0]
-    content = cli.load_image(files["content"] / "a.jpg", "c")[None]
+    content = transfer_io.load_image(files["content"] / "a.jpg", "c")[None]
     expected = model.decode(model.encode_content(content)[0], z)[0].detach()
     assert (png(tmp_path / "mixA" / "a__mix_s1-0.25_s2-0.75.png") - expected).abs().max() <= 1 / 255 + 1e-6
 
@@ -145,7 +146,7 @@ def test_preserve_color_keeps_the_contents_ab_channels(files, tmp_path):
     c, s = files["content"] / "a.jpg", str(files["style"] / "s1.png")
     assert transfer(files, str(c), s, "-o", str(tmp_path / "keep.png"), "--preserve-color") == 0
     assert transfer(files, str(c), s, "-o", str(tmp_path / "plain.png")) == 0
-    ab = rgb_to_lab(cli.load_image(c, "c")[None])[..., 1:]
+    ab = rgb_to_lab(transfer_io.load_image(c, "c")[None])[..., 1:]
     keep = rgb_to_lab(png(tmp_path / "keep.png")[None])
     plain = rgb_to_lab(png(tmp_path / "plain.png")[None])
     err_keep, err_plain = np.abs(keep[..., 1:] - ab).mean(), np.abs(plain[..., 1:] - ab).mean()
@@ -179,7 +180,7 @@ def test_both_shipped_models_take_every_option(name, files, tmp_path, capsys):
 
 
 def test_model_may_be_a_checkpoint_or_an_exported_file(files, tmp_path, capsys):
-    from wae_lib.pretrained import export_pretrained
+    from wae_lib.model.pretrained import export_pretrained
 
     exported = export_pretrained(load_model(files["run"]), tmp_path / "tiny.pt", run="tiny", step=0)
     c, s = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png")
@@ -357,7 +358,7 @@ def test_interrupt_while_moving_outputs_into_place_finishes_and_says_so(files, t
             os.kill(os.getpid(), signal.SIGINT)
         return real_replace(src, dst)
 
-    monkeypatch.setattr(cli.os, "replace", replace_with_ctrl_c)
+    monkeypatch.setattr(transfer_io.os, "replace", replace_with_ctrl_c)
     code = transfer(files, str(files["content"]), str(files["style"]), "-o", str(out))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 130 and len(err) == 1 and "all 7 were already written" in err[0], err
@@ -385,7 +386,7 @@ def test_sigterm_while_writing_leaves_nothing_and_stale_staging_is_removed(files
     monkeypatch.undo()
     dead = 2**22 + 12345  # above the default pid_max: no such process
     out.mkdir()
-    (out / f"{cli.STAGING_PREFIX}{dead}").mkdir()
+    (out / f"{transfer_io.STAGING_PREFIX}{dead}").mkdir()
     (out / f".a__s1.png.tmp{dead}").write_bytes(b"x")  # the temporaries of earlier versions
     assert transfer(files, str(files["content"]), str(files["style"]), "-o", str(out)) == 0
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
@@ -454,15 +455,15 @@ def test_a_quick_profile_model_is_labelled_as_such(files, tmp_path, capsys):
 
 def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
     """Issue 19: the random/mix grids had a blank style row and a `mix_candy-` column label."""
-    s1, s2 = (cli.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
-    mix = cli.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
+    s1, s2 = (transfer_io.load_image(files["style"] / n, "s") for n in ("s1.png", "s2.webp"))
+    mix = transfer_cmd.Style("mix_s1-0.25_s2-0.75", files=(Path("s1.png"), Path("s2.webp")), weights=(0.25, 0.75),
                     image_batch=torch.stack([s1, s2]))
-    cell = cli.style_header_cell(mix)[0]
+    cell = transfer_cmd.style_header_cell(mix)[0]
     assert torch.equal(cell[:, :, :16], s1[:, :, :16]) and torch.equal(cell[:, :, 16:], s2[:, :, 16:])
-    assert cli.style_column_label(mix) == "mix of 2"
-    single = cli.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
-    assert torch.equal(cli.style_header_cell(single)[0], s1) and cli.style_column_label(single) == "s1"
-    assert cli.style_column_label(cli.Style("random3")) == "random3"
+    assert transfer_cmd.style_column_label(mix) == "mix of 2"
+    single = transfer_cmd.Style("s1", image=s1, files=(Path("s1.png"),), weights=(1.0,), image_batch=s1[None])
+    assert torch.equal(transfer_cmd.style_header_cell(single)[0], s1) and transfer_cmd.style_column_label(single) == "s1"
+    assert transfer_cmd.style_column_label(transfer_cmd.Style("random3")) == "random3"
 
 
 def test_one_command_line_lists_and_runs_every_stage_tool(capsys):

@@ -16,16 +16,16 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import data as D
-from wae_lib import faces as FACES
-from wae_lib import make_sets as MS
-from wae_lib import prepare as P
-from wae_lib import prepared as PR
-from wae_lib import sample_set as SAMPLE
-from wae_lib import sets as S
-from wae_lib import splits as SPLITS
-from wae_lib.loader import PackedImages
-from wae_lib.prep_config import PrepConfig
+from wae_lib.data import build_sets as MS
+from wae_lib.data import cli as D
+from wae_lib.data import faces as FACES
+from wae_lib.data import layout as S
+from wae_lib.data import packed as PR
+from wae_lib.data import prepare as P
+from wae_lib.data import sample as SAMPLE
+from wae_lib.data import splits as SPLITS
+from wae_lib.data.loader import PackedImages
+from wae_lib.data.options import PrepConfig
 
 # --------------------------------------------------------------------------------------------------
 # a folder of awkward real-world files, made here
@@ -432,7 +432,7 @@ def test_identity_split_holds_out_whole_people_and_records_them(tmp_path):
 def test_recount_of_the_identity_split_agrees_and_catches_a_tampered_identity_file(tmp_path):
     """Notebook 01's independent recount (splits.recount_identity_split): the same numbers as build_sets, and a
     content_eval_identity.npy that no longer matches the manifest is refused."""
-    from wae_lib import splits as SPLITS
+    from wae_lib.data import splits as SPLITS
 
     identity = _prepared_fixture(S.prepared_dir(tmp_path), [4] * 12)
     id_file = _write_identity_csv(tmp_path / "identity.csv", identity)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import cli
-from wae_lib import decode as D
-from wae_lib import explore as X
+from wae_lib import utils
+from wae_lib.data import decode as D
+from wae_lib.tools import explore as X
+from wae_lib.tools import transfer_io
 
 
 def gradient(h: int = 80, w: int = 96) -> np.ndarray:
@@ -36,7 +37,7 @@ def write(path, kind: str):
                                               ("RGBA PNG", ".png")])
 def test_the_explorer_gives_the_model_the_clis_pixels(tmp_path, kind, suffix):
     path = write(tmp_path / f"image{suffix}", kind)
-    from_cli = cli.load_image(path, "content")
+    from_cli = transfer_io.load_image(path, "content")
     from_upload = X.image_from_bytes(path.read_bytes(), path.name)
     assert torch.equal(from_cli, from_upload)
     expected = 0.5 if kind != "RGBA PNG" else 0.5 * 128 / 255 + (1 - 128 / 255)  # alpha over white
@@ -51,11 +52,11 @@ def test_images_over_the_pixel_cap_are_refused_in_one_line(tmp_path, capsys):
         warnings.simplefilter("error")  # no PIL DecompressionBombWarning may escape
         with pytest.raises(D.Rejected, match="90 M pixels"):
             D.decode_image(path)
-        with pytest.raises(cli.UserError, match="huge.png cannot be read: too large"):
-            cli.load_image(path, "content")
+        with pytest.raises(utils.UserError, match="huge.png cannot be read: too large"):
+            transfer_io.load_image(path, "content")
         with pytest.raises(ValueError, match="huge.png: cannot be read: too large"):
             X.image_from_bytes(path.read_bytes(), "huge.png")
     assert "DecompressionBomb" not in capsys.readouterr().err
     jpeg = tmp_path / "big.jpg"  # a large JPEG is decoded at reduced size (draft): under the cap, accepted
     Image.new("RGB", (9000, 8000), (90, 120, 150)).save(jpeg, quality=80)
-    assert cli.load_image(jpeg, "content").shape == (3, 64, 64)
+    assert transfer_io.load_image(jpeg, "content").shape == (3, 64, 64)

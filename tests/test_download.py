@@ -1,4 +1,4 @@
-"""``python -m wae_lib.data download``: CelebA and Imagenette through torchvision, offline.
+"""``python -m wae_lib data download``: CelebA and Imagenette through torchvision, offline.
 
 Only the network is faked: ``gdown`` (CelebA's Google Drive files) and torchvision's URL fetch (Imagenette) hand
 over tiny archives built here with the real ones' inner layout (``img_align_celeba/*.jpg`` in the zip,
@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wae_lib import data as D
-from wae_lib import download as DL
-from wae_lib import prepare as P
-from wae_lib import sets as S
+from wae_lib.data import cli as D
+from wae_lib.data import download as DL
+from wae_lib.data import layout as S
+from wae_lib.data import prepare as P
 
 tv_datasets = pytest.importorskip("torchvision.datasets")
 tv_utils = pytest.importorskip("torchvision.datasets.utils")

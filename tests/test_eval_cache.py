@@ -1,4 +1,4 @@
-"""The evaluation cache (wae_lib.eval_cache): written once per sweep, read back bit for bit, skipped when up to
+"""The evaluation cache (wae_lib.eval.cache): written once per sweep, read back bit for bit, skipped when up to
 date, refused by the notebooks and recomputed by the CLI when a run's checkpoint or the data change."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import eval_cache as EC
-from wae_lib import evaluate as E
-from wae_lib import runs as R
-from wae_lib import sets as S
-from wae_lib import train as TR
 from wae_lib.config import EvaluationError, profile_config
-from wae_lib.fid import torch_threads
+from wae_lib.data import layout as S
+from wae_lib.eval import cache as EC
+from wae_lib.eval import images as E
+from wae_lib.eval import runs as R
+from wae_lib.eval.fid import torch_threads
+from wae_lib.model import run as RUN
+from wae_lib.train import cli as TRAIN
 
 N_STYLES, BATCH = 2, 4  # a batch smaller than the sets: outputs cross batch boundaries
 
@@ -49,7 +50,7 @@ def sweep(tmp_path):
     models = tmp_path / "models"
     for cd in (16, 8):
         cfg = profile_config("smoke", data=str(train_npy), content_dim=cd, steps=1, sample_every=0, device="cpu")
-        TR.train(cfg, models / f"train_c{cd}")
+        TRAIN.train(cfg, models / f"train_c{cd}")
     return root, models, tmp_path / "cache"
 
 
@@ -62,7 +63,7 @@ def test_cache_round_trips_bit_for_bit_and_is_skipped_when_up_to_date(sweep, cap
     assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH) == {"train_c16": "written",
                                                                               "train_c8": "written"}
     runs = R.discover_runs(models_dir)
-    models = [R.load_model(r.path) for r in runs]
+    models = [RUN.load_model(r.path) for r in runs]
     cached = EC.sweep_outputs(runs, models, cache, root)
     computed = EC.sweep_outputs(runs, models, "", root, BATCH)
     assert all(isinstance(o, EC.CachedOutputs) for o in cached)
@@ -95,12 +96,12 @@ def test_a_changed_checkpoint_or_data_is_refused_then_recomputed(sweep):
     EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
     runs = R.discover_runs(models_dir)
     changed = runs[0]
-    TR.train(changed.config.replace(steps=2), changed.path)  # one more step: another checkpoint
+    TRAIN.train(changed.config.replace(steps=2), changed.path)  # one more step: another checkpoint
     with pytest.raises(EvaluationError, match=f"cache of run {changed.name} is stale \\(its checkpoint changed\\)"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
     assert EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH) == {changed.name: "written",
                                                                               runs[1].name: "up to date"}
-    model = R.load_model(changed.path)
+    model = RUN.load_model(changed.path)
     assert model.checkpoint_info["step"] == 2
     faces = E.eval_images(root, "content_eval")
     cached = EC.sweep_outputs(runs, [None] * len(runs), cache, root)[0]
@@ -117,7 +118,7 @@ def test_changed_model_code_makes_every_cache_stale(sweep, monkeypatch):
     EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH)
     runs = R.discover_runs(models_dir)
     EC.sweep_outputs(runs, [None] * len(runs), cache, root)  # up to date
-    monkeypatch.setattr(EC, "code_digest", lambda: "another models.py")
+    monkeypatch.setattr(EC, "code_digest", lambda: "another model/networks.py")
     with pytest.raises(EvaluationError, match="stale \\(its model code changed\\)"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
     assert set(EC.build_cache(models_dir, root, cache, N_STYLES, "cpu", BATCH).values()) == {"written"}

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from wae_lib import fid as FID
-from wae_lib import figures as F
-from wae_lib import runs as R
-from wae_lib import sets as S
-from wae_lib import tables as T
+from wae_lib import utils
+from wae_lib.data import layout as S
+from wae_lib.eval import fid as FID
+from wae_lib.eval import runs as R
+from wae_lib.eval import tables as T
 
 pytestmark = pytest.mark.slow  # notebooks 03-05 in-process on trained smoke models: make test-fast skips them
 
@@ -47,12 +47,12 @@ def smooth(n: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, 3, 8, 8, generator=g)
     img = torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
-    return F.to_uint8_hwc(img)
+    return utils.to_uint8_hwc(img)
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
-    """sets/*.npy + info.json as wae_lib.make_sets writes them, with person labels for content_eval."""
+    """sets/*.npy + info.json as wae_lib.data.build_sets writes them, with person labels for content_eval."""
     root = tmp_path_factory.mktemp("eval_nb")
     sets = S.sets_dir(root)
     sets.mkdir()
@@ -70,7 +70,7 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def fake_sweep(hed_vgg):
     from wae_lib.config import Config
-    from wae_lib.models import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     base = Config(content_dim=16, width=0.125, style_hidden=32, style_dim_per_layer=8, vgg_source="hed",
                   profile="smoke")

@@ -1,4 +1,4 @@
-"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.metrics / stats / runs /
+"""Evaluation metrics, statistics, sweep discovery, figures and claim rules (wae_lib.eval.metrics / stats / runs /
 tables / fid / claims / figures).
 
 Fast and CPU only: metrics are checked against naive references; claims are checked on synthetic tables whose
@@ -15,18 +15,20 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import claims as C
-from wae_lib import eval_cache as EC
-from wae_lib import evaluate as E
-from wae_lib import fid as FID
-from wae_lib import figures as F
-from wae_lib import metrics as M
-from wae_lib import reports as RP
-from wae_lib import runs as R
-from wae_lib import sets as S
-from wae_lib import stats as ST
-from wae_lib import tables as T
+from wae_lib import grids
 from wae_lib.config import EvaluationError, profile_config
+from wae_lib.data import layout as S
+from wae_lib.eval import cache as EC
+from wae_lib.eval import claims as C
+from wae_lib.eval import fid as FID
+from wae_lib.eval import images as E
+from wae_lib.eval import metrics as M
+from wae_lib.eval import runs as R
+from wae_lib.eval import stats as ST
+from wae_lib.eval import tables as T
+from wae_lib.eval import verdicts as VERDICTS
+from wae_lib.report import figures as F
+from wae_lib.report import markdown as RP
 from wae_lib.utils import spread
 
 
@@ -197,10 +199,10 @@ def test_feature_extractor_choice_is_offline_and_labelled(monkeypatch):
 @pytest.fixture(scope="module")
 def face_crop() -> torch.Tensor:
     """A 64 px face crop made like the CelebA preprocessing, from the astronaut photo bundled with scikit-image."""
-    from wae_lib import decode as DEC
-    from wae_lib import faces as FACES
-    from wae_lib import sample_set as SAMPLE
-    from wae_lib.prep_config import PrepConfig
+    from wae_lib.data import decode as DEC
+    from wae_lib.data import faces as FACES
+    from wae_lib.data import sample as SAMPLE
+    from wae_lib.data.options import PrepConfig
 
     cfg = PrepConfig()
     rgb = DEC.decode_image(SAMPLE.sample_image_path("skimage:astronaut.png")).rgb
@@ -310,7 +312,7 @@ def cell_std(png, meta, row: int) -> float:
 
 
 def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_vgg):
-    from wae_lib.models import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     runs, models = [], []
     for data, cd in [("celeba", 16), ("mixed", 16)]:
@@ -323,7 +325,7 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
     assert (meta["n_rows"], meta["n_cols"]) == (3, 3)
     assert meta["row_labels"] == ["original", "CelebA-only c16", "mixed c16"]
     size = Image.open(tmp_path / "fig6.png").size
-    geo = F.grid_geometry(meta["n_rows"], meta["n_cols"], meta["label_width"], meta["has_col_labels"],
+    geo = grids.grid_geometry(meta["n_rows"], meta["n_cols"], meta["label_width"], meta["has_col_labels"],
                           meta["caption_lines"])
     assert size == (geo["width"], geo["height"])
     assert json.loads((tmp_path / "fig6.png.json").read_text())["caption"].startswith("profile=custom")
@@ -340,7 +342,7 @@ def test_reconstruction_and_transfer_figures_layout(tmp_path, tiny_config, hed_v
 
 
 def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
-    from wae_lib.models import WAEStyle
+    from wae_lib.model.wae import WAEStyle
 
     model = WAEStyle(tiny_config, vgg=hed_vgg, verbose=False).eval()
     content, styles = smooth_images(3, 0), smooth_images(2, 1)
@@ -355,16 +357,16 @@ def test_transfer_pairs_match_model_transfer(tiny_config, hed_vgg):
 # claims on synthetic tables with a known answer
 # --------------------------------------------------------------------------------------------------
 def test_verdict_rules():
-    assert C.verdict_direction(0.1, 0.3, +1) == C.SUPPORTED
-    assert C.verdict_direction(-0.3, -0.1, +1) == C.NOT_SUPPORTED
-    assert C.verdict_direction(-0.1, 0.3, +1) == C.INCONCLUSIVE
-    assert C.verdict_direction(-0.3, -0.1, -1) == C.SUPPORTED
-    assert C.verdict_direction(float("nan"), 1.0, +1) == C.INCONCLUSIVE
-    assert C.verdict_equivalence(-0.05, 0.05, 0.1) == C.SUPPORTED
-    assert C.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
-    assert C.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
-    assert C.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
-    assert C.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed verdicts"
+    assert VERDICTS.verdict_direction(0.1, 0.3, +1) == C.SUPPORTED
+    assert VERDICTS.verdict_direction(-0.3, -0.1, +1) == C.NOT_SUPPORTED
+    assert VERDICTS.verdict_direction(-0.1, 0.3, +1) == C.INCONCLUSIVE
+    assert VERDICTS.verdict_direction(-0.3, -0.1, -1) == C.SUPPORTED
+    assert VERDICTS.verdict_direction(float("nan"), 1.0, +1) == C.INCONCLUSIVE
+    assert VERDICTS.verdict_equivalence(-0.05, 0.05, 0.1) == C.SUPPORTED
+    assert VERDICTS.verdict_equivalence(0.2, 0.3, 0.1) == C.NOT_SUPPORTED
+    assert VERDICTS.verdict_equivalence(0.05, 0.2, 0.1) == C.INCONCLUSIVE
+    assert VERDICTS.combined_verdict([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
+    assert VERDICTS.combined_verdict([C.SUPPORTED, C.INCONCLUSIVE]) == "mixed verdicts"
 
 
 SIZES = (128, 64, 32)
@@ -479,7 +481,7 @@ def test_build_claims_names_missing_tables(tmp_path):
 # independent metrics: colour (Lab sliced Wasserstein), Reinhard 2001, retrieval (issue 5)
 # --------------------------------------------------------------------------------------------------
 def test_reinhard_transfer_matches_the_style_lab_statistics():
-    from wae_lib import color as COL
+    from wae_lib.eval import color as COL
 
     content, style = smooth_images(2, 0), smooth_images(2, 1) * 0.6 + 0.2  # in gamut after the transfer
     out = COL.reinhard_transfer(content, style)
@@ -494,7 +496,7 @@ def test_reinhard_transfer_matches_the_style_lab_statistics():
 
 
 def test_color_distance_is_a_sliced_wasserstein_distance_in_lab():
-    from wae_lib import color as COL
+    from wae_lib.eval import color as COL
 
     x = smooth_images(3)
     sig = COL.color_signature(x)
@@ -517,7 +519,7 @@ def test_color_distance_is_a_sliced_wasserstein_distance_in_lab():
 
 
 def test_retrieval_distance_matrices_and_nearest_is_own():
-    from wae_lib import retrieval as R
+    from wae_lib.eval import retrieval as R
 
     fa, fb = fake_feats(0, 4), fake_feats(1, 3)
     g = R.gram_distance_matrix(R.grams(fa, ["a", "b"]), R.grams(fb, ["a", "b"]), ["a", "b"])
@@ -534,8 +536,8 @@ def test_retrieval_distance_matrices_and_nearest_is_own():
 
 
 def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config, hed_vgg):
-    from wae_lib import identity as ID
-    from wae_lib.models import WAEStyle
+    from wae_lib.eval import identity as ID
+    from wae_lib.model.wae import WAEStyle
 
     runs, models = [], []
     for data in ("celeba", "mixed"):
@@ -578,8 +580,8 @@ def test_transfer_table_has_independent_columns_and_the_reinhard_row(tiny_config
 
 
 def test_reconstruction_table_identity_columns_only_for_faces(tiny_config, hed_vgg, monkeypatch):
-    from wae_lib import identity as ID
-    from wae_lib.models import WAEStyle
+    from wae_lib.eval import identity as ID
+    from wae_lib.model.wae import WAEStyle
 
     cfg = tiny_config.replace(data="celeba")
     runs = [R.RunInfo("celeba_c16", None, "celeba", 16, "custom", cfg)]

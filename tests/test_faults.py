@@ -34,16 +34,17 @@ import torch
 from PIL import Image
 from test_train import smooth_images  # one home for the tests' synthetic images
 
-from wae_lib import data as D
-from wae_lib import make_sets as MS
-from wae_lib import prepare as P
-from wae_lib import prepared as PR
-from wae_lib import sets as S
-from wae_lib import train as T
-from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, profile_config
-from wae_lib.prep_config import PrepConfig
-from wae_lib.runs import load_model
+from wae_lib.data import build_sets as MS
+from wae_lib.data import cli as D
+from wae_lib.data import layout as S
+from wae_lib.data import packed as PR
+from wae_lib.data import prepare as P
+from wae_lib.data.options import PrepConfig
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.model.run import load_model
+from wae_lib.train import cli as TRAIN
+from wae_lib.train import trainer as T
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -122,8 +123,8 @@ def no_temporaries(folder: Path) -> list[str]:
 
 
 PREP = KILL_HOOK + r"""
-from wae_lib import prepare as P
-from wae_lib.prep_config import PrepConfig
+from wae_lib.data import prepare as P
+from wae_lib.data.options import PrepConfig
 P.prepare_anime(sys.argv[3], sys.argv[1], PrepConfig(workers=1, chunk_size=2), progress=False)
 """
 CFG = PrepConfig(workers=1, chunk_size=2)
@@ -185,11 +186,11 @@ def test_case1_training_refuses_a_truncated_or_changed_set(tmp_path, capsys):
     args = ["--out", str(tmp_path / "run"), "--profile", "smoke", "--data", "celeba", "--data-root", str(prep)]
     images = np.load(path)
     np.save(path, images[::-1])  # same shape, other content: not the file data prep recorded
-    assert T.main(args) == 2
+    assert TRAIN.main(args) == 2
     assert "is not the file recorded in" in capsys.readouterr().err
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    assert T.main(args) == 2
+    assert TRAIN.main(args) == 2
     assert "is not a complete uint8 N x 64 x 64 x 3 array" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -239,7 +240,7 @@ def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(
     clean = outputs(out)
     for i in range(3, 9):
         photo(i).save(src / f"img{i:02d}.png")
-    cli = ("import sys; from wae_lib import data as D; "
+    cli = ("import sys; from wae_lib.data import cli as D; "
            "sys.exit(D.main(['anime', sys.argv[1], sys.argv[2], '--workers', '1', '--chunk-size', '2']))")
     proc = run_script(cli, src, out, fsize=64 * 1024)  # parts (2 images) fit, the new images.npy (9) does not
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -294,15 +295,15 @@ def cli_args(out: Path, data: Path, *extra) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 def test_case2_touched_or_rewritten_identical_training_data_reuses_the_finished_run(npy, tmp_path, capsys):
     cfg = smoke(npy, steps=2)
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     before = (sha(run / CHECKPOINT), (run / CHECKPOINT).stat().st_mtime_ns)
     st = npy.stat()
     os.utime(npy, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touch
-    T.train(cfg, run)
+    TRAIN.train(cfg, run)
     copy = tmp_path / "copy.npy"
     shutil.copyfile(npy, copy)  # cp without -p / a restore / data prep rewriting the same bytes
     os.replace(copy, npy)
-    T.train(cfg, run)
+    TRAIN.train(cfg, run)
     assert (sha(run / CHECKPOINT), (run / CHECKPOINT).stat().st_mtime_ns) == before
     assert capsys.readouterr().err.count("finished run found") == 2
 
@@ -328,7 +329,7 @@ def test_case2_data_prep_recomputing_identical_bytes_leaves_its_outputs_untouche
 ])
 def test_case3_yaml_values_are_coerced_like_flags(npy, tmp_path, yaml_text, field, value):
     (tmp_path / "c.yaml").write_text(yaml_text)
-    rc = T.main(cli_args(tmp_path / "run", npy, "--steps", 1, "--config", tmp_path / "c.yaml"))
+    rc = TRAIN.main(cli_args(tmp_path / "run", npy, "--steps", 1, "--config", tmp_path / "c.yaml"))
     assert rc == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())[field] == pytest.approx(value)
 
@@ -343,7 +344,7 @@ def test_case3_yaml_values_are_coerced_like_flags(npy, tmp_path, yaml_text, fiel
 def test_case3_bad_yaml_is_one_line_naming_the_field_before_anything_is_written(npy, tmp_path, capsys, yaml_text,
                                                                                 needle):
     (tmp_path / "c.yaml").write_text(yaml_text)
-    rc = T.main(cli_args(tmp_path / "run", npy, "--config", tmp_path / "c.yaml"))
+    rc = TRAIN.main(cli_args(tmp_path / "run", npy, "--config", tmp_path / "c.yaml"))
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "run").exists()
@@ -358,7 +359,7 @@ def test_case3_python_configs_are_coerced_and_checked_the_same_way(tmp_path):
         profile_config("smoke", bacth_size=8)
     cfg.batch_size = "eight"  # changed after construction: train() checks again before writing
     with pytest.raises(ConfigError, match="'batch_size' = 'eight'"):
-        T.train(cfg, tmp_path / "run")
+        TRAIN.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -366,8 +367,9 @@ def test_case3_python_configs_are_coerced_and_checked_the_same_way(tmp_path):
 # case 4: a failed checkpoint write (disk full, ulimit -f)
 # --------------------------------------------------------------------------------------------------
 TRAIN_CLI = KILL_HOOK + r"""
-from wae_lib import train as T
-sys.exit(T.main(sys.argv[3:]))
+from wae_lib.train import trainer as T
+from wae_lib.train import cli
+sys.exit(cli.main(sys.argv[3:]))
 """
 
 
@@ -380,14 +382,14 @@ def test_case4_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporari
     assert last.startswith("error:") and "checkpoint.pt" in last and "File too large" in last, last
     assert "no checkpoint was written yet" in last and "last good" not in last
     assert not no_temporaries(run) and not (run / CHECKPOINT).exists()
-    assert T.main(cli_args(run, npy, "--steps", 6, "--ckpt-every", 3)) == 0  # space again: the run completes
+    assert TRAIN.main(cli_args(run, npy, "--steps", 6, "--ckpt-every", 3)) == 0  # space again: the run completes
     assert log_steps(run) == list(range(1, 7))
 
 
 # --------------------------------------------------------------------------------------------------
 # case 5: kill -9 during training, then resume; two runs on one folder
 # --------------------------------------------------------------------------------------------------
-KILL_AT_STEP = TRAIN_CLI.replace("from wae_lib import train as T\n", r"""from wae_lib import train as T
+KILL_AT_STEP = TRAIN_CLI.replace("from wae_lib.train import trainer as T\n", r"""from wae_lib.train import trainer as T
 _step = T.Trainer.train_step
 def _train_step(self):  # die before step KILL_STEP+1, i.e. after logging steps past the last checkpoint
     if self.step == int(os.environ["KILL_STEP"]):
@@ -411,7 +413,7 @@ def straight_run(tmp_path_factory) -> tuple[Path, Path]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert T.main(cli_args(root / "run", npy, *KILL_ARGS)) == 0
+        assert TRAIN.main(cli_args(root / "run", npy, *KILL_ARGS)) == 0
     finally:
         torch.set_num_threads(before)
     return npy, root / "run"
@@ -430,7 +432,7 @@ def test_case5_kill9_during_training_then_resume_matches_straight_run(straight_r
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     ckpt = torch.load(run / CHECKPOINT, weights_only=True) if (run / CHECKPOINT).is_file() else None
     capsys.readouterr()
-    assert T.main(cli_args(run, npy, *args)) == 0
+    assert TRAIN.main(cli_args(run, npy, *args)) == 0
     err = capsys.readouterr().err
     if ckpt is not None and not ckpt["finished"]:
         assert f"resuming from step {ckpt['step']}" in err
@@ -440,7 +442,7 @@ def test_case5_kill9_during_training_then_resume_matches_straight_run(straight_r
     assert not no_temporaries(run)
 
 
-WAIT_AT_STEP_2 = TRAIN_CLI.replace("from wae_lib import train as T\n", r"""from wae_lib import train as T
+WAIT_AT_STEP_2 = TRAIN_CLI.replace("from wae_lib.train import trainer as T\n", r"""from wae_lib.train import trainer as T
 import time
 from pathlib import Path
 _step = T.Trainer.train_step
@@ -468,7 +470,7 @@ def test_case5_a_second_run_on_the_same_folder_refuses(npy, tmp_path, capsys):
                 break
             time.sleep(0.1)
         assert ready.exists(), first.communicate()[1][-3000:]
-        rc = T.main(args)
+        rc = TRAIN.main(args)
         err = capsys.readouterr().err.strip()
         assert rc == 2 and "is in use by another training run" in err and f"pid {first.pid}" in err, err
         assert len(err.splitlines()) == 1
@@ -477,14 +479,14 @@ def test_case5_a_second_run_on_the_same_folder_refuses(npy, tmp_path, capsys):
         _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err[-3000:]
     assert log_steps(run) == [1, 2, 3, 4]
-    assert T.main(args) == 0  # the lock went with the process: the folder is free again (finished run reused)
+    assert TRAIN.main(args) == 0  # the lock went with the process: the folder is free again (finished run reused)
 
 
 # --------------------------------------------------------------------------------------------------
 # case 6: config.json and the checkpoint's config are compared
 # --------------------------------------------------------------------------------------------------
 def test_case6_load_model_refuses_a_config_json_that_disagrees_with_the_checkpoint(npy, tmp_path):
-    run = T.train(smoke(npy, steps=2), tmp_path / "run")
+    run = TRAIN.train(smoke(npy, steps=2), tmp_path / "run")
     load_model(run)
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "content_dim": 64, "data": "mixed", "device": "cpu"}))
@@ -637,7 +639,7 @@ def test_case8_papermill_run_with_a_misspelled_parameter_stops_before_writing(tm
     ("--lr", "nan", "'lr' = nan is invalid: expected a finite number"),
 ])
 def test_case9_impossible_values_are_refused_before_anything_is_written(npy, tmp_path, capsys, flag, value, needle):
-    rc = T.main(cli_args(tmp_path / "run", npy, flag, value))
+    rc = TRAIN.main(cli_args(tmp_path / "run", npy, flag, value))
     err = capsys.readouterr().err.strip()
     assert rc == 2 and needle in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
@@ -656,7 +658,7 @@ def test_case9_divergence_before_the_first_checkpoint_claims_no_checkpoint(npy, 
     poisoned.calls = 0
     monkeypatch.setattr(T, "reconstruction_terms", poisoned)
     with pytest.raises(T.TrainingDiverged) as err:
-        T.train(smoke(npy, steps=8, ckpt_every=3), tmp_path / "run")
+        TRAIN.train(smoke(npy, steps=8, ckpt_every=3), tmp_path / "run")
     assert "at step 2" in str(err.value) and "no checkpoint was written yet" in str(err.value)
     assert "last good checkpoint" not in str(err.value) and not (tmp_path / "run" / CHECKPOINT).exists()
 
@@ -685,10 +687,10 @@ def test_case9_a_resumed_run_says_resuming_from_step_n(npy, tmp_path, monkeypatc
 
     monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_4)
     with pytest.raises(T.TrainingInterrupted):
-        T.train(cfg, tmp_path / "run")
+        TRAIN.train(cfg, tmp_path / "run")
     monkeypatch.setattr(T.Trainer, "train_step", original)
     capsys.readouterr()
-    T.train(cfg, tmp_path / "run")
+    TRAIN.train(cfg, tmp_path / "run")
     assert "resuming from step 4 of 6" in capsys.readouterr().err
 
 
@@ -697,7 +699,7 @@ def test_one_default_data_root_everywhere():
     baselines' defaults are one value (wae_lib.config.DEFAULT_DATA_ROOT)."""
     import re
 
-    from wae_lib.baseline_train import BaselineTrainConfig
+    from wae_lib.baselines.train_config import BaselineTrainConfig
     from wae_lib.config import DEFAULT_DATA_ROOT, Config
 
     makefile = (NOTEBOOKS.parent / "Makefile").read_text()

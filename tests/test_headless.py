@@ -1,4 +1,4 @@
-"""wae_lib.headless: a notebook's code cells run in-process where Jupyter is missing (the lent GPU)."""
+"""wae_lib.tools.headless: a notebook's code cells run in-process where Jupyter is missing (the lent GPU)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from wae_lib import headless as H
+from wae_lib.tools import headless as H
 
 
 def notebook(path, *cells):

@@ -1,4 +1,4 @@
-"""The face-identity metric (wae_lib.identity): dlib embeddings on real faces, gallery rules, missing dlib.
+"""The face-identity metric (wae_lib.eval.identity): dlib embeddings on real faces, gallery rules, missing dlib.
 
 The embedding test uses real CelebA photos from WAE_TEST_DATA/faces (skipped only when WAE_TEST_DATA is unset
 and WAE_REQUIRE_TEST_DATA is not set); the gallery tests use hand-made embeddings whose answer is known.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import identity as ID
+from wae_lib.eval import identity as ID
 
 
 def require_dlib():
@@ -23,10 +23,10 @@ def require_dlib():
 
 
 def face_crops(folder: Path, n: int) -> torch.Tensor:
-    """64 px face crops made like the CelebA preprocessing (wae_lib.faces) from the first photos of a folder."""
-    from wae_lib import decode as DEC
-    from wae_lib import faces as FACES
-    from wae_lib.prep_config import PrepConfig
+    """64 px face crops made like the CelebA preprocessing (wae_lib.data.faces) from the first photos of a folder."""
+    from wae_lib.data import decode as DEC
+    from wae_lib.data import faces as FACES
+    from wae_lib.data.options import PrepConfig
 
     cfg = PrepConfig()
     crops = []

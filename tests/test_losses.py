@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from wae_lib import losses
+from wae_lib.model import losses
 
 
 def naive_gram(f: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from wae_lib.config import CONTENT_DIMS_PAPER, Config
-from wae_lib.models import ContentEncoder, Decoder, SubPixelConv, WAEStyle, count_parameters
+from wae_lib.model.networks import ContentEncoder, Decoder, SubPixelConv, count_parameters
+from wae_lib.model.wae import WAEStyle
 
 TABLE1_GATED = {  # Table 1 as printed: conv outputs (C, H, W)
     "conv1": (8, 64, 64), "conv2": (32, 32, 32), "conv3": (128, 16, 16), "conv4": (256, 8, 8), "conv5": (512, 4, 4)}
@@ -154,7 +155,7 @@ def test_content_latent_varies_across_images_at_init():
 
 def test_resize_decoder_has_no_checkerboard_at_init():
     """Nearest-x2 + conv upsampling: a constant latent map gives no 2-px periodic pattern (Odena et al. 2016)."""
-    from wae_lib.models import ResizeConv
+    from wae_lib.model.networks import ResizeConv
 
     torch.manual_seed(0)
     up = ResizeConv(4, 2)

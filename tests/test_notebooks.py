@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wae_lib import eval_cache as EC
-from wae_lib import fid as FID
-from wae_lib import tables as T
-from wae_lib.figures import CELL, PAD, grid_geometry
+from wae_lib.eval import cache as EC
+from wae_lib.eval import fid as FID
+from wae_lib.eval import tables as T
+from wae_lib.grids import CELL, PAD, grid_geometry
 
 papermill = pytest.importorskip("papermill")
 
@@ -36,7 +36,7 @@ N_METRIC = 12
 COMPARE_METHODS = ["ours", "ours_paper", "gatys", "adain", "wct", "reinhard"]
 STRENGTHS, ALPHAS = "0, 0.5, 1", "0, 0.5, 1"
 # the evaluation notebooks on whole sets (the Makefile's case), run twice: computing the models' outputs, and
-# reading them from the cache of `python -m wae_lib.eval_cache` (same functions, same batches: the same tables)
+# reading them from the cache of `python -m wae_lib eval-cache` (same functions, same batches: the same tables)
 EVAL_NOTEBOOKS = {
     # dlib identity is left to test_eval_notebooks (in-process, the same notebook code): here it cost ~30 s of 4 runs
     "03_reconstruction": dict(n_figure_images=N_FIG, n_styles=N_STYLES, n_boot=20, max_eval_images=N_METRIC,
@@ -61,10 +61,10 @@ def chain(tmp_path_factory):
     """01 (data), the smoke sweep trained for 2 steps, 02 (its curves), 03-05, the eval cache and 03-05 again
     reading it (into reports/cached/), 07, 00, then 06."""
     from wae_lib.config import profile_config
-    from wae_lib.make_sets import prepare_all
-    from wae_lib.prep_config import PrepConfig
-    from wae_lib.sets import load_set_info
-    from wae_lib.train import train_sweep
+    from wae_lib.data.build_sets import prepare_all
+    from wae_lib.data.layout import load_set_info
+    from wae_lib.data.options import PrepConfig
+    from wae_lib.train.cli import train_sweep
 
     root = tmp_path_factory.mktemp("chain")
     data_dir = str(Path(os.environ["WAE_TEST_DATA"]).resolve()) if os.environ.get("WAE_TEST_DATA") else None
@@ -95,7 +95,8 @@ def chain(tmp_path_factory):
             figures = {} if name == "05_fid" else {"figures_dir": str(dirs["cached"] / "figures")}
             run_notebook(name, dirs["cached"] / "notebooks", root, **common, **params, **figures,
                          cache_dir=str(dirs["cache"]), tables_dir=str(dirs["cached"] / "tables"))
-        from wae_lib.baseline_train import baseline_profile, train_decoders
+        from wae_lib.baselines.train import train_decoders
+        from wae_lib.baselines.train_config import baseline_profile
 
         for method in ("adain", "wct"):  # the Makefile's `baselines` stage at the smoke budget
             train_decoders(baseline_profile("smoke", method=method, data_root=str(dirs["prep"])),

@@ -10,11 +10,15 @@ import pytest
 import torch
 from test_train import smooth_images  # one home for the tests' synthetic images
 
-from wae_lib import balance, losses, runs
-from wae_lib import train as T
 from wae_lib.config import Config, ConfigError, profile_config
-from wae_lib.distributed import DistInfo
-from wae_lib.models import ContentEncoder, Decoder, StyleModulation, WAEStyle
+from wae_lib.model import losses
+from wae_lib.model import run as RUN
+from wae_lib.model.networks import ContentEncoder, Decoder, StyleModulation
+from wae_lib.model.wae import WAEStyle
+from wae_lib.train import balance
+from wae_lib.train import cli as TRAIN
+from wae_lib.train import trainer as T
+from wae_lib.train.distributed import DistInfo
 
 # The first four steps of the smoke profile with the default running balance (HED VGG16) on smooth_images(24) after
 # torch.manual_seed(0), recorded with wae_lib at commit 70f47bf, before the swapped-pair objective existed.
@@ -163,17 +167,17 @@ def test_swap_run_trains_resumes_and_transfers(tmp_path):
     np.save(path, smooth_images(24))
     cfg = profile_config("smoke", data=str(path), sample_every=0, objective="swap", style_injection="modulate",
                          content_norm="instance")
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert all(k in rows[-1] for k in SWAP_TERMS)
     saved = json.loads((run / "config.json").read_text())
     assert (saved["objective"], saved["style_injection"], saved["content_norm"]) == ("swap", "modulate", "instance")
-    model = runs.load_model(run)
+    model = RUN.load_model(run)
     assert isinstance(model, WAEStyle) and model.decoder.mods is not None
     x = torch.from_numpy(smooth_images(3, seed=5)).permute(0, 3, 1, 2).float() / 255
     y = model.transfer(x, x[:1])
     assert y.shape == (3, 3, 64, 64) and torch.isfinite(y).all()
     assert not torch.allclose(model.transfer(x, x[1:2]), y)  # another style, another output
     longer = cfg.replace(steps=cfg.steps + 2)  # resumes from the checkpoint with the swap objective
-    T.train(longer, run)
-    assert runs.load_model(run).checkpoint_info["step"] == longer.steps
+    TRAIN.train(longer, run)
+    assert RUN.load_model(run).checkpoint_info["step"] == longer.steps

@@ -10,7 +10,7 @@ from PIL import Image
 
 from wae_lib import load_model
 from wae_lib.config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS
-from wae_lib.pretrained import card_file, scorecard_file, shipped_file
+from wae_lib.model.pretrained import card_file, scorecard_file, shipped_file
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED_MODELS))
@@ -76,7 +76,7 @@ def test_export_card_can_show_earlier_scorecards_rows(tmp_path):
     import pandas as pd
     import pytest as _pytest
 
-    from wae_lib.export import earlier_rows
+    from wae_lib.tools.export import earlier_rows
 
     csv = tmp_path / "old.scorecard.csv"
     pd.DataFrame({"run": ["Reinhard colour transfer (floor)", "ours-mixed_c256"], "psnr": [float("nan"), 16.4],

@@ -1,4 +1,4 @@
-"""Verdict statistics (wae_lib.stats, wae_lib.claims): bootstrap over seeds and images, C4 against chance,
+"""Verdict statistics (wae_lib.eval.stats, wae_lib.eval.claims): bootstrap over seeds and images, C4 against chance,
 sweeps with several seeds, and the "too small to judge the paper" line. Synthetic data with known answers."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wae_lib import claims as C
-from wae_lib import reports as RP
-from wae_lib import runs as R
-from wae_lib import stats as S
-from wae_lib import tables as T
 from wae_lib.config import EvaluationError, profile_config
+from wae_lib.eval import claims as C
+from wae_lib.eval import runs as R
+from wae_lib.eval import stats as S
+from wae_lib.eval import tables as T
+from wae_lib.report import markdown as RP
 
 SIZES = (128, 64, 32)
 CTX = {"profile": "quick", "data_source": "synthetic", "vgg_source": "none", "scaled_note": "synthetic test"}

@@ -14,13 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
-from wae_lib import balance, runs, sweep
-from wae_lib import train as T
-from wae_lib import training_data as TD
-from wae_lib.checkpoint import CHECKPOINT
 from wae_lib.config import ConfigError, VGGSource, profile_config
-from wae_lib.distributed import DistInfo
-from wae_lib.vgg import weights_digest
+from wae_lib.data import training_sets as TD
+from wae_lib.model import run as RUN
+from wae_lib.model.checkpoint import CHECKPOINT
+from wae_lib.model.vgg import weights_digest
+from wae_lib.train import balance, sweep
+from wae_lib.train import cli as TRAIN
+from wae_lib.train import trainer as T
+from wae_lib.train.distributed import DistInfo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +62,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
-    run = T.train(profile_config("smoke", data=str(synthetic_npy)), tmp_path / "run")
+    run = TRAIN.train(profile_config("smoke", data=str(synthetic_npy)), tmp_path / "run")
     for name in ("config.json", "metadata.json", "log.jsonl", "calibration.json", CHECKPOINT):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
@@ -75,7 +77,7 @@ def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
     ckpt = torch.load(run / CHECKPOINT, weights_only=True)  # must load with weights_only
     assert ckpt["finished"] and ckpt["step"] == 6 and ckpt["config"]["profile"] == "smoke"
     assert ckpt["config"]["vgg_source"] == saved
-    model = runs.load_model(run)
+    model = RUN.load_model(run)
     assert model.vgg_source == VGGSource(**saved) and model.checkpoint_info == {"step": 6, "finished": True}
     assert not model.training
     for k, v in model.state_dict().items():  # round-trip: the loaded model holds the checkpoint's weights
@@ -86,13 +88,13 @@ def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
 
 def test_finished_run_is_reused_not_retrained(synthetic_npy, tmp_path):
     cfg = smoke(synthetic_npy)
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     before = (run / CHECKPOINT).stat().st_mtime_ns
-    T.train(cfg, run)
+    TRAIN.train(cfg, run)
     assert (run / CHECKPOINT).stat().st_mtime_ns == before
     with pytest.raises(ConfigError, match="different config"):
-        T.train(cfg.replace(lr=5e-4), run)
-    T.train(cfg.replace(lr=5e-4), run, force=True)
+        TRAIN.train(cfg.replace(lr=5e-4), run)
+    TRAIN.train(cfg.replace(lr=5e-4), run, force=True)
     assert (run / CHECKPOINT).stat().st_mtime_ns != before
 
 
@@ -100,7 +102,7 @@ def test_run_folders_written_before_vgg_source_load_are_reused_and_resume(synthe
     """The earlier format (config "auto", the resolved name and label beside it in the checkpoint) loads as a
     VGGSource without a digest, is reused when finished, resumes with its own VGG16, and then records it."""
     cfg = smoke(synthetic_npy, steps=2)
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     ckpt = torch.load(run / CHECKPOINT, weights_only=True)
     source = VGGSource(**ckpt["config"]["vgg_source"])
     ckpt["config"]["vgg_source"] = "auto"
@@ -109,22 +111,22 @@ def test_run_folders_written_before_vgg_source_load_are_reused_and_resume(synthe
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "vgg_source": "auto"}))
     old = dataclasses.replace(source, sha256="")
-    assert runs.load_model(run).vgg_source == old
+    assert RUN.load_model(run).vgg_source == old
     before = (run / CHECKPOINT).stat().st_mtime_ns
-    T.train(cfg, run)  # finished, same config: reused
+    TRAIN.train(cfg, run)  # finished, same config: reused
     assert (run / CHECKPOINT).stat().st_mtime_ns == before
     with pytest.raises(ConfigError, match="vgg_source"):
-        T.train(cfg.replace(vgg_source="random"), run)
-    T.train(cfg.replace(steps=3), run)  # resumed
+        TRAIN.train(cfg.replace(vgg_source="random"), run)
+    TRAIN.train(cfg.replace(steps=3), run)  # resumed
     assert json.loads((run / "config.json").read_text())["vgg_source"] == dataclasses.asdict(old)
-    assert runs.load_model(run).vgg_source == old and weights(run)["vgg.features.0.weight"].equal(
+    assert RUN.load_model(run).vgg_source == old and weights(run)["vgg.features.0.weight"].equal(
         ckpt["model"]["vgg.features.0.weight"])
 
 
 def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, monkeypatch):
     """On CPU, 10 steps straight == 5 steps + SIGTERM + resume + 5 steps, bit for bit."""
     cfg = smoke(synthetic_npy, steps=10, ckpt_every=4)
-    straight = T.train(cfg, tmp_path / "straight")
+    straight = TRAIN.train(cfg, tmp_path / "straight")
 
     original = T.Trainer.train_step
 
@@ -136,11 +138,11 @@ def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, mo
 
     monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_5)
     with pytest.raises(T.TrainingInterrupted, match="step 5"):
-        T.train(cfg, tmp_path / "resumed")
+        TRAIN.train(cfg, tmp_path / "resumed")
     ckpt = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 5 and not ckpt["finished"]
     monkeypatch.setattr(T.Trainer, "train_step", original)
-    T.train(cfg, tmp_path / "resumed")
+    TRAIN.train(cfg, tmp_path / "resumed")
     a, b = weights(straight), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [json.loads(r)["step"] for r in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
@@ -161,18 +163,18 @@ def test_nan_stops_with_term_and_step_and_keeps_last_checkpoint(synthetic_npy, t
     poisoned.calls = 0
     monkeypatch.setattr(T, "reconstruction_terms", poisoned)
     with pytest.raises(T.TrainingDiverged, match=r"'gram/relu2_1' became nan at step 5"):
-        T.train(cfg, tmp_path / "run")
+        TRAIN.train(cfg, tmp_path / "run")
     ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 3 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
 def test_bad_config_fails_before_training(synthetic_npy, tmp_path):
     with pytest.raises(ConfigError, match="'data'.*expected one of"):
-        T.train(profile_config("smoke", data="imagenet-only"), tmp_path / "a")
+        TRAIN.train(profile_config("smoke", data="imagenet-only"), tmp_path / "a")
     with pytest.raises(ConfigError, match="does not exist"):
-        T.train(profile_config("smoke", data=str(tmp_path / "missing.npy")), tmp_path / "b")
+        TRAIN.train(profile_config("smoke", data=str(tmp_path / "missing.npy")), tmp_path / "b")
     with pytest.raises(ConfigError, match="larger than the dataset"):
-        T.train(smoke(synthetic_npy, batch_size=64), tmp_path / "c")
+        TRAIN.train(smoke(synthetic_npy, batch_size=64), tmp_path / "c")
     with pytest.raises(ConfigError, match="content_dim"):
         profile_config("smoke", content_dim=-1)
     with pytest.raises(ConfigError, match="unknown profile"):
@@ -181,17 +183,17 @@ def test_bad_config_fails_before_training(synthetic_npy, tmp_path):
 
 
 def test_cli_flags_and_error_exit(synthetic_npy, tmp_path, capsys):
-    rc = T.main(["--out", str(tmp_path / "cli"), "--profile", "smoke", "--data", str(synthetic_npy), "--steps", "2",
+    rc = TRAIN.main(["--out", str(tmp_path / "cli"), "--profile", "smoke", "--data", str(synthetic_npy), "--steps", "2",
                  "--content-dim", "12", "--no-hflip", "--sample-every", "0"])
     assert rc == 0
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["content_dim"] == 12 and saved["hflip"] is False and saved["steps"] == 2
-    assert T.main(["--out", str(tmp_path / "bad"), "--profile", "smoke", "--data", "nope"]) == 2
+    assert TRAIN.main(["--out", str(tmp_path / "bad"), "--profile", "smoke", "--data", "nope"]) == 2
     assert "'data'" in capsys.readouterr().err
 
 
 def test_wae_gan_penalty_trains(synthetic_npy, tmp_path):
-    run = T.train(smoke(synthetic_npy, penalty="gan", steps=3), tmp_path / "gan")
+    run = TRAIN.train(smoke(synthetic_npy, penalty="gan", steps=3), tmp_path / "gan")
     ckpt = torch.load(run / CHECKPOINT, weights_only=True)
     assert ckpt["disc"] is not None and ckpt["finished"]
 
@@ -224,7 +226,7 @@ def test_tiny_model_overfits_16_real_faces(faces16_npy, tmp_path):
     cfg = profile_config("smoke", data=str(faces16_npy), steps=60, batch_size=16, width=0.125, style_hidden=32,
                          hflip=False, lr=2e-3, calibrate_after=20, calibrate_batches=2, log_every=5, sample_every=0,
                          ckpt_every=1000, lr_warmup=0, penalty_weight=1.0)
-    run = T.train(cfg, tmp_path / "overfit")
+    run = TRAIN.train(cfg, tmp_path / "overfit")
     rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
     calibrated = [r for r in rows if r["calibrated"]]
     start, end = sum(calibrated[0]["weighted"].values()), sum(rows[-1]["weighted"].values())
@@ -237,15 +239,15 @@ def test_out_of_memory_names_the_parameter_to_lower(synthetic_npy, tmp_path, mon
 
     monkeypatch.setattr(T.Trainer, "train_step", oom)
     with pytest.raises(RuntimeError, match="lower 'batch_size'"):
-        T.train(smoke(synthetic_npy), tmp_path / "oom")
+        TRAIN.train(smoke(synthetic_npy), tmp_path / "oom")
 
 
 def test_changed_training_data_retrains_instead_of_reusing(synthetic_npy, tmp_path):
     cfg = smoke(synthetic_npy, steps=2)
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     first = weights(run)
     np.save(synthetic_npy, smooth_images(24, seed=1))  # the packed set was rebuilt with other images
-    T.train(cfg, run)
+    TRAIN.train(cfg, run)
     second = weights(run)
     assert any(not torch.equal(first[k], second[k]) for k in first)
 
@@ -254,7 +256,7 @@ def test_running_balance_keeps_each_term_at_its_share(synthetic_npy, tmp_path):
     """balance=running: every logged weighted term is about its target share from the first step on."""
     cfg = smoke(synthetic_npy, balance="running", balance_momentum=0.5, steps=8, w_tv=0.5,
                 gram_layer_weights=(0.2, 1, 1), penalty_warmup=4)
-    run = T.train(cfg, tmp_path / "run")
+    run = TRAIN.train(cfg, tmp_path / "run")
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     targets = balance.loss_targets(cfg)
     for row in rows:
@@ -292,10 +294,10 @@ def test_sweep_configs_replace_the_base_per_model_and_seed():
 
 def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
     """fp16 export without the VGG16, reloaded against the same VGG16 digest; a wrong VGG is refused."""
-    from wae_lib import pretrained as P
+    from wae_lib.model import pretrained as P
 
-    run = T.train(smoke(synthetic_npy), tmp_path / "run")
-    model = runs.load_model(run)
+    run = TRAIN.train(smoke(synthetic_npy), tmp_path / "run")
+    model = RUN.load_model(run)
     path = P.export_pretrained(model, tmp_path / "w" / "pretrained.pt", step=6, note="test")
     back = P.load_pretrained(path)
     x = torch.from_numpy(smooth_images(3, seed=5)).permute(0, 3, 1, 2).float() / 255
@@ -326,8 +328,8 @@ def test_pretrained_export_and_load_round_trip(synthetic_npy, tmp_path):
 def test_init_from_a_paper_trained_run_copies_what_it_has_and_keeps_the_rest_fresh(synthetic_npy, tmp_path, capsys):
     """Config.init_from: a swap/modulate run started from a paper-trained one (the same networks) takes every
     tensor the source has and initialises the style modulation fresh; another latent size is refused."""
-    paper = T.train(smoke(synthetic_npy, steps=2), tmp_path / "paper")
-    ours = T.train(smoke(synthetic_npy, steps=1, objective="swap", style_injection="modulate",
+    paper = TRAIN.train(smoke(synthetic_npy, steps=2), tmp_path / "paper")
+    ours = TRAIN.train(smoke(synthetic_npy, steps=1, objective="swap", style_injection="modulate",
                          init_from=str(paper)), tmp_path / "ours")
     assert "started from" in capsys.readouterr().err
     meta = json.loads((ours / "metadata.json").read_text())["init_from"]
@@ -335,12 +337,12 @@ def test_init_from_a_paper_trained_run_copies_what_it_has_and_keeps_the_rest_fre
     assert all(k.startswith("decoder.mods.") for k in meta["fresh"]), meta["fresh"]  # the style modulation only
     fresh = T.Trainer(smoke(synthetic_npy, objective="swap", style_injection="modulate"), tmp_path / "x",
                       DistInfo())
-    init = T.load_initial_weights(fresh.model, str(paper))
+    init = TRAIN.load_initial_weights(fresh.model, str(paper))
     src = weights(paper)
     own = fresh.model.state_dict()
     assert init["copied"] and all(torch.equal(own[k], src[k]) for k in init["copied"])
     other = T.Trainer(smoke(synthetic_npy, content_dim=8), tmp_path / "y", DistInfo())
     with pytest.raises(ConfigError, match="other shapes"):
-        T.load_initial_weights(other.model, str(paper))
+        TRAIN.load_initial_weights(other.model, str(paper))
     with pytest.raises(ConfigError, match="init_from"):
-        T.load_initial_weights(other.model, str(tmp_path / "nowhere"))
+        TRAIN.load_initial_weights(other.model, str(tmp_path / "nowhere"))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from wae_lib import metrics as M
-from wae_lib import vgg as vggmod
-from wae_lib.vgg import HED_BGR_MEAN, VGG16Features, VGGWeightsError
+from wae_lib.eval import metrics as M
+from wae_lib.model import vgg as vggmod
+from wae_lib.model.vgg import HED_BGR_MEAN, VGG16Features, VGGWeightsError
 
 
 def numpy_conv_valid(x_hwc: np.ndarray, kernel_hwio: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@
 ``baselines``, ``export``, ``device``, ... :data:`TOOLS`) are handed to their modules' own ``main``.
 
 A command is a module with ``HELP`` (one line), ``DESCRIPTION``, optional ``EPILOG``, ``add_arguments(parser)``
-and ``run(args) -> int`` that raises ``wae_lib.cli.UserError`` for problems the user can fix; add it to
+and ``run(args) -> int`` that raises ``wae_lib.utils.UserError`` for problems the user can fix; add it to
 :data:`COMMANDS`. Command modules import torch inside ``run``, so ``--help`` stays fast.
 
 :func:`main` takes ``argv`` and returns the exit status (tests call it in-process): 0 on success, 1 for a bad
@@ -18,23 +18,23 @@ import argparse
 import importlib
 import sys
 
-from .cli import UsageError, UserError
+from .utils import UsageError, UserError
 
 COMMANDS = {  # name -> module (relative to wae_lib)
-    "transfer": ".cli",
+    "transfer": ".tools.transfer",
 }
 # The study's stage tools: each module parses the rest of the command line with its own main(argv) (its --help
-# lists its flags); `python -m wae_lib train ...` is `python -m wae_lib.train ...`. The one table of them.
+# lists its flags); `python -m wae_lib train ...` runs `wae_lib.train.cli.main`. The one table of them.
 TOOLS = {  # name -> (module, one line for --help)
-    "data": (".data", "prepare the paper's datasets (or the embedded sample) into a data root (make data)"),
-    "train": (".train", "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"),
-    "eval-cache": (".eval_cache", "every run's reconstructions and transfers of the evaluation sets, once"),
-    "baselines": (".baseline_train", "train AdaIN's or WCT's decoders on our training set"),
-    "ship-baselines": (".shipped_baselines", "ship finished decoder runs into wae_lib/weights with a card"),
-    "export": (".export", "score a sweep's models on held-out people and ship one as load_model('pretrained')"),
-    "both-trainings": (".both_trainings", "the claims and figures of two reports folders side by side"),
-    "device": (".device_session", "the prepared call of a lent GPU: pack, run, unpack, reports"),
-    "headless": (".headless", "run a notebook's code cells without Jupyter (a machine without it)"),
+    "data": (".data.cli", "prepare the paper's datasets (or the embedded sample) into a data root (make data)"),
+    "train": (".train.cli", "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"),
+    "eval-cache": (".eval.cache", "every run's reconstructions and transfers of the evaluation sets, once"),
+    "baselines": (".baselines.train", "train AdaIN's or WCT's decoders on our training set"),
+    "ship-baselines": (".baselines.shipped", "ship finished decoder runs into wae_lib/weights with a card"),
+    "export": (".tools.export", "score a sweep's models on held-out people and ship one as load_model('pretrained')"),
+    "both-trainings": (".report.both_trainings", "the claims and figures of two reports folders side by side"),
+    "device": (".tools.device_session", "the prepared call of a lent GPU: pack, run, unpack, reports"),
+    "headless": (".tools.headless", "run a notebook's code cells without Jupyter (a machine without it)"),
 }
 
 

@@ -30,7 +30,7 @@ UPSAMPLES = ("subpixel", "resize")
 OBJECTIVES = ("paper", "swap")  # reconstruction only (SPEC §2) | + swapped pairs (issue 16, docs/DEPARTURES.md)
 STYLE_INJECTIONS = ("concat", "modulate")  # the paper's concatenated latent | + per-stage modulation (issue 16)
 CONTENT_NORMS = ("none", "instance")  # Table 1 as printed | instance norm after each conv (issue 16)
-# the models shipped in wae_lib/weights (wae_lib.pretrained), by load_model name; torch-free here so that the CLI's
+# the models shipped in wae_lib/weights (wae_lib.model.pretrained), by load_model name; torch-free here so that the CLI's
 # --help can name them. The default of the CLI, the explorer and notebook 07 is DEFAULT_SHIPPED_MODEL.
 # The one default data root: what `make data` writes without DATA_DIR (the Makefile's DATA_ROOT for the sample set),
 # the notebooks' `data_root` and every command's --data-root default (tests/test_faults.py checks that they agree)
@@ -45,10 +45,10 @@ DEFAULT_SHIPPED_MODEL = "pretrained"
 
 @dataclass(frozen=True)
 class VGGSource:
-    """The frozen VGG16 a model was built with, resolved once (wae_lib.vgg) and then passed and saved whole.
+    """The frozen VGG16 a model was built with, resolved once (wae_lib.model.vgg) and then passed and saved whole.
 
     ``name``: imagenet | hed | random | a .pth path (never ``auto``); ``label``: what captions and metadata say;
-    ``sha256``: wae_lib.vgg.weights_digest of the source's weights, checked whenever they are loaded again by
+    ``sha256``: wae_lib.model.vgg.weights_digest of the source's weights, checked whenever they are loaded again by
     name ("": not recorded, a run trained before this value existed).
     """
 
@@ -97,7 +97,7 @@ class Config:
     #   paper does not say how Grams are fed. False = log1p(Gram) as is
     upsample: str = "subpixel"  # Table 2: sub-pixel convs | "resize": nearest x2 + 3x3 conv (Odena et al. 2016),
     #   no checkerboard by construction
-    vgg_source: str | VGGSource = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.vgg);
+    vgg_source: str | VGGSource = "auto"  # auto | imagenet | hed | random | path/to/vgg16.pth (see wae_lib.model.vgg);
     #   the model records the VGGSource it resolved this to, so a run's saved config names the weights it used
     style_injection: str = "concat"  # concat: the decoder reads [content | style] once, at its input (Table 2) |
     #   modulate (DEPARTURE, issue 16): also IN(h) * (1 + g(s)) + b(s) after each upsampling stage, g and b

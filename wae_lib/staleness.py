@@ -3,21 +3,24 @@
 An output (the prepared data, a run's evaluation cache, an executed notebook) is stale when any module its
 computation imports has changed. The modules are found by reading import statements (``ast``, nothing is
 imported), transitively inside ``wae_lib``: a root module, every ``wae_lib`` module it imports (also inside
-functions), theirs, and so on. ``from wae_lib import name`` and ``import wae_lib`` count ``wae_lib/__init__.py``
-(which itself imports the public API); relative imports inside the package do not, since a module's own
-package ``__init__`` does not take part in its computation.
+functions; absolute or relative, ``from ..config import X``, ``from . import x``, ``from .eval import tables``),
+theirs, and so on. Importing a module of a subpackage (``wae_lib.eval.tables``) runs that subpackage's
+``__init__.py`` too, so it counts (and its own imports are followed). ``from wae_lib import name`` and ``import
+wae_lib`` count ``wae_lib/__init__.py`` and, for a name of the public API (its ``_EXPORTS`` table, imported
+lazily), the module that defines it; relative imports inside the package do not count ``wae_lib/__init__.py``,
+since the package's own ``__init__`` does not take part in a module's computation.
 
 Three users, one rule:
-- data prep: :func:`wae_lib.prepare.code_versions` digests the closure of ``prepare`` (and of sample_set for the
-  embedded sample), recorded beside every prepared output;
-- the evaluation cache: :func:`wae_lib.eval_cache.code_digest` digests the closure of ``eval_cache``;
+- data prep: :func:`wae_lib.data.prepare.code_versions` digests the closure of ``data.prepare`` (and of
+  ``data.sample`` for the embedded sample), recorded beside every prepared output;
+- the evaluation cache: :func:`wae_lib.eval.cache.code_digest` digests the closure of ``eval.cache``;
 - the Makefile: ``python3 wae_lib/staleness.py --make ROOT...`` writes ``code_<root> := <files>`` for each root
   (a module name or a notebook) into build/code-deps.mk, which the Makefile includes and remakes when a library
   file or a notebook changes, so a stage's prerequisites are the files its output depends on. Stdlib only, so
   make can run it before the virtual environment exists.
 
-    python3 wae_lib/staleness.py eval_cache notebooks/03_reconstruction.ipynb   # their files, one line
-    python3 wae_lib/staleness.py --make eval_cache notebooks/*.ipynb            # make variables, one per root
+    python3 wae_lib/staleness.py eval.cache notebooks/03_reconstruction.ipynb   # their files, one line
+    python3 wae_lib/staleness.py --make eval.cache notebooks/*.ipynb            # make variables, one per root
 """
 
 from __future__ import annotations
@@ -43,6 +46,22 @@ def module_file(parts: list[str]) -> Path | None:
     return None
 
 
+def packages_of(parts: list[str]) -> list[Path]:
+    """The ``__init__.py`` of every subpackage on the dotted name ``parts`` (``eval/__init__.py`` for
+    ``eval.tables`` and for ``eval``; not the package's own): what Python runs on the way to the module."""
+    found = [module_file(parts[:k]) for k in range(1, len(parts) + 1)]
+    return [p for p in found if p is not None and p.name == "__init__.py"]
+
+
+def exports() -> dict[str, str]:
+    """The public API's lazy table ``_EXPORTS`` of ``wae_lib/__init__.py``: name -> module (dotted, relative)."""
+    init = module_file([])
+    for node in ast.walk(ast.parse(init.read_text())) if init.is_file() else ():
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
+
+
 def module_parts(path: Path) -> list[str]:
     """The dotted name inside the package of one of its files (``[]`` for the package's own __init__)."""
     rel = path.resolve().relative_to(PACKAGE_DIR).with_suffix("")
@@ -53,8 +72,10 @@ def imports_of(source: str, parts: list[str] | None, is_package: bool = False) -
     """The package files that ``source`` imports. ``parts``: its dotted name inside the package (for relative
     imports; None for a file outside the package, such as a notebook or a benchmark)."""
     found: set[Path] = set()
+    public = exports()
 
     def add(target: list[str], names: list[str] = (), whole_package: bool = False) -> None:
+        found.update(packages_of(target))  # the subpackages on the way run their __init__
         if whole_package or target:
             path = module_file(target)
             if path is not None:
@@ -63,6 +84,10 @@ def imports_of(source: str, parts: list[str] | None, is_package: bool = False) -
             path = module_file([*target, name])
             if path is not None:
                 found.add(path)
+            elif not target and name in public:  # `from wae_lib import load_model`: the module defining it
+                path = module_file(public[name].lstrip(".").split("."))
+                if path is not None:
+                    found.update([path, *packages_of(module_parts(path))])
 
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -99,7 +124,7 @@ def notebook_source(path: Path) -> str:
 
 def closure(*roots: str | Path) -> list[Path]:
     """Every package file the roots' computation imports, the roots' own package files included, sorted. A root
-    is a module name inside the package (``"eval_cache"``, ``"prepare"``) or a path to a .py or .ipynb file."""
+    is a module name inside the package (``"eval.cache"``, ``"data.prepare"``) or a path to a .py or .ipynb file."""
     todo: list[tuple[Path, list[str] | None]] = []
     for root in roots:
         path = Path(root)
@@ -110,7 +135,7 @@ def closure(*roots: str | Path) -> list[Path]:
             found = module_file(str(root).split("."))
             if found is None:
                 raise ValueError(f"staleness root {str(root)!r}: neither a module of {PACKAGE} nor a .py/.ipynb file")
-            todo.append((found, module_parts(found)))
+            todo += [(found, module_parts(found)), *((p, module_parts(p)) for p in packages_of(module_parts(found)))]
     seen: set[Path] = set()
     while todo:
         path, parts = todo.pop()
@@ -133,8 +158,8 @@ def code_digest(*roots: str | Path) -> str:
 
 
 def make_name(root: str) -> str:
-    """The make variable of a root: ``code_eval_cache``, ``code_03_reconstruction`` (a file's stem)."""
-    return "code_" + (Path(root).stem if Path(root).suffix else root.replace(".", "_"))
+    """The make variable of a root: ``code_eval_cache`` (``eval.cache``), ``code_03_reconstruction`` (a file's stem)."""
+    return "code_" + (Path(root).stem if Path(root).suffix in (".py", ".ipynb") else root.replace(".", "_"))
 
 
 def main(argv: list[str] | None = None) -> int:

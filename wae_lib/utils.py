@@ -1,5 +1,6 @@
-"""Seeding and run metadata (every entry point calls set_seed(), every run records run_metadata()), and the one
-home of atomic, ordered writes (atomic_open and friends) and content digests (file_sha256)."""
+"""Seeding and run metadata (every entry point calls set_seed(), every run records run_metadata()), the one
+home of atomic, ordered writes (atomic_open and friends), content digests (file_sha256), the commands' UserError
+(one line on stderr, no traceback: ``python -m wae_lib``) and the tensor-to-uint8 image conversion (to_uint8_hwc)."""
 
 from __future__ import annotations
 
@@ -295,3 +296,21 @@ def stage_done(stage: str, what: str, t0: float, file: IO | None = None) -> None
     """The one summary line of a stage (stderr unless ``file``): ``[wae_lib] <stage>: <what> (<wall time> s)``,
     the time since ``t0`` (``time.perf_counter()``)."""
     print(f"[wae_lib] {stage}: {what} ({time.perf_counter() - t0:.0f} s)", file=file or sys.stderr)
+
+
+class UserError(Exception):
+    """A problem with the command line or the inputs that the user can fix: ``python -m wae_lib`` reports it as one
+    line ``error: ...`` and exits with status ``code``."""
+
+    code = 1
+
+
+class UsageError(UserError):
+    """A malformed command line (argparse's conventional exit status 2)."""
+
+    code = 2
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """N x 3 x H x W in [0, 1] -> N x H x W x 3 uint8."""
+    return (images.detach().float().clamp(0, 1).cpu().permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)

