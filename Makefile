@@ -187,8 +187,9 @@ $(SHIPPED_BASELINES):
 	@echo "error: $@ (the shipped decoders) is not in this checkout: make compare BASELINES=train trains them, make ship-baselines ships converged ones" >&2; exit 1
 
 compare: $(call nb,07_compare)  ## notebook 07: ours vs Gatys, AdaIN, WCT and Reinhard on the same held-out pairs (BASELINES=shipped|train)
+# notebook 04's ranking is read only when COMPARE_MODEL=best: with a shipped model, notebook 07 runs without a sweep
 $(call nb,07_compare): notebooks/07_compare.ipynb $(if $(filter train,$(BASELINES)),$(BASELINES_DONE),$(SHIPPED_BASELINES)) \
-  $(call nb,04_transfer) $(code_07_compare)
+  $(if $(filter best,$(COMPARE_MODEL)),$(call nb,04_transfer)) $(SETS) $(code_07_compare)
 	$(call run_nb,07_compare,-p model $(COMPARE_MODEL) -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) \
 	  -p baselines_dir $(if $(filter train,$(BASELINES)),$(BASELINES_DIR),shipped) -p figures_dir $(FIGURES_DIR) \
 	  -p tables_dir $(TABLES_DIR))
