@@ -229,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             files[read_baseline_checkpoint(path)["method"]] = path
             print(f"shipped {run} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
         print("card:", write_card())
-        if args.figure:
-            print("curves:", plot_curves(files, args.figure))
+        if args.figure:  # like the card: every method shipped, not only the ones just exported
+            shipped = {m: shipped_baseline_file(m) for m in METHOD_NAMES if shipped_baseline_file(m).is_file()}
+            print("curves:", plot_curves({**shipped, **files}, args.figure))
     except (BaselineWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
