@@ -151,16 +151,20 @@ def card_line(method: str, record: dict[str, Any], vgg_label: str, size: int) ->
             f"({state}) | {vgg_label} | {size / 2**20:.1f} MB |")
 
 
+def shipped_files(weights_dir: Path | None = None) -> dict[str, Path]:
+    """method -> its shipped decoder file, for the methods whose file is present (in METHOD_NAMES order)."""
+    paths = {m: shipped_baseline_file(m, weights_dir) for m in METHOD_NAMES}
+    return {m: p for m, p in paths.items() if p.is_file()}
+
+
 def write_card(weights_dir: Path | None = None) -> Path:
     """``baselines.card.md`` from the shipped files present: one table line per method."""
     weights_dir = weights_dir or WEIGHTS_DIR
     lines = []
-    for method in METHOD_NAMES:
-        path = shipped_baseline_file(method, weights_dir)
-        if path.is_file():
-            ckpt = read_baseline_checkpoint(path)
-            lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
-                                   path.stat().st_size))
+    for method, path in shipped_files(weights_dir).items():
+        ckpt = read_baseline_checkpoint(path)
+        lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
+                               path.stat().st_size))
     text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
     card = weights_dir / CARD_NAME
     atomic_write_text(card, text)
@@ -223,15 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figure", default="", help="also plot the shipped decoders' training curves into this PNG")
     args = ap.parse_args(argv)
     try:
-        files = {}
         for run in args.runs:
             path = export_baseline(run)
-            files[read_baseline_checkpoint(path)["method"]] = path
             print(f"shipped {run} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
         print("card:", write_card())
         if args.figure:  # like the card: every method shipped, not only the ones just exported
-            shipped = {m: shipped_baseline_file(m) for m in METHOD_NAMES if shipped_baseline_file(m).is_file()}
-            print("curves:", plot_curves({**shipped, **files}, args.figure))
+            print("curves:", plot_curves(shipped_files(), args.figure))
     except (BaselineWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
