@@ -69,6 +69,7 @@ def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert {"pixel", "feature/relu1_1", "gram/relu3_1", "penalty", "loss", "weighted"} <= set(rows[-1])
+    assert [r["elapsed_s"] for r in rows] == sorted(r["elapsed_s"] for r in rows)  # what training_cost sums
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["vgg_source"]["label"].startswith("HED") and meta["config"]["steps"] == 6 and "git_commit" in meta
     # the VGG16 source as resolved (not "auto"): name, label and weights digest, the same in every record
@@ -84,6 +85,26 @@ def test_run_folder_contents_and_load_model(synthetic_npy, tmp_path):
         assert torch.equal(v, ckpt["model"][k]), k
     x = torch.rand(2, 3, 64, 64)
     assert model.transfer(x, x[:1]).shape == (2, 3, 64, 64)
+
+
+def write_log(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_training_cost_sums_each_process_and_does_not_count_a_pause(tmp_path):
+    # two processes (the second resumed at step 30), 1 s per step of 4 images, and a 500 s pause at step 20
+    rows = [{"step": s, "elapsed_s": float(s)} for s in (10, 20)] + [{"step": 30, "elapsed_s": 530.0},
+            {"step": 30, "val_loss": 1.0}] + [{"step": 30 + s, "elapsed_s": float(s)} for s in (10, 20)]
+    images, seconds = RUN.training_cost(write_log(tmp_path / "log.jsonl", rows), batch_size=4)
+    assert images == 200 and seconds == pytest.approx(40 + 10 * RUN.STALL_FACTOR)
+    # an older log has only the mean rate since its process began (4 img/s here): the same two processes
+    legacy = [{"step": s, "images_per_s": 4.0} for s in (10, 20, 30)] + [{"step": 40, "images_per_s": 4.0},
+              {"step": 50, "images_per_s": 4.0}]
+    assert RUN.training_cost(write_log(tmp_path / "old.jsonl", legacy), 4) == (200, pytest.approx(50))
+    legacy[3:] = [{"step": 40, "images_per_s": 8.0}, {"step": 50, "images_per_s": 8.0}]  # resumed at 30, 2x faster
+    assert RUN.training_cost(write_log(tmp_path / "old.jsonl", legacy), 4) == (200, pytest.approx(30 + 5 + 5))
+    assert all(np.isnan(RUN.training_cost(tmp_path / "none", 4)))
 
 
 def test_finished_run_is_reused_not_retrained(synthetic_npy, tmp_path):

@@ -163,7 +163,9 @@ class DecoderTrainer:
                 row = self.train_step()
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    row["images_per_s"] = (self.step - n0) * cfg.batch_size / (time.perf_counter() - t0)
+                    elapsed = time.perf_counter() - t0  # since this process began: model.run.training_cost
+                    row["images_per_s"] = (self.step - n0) * cfg.batch_size / elapsed
+                    row["elapsed_s"] = round(elapsed, 3)
                     with open(self.out / "log.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.set_postfix(loss=f"{row['loss']:.3g}", refresh=False)  # shown at the next draw

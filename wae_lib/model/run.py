@@ -69,17 +69,46 @@ def read_training_log(run_dir: str | Path):
     return pd.json_normalize(rows, sep="/")
 
 
+STALL_FACTOR = 10  # a log interval slower than this many times the run's median time per step was a stall
+
+
 def training_cost(log_path: str | Path, batch_size: int) -> tuple[float, float]:
-    """(images seen, seconds) of a training run from its log.jsonl: each row's ``images_per_s`` times the
-    images since the previous row. (nan, nan) when there is no log (e.g. the shipped model without its run)."""
+    """(images seen, training seconds) of a run from its log.jsonl; (nan, nan) when there is no log (e.g. the
+    shipped model without its run).
+
+    Each row's ``elapsed_s`` (wall seconds since its process started training; an older log's rows have only
+    ``images_per_s``, the mean rate since then, from which it follows) gives the time between rows; a process
+    that resumed starts again from 0, which is where one segment ends (an older log shows that only where the new
+    process ran faster than the old one's mean; otherwise it reads as one slow interval, which the next rule
+    caps). An interval slower than STALL_FACTOR x the median time per step (a suspended process, a sleeping
+    machine) counts at that bound: a pause is not training.
+    """
     path = Path(log_path)
     path = path / "log.jsonl" if path.is_dir() else path
     if not path.is_file():
         return float("nan"), float("nan")
-    prev, seconds = 0, 0.0
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if "step" in row and row.get("images_per_s"):
-            seconds += (row["step"] - prev) * batch_size / row["images_per_s"]
-            prev = row["step"]
-    return float(prev * batch_size), seconds
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "step" in r and (r.get("elapsed_s") is not None or r.get("images_per_s"))]
+    intervals: list[tuple[int, float]] = []  # (steps, seconds) between consecutive rows
+    prev_step, prev_t, start = 0, 0.0, 0  # start: the step its process began at
+    for row in rows:
+        step = row["step"]
+        if row.get("elapsed_s") is not None:
+            t = float(row["elapsed_s"])
+            resumed = t < prev_t
+        else:  # the mean rate since the process started: continuing, or a process that began at the last row
+            t = (step - start) * batch_size / row["images_per_s"]
+            resumed = t < prev_t
+            if resumed:
+                start = prev_step
+                t = (step - start) * batch_size / row["images_per_s"]
+        if resumed:
+            prev_t = 0.0
+        intervals.append((step - prev_step, t - prev_t))
+        prev_step, prev_t = step, t
+    per_step = sorted(s / n for n, s in intervals if n > 0)
+    if not per_step:
+        return float(prev_step * batch_size), 0.0
+    bound = STALL_FACTOR * per_step[len(per_step) // 2]
+    seconds = sum(min(s, bound * n) for n, s in intervals if n > 0)
+    return float(prev_step * batch_size), seconds

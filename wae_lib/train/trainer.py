@@ -251,7 +251,7 @@ class Trainer:
         self.balance.load(ckpt["loss_state"])
         set_rng_state(ckpt["rng"], self.gen)
 
-    def log_rows(self, rows: list[dict[str, torch.Tensor]], images_per_s: float) -> dict[str, float]:
+    def log_rows(self, rows: list[dict[str, torch.Tensor]], images_per_s: float, elapsed_s: float) -> dict[str, float]:
         """One host sync per log interval: NaN check, clip statistics, and a JSONL row."""
         first_step = self.step - len(rows)
         values = torch.stack([torch.stack([r[k].float() for k in rows[0]]) for r in rows]).cpu()
@@ -273,7 +273,7 @@ class Trainer:
         weighted["penalty"] = penalty_weight_at(self.step - 1, self.cfg) * last["penalty"]
         total = sum(abs(v) for v in weighted.values()) or 1.0
         row = {"step": self.step, "lr": lr_at(self.step - 1, self.cfg), "images_per_s": images_per_s,
-               "calibrated": state.calibrated, **last, "weighted": weighted,
+               "elapsed_s": round(elapsed_s, 3), "calibrated": state.calibrated, **last, "weighted": weighted,
                "share": {k: abs(v) / total for k, v in weighted.items()}}
         if self.info.main:  # one write per row; resume cuts the log back to the checkpoint (truncate_log)
             with open(self.out / "log.jsonl", "a") as f:
@@ -313,8 +313,9 @@ class Trainer:
                         or checkpoint_due):
                     if self.cuda:
                         torch.cuda.synchronize()
-                    ips = (self.step - n0) * cfg.batch_size / (time.perf_counter() - t0)
-                    last = self.log_rows(rows, ips)
+                    elapsed = time.perf_counter() - t0  # since this process began: model.run.training_cost
+                    ips = (self.step - n0) * cfg.batch_size / elapsed
+                    last = self.log_rows(rows, ips, elapsed)
                     rows.clear()
                     bar.set_postfix(loss=f"{last['loss']:.3g}", pen=f"{last['penalty']:.3g}", ips=f"{ips:.1f}",
                                     refresh=False)  # shown at the next draw (utils.progress)
