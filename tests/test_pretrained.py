@@ -51,6 +51,19 @@ def test_default_is_our_training_and_the_papers_is_kept():
     assert (paper.objective, paper.style_injection, paper.content_norm) == ("paper", "concat", "none")
 
 
+def test_comparison_caption_points_a_staged_model_to_its_whole_schedule(shipped):
+    from types import SimpleNamespace
+
+    from wae_lib.report.compare import comparison_caption
+
+    name, model = shipped
+    caption = comparison_caption(model, name, SimpleNamespace(source="test data"), alpha=1.0)
+    assert f"{model.config.steps} steps of {model.config.batch_size}" in caption
+    # ours continued other weights (Config.init_from): its own schedule is the last stage only, the card has it all
+    staged = f"the whole schedule: wae_lib/weights/{name}.card.md" in caption
+    assert staged == bool(model.config.init_from) and staged == (name == "pretrained")
+
+
 def test_a_folder_named_like_a_shipped_model_does_not_replace_it(tmp_path, monkeypatch):
     (tmp_path / "pretrained").mkdir()  # issue 18: an empty folder made the default command fail
     monkeypatch.chdir(tmp_path)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..baselines.build import BASELINES, build_baseline
-from ..config import EvaluationError, check
+from ..config import SHIPPED_MODELS, EvaluationError, check
 from ..data.layout import load_eval_identities, load_set_info
 from ..eval.cache import all_pairs
 from ..eval.fid import extract_features, fid_kid
@@ -35,6 +35,7 @@ from ..eval.metrics import EvalVGG
 from ..eval.scorecard import spread_over_identities
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
 from ..grids import blank_cells
+from ..model.pretrained import WEIGHTS_DIR, card_file, shipped_file
 from ..model.run import load_model, training_cost
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
@@ -143,10 +144,19 @@ def held_out_pairs(data_root: str | Path, n_content: int, n_styles: int) -> Held
                         ci, si, load_set_info(data_root)["source"])
 
 
+def shipped_card(name: str) -> str:
+    """The card of a shipped model, as a path inside the repository."""
+    return str(card_file(shipped_file(name)).relative_to(WEIGHTS_DIR.parents[1]))
+
+
 def comparison_caption(net, model: str, pairs: HeldOutPairs, alpha: float) -> str:
     cfg = net.config
+    # a model that started from other weights (Config.init_from) states only its last stage: say where the rest is
+    schedule = (f"last stage: {cfg.scale_note}; the whole schedule: "
+                + (shipped_card(model) if model in SHIPPED_MODELS else f"{model}/metadata.json")
+                if cfg.init_from else cfg.scale_note)
     parts = (f"profile={cfg.profile}", f"data: {pairs.source}", f"VGG16: {net.vgg_source.label}",
-             f"ours: {Path(model).name} (content {cfg.content_dim}, {cfg.data} set)", cfg.scale_note,
+             f"ours: {Path(model).name} (content {cfg.content_dim}, {cfg.data} set)", schedule,
              f"64x64, alpha {alpha}")
     return " | ".join(p for p in parts if p)
 
