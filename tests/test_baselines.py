@@ -336,7 +336,8 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     assert probe["chosen"] == chosen
     assert torch.load(tmp_path / "wct" / "checkpoint.pt", weights_only=True)["config"]["lr"] == chosen
     assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--steps", "6"]) == 0  # resumed: the probe's choice is reused
-    assert "from its earlier probe" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "from its earlier probe" in err and "baseline wct: 6 steps (of 6)" in err  # where it stopped
     assert BT.main([*args, "--lr-probe", "fast"]) == 2
     # shipped into a temporary weights folder: notebook 07's "shipped" resolves there
     monkeypatch.setattr(SB, "WEIGHTS_DIR", tmp_path / "weights")

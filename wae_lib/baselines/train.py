@@ -373,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             restore_run(args.continue_from, args.out, cfg.method)
         if args.lr_probe:
             cfg = choose_lr(cfg, Path(args.out), parse_rates(args.lr_probe), args.probe_steps, args.force)
-        train_decoders(cfg, args.out, force=args.force)
-        stage_done(f"baseline {cfg.method}", f"{cfg.steps} steps in {args.out}", t0)
+        out = train_decoders(cfg, args.out, force=args.force)
+        ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)  # where it stopped, not the budget
+        state = "converged" if ckpt.get("converged") else f"of {cfg.steps}"
+        stage_done(f"baseline {cfg.method}", f"{ckpt['step']} steps ({state}) in {args.out}", t0)
     except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError,
             RunFolderBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
