@@ -355,6 +355,8 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     card = SB.write_card(tmp_path / "weights").read_text()
     assert "| WCT (Li et al. 2017) | `mixed` set (6 images) | 6 steps of 2 (12 images)" in card
     assert "NOT converged" in card and "probe of 1e-05, 0.001 x 3 steps" in card
+    psnr = shipped["shipped"]["reconstruction_psnr"]  # decoder(encoder(x)) of the validation images, in the card
+    assert 0 < psnr < 100 and f"| {psnr:.1f} dB |" in card
     assert SB.plot_curves({"wct": path}, tmp_path / "curves.png").stat().st_size > 1000
     with pytest.raises(B.BaselineWeightsError, match="no shipped adain decoders"):
         build.build_baseline("adain", weights="shipped", vgg=hed_vgg)

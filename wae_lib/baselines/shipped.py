@@ -13,11 +13,14 @@ without the run folder. ``baselines.card.md`` beside them has a line per method,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..model.checkpoint import CHECKPOINT
 from ..model.pretrained import (
@@ -58,6 +61,25 @@ def hardware(meta: dict[str, Any], device: str) -> str:
     return f"{meta.get('host_cpus', '?')} CPU cores ({meta.get('torch_threads', '?')} torch threads)"
 
 
+def reconstruction_psnr(run_dir: Path, ckpt: dict[str, Any]) -> float:
+    """Mean PSNR (dB) of the decoders' reconstruction of the run's validation images (decoder(encoder(x)), what
+    alpha 0 gives): how well they invert the VGG16, which AdaIN's loss (no pixel term) does not ask for directly.
+    nan when the run had no validation images."""
+    from ..eval.metrics import psnr_per_image
+    from .build import build_baseline
+    from .train_config import BaselineTrainConfig
+    from .train_losses import load_validation_images
+
+    names = {f.name for f in dataclasses.fields(BaselineTrainConfig)}
+    cfg = BaselineTrainConfig(**{k: v for k, v in ckpt["config"].items() if k in names})
+    if not cfg.val_every:
+        return float("nan")
+    x = load_validation_images(cfg)
+    model = build_baseline(ckpt["method"], weights=run_dir)
+    with torch.no_grad():
+        return float(psnr_per_image(model.reconstruct(x), x).mean())
+
+
 def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the decoders cost and where they stand, from the run's checkpoint, log and lr probe."""
     from ..model.run import training_cost
@@ -77,6 +99,7 @@ def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
         "final_loss": final_loss(train),
         "val_history": [[int(s), float(v)] for s, v in history],
         "best_val_loss": best[1] if best else float("nan"), "best_val_step": best[0] if best else None,
+        "reconstruction_psnr": reconstruction_psnr(run_dir, ckpt),
         "converged": bool(ckpt.get("converged")), "patience": cfg.get("patience", 0),
         "min_improvement": cfg.get("min_improvement"), "val_sets": cfg.get("val_sets"),
         "curve": [[r["step"], r["loss"]] for r in train[::every]],
@@ -148,7 +171,7 @@ def card_line(method: str, record: dict[str, Any], vgg_label: str, size: int) ->
     return (f"| {METHOD_NAMES[method]} | `{record['data']}` set ({record['n_images']} images) | {record['steps']:,} "
             f"steps of {record['batch_size']} ({record['images']:,} images), {hours:.1f} h on {record['hardware']} | "
             f"{lr} | {record['final_loss']:.4g} | {record['best_val_loss']:.4g} at step {record['best_val_step']} "
-            f"({state}) | {vgg_label} | {size / 2**20:.1f} MB |")
+            f"({state}) | {record.get('reconstruction_psnr', math.nan):.1f} dB | {vgg_label} | {size / 2**20:.1f} MB |")
 
 
 def shipped_files(weights_dir: Path | None = None) -> dict[str, Path]:
@@ -178,12 +201,14 @@ The comparison baselines of notebook 07 (issue 17), trained on our model's train
 at 64x64, against the same VGG16 as our model. Written by `python -m wae_lib ship-baselines`; each file keeps its
 training record (`ckpt["shipped"]`: curve, validation history, cost). "Final loss": the mean training loss of the
 last {final_rows} logged steps; "validation": the same loss on fixed held-out images (content_eval + natural_eval, none in
-any training set), the measure of convergence (training stops when it has not improved for `patience` validations).
+any training set), the measure of convergence (training stops when it has not improved for `patience` validations);
+"reconstruction": the mean PSNR of decoder(encoder(x)) on those images (alpha 0: how well the decoders invert the
+VGG16; AdaIN's loss has no pixel term, WCT's has).
 A file that has NOT converged also holds its training state (Adam, the batch order, the log and the lr probe), and
 `make ship-baselines` carries on from it, in any checkout, until it converges.
 
-| method | data | schedule | learning rate | final loss | best validation loss | VGG16 | file |
-|---|---|---|---|---|---|---|---|
+| method | data | schedule | learning rate | final loss | best validation loss | reconstruction | VGG16 | file |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Licences: the decoders learned from CelebA, the Anime Face Dataset and ImageNet crops (non-commercial research
