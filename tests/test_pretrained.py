@@ -38,6 +38,7 @@ def test_shipped_file_is_small_and_documented(shipped):
     card = card_file(path).read_text()
     assert card.startswith(f'# Model card: `load_model("{name}")`')
     assert model.provenance["run"] in card and "non-commercial" in card
+    assert f"`wae_lib/weights/{name}.pt`" in card  # the card names its own file (not a name it shipped under before)
     assert scorecard_file(path).is_file()
     # the reference networks, trained the paper's way (reference) or ours (the ours profile: reference + our fields)
     assert model.config.profile in ("reference", "ours") and model.checkpoint_info["step"] == model.config.steps
@@ -49,6 +50,18 @@ def test_default_is_our_training_and_the_papers_is_kept():
     ours, paper = load_model("pretrained").config, load_model("pretrained-paper").config
     assert (ours.objective, ours.style_injection) == ("swap", "modulate")
     assert (paper.objective, paper.style_injection, paper.content_norm) == ("paper", "concat", "none")
+
+
+def test_ours_profile_caption_states_its_own_training_fields(shipped):
+    """The ours profile's caption is filled from the run's config: the shipped model (content_norm none) was once
+    captioned "instance-normalised content encoder" on every output."""
+    from wae_lib.config import profile_config
+
+    assert "content_norm=none" in profile_config("ours", content_norm="none").scale_note
+    assert "instance" not in profile_config("ours", content_norm="none").scale_note
+    cfg = shipped[1].config
+    if cfg.profile == "ours":
+        assert f"content_norm={cfg.content_norm}" in cfg.scale_note and f"objective={cfg.objective}" in cfg.scale_note
 
 
 def test_comparison_caption_points_a_staged_model_to_its_whole_schedule(shipped):

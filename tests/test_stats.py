@@ -196,3 +196,72 @@ def test_budget_warning(profile, source, warned):
     assert bool(text) == warned
     if "sample" in source:
         assert "embedded sample set" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# the pigeonhole bootstrap of a crossed (faces x styles) table
+# --------------------------------------------------------------------------------------------------
+def crossed_table(rng, n_rows, n_cols, row_sd, col_sd, noise_sd=0.05):
+    return (rng.normal(0, row_sd, (n_rows, 1)) + rng.normal(0, col_sd, (1, n_cols))
+            + rng.normal(0, noise_sd, (n_rows, n_cols)))
+
+
+def test_crossed_mean_ci_point_and_missing_cells():
+    v = np.arange(12, dtype=float).reshape(3, 4)
+    point, lo, hi = S.crossed_mean_ci(v, n_boot=200)
+    assert point == pytest.approx(v.mean()) and lo <= point <= hi
+    v[0, 0] = np.nan  # a missing pair is left out, not counted as 0
+    assert S.crossed_mean_ci(v, n_boot=10)[0] == pytest.approx(np.nanmean(v))
+    assert np.isnan(S.crossed_mean_ci(np.ones((1, 5)))[1])  # one face: nothing to resample over faces
+    with pytest.raises(ValueError, match="rows x columns"):
+        S.crossed_mean_ci(np.ones(5))
+
+
+def test_crossed_interval_covers_a_style_effect_a_pair_bootstrap_misses():
+    """Style effects shared by every face: resampling pairs as if independent gives a too narrow interval;
+    the pigeonhole interval covers the true mean about as often as it claims (Owen 2007)."""
+    rng = np.random.default_rng(1)
+    covered_crossed = covered_pairs = 0
+    trials = 200
+    for t in range(trials):
+        v = crossed_table(rng, 8, 6, row_sd=0.05, col_sd=0.3)  # true mean 0
+        _, lo, hi = S.crossed_mean_ci(v, n_boot=300, seed=t)
+        covered_crossed += lo <= 0 <= hi
+        _, lo, hi = S.bootstrap_mean_ci(v.ravel(), n_boot=300, seed=t)
+        covered_pairs += lo <= 0 <= hi
+    assert covered_crossed / trials > 0.85  # nominal 0.95; conservative or a little under at 6 columns
+    assert covered_pairs / trials < 0.6  # 48 "independent" pairs: far too sure
+
+
+def test_crossed_intervals_are_paired_across_methods():
+    """Same seed and shape: the same resamples, so a method that is another plus a constant gets the same interval
+    shifted by it."""
+    v = crossed_table(np.random.default_rng(2), 5, 4, 0.2, 0.2)
+    a, b = S.crossed_mean_ci(v, n_boot=100, seed=3), S.crossed_mean_ci(v + 1.0, n_boot=100, seed=3)
+    assert np.allclose(np.array(b) - np.array(a), 1.0)
+
+
+def test_compare_summary_has_pair_intervals_and_no_ratio_of_bounds():
+    from wae_lib.report import compare as C
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for key, shift in (("ours", 0.0), ("other", 0.5)):
+        v = crossed_table(rng, 4, 3, 0.1, 0.1) + shift
+        for i in range(4):
+            for j in range(3):
+                rows.append({"method": key, "content_image": i, "style_image": j,
+                             **{m: v[i, j] for m in C.SUMMARY_METRICS}})
+    per_pair = pd.DataFrame(rows)
+    methods = [C.Method(k, k, lambda *a: None, "none") for k in ("ours", "other")]
+    fid = pd.DataFrame({"method": ["ours", "other"], "fid": [1.0, 2.0], "kid": [0.1, 0.2],
+                        "kid_ci_low": [0.05, 0.1], "kid_ci_high": [0.2, 0.3]})
+    summary = C.summary_table(methods, per_pair, fid, {}, n_boot=200).set_index("method")
+    for m in C.SUMMARY_METRICS:
+        point, lo, hi = summary.loc["other", [m, f"{m}_ci_low", f"{m}_ci_high"]]
+        assert point == pytest.approx(per_pair.loc[per_pair["method"] == "other", m].mean()) and lo < point < hi
+        assert f"{m}_ci_low_vs_ours" not in summary
+    text = C.markdown_summary(summary.reset_index())
+    other = next(line for line in text.splitlines() if line.startswith("| other |"))
+    assert other.count("[") == 5  # four shares and KID carry their interval; timing and training costs none
+    assert "pigeonhole" in text

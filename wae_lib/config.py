@@ -356,7 +356,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # ablation's winner, reports/ablations/style_ablation.md; docs/DEPARTURES.md). Its sweep of 10 models: 70 min
     # on 2 CPU cores (measured; the reference profile's: 53 min).
     "ours": dict(REFERENCE_PROFILE, objective="swap", style_injection="modulate", content_norm="instance",
-                 scaled_note="ours profile (swapped pairs, style modulation, instance-normalised content encoder): "
+                 scaled_note="ours profile (objective={objective}, style_injection={style_injection}, "
+                             "content_norm={content_norm}): "
                              "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
                              "{batch_size} images on 2 CPU cores (the paper: full width, GPUs, many epochs)"),
     # Seconds: for tests only.

@@ -12,7 +12,12 @@ bootstrap over seeds and images, and C4's test against chance.
 * :func:`c4_verdict`: "the best model is one of the paper's candidates" judged against the chance that a
   candidate wins when every model is equally good (candidates / models).
 
-References: Davison & Hinkley (1997), *Bootstrap Methods and their Application*, §3.8 (hierarchical data:
+* :func:`crossed_mean_ci`: the mean of a crossed table (every content face x every style image, as notebook 07's
+  pairs) with the pigeonhole bootstrap, which resamples rows and columns independently: both the faces and the
+  styles are samples, so an interval over pairs alone would treat 48 pairs of 8 faces x 6 styles as 48 units.
+
+References: Owen (2007), "The pigeonhole bootstrap", Ann. Appl. Stat. 1(2) (crossed random effects: resample
+rows and columns independently; the interval is conservative rather than too narrow); Davison & Hinkley (1997), *Bootstrap Methods and their Application*, §3.8 (hierarchical data:
 resample the outer stage); Hall & Miller (2009), "Using the bootstrap to quantify the authority of an
 empirical ranking", Ann. Statist. 37 (the bootstrap share of wins as the evidence for "model X is best").
 """
@@ -68,6 +73,32 @@ def bootstrap_mean_ci(values: Sequence[float], n_boot: int = 1000, level: float 
     """Mean of ``values`` with its percentile bootstrap interval."""
     v = np.asarray(values, dtype=float)
     return bootstrap_ci(len(v), lambda i: float(np.mean(v[i])) if len(v) else float("nan"), n_boot, level, seed)
+
+
+def crossed_mean_ci(values: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+                    ) -> tuple[float, float, float]:
+    """(mean, low, high) of a rows x columns table (e.g. faces x styles) by the pigeonhole bootstrap (Owen 2007):
+    each draw resamples the rows and, independently, the columns with replacement and averages the cells they
+    select (a cell drawn as row twice and column twice counts four times). NaN cells are left out of every mean;
+    fewer than 2 rows or 2 columns give NaN bounds (no spread to resample). The same ``seed`` and shape give
+    the same draws, so the intervals of several methods on the same pairs come from the same resamples."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"crossed_mean_ci expects a rows x columns table, got shape {v.shape}")
+    ok = np.isfinite(v)
+    filled = np.where(ok, v, 0.0)
+    point = float(filled.sum() / ok.sum()) if ok.any() else float("nan")
+    n_rows, n_cols = v.shape
+    if n_rows < 2 or n_cols < 2 or n_boot < 1:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        w_rows = np.bincount(rng.integers(0, n_rows, n_rows), minlength=n_rows).astype(float)
+        w_cols = np.bincount(rng.integers(0, n_cols, n_cols), minlength=n_cols).astype(float)
+        den = w_rows @ ok @ w_cols
+        draws.append(w_rows @ filled @ w_cols / den if den > 0 else float("nan"))
+    return (point, *percentile_interval(draws, level))
 
 
 def rankdata(x: Sequence[float]) -> np.ndarray:

@@ -33,6 +33,8 @@ from ..eval.fid import extract_features, fid_kid
 from ..eval.images import figure_styles, load_set
 from ..eval.metrics import EvalVGG
 from ..eval.scorecard import spread_over_identities
+from ..eval.stats import crossed_mean_ci
+from ..eval.verdicts import fmt_ci, fmt_number
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
 from ..grids import blank_cells
 from ..model.pretrained import WEIGHTS_DIR, card_file, shipped_file
@@ -262,17 +264,32 @@ SUMMARY_METRICS = ("style_distance", "color_distance", "style_retrieval_gram", "
                    "content_distance", "content_retrieval", "identity_distance", "identity_match")
 
 
-def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, dict[int, float]]):
-    """One row per method: mean of every per-pair measure, FID / KID, seconds per image at each timed batch
+def pair_interval(per_pair, method: str, metric: str, n_boot: int = 1000, seed: int = 0
+                  ) -> tuple[float, float, float]:
+    """(mean, low, high) of one method's per-pair ``metric`` over its faces x styles table, by the pigeonhole
+    bootstrap (wae_lib.eval.stats.crossed_mean_ci): the faces and the styles are both samples. One ``seed`` for
+    every method: the same resamples of the same pairs."""
+    rows = per_pair[per_pair["method"] == method]
+    table = rows.pivot_table(index="content_image", columns="style_image", values=metric, aggfunc="mean")
+    return crossed_mean_ci(table.to_numpy(dtype=float), n_boot=n_boot, seed=seed)
+
+
+def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, dict[int, float]],
+                  n_boot: int = 1000, seed: int = 0):
+    """One row per method: mean of every per-pair measure with its 95% interval over faces and styles
+    (``<measure>_ci_low`` / ``_ci_high``, :func:`pair_interval`), FID / KID, seconds per image at each timed batch
     size, training cost; and for each numeric column its ratio to our model (``<column>_vs_ours``)."""
     import pandas as pd
 
-    means = per_pair.groupby("method", sort=False)[list(SUMMARY_METRICS)].mean()
     rows = []
     for m in methods:
-        row = {"method": m.key, "label": m.label, **means.loc[m.key].to_dict()}
+        row = {"method": m.key, "label": m.label}
+        for metric in SUMMARY_METRICS:
+            mean, low, high = pair_interval(per_pair, m.key, metric, n_boot, seed)
+            row.update({metric: mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high})
         f = fid.set_index("method").loc[m.key]
-        row.update({"fid": f["fid"], "kid": f["kid"]})
+        row.update({k: f[k] for k in ("fid", "fid_ci_low", "fid_ci_high", "kid", "kid_ci_low", "kid_ci_high")
+                    if k in f})  # (KID's interval: real and transferred images resampled, wae_lib.eval.fid)
         row.update({f"s_per_image_b{b}": s for b, s in sorted(timing.get(m.key, {}).items())})
         row.update({"training": m.training, "training_images": m.training_images,
                     "training_seconds": m.training_seconds, "training_steps": m.training_steps,
@@ -280,7 +297,8 @@ def summary_table(methods: Sequence[Method], per_pair, fid, timing: dict[str, di
         rows.append(row)
     table = pd.DataFrame.from_records(rows).set_index("method")
     if OURS in table.index:  # (losses of different methods are different quantities: no ratio)
-        numeric = [c for c in table.columns if c not in ("label", "training", "training_steps", "final_loss", "weights")]
+        numeric = [c for c in table.columns if c not in ("label", "training", "training_steps", "final_loss", "weights")
+                   and not c.endswith(("_ci_low", "_ci_high"))]  # (a ratio of interval bounds means nothing)
         ours = table.loc[OURS, numeric].astype(float)
         for c in numeric:
             table[f"{c}_vs_ours"] = table[c].astype(float) / ours[c]
@@ -309,9 +327,17 @@ def markdown_summary(summary) -> str:
     cols = ["style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match", "kid"]
     cols += [c for c in summary.columns if c.startswith("s_per_image_b") and not c.endswith("_vs_ours")]
     cols += ["training_images", "training_seconds", "final_loss"]
+
+    def cell(r, c):
+        if r[c] != r[c]:  # NaN: not applicable
+            return "-"
+        low, high = r.get(f"{c}_ci_low", float("nan")), r.get(f"{c}_ci_high", float("nan"))
+        return fmt_ci(r[c], low, high) if low == low and high == high else fmt_number(r[c])
+
     head = "| method | " + " | ".join(c.replace("_", " ") for c in cols) + " |"
     lines = [head, "|---|" + "---|" * len(cols)]
     for _, r in summary.iterrows():
-        cells = [("-" if r[c] != r[c] else f"{r[c]:.3g}") for c in cols]  # NaN: not applicable
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(f"| {r['label']} | " + " | ".join(cell(r, c) for c in cols) + " |")
+    return "\n".join(lines + ["", "[low, high]: 95% intervals; of the per-pair measures by the pigeonhole bootstrap "
+                                   "over the faces and the styles (Owen 2007; wae_lib.eval.stats.crossed_mean_ci), of "
+                                   "KID by resampling the real and the transferred images (wae_lib.eval.fid)."])

@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..grids import CELL, PAD, blank_cells, grid_geometry, grid_layout, save_grid
@@ -192,26 +193,35 @@ def plot_by_content_size(summary, metrics: Sequence[str], title: str = "", eval_
 
 def plot_method_comparison(summary, chance: dict, batches: Sequence[int], title: str = ""):
     """Notebook 07: one bar per method for the retrieval / match shares (chance as a red line), the distances,
-    and seconds per image (log scale) at each timed batch size. ``summary``: compare.summary_table."""
+    and seconds per image (log scale) at each timed batch size; error bars: the table's 95% intervals over faces
+    and styles. ``summary``: compare.summary_table."""
     import matplotlib.pyplot as plt
 
     shares = ["style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match"]
     distances = ["style_distance", "content_distance", "identity_distance", "kid"]
     labels = list(summary["method"])
     colors = [f"C{i}" for i in range(len(labels))]
+
+    def bars(ax, metric):  # with the 95% interval over faces and styles where the table has one
+        err = None
+        if f"{metric}_ci_low" in summary:
+            err = np.stack([summary[metric] - summary[f"{metric}_ci_low"],
+                            summary[f"{metric}_ci_high"] - summary[metric]]).clip(min=0)
+        ax.bar(labels, summary[metric], color=colors, yerr=err, capsize=3, ecolor="0.3")
+
     fig, axes = plt.subplots(2, 5, figsize=(17, 6.5))
     for ax, metric in zip(axes[0], shares + [None]):
         if metric is None:
             ax.axis("off")
             continue
-        ax.bar(labels, summary[metric], color=colors)
+        bars(ax, metric)
         if metric in chance:
             ax.axhline(chance[metric], color="red", ls=":", label="chance")
             ax.legend(fontsize=7)
         ax.set_title(metric.replace("_", " ") + " (higher: more)", fontsize=9)
         ax.set_ylim(0, 1.05)
     for ax, metric in zip(axes[1], distances):
-        ax.bar(labels, summary[metric], color=colors)
+        bars(ax, metric)
         ax.set_title(metric.replace("_", " ") + " (lower: closer)", fontsize=9)
     ax = axes[1][-1]
     width = 0.8 / max(1, len(batches))
