@@ -26,6 +26,8 @@ BASELINES ?= $(if $(filter $(words $(SHIPPED_BASELINES)),$(words $(wildcard $(SH
 #                           when both methods' files are there) | train (into BASELINES_DIR)
 SHIP_BASELINES_DIR ?= models/converge-$(DATA_TAG)-baselines#  `make ship-baselines`: runs until convergence
 COMPARE_MODEL ?= pretrained#  our model in notebook 07: pretrained (shipped, ours) | best (notebook 04's pick) | a run folder
+COMPARE_PARAMS ?=#          more notebook 07 parameters, e.g. -p n_content 16 -p n_styles 15 (the reference report's
+#                           pairs; the defaults are the notebook's parameters cell)
 # extra random 64x64 crops per ImageNet photo (a DEPARTURE), so that a folder with few photos still gives the
 # mixed set the paper's ~48% ImageNet share (the data stage records it; notebook 01 reads it there)
 IMAGENET_EXTRA_CROPS ?= $(if $(DATA_DIR),7,0)
@@ -192,7 +194,7 @@ $(call nb,07_compare): notebooks/07_compare.ipynb $(if $(filter train,$(BASELINE
   $(if $(filter best,$(COMPARE_MODEL)),$(call nb,04_transfer)) $(SETS) $(code_07_compare)
 	$(call run_nb,07_compare,-p model $(COMPARE_MODEL) -p models_dir $(MODELS_DIR) -p data_root $(DATA_ROOT) \
 	  -p baselines_dir $(if $(filter train,$(BASELINES)),$(BASELINES_DIR),shipped) -p figures_dir $(FIGURES_DIR) \
-	  -p tables_dir $(TABLES_DIR))
+	  -p tables_dir $(TABLES_DIR) $(COMPARE_PARAMS))
 
 explore: $(call nb,00_explore)  ## notebook 00: the explorer (widgets), executed headless with the shipped model
 $(call nb,00_explore): notebooks/00_explore.ipynb $(SETS) wae_lib/weights/pretrained.pt $(code_00_explore)
