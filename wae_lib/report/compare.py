@@ -34,8 +34,8 @@ from ..eval.images import figure_styles, load_set
 from ..eval.metrics import EvalVGG
 from ..eval.scorecard import spread_over_identities
 from ..eval.stats import crossed_mean_ci
-from ..eval.verdicts import fmt_ci, fmt_number
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
+from ..eval.verdicts import fmt_ci, fmt_number
 from ..grids import blank_cells
 from ..model.pretrained import WEIGHTS_DIR, card_file, shipped_file
 from ..model.run import load_model, training_cost
