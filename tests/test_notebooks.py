@@ -200,6 +200,8 @@ def test_claims_table_and_reports(chain):
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"**{claim}: " in index
     assert "figures/fig7_transfer.png" in index and "tables/claims.csv" in index
+    assert f"({N_COMPARE} held-out faces x {N_STYLES} styles)" in index  # notebook 07's pairs, counted
+    assert "pigeonhole" in index  # its table's intervals are said
     assert "notebooks/03_reconstruction.ipynb" in index
 
 

@@ -283,8 +283,13 @@ def write_index(reports_dir: str | Path = "reports", figures_dir: str | Path | N
         lines += ["Claims: not built yet (run notebook 06_claims.ipynb).", ""]
     compare_csv = tables / T.TABLE_FILES["compare_summary"]
     if compare_csv.is_file():
+        per_pair_csv = tables / T.TABLE_FILES["compare"]  # (not committed: a fresh clone's index omits the count)
+        pairs = ""
+        if per_pair_csv.is_file():
+            pp = pd.read_csv(per_pair_csv, usecols=["content_image", "style_image"])
+            pairs = f" ({pp['content_image'].nunique()} held-out faces x {pp['style_image'].nunique()} styles)"
         lines += ["## Comparison with other methods (notebook 07)", "",
-                  "Same held-out pairs for every method; chance and definitions in the notebook.", "",
+                  f"Same held-out pairs for every method{pairs}; chance and definitions in the notebook.", "",
                   markdown_summary(pd.read_csv(compare_csv)), ""]
     lines += ["## Figures", ""]
     for png in sorted(figures.glob("*.png")):
