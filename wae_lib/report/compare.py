@@ -338,6 +338,8 @@ def markdown_summary(summary) -> str:
     lines = [head, "|---|" + "---|" * len(cols)]
     for _, r in summary.iterrows():
         lines.append(f"| {r['label']} | " + " | ".join(cell(r, c) for c in cols) + " |")
+    if not any(c.endswith("_ci_low") for c in summary.columns):  # a table written before the intervals
+        return "\n".join(lines)
     return "\n".join(lines + ["", "[low, high]: 95% intervals; of the per-pair measures by the pigeonhole bootstrap "
                                    "over the faces and the styles (Owen 2007; wae_lib.eval.stats.crossed_mean_ci), of "
                                    "KID by resampling the real and the transferred images (wae_lib.eval.fid)."])
