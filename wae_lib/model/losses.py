@@ -48,10 +48,11 @@ def gram_mse(grams_x: Mapping[str, torch.Tensor], grams_y: Mapping[str, torch.Te
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances, ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j, as in the WAE code."""
-    na = (a * a).sum(1, keepdim=True)
-    nb = (b * b).sum(1, keepdim=True)
-    return (na + nb.T - 2.0 * a @ b.T).clamp_min(0.0)
+    """Pairwise squared Euclidean distances, ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j, as in the WAE code; of N x d
+    samples, or of ... x N x d batches of them (one matrix per leading index)."""
+    na = (a * a).sum(-1, keepdim=True)
+    nb = (b * b).sum(-1, keepdim=True)
+    return (na + nb.transpose(-1, -2) - 2.0 * a @ b.transpose(-1, -2)).clamp_min(0.0)
 
 
 def mmd_imq(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float = 1.0,
@@ -73,17 +74,42 @@ def mmd_imq(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float = 1.0,
 
 
 def _mmd_imq_fp32(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float, scales: Sequence[float]) -> torch.Tensor:
-    n, d = z_q.shape
+    """The statistic of N x d samples, or its mean over the leading index of P x N x d batches (map_mmd)."""
+    n, d = z_q.shape[-2:]
     d_qq, d_pp, d_qp = squared_distances(z_q, z_q), squared_distances(z_p, z_p), squared_distances(z_q, z_p)
     off_diag = 1.0 - torch.eye(n, device=z_q.device, dtype=z_q.dtype)
     c_base = 2.0 * d * prior_sigma**2
+    batches = d_qq.numel() // (n * n)
     stat = z_q.new_zeros(())
     for s in scales:
         c = c_base * s
         within = ((c / (c + d_qq) + c / (c + d_pp)) * off_diag).sum() / (n * n - n)
         cross = (c / (c + d_qp)).sum() * 2.0 / (n * n)
-        stat = stat + within - cross
+        stat = stat + within / batches - cross / batches  # batches = 1: the N x d formula, term for term
     return stat
+
+
+def map_mmd(z_q: torch.Tensor, z_p: torch.Tensor, prior_sigma: float = 1.0,
+            scales: Sequence[float] = IMQ_SCALES) -> torch.Tensor:
+    """The WAE penalty of a spatial content map (issue 33): :func:`mmd_imq` at each position, averaged over them.
+
+    ``z_q``, ``z_p``: N x C x H x W encoded and prior maps. At each position the N images' C numbers are a sample
+    that should look like N(0, sigma^2 I_C): the prior of every position's code, as the Swapping Autoencoder's
+    structure code is a per-position code (Park et al. 2020). Why per position rather than one MMD of the
+    flattened C*H*W vector: with N (16 on CPU) samples in 2,048 dimensions the kernel sees nearly equal distances
+    between any two samples and the statistic says little; 256 small MMDs in C dimensions each see N samples
+    where N >> C. (The same batch's positions are not independent, which makes this a penalty on the marginal
+    of each position, not on the joint.)
+    """
+    if z_q.shape != z_p.shape or z_q.dim() != 4:
+        raise ValueError(f"map_mmd expects two N x C x H x W maps of the same shape, got {tuple(z_q.shape)} and "
+                         f"{tuple(z_p.shape)}")
+    if z_q.shape[0] < 2:
+        raise ValueError("map_mmd needs at least 2 samples per batch")
+    with torch.autocast(device_type=z_q.device.type, enabled=False):
+        q = z_q.float().flatten(2).permute(2, 0, 1)  # P x N x C: one sample of N codes per position
+        p = z_p.float().flatten(2).permute(2, 0, 1)
+        return _mmd_imq_fp32(q, p, prior_sigma, scales)
 
 
 def gan_discriminator_loss(logits_prior: torch.Tensor, logits_encoded: torch.Tensor) -> torch.Tensor:

@@ -71,14 +71,18 @@ def data_dependent_init(layers, run_forward, max_gain: float = 10.0) -> None:
     handles = []
 
     def hook(module, inputs, output):
-        mean, std = output.mean(0), output.std(0).clamp_min(1.0 / max_gain)
-        module.parametrizations.weight.original0.div_(std.view(-1, 1))
+        # per unit: over the batch (Linear), over the batch and the positions (a conv's map, issue 33)
+        flat = output.movedim(1, -1).reshape(-1, output.shape[1]) if output.dim() == 4 else output
+        mean, std = flat.mean(0), flat.std(0).clamp_min(1.0 / max_gain)
+        g = module.parametrizations.weight.original0
+        g.div_(std.view(-1, *[1] * (g.dim() - 1)))
         module.bias.sub_(mean).div_(std)
-        return (output - mean) / std
+        shape = (1, -1, 1, 1) if output.dim() == 4 else (1, -1)
+        return (output - mean.view(shape)) / std.view(shape)
 
     for layer in layers:
-        if not (isinstance(layer, nn.Linear) and hasattr(layer, "parametrizations")):
-            raise TypeError(f"data_dependent_init expects weight-normalised nn.Linear layers, got {layer}")
+        if not (isinstance(layer, (nn.Linear, nn.Conv2d)) and hasattr(layer, "parametrizations")):
+            raise TypeError(f"data_dependent_init expects weight-normalised nn.Linear or nn.Conv2d layers, got {layer}")
         handles.append(layer.register_forward_hook(hook))
     try:
         run_forward()
@@ -113,7 +117,7 @@ class ContentEncoder(nn.Module):
     """
 
     def __init__(self, content_dim: int = 128, gated: bool = True, width: float = 1.0,
-                 stochastic: bool = True, logvar_max: float = -4.0, norm: str = "none"):
+                 stochastic: bool = True, logvar_max: float = -4.0, norm: str = "none", map_size: int = 0):
         super().__init__()
         self.content_dim, self.gated, self.stochastic, self.logvar_max = content_dim, gated, stochastic, logvar_max
         # norm="instance" (issue 16): each conv's output is instance-normalised before its activation, so the
@@ -129,12 +133,20 @@ class ContentEncoder(nn.Module):
             outs = [scaled(128, width), scaled(256, width), scaled(512, width)]
             ins = [c2, outs[0], outs[1]]
             final = outs[2]
-        self.conv1 = wn(he_init(nn.Conv2d(3, c1, 3, 1, 1)))
-        self.conv2 = wn(he_init(nn.Conv2d(c1, c2, 4, 2, 1)))
-        self.conv3 = wn(he_init(nn.Conv2d(ins[0], outs[0], 4, 2, 1)))
-        self.conv4 = wn(he_init(nn.Conv2d(ins[1], outs[1], 4, 2, 1)))
-        self.conv5 = wn(he_init(nn.Conv2d(ins[2], outs[2], 4, 2, 1)))
-        self.fc = wn(he_init(nn.Linear(4 * 4 * final, 2 * content_dim)))
+        # map_size > 0 (Config.content_map, issue 33): only the convs down to that side, then a 1x1 conv to the map
+        # (the Swapping Autoencoder's structure code, Park et al. 2020, taesungp/swapping-autoencoder-pytorch
+        # models/networks/encoder.py: 8 channels at H/16); the vector path builds exactly what it built before
+        self.map_size = map_size
+        self.n_convs = 5 if not map_size else 1 + (64 // map_size).bit_length() - 1
+        specs = [(3, c1, 3, 1, 1), (c1, c2, 4, 2, 1), (ins[0], outs[0], 4, 2, 1), (ins[1], outs[1], 4, 2, 1),
+                 (ins[2], outs[2], 4, 2, 1)]
+        for k, spec in enumerate(specs[:self.n_convs], 1):
+            setattr(self, f"conv{k}", wn(he_init(nn.Conv2d(*spec))))
+        if map_size:
+            last = [c1, c2, ins[1], ins[2], final][self.n_convs - 1]  # channels after the last conv's activation
+            self.head = wn(he_init(nn.Conv2d(last, 2 * content_dim, 1)))
+        else:
+            self.fc = wn(he_init(nn.Linear(4 * 4 * final, 2 * content_dim)))
 
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return F.glu(h, dim=1) if self.gated else F.elu(h)
@@ -143,13 +155,14 @@ class ContentEncoder(nn.Module):
         return F.instance_norm(h) if self.instance_norm else h
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self._norm
-        h = F.elu(n(self.conv1(x * 2 - 1)))  # centred input: [0, 1] images carry a large DC offset
-        h = F.elu(n(self.conv2(h)))
-        h = self._act(n(self.conv3(h)))
-        h = self._act(n(self.conv4(h)))
-        h = self._act(n(self.conv5(h)))
-        mean, raw = self.fc(h.flatten(1)).chunk(2, dim=1)
+        h = x * 2 - 1  # centred input: [0, 1] images carry a large DC offset
+        for k in range(1, self.n_convs + 1):
+            h = getattr(self, f"conv{k}")(h)
+            h = F.elu(self._norm(h)) if k <= 2 else self._act(self._norm(h))
+        if self.map_size:
+            mean, raw = self.head(h).chunk(2, dim=1)
+        else:
+            mean, raw = self.fc(h.flatten(1)).chunk(2, dim=1)
         return mean, capped_logvar(raw, self.logvar_max)
 
 
@@ -327,6 +340,45 @@ class Decoder(nn.Module):
         h = stage(1, self.up2(h))
         h = stage(2, self.up3(h))
         h = stage(3, self.up4(h))
+        return torch.sigmoid(self.out(h))
+
+
+class MapDecoder(nn.Module):
+    """The decoder of a spatial content map (``Config.content_map`` = N, issue 33): Table 2 from the stage at N x N
+    on, with the fully connected input layer replaced by a 3x3 conv of the map.
+
+    conv 3x3 (map -> Table 2's channels at N x N) -> ResBlock x3 -> sub-pixel convs up to 64 x 64 (Table 2's channels
+    at each size) -> conv 5x5 -> sigmoid. With ``style_dim`` > 0 (``style_injection="modulate"``) the input conv's and
+    each upsampling's outputs are modulated by the style latent (:class:`StyleModulation`); with ``concat`` the style
+    latent is tiled over the map's positions and joins its channels (the paper's concatenated latent, read spatially).
+    Fully convolutional: a 2N x 2N map decodes to 128 x 128.
+    """
+
+    CHANNELS = {4: 1024, 8: 512, 16: 256, 32: 128, 64: 64}  # Table 2: the decoder's channels at each side
+
+    def __init__(self, map_channels: int, map_size: int, style_dim: int, width: float = 1.0, n_resblocks: int = 3,
+                 upsample: str = "subpixel", modulate: bool = True):
+        super().__init__()
+        sizes = [map_size * 2**k for k in range((64 // map_size).bit_length())]  # e.g. 16, 32, 64
+        c = [scaled(self.CHANNELS[n], width) for n in sizes]
+        self.concat_style = style_dim if not modulate else 0
+        self.inp = wn(he_init(nn.Conv2d(map_channels + self.concat_style, c[0], 3, 1, 1)))
+        self.res = nn.Sequential(*[ResBlock(c[0]) for _ in range(n_resblocks)])
+        up = UPSAMPLERS[upsample]
+        self.ups = nn.ModuleList([up(a, b) for a, b in zip(c[:-1], c[1:])])
+        self.out = wn(nn.Conv2d(c[-1], 3, 5, 1, 2))
+        self.mods = nn.ModuleList([StyleModulation(style_dim, ch) for ch in c]) if modulate else None
+
+    def forward(self, z_map: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
+        def stage(k: int, h: torch.Tensor) -> torch.Tensor:
+            return F.relu(h if self.mods is None else self.mods[k](h, z_style))
+
+        if self.concat_style:
+            tiled = z_style[:, :, None, None].expand(-1, -1, *z_map.shape[2:])
+            z_map = torch.cat([z_map, tiled.to(z_map.dtype)], dim=1)
+        h = self.res(stage(0, self.inp(z_map)))
+        for k, up in enumerate(self.ups, 1):
+            h = stage(k, up(h))
         return torch.sigmoid(self.out(h))
 
 

@@ -11,19 +11,25 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ..config import Config, VGGSource
+from ..config import IMAGE_SIZE, Config, VGGSource
 from .losses import gram_matrix, reparameterize
-from .networks import ContentEncoder, Decoder, StyleEncoder, data_dependent_init
+from .networks import ContentEncoder, Decoder, MapDecoder, StyleEncoder, data_dependent_init
 from .vgg import VGG16Features
 
-IMAGE_SIZE = 64
 
-
-def check_images(x: torch.Tensor, name: str = "x") -> None:
-    """Inputs of the public API are N x 3 x 64 x 64 RGB images in [0, 1]."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
+def check_images(x: torch.Tensor, name: str = "x", multiple: int = 0) -> None:
+    """Inputs of the public API are N x 3 x 64 x 64 RGB images in [0, 1]; with ``multiple`` > 0 (a fully
+    convolutional model's content, or any style image of it) N x 3 x H x W with H and W multiples of ``multiple``."""
+    ok_shape = isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] == 3
+    if ok_shape and multiple:
+        ok_shape = x.shape[2] >= multiple and x.shape[3] >= multiple and not x.shape[2] % multiple \
+            and not x.shape[3] % multiple
+    elif ok_shape:
+        ok_shape = tuple(x.shape[2:]) == (IMAGE_SIZE, IMAGE_SIZE)
+    if not ok_shape:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be an N x 3 x {IMAGE_SIZE} x {IMAGE_SIZE} float tensor in [0, 1], got {shape}")
+        size = f"H x W (multiples of {multiple})" if multiple else f"{IMAGE_SIZE} x {IMAGE_SIZE}"
+        raise ValueError(f"{name} must be an N x 3 x {size} float tensor in [0, 1], got {shape}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype} (divide uint8 images by 255)")
     lo, hi = float(x.min()), float(x.max())
@@ -53,12 +59,18 @@ class WAEStyle(nn.Module):
             raise ValueError(f"the VGG16 extractor does not return style layer(s) {missing}")
         channels = self._layer_channels(self.vgg, config.style_layers)
         self.content_encoder = ContentEncoder(config.content_dim, config.gated, config.width,
-                                              config.stochastic, config.logvar_max, config.content_norm)
+                                              config.stochastic, config.logvar_max, config.content_norm,
+                                              config.content_map)
         self.style_encoder = StyleEncoder(channels, config.style_dim_per_layer, config.style_hidden,
                                           config.style_depth, config.stochastic, config.logvar_max,
                                           standardize=config.gram_standardize)
-        self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample,
-                               config.style_dim if config.style_injection == "modulate" else 0)
+        modulate = config.style_injection == "modulate"
+        if config.content_map:
+            self.decoder = MapDecoder(config.content_dim, config.content_map, config.style_dim, config.width,
+                                      config.n_resblocks, config.upsample, modulate)
+        else:
+            self.decoder = Decoder(config.latent_dim, config.width, config.n_resblocks, config.upsample,
+                                   config.style_dim if modulate else 0)
         if verbose:
             print(f"[wae_lib] VGG16 source: {self.vgg_source.label}", file=sys.stderr)
 
@@ -71,6 +83,19 @@ class WAEStyle(nn.Module):
     @property
     def vgg_source(self) -> VGGSource:
         return self.config.vgg_source
+
+    @property
+    def size_multiple(self) -> int:
+        """0: the model takes 64 x 64 images only (the paper's vector code); else content images may be any
+        H x W that are multiples of this (a content map's stride, issue 33)."""
+        return IMAGE_SIZE // self.config.content_map if self.config.content_map else 0
+
+    def check_content(self, x: torch.Tensor, name: str = "content") -> None:
+        check_images(x, name, self.size_multiple)
+
+    def check_style(self, x: torch.Tensor, name: str = "style") -> None:
+        """Style images: 64 x 64 for the vector model; any size from 16 px for a map model (Grams are size-free)."""
+        check_images(x, name, 16 if self.size_multiple else 0)
 
     def trainable_parameters(self):
         return [p for p in self.parameters() if p.requires_grad]
@@ -93,7 +118,12 @@ class WAEStyle(nn.Module):
 
     def decode(self, z_content: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
         """Decoder of Table 2 on the concatenated latent (and, with style_injection="modulate", the style latent at
-        every stage); returns N x 3 x 64 x 64 in [0, 1]."""
+        every stage); returns N x 3 x 64 x 64 in [0, 1]. A map model (``content_map``) takes the map N x C x h x w
+        (or, flattened, N x C*n*n of a 64 px image) and returns N x 3 x (h * 64 / n) x (w * 64 / n)."""
+        if self.config.content_map:
+            if z_content.dim() == 2:
+                z_content = z_content.view(-1, *self.config.content_shape)
+            return self.decoder(z_content, z_style)
         return self.decoder(torch.cat([z_content, z_style], dim=1), z_style)
 
     # ---------------- training forward ----------------
@@ -110,19 +140,20 @@ class WAEStyle(nn.Module):
         cfg = self.config
         mc, lc = self.encode_content(x)
         ms, ls = self.encode_style(x, grams_x)
-        mean, logvar = torch.cat([mc, ms], 1), torch.cat([lc, ls], 1)
+        # a content map joins the flat latent as content_dim x N x N numbers (decode reshapes it back)
+        mean, logvar = torch.cat([mc.flatten(1), ms], 1), torch.cat([lc.flatten(1), ls], 1)
         if cfg.stochastic:
             z = reparameterize(mean, logvar, torch.randn_like(mean) if noise is None else noise)
         else:
             z = mean
-        z_c, z_s = z.split([cfg.content_dim, cfg.style_dim], dim=1)
+        z_c, z_s = z.split([cfg.content_latent_dim, cfg.style_dim], dim=1)
         out = {"z_content": z_c, "z_style": z_s, "z": z, "x_hat": self.decode(z_c, z_s), "logvar": logvar,
                "mean": mean}
         if partner is not None:
             out["x_swap"] = self.decode(z_c, z_s[partner])
             out["feats_swap"] = self.vgg(out["x_swap"])
             if cfg.w_cycle > 0:
-                out["cycle_content"] = self.encode_content(out["x_swap"])[0]
+                out["cycle_content"] = self.encode_content(out["x_swap"])[0].flatten(1)
                 out["cycle_style"] = self.encode_style(out["x_swap"], self.grams(out["feats_swap"]))[0]
         return out
 
@@ -134,14 +165,15 @@ class WAEStyle(nn.Module):
                 grams = self.grams(self.vgg(x))
             for name, net in self.style_encoder.nets.items():
                 net.fit_standardization(grams[name])
-        layers = [self.content_encoder.fc] + [net.net[-1] for net in self.style_encoder.nets.values()]
+        head = self.content_encoder.head if self.config.content_map else self.content_encoder.fc
+        layers = [head] + [net.net[-1] for net in self.style_encoder.nets.values()]
         data_dependent_init(layers, lambda: self(x, noise=torch.zeros(x.shape[0], self.config.latent_dim,
                                                                       device=x.device)))
 
     # ---------------- inference API (deterministic: latent means) ----------------
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, "x")
+        self.check_content(x, "x")
         return self.decode(self.encode_content(x)[0], self.encode_style(x)[0]).float()
 
     @torch.no_grad()
@@ -151,8 +183,8 @@ class WAEStyle(nn.Module):
         ``style`` may hold 1 image (applied to every content image) or as many as ``content``.
         ``strength`` interpolates the style latent from the content image's own (0) to the style's (1).
         """
-        check_images(content, "content")
-        check_images(style, "style")
+        self.check_content(content)
+        self.check_style(style)
         if style.shape[0] not in (1, content.shape[0]):
             raise ValueError(f"style must hold 1 image or as many as content ({content.shape[0]}), got {style.shape[0]}")
         z_c = self.encode_content(content)[0]
@@ -169,7 +201,9 @@ class WAEStyle(nn.Module):
 
         Returns len(alphas) x N x 3 x 64 x 64.
         """
-        check_images(content, "content")
+        self.check_content(content)
+        self.check_style(style_a, "style_a")
+        self.check_style(style_b, "style_b")
         z_c = self.encode_content(content)[0]
         za = self.encode_style(style_a)[0].expand(content.shape[0], -1)
         zb = self.encode_style(style_b)[0].expand(content.shape[0], -1)

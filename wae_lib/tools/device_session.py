@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -71,10 +72,47 @@ def pack_results(results: Path, out: Path, summary: dict[str, Any]) -> list[Path
     return parts
 
 
+def stage_process(name: str, ctx: dict[str, Any], seconds: float, row_file: Path) -> None:
+    """One stage in its own process (``run(parallel=True)``): its row, or its error, into ``row_file``. Its own
+    process, so that its deadline (device_stages.deadline: SIGINT to this process) stops it alone."""
+    try:
+        row = STAGE_FUNCTIONS[name](ctx, seconds)
+    except Exception as exc:  # noqa: BLE001 - a failed stage is recorded; the other stages' results still return
+        log(f"stage {name} failed: {type(exc).__name__}: {exc}")
+        row = {"stage": name, "error": f"{type(exc).__name__}: {exc}"}
+    row_file.write_text(json.dumps(row))
+
+
+def run_parallel(order: list[str], ctx: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+    """Every stage of ``order`` at once, one process each, each with the whole ``seconds``: one quarter-width model at
+    64 px keeps an H200 ~20% busy (issue 34), so stages side by side train more images per second than in turn.
+    A process still alive 30 s after its deadline is ended (its row says so)."""
+    spawn = multiprocessing.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
+    rows_dir = ctx["work"] / "rows"
+    rows_dir.mkdir(exist_ok=True)
+    procs = {name: spawn.Process(target=stage_process, args=(name, ctx, seconds, rows_dir / f"{name}.json"))
+             for name in order}
+    for p in procs.values():
+        p.start()
+    end = time.time() + seconds + 30
+    rows = []
+    for name, p in procs.items():
+        p.join(max(end - time.time(), 1))
+        if p.is_alive():
+            p.kill()
+            p.join()
+        f = rows_dir / f"{name}.json"
+        rows.append(json.loads(f.read_text()) if f.is_file() else
+                    {"stage": name, "error": f"its process ended (exit code {p.exitcode}) without a result"})
+    return rows
+
+
 def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
-        dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None) -> Path:
+        dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None,
+        parallel: bool = False) -> Path:
     """Run ``stages`` within ``budget`` seconds (from the start of this process) and pack their results into
-    ``out`` (default $OUT). ``dry``: CPU, smoke networks, a budget of seconds."""
+    ``out`` (default $OUT). ``dry``: CPU, smoke networks, a budget of seconds. ``parallel``: all stages at once, one
+    process each (run_parallel), rather than in turn with shares of the time."""
     wanted = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STAGES]
     if unknown or not wanted:
@@ -97,11 +135,17 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
         manifest = unbundle(bundle, work / "data")
         ctx = {"dry": dry, "device": device, "device_name": device_name, "data_root": work / "data", "work": work,
                "results": results, "info": json.loads((work / "data" / "sets" / "info.json").read_text()),
-               "batch": 8 if dry else batch, "baseline_batch": 4 if dry else baseline_batch}
-        log(f"{device_name}; torch {torch.__version__}; stages {wanted}; budget {budget:.0f} s")
+               "batch": 8 if dry else batch, "baseline_batch": 4 if dry else baseline_batch,
+               # a stage sizes its run from a rate it measured alone: side by side, each plans this fraction of it
+               "contention": 1 / math.sqrt(len(wanted)) if parallel else 1.0}
+        log(f"{device_name}; torch {torch.__version__}; stages {wanted}{' in parallel' if parallel else ''}; "
+            f"budget {budget:.0f} s")
         rows = []
         margin = 3 if dry else 20  # packing the results
         order = [s for s in STAGES if s in wanted]  # the issues' priority, whatever order --stages gave
+        if parallel:
+            rows = run_parallel(order, ctx, budget - (time.time() - start) - margin - (0 if dry else 30))
+            order = []
         for name in order:
             left = budget - (time.time() - start) - margin
             share = 1.0 if name == order[-1] else STAGES[name]
@@ -115,7 +159,7 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
             os.environ.pop(HED_FEATURES_ENV, None)
         else:
             os.environ[HED_FEATURES_ENV] = env_before
-    summary = {"device": device_name, "torch": torch.__version__, "dry": dry, "budget_s": budget,
+    summary = {"device": device_name, "torch": torch.__version__, "dry": dry, "budget_s": budget, "parallel": parallel,
                "wall_s": round(time.time() - start, 1), "stages": rows, "bundle": manifest["files"]}
     parts = pack_results(results, out, summary)
     log(f"done in {time.time() - start:.0f} s: {[p.name for p in parts]} + summary.json in {out}")
@@ -146,14 +190,15 @@ def unpack(returned: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def sweep_reports(dest: str | Path, reports: str | Path) -> Path:
-    """The sweep stage's returned tables and figures (an unpacked folder ``dest``) as a reports folder here: with
-    the runs' configs and logs, the notebooks' cell log and the device's summary, ready for notebook 06."""
+def sweep_reports(dest: str | Path, reports: str | Path, stage: str = "sweep") -> Path:
+    """A sweep stage's returned tables and figures (an unpacked folder ``dest``; ``stage``: sweep or sweep-ours) as a
+    reports folder here: with the runs' configs and logs, the notebooks' cell log and the device's summary, ready
+    for notebook 06."""
     dest, reports = Path(dest), Path(reports)
-    sweep = dest / "results" / "sweep"
+    sweep = dest / "results" / stage
     if not (sweep / "reports" / "tables").is_dir():
         raise DeviceSessionError(f"{dest} holds no sweep results ({sweep / 'reports' / 'tables'}): was the stage run "
-                                 f"(--stages sweep) and the folder unpacked with `device_session unpack`?")
+                                 f"(--stages {stage}) and the folder unpacked with `device_session unpack`?")
     reports.mkdir(parents=True, exist_ok=True)
     for part in ("tables", "figures"):
         shutil.copytree(sweep / "reports" / part, reports / part, dirs_exist_ok=True)
@@ -181,12 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--batch", type=int, default=256)
     r.add_argument("--baseline-batch", type=int, default=64)
     r.add_argument("--dry", action="store_true")
+    r.add_argument("--parallel", action="store_true", help="all stages at once, one process each")
     u = sub.add_parser("unpack", help="join and check the returned parts (here)")
     u.add_argument("returned")
     u.add_argument("--out", required=True)
     g = sub.add_parser("reports", help="the sweep stage's tables and figures as a reports folder (here)")
     g.add_argument("unpacked", help="the folder `unpack --out` wrote")
     g.add_argument("--out", required=True, help="the reports folder, e.g. reports/reference-gpu-shared-data-large")
+    g.add_argument("--stage", default="sweep", choices=[s for s in STAGES if s.startswith("sweep")])
     t = sub.add_parser("travel", help="what the next device call sends and whether it fits; --offload/--restore (here)")
     t.add_argument("--bundle", default=str(BUNDLE), help="the carried bundle (counted when present)")
     t.add_argument("--offload", action="store_true", help="move the tracked files no stage reads out of the tree")
@@ -198,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "pack":
             pack(a.data_root, a.out, a.quality)
         elif a.command == "run":
-            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch)
+            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch, parallel=a.parallel)
         elif a.command == "reports":
-            sweep_reports(a.unpacked, a.out)
+            sweep_reports(a.unpacked, a.out, a.stage)
         else:
             unpack(a.returned, a.out)
     except (DeviceSessionError, ConfigError, FileNotFoundError, TravelError) as exc:
@@ -217,7 +264,7 @@ def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = Fals
     if do_offload or do_restore:
         moved = offload(repo) if do_offload else restore(repo)
         log(f"{'offloaded' if do_offload else 'restored'} {len(moved)} files")
-    carried = [Path(bundle)] if Path(bundle).exists() else []
+    carried = [Path(bundle).resolve()] if Path(bundle).exists() else []  # travel_size counts paths inside repo
     size, largest = travel_size(repo, carried)
     fits = size <= CARRY_LIMIT
     log(f"the next call sends {size / 2**20:.1f} MiB (working tree{' + ' + str(bundle) if carried else ''}; limit "

@@ -8,6 +8,7 @@ what it has; each writes its results folder (what it holds: the stage's docstrin
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import math
@@ -27,18 +28,28 @@ from .device_bundle import TRAIN_SET, log
 
 # Each stage's share of the time left when it starts (the last stage gets the rest); its target (images it needs)
 # and what it writes are in its function below.
-STAGES: dict[str, float] = {"ship": 0.6, "baselines": 0.5, "sweep": 0.6, "fullwidth": 1.0}
+STAGES: dict[str, float] = {"ship": 0.6, "baselines": 0.5, "sweep": 0.6, "sweep-ours": 0.6, "fullwidth": 1.0}
 SHIP_IMAGES = 1_500_000  # issue 16: at least the 1.3 M images the paper-trained shipped model saw
+# the shipped model's training (issue 33): the spatial profile's 16 x 16 x 8 content map, the mixed set
+SHIP_PROFILE, SHIP_CONTENT_DIM = "spatial", 8
+SHIP_CONTENT_MAP_SIDE = profile_config(SHIP_PROFILE).content_map
 SWEEP_IMAGES = 102_400  # issue 17 item 2: at least 100k images per model of the paper's sweep (the CPU's: 9,600)
-SWEEP_PROFILE = "reference"  # the paper's training with the reference networks (channels x1/4), as the CPU report
+# the profile of each sweep stage (issue 34 item 2: the paper's 10 models under both trainings): the paper's training
+# with the reference networks (channels x1/4), as the CPU report, and ours (the same networks, issue 16)
+SWEEP_PROFILES = {"sweep": "reference", "sweep-ours": "ours"}
 SWEEP_EVAL_SHARE = 0.3  # of the sweep stage's time kept for the evaluation cache and notebooks 03-05 after training
 SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")
 FULL_IMAGES = 1_000_000  # issue 17 item 3: one full-width model "at a GPU budget" (~2 min at 9,453 img/s measured)  # notebook 06 runs here, on the tables they write
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # every caption of the device sweep states its real schedule and machine (Config.scale_note fills the fields)
-SWEEP_NOTE = ("reference networks on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
+SWEEP_NOTE = ("{profile} profile (objective={{objective}}, style_injection={{style_injection}}, content_norm="
+              "{{content_norm}}) on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
               "width {{style_hidden}}, {{steps}} steps of {{batch_size}} images per model (the paper: full width, many "
               "epochs)")
+SHIP_NOTE = ("spatial profile (content map {{content_map}}x{{content_map}}x{{content_dim}}, objective={{objective}}, "
+             "style_injection={{style_injection}}, content_norm={{content_norm}}) on a GPU ({device}, device session): "
+             "channels x{{width}} of Tables 1-2, style FC width {{style_hidden}}, {{steps}} steps of {{batch_size}} "
+             "images")
 FULL_NOTE = ("the paper's networks at full width (Tables 1-2 as printed) on a GPU ({device}, device session): "
              "{{steps}} steps of {{batch_size}} images, one model")
 
@@ -80,8 +91,9 @@ def stage_line(stage: str, steps: int, batch: int, seconds: float, **extra: Any)
 
 
 def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """Our training (profile ``ours``, mixed, content 256: the shipped ``pretrained``) for SHIP_IMAGES or the time
-    it has; writes ship/model.pt (wae_lib.model.pretrained's fp16 export) and the run's config, metadata, log, samples."""
+    """The study's model (profile SHIP_PROFILE, mixed, a 16 x 16 x SHIP_CONTENT_DIM content map: the candidate for the
+    shipped ``pretrained``) for SHIP_IMAGES or the time it has; writes ship/model.pt (wae_lib.model.pretrained's fp16
+    export) and the run's config, metadata, log, samples."""
     from ..model.pretrained import export_pretrained
     from ..model.run import load_model
     from ..train.cli import train
@@ -89,9 +101,12 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     from ..train.trainer import Trainer, TrainingInterrupted
 
     dry, batch = ctx["dry"], ctx["batch"]
-    cfg = profile_config("ours", **{**dict(data=TRAIN_SET, content_dim=256, data_root=str(ctx["data_root"]),
-                                           batch_size=batch, device=ctx["device"], vgg_source="hed", log_every=50,
-                                           sample_every=0, lr_warmup=5 if dry else 200), **(DRY if dry else {})})
+    cfg = profile_config(SHIP_PROFILE, **{**dict(data=TRAIN_SET, content_dim=SHIP_CONTENT_DIM,
+                                                 data_root=str(ctx["data_root"]), batch_size=batch,
+                                                 device=ctx["device"], vgg_source="hed", log_every=50, sample_every=0,
+                                                 lr_warmup=5 if dry else 200,
+                                                 scaled_note=SHIP_NOTE.format(device=ctx["device_name"])),
+                                          **(DRY if dry else {})})
     t0 = time.time()
     probe = Trainer(cfg.replace(steps=10**6), ctx["work"] / "ship_probe", DistInfo())
     rate = steps_per_second(probe, 1 if dry else 5, 2 if dry else 20)
@@ -99,9 +114,10 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the probe's model and optimiser state, before the run builds its own
     left = seconds - (time.time() - t0) - (5 if dry else 30)  # export and the process's own start
-    steps = max(2, min(math.ceil(SHIP_IMAGES / batch), int(rate * left * 0.9)))
+    steps = max(2, min(math.ceil(SHIP_IMAGES / batch), int(rate * left * 0.9 * ctx["contention"])))
     log(f"ship: {rate:.2f} steps/s at batch {batch}; training {steps} steps ({steps * batch:,} images)")
-    run_dir = ctx["work"] / "ours-mixed_c256"
+    name = f"{SHIP_PROFILE}-mixed_c{SHIP_CONTENT_DIM}"
+    run_dir = ctx["work"] / name
     cfg = cfg.replace(steps=steps, ckpt_every=max(steps // 5, 1), sample_every=steps)
     t1 = time.time()
     try:
@@ -113,7 +129,7 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     info = model.checkpoint_info
     out = ctx["results"] / "ship"
     out.mkdir(parents=True)
-    export_pretrained(model, out / "model.pt", run="device-ours-mixed_c256", step=info["step"],
+    export_pretrained(model, out / "model.pt", run=f"device-{name}", step=info["step"],
                       finished=info["finished"], batch_size=batch, device=ctx["device_name"],
                       data_note=ctx["info"]["device_note"])
     copy_run_files(run_dir, out)
@@ -164,47 +180,49 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {"stage": "baselines", "methods": rows, "seconds": round(time.time() - t_stage, 1)}
 
 
-def sweep_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """The paper's 10 models (profile SWEEP_PROFILE) at a GPU budget: every model the same steps (SWEEP_IMAGES, or
+def sweep_stage(ctx: dict[str, Any], seconds: float, stage: str = "sweep") -> dict[str, Any]:
+    """The paper's 10 models (the profile SWEEP_PROFILES[stage]) at a GPU budget: every model the same steps (SWEEP_IMAGES, or
     what the time share allows, measured on the largest model first), then their evaluation cache and notebooks
     03-05 on the device (wae_lib.tools.headless: no Jupyter there; identity metrics off: no dlib there). Writes sweep/:
     the notebooks' tables and figures, their cell log, and each run's config, metadata and log (no weights: ten
-    models do not fit what the device returns), for notebook 06 here (`make device-claims`)."""
+    models do not fit what the device returns), for notebook 06 here (`make device-claims`). Writes <stage>/."""
     from ..train.cli import train
     from ..train.distributed import DistInfo
     from ..train.sweep import sweep_configs
     from ..train.trainer import Trainer, TrainingInterrupted
 
     dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()
-    base = profile_config(SWEEP_PROFILE, **{**dict(data_root=str(ctx["data_root"]), batch_size=batch,
-                                                   device=ctx["device"], vgg_source="hed", log_every=5 if dry else 50,
-                                                   sample_every=0, lr_warmup=2 if dry else 100,
-                                                   scaled_note=SWEEP_NOTE.format(device=ctx["device_name"])),
-                                            **(DRY if dry else {})})
+    profile = SWEEP_PROFILES[stage]
+    base = profile_config(profile, **{**dict(data_root=str(ctx["data_root"]), batch_size=batch,
+                                             device=ctx["device"], vgg_source="hed", log_every=5 if dry else 50,
+                                             sample_every=0, lr_warmup=2 if dry else 100,
+                                             scaled_note=SWEEP_NOTE.format(profile=profile, device=ctx["device_name"])),
+                                      **(DRY if dry else {})})
     runs = sweep_configs(base)
     if dry:  # one model per set, two content sizes: every table and figure of 03-05, in seconds
         runs = [r for r in runs if r[0] in ("celeba_c512", "mixed_c256")]
-    probe = Trainer(runs[0][1].replace(steps=10**6), ctx["work"] / "sweep_probe", DistInfo())
+    probe = Trainer(runs[0][1].replace(steps=10**6), ctx["work"] / f"{stage}_probe", DistInfo())
     rate = steps_per_second(probe, 1 if dry else 5, 2 if dry else 10)  # the largest model: the others are faster
     del probe
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     train_time = (seconds - (time.time() - t0)) * (1 - SWEEP_EVAL_SHARE)
-    steps = max(2, min(3 if dry else math.ceil(SWEEP_IMAGES / batch), int(rate * train_time / len(runs) * 0.9)))
-    log(f"sweep: {rate:.2f} steps/s at batch {batch} (content {runs[0][1].content_dim}); {len(runs)} models x {steps} "
+    steps = max(2, min(3 if dry else math.ceil(SWEEP_IMAGES / batch),
+                       int(rate * train_time / len(runs) * 0.9 * ctx["contention"])))
+    log(f"{stage}: {rate:.2f} steps/s at batch {batch} (content {runs[0][1].content_dim}); {len(runs)} models x {steps} "
         f"steps ({steps * batch:,} images each)")
-    models_dir = ctx["work"] / "sweep_models"
+    models_dir = ctx["work"] / f"{stage}_models"
     t1 = time.time()
     for name, cfg in runs:
         try:
             with deadline(max(train_time - (time.time() - t1), 1) + 10):
                 train(cfg.replace(steps=steps, ckpt_every=steps, sample_every=steps), models_dir / name)
         except TrainingInterrupted as exc:
-            log(f"sweep: {name} stopped at the deadline ({exc})")
+            log(f"{stage}: {name} stopped at the deadline ({exc})")
     t_train = time.time() - t1
-    out = ctx["results"] / "sweep"
-    done = evaluate_there(ctx, models_dir, SWEEP_PROFILE, out, SWEEP_NOTEBOOKS, until=t0 + seconds)
-    return stage_line("sweep", steps * len(runs), batch, t_train, models=len(runs), steps_per_model=steps,
+    out = ctx["results"] / stage
+    done = evaluate_there(ctx, models_dir, profile, out, SWEEP_NOTEBOOKS, until=t0 + seconds)
+    return stage_line(stage, steps * len(runs), batch, t_train, profile=profile, models=len(runs), steps_per_model=steps,
                       eval_seconds=round(time.time() - t1 - t_train, 1), notebooks=done)
 
 
@@ -298,7 +316,8 @@ def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
                       eval_seconds=round(time.time() - t1 - t_train, 1))
 
 
-STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage, "sweep": sweep_stage, "fullwidth": fullwidth_stage}
+STAGE_FUNCTIONS = {"ship": ship_stage, "baselines": baselines_stage, "sweep": sweep_stage,
+                   "sweep-ours": functools.partial(sweep_stage, stage="sweep-ours"), "fullwidth": fullwidth_stage}
 
 
 def copy_run_files(run_dir: Path, out: Path) -> None:

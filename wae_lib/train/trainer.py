@@ -38,6 +38,7 @@ from ..model.losses import (
     cycle_terms,
     gan_discriminator_loss,
     gan_encoder_penalty,
+    map_mmd,
     mmd_imq,
     reconstruction_terms,
     swap_terms,
@@ -64,6 +65,18 @@ def swap_partners(n: int, device: torch.device) -> torch.Tensor:
     random draw every step, so this is a random pairing without a self-pair, and draws nothing from the run's
     generator (the paper objective's random stream stays as it was)."""
     return torch.roll(torch.arange(n, device=device), 1)
+
+
+def mmd_penalty(z: torch.Tensor, prior: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """The WAE-MMD penalty of flat latents ``z`` against prior samples of the same shape: one MMD of the joint
+    latent (the paper's vector code), or, for a content map (``cfg.content_map``, issue 33), the per-position MMD of
+    the map (losses.map_mmd) plus the MMD of the style latent. Two terms rather than the style latent joined to
+    every position: in one kernel of 8 + 192 numbers the style's distances would drown the map's 8 channels."""
+    if not cfg.content_map:
+        return mmd_imq(z, prior, cfg.prior_sigma)
+    (zc, zs), (pc, ps) = (t.split([cfg.content_latent_dim, cfg.style_dim], dim=1) for t in (z, prior))
+    shape = (-1, *cfg.content_shape)
+    return map_mmd(zc.reshape(shape), pc.reshape(shape), cfg.prior_sigma) + mmd_imq(zs, ps, cfg.prior_sigma)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,11 +171,11 @@ class Trainer:
                 terms.update(swap_terms(out["feats_swap"], feats_x, {n: g[partner] for n, g in grams_x.items()},
                                         cfg.style_layers, cfg.swap_content_layers))
                 if cfg.w_cycle > 0:
-                    c, s = out["mean"].split([cfg.content_dim, cfg.style_dim], dim=1)
+                    c, s = out["mean"].split([cfg.content_latent_dim, cfg.style_dim], dim=1)
                     terms.update(cycle_terms(out["cycle_content"], out["cycle_style"], c, s[partner]))
             z_all = gather_with_grad(out["z"].float(), self.info)
             if cfg.penalty == "mmd":
-                terms["penalty"] = mmd_imq(z_all, prior, cfg.prior_sigma)
+                terms["penalty"] = mmd_penalty(z_all, prior, cfg)
             else:
                 terms["penalty"] = gan_encoder_penalty(self.disc_module()(z_all))  # its grads are zeroed later
         raw = torch.stack([terms[k].float() for k in self.balance.names])
