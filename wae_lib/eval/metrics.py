@@ -13,6 +13,8 @@ model's own (SPEC §6: relu1_1, relu2_1, relu3_1).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Iterable, Mapping, Sequence
 
 import cv2
@@ -122,7 +124,8 @@ def take(feats: Mapping[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
 # face detector (C2: face hallucination)
 # --------------------------------------------------------------------------------------------------
 def face_detected(images: torch.Tensor | np.ndarray, upscale: int = FACE_UPSCALE, prep_config=None) -> np.ndarray:
-    """For each 64 px image, whether the OpenCV Haar frontal-face detector of wae_lib.data.faces fires.
+    """For each 64 px image, whether the OpenCV Haar frontal-face detector of wae_lib.data.faces fires (all NaN,
+    with a warning, on an OpenCV without the detector).
 
     Same cascade, scaleFactor, minNeighbors, detect_scale and minimum window as the CelebA preprocessing
     (``PrepConfig``); the image is first upscaled ``upscale`` x (bicubic) because the detector's 24 px window
@@ -130,6 +133,10 @@ def face_detected(images: torch.Tensor | np.ndarray, upscale: int = FACE_UPSCALE
     """
     cfg = prep_config or PrepConfig()
     arr = to_uint8_hwc(images) if isinstance(images, torch.Tensor) else np.asarray(images)
+    if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 dropped it (pyproject pins <5; a lent GPU's image has 5)
+        warnings.warn(f"OpenCV {cv2.__version__} has no CascadeClassifier: the face detector's columns are NaN "
+                      f"(install opencv-python-headless<5)", stacklevel=2)
+        return np.full(len(arr), np.nan)
     out = np.zeros(len(arr), dtype=bool)
     for i, img in enumerate(arr):
         big = cv2.resize(np.ascontiguousarray(img), None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)

@@ -49,6 +49,11 @@ def is_model_row(df):
     return df["data"] != REFERENCE_DATA
 
 
+def face_flag(value: float) -> bool | float:
+    """A face detector's answer as a table cell: True / False, or NaN where no detector ran (metrics.face_detected)."""
+    return float("nan") if value != value else bool(value)
+
+
 def run_columns(run: RunInfo) -> dict[str, Any]:
     """The columns that name a model in every table row."""
     return {"run": run.name, "data": run.data, "content_dim": run.content_dim, "seed": run.seed}
@@ -135,7 +140,7 @@ def reconstruction_table(runs: Sequence[RunInfo], outputs: Sequence[Outputs], se
                 row = {**run_columns(run), "eval_set": set_name, "image": i,
                        **{k: float(v[i]) for k, v in cols.items()}}
                 if face_orig is not None:
-                    row.update(face_in_original=bool(face_orig[i]), face_in_reconstruction=bool(face_rec[i]))
+                    row.update(face_in_original=face_flag(face_orig[i]), face_in_reconstruction=face_flag(face_rec[i]))
                 if id_ref is not None:
                     row.update(id_ref.columns)
                 rows.append({**row, **ctx.columns()})

@@ -98,6 +98,11 @@ def ipython_display() -> Any:
     saved = {k: sys.modules.get(k) for k in ("IPython", "IPython.display")}
     pkg = types.ModuleType("IPython")
     pkg.display = display_stand_in()
+    # libraries that look for a running shell (pandas, matplotlib, tqdm: `IPython.get_ipython()`) are told there is
+    # none, as in a plain Python process (on the lent H200, without IPython, notebook 03 stopped here)
+    pkg.get_ipython = lambda: None
+    # matplotlib patches IPython releases before 8.24 on every new canvas; the stand-in needs no patch
+    pkg.version_info = (8, 24, 0, "", "stand-in")
     sys.modules["IPython"], sys.modules["IPython.display"] = pkg, pkg.display
     try:
         yield
