@@ -40,8 +40,9 @@ def test_shipped_file_is_small_and_documented(shipped):
     assert model.provenance["run"] in card and "non-commercial" in card
     assert f"`wae_lib/weights/{name}.pt`" in card  # the card names its own file (not a name it shipped under before)
     assert scorecard_file(path).is_file()
-    # the reference networks, trained the paper's way (reference) or ours (the ours profile: reference + our fields)
-    assert model.config.profile in ("reference", "ours") and model.checkpoint_info["step"] == model.config.steps
+    # the reference networks, trained the paper's way (reference) or ours (the ours / spatial profiles: reference + our
+    # fields)
+    assert model.config.profile in ("reference", "ours", "spatial") and model.checkpoint_info["step"] == model.config.steps
     assert (model.config.width, model.config.style_hidden) == (0.25, 128)
 
 
@@ -49,7 +50,16 @@ def test_default_is_our_training_and_the_papers_is_kept():
     assert DEFAULT_SHIPPED_MODEL == "pretrained"
     ours, paper = load_model("pretrained").config, load_model("pretrained-paper").config
     assert (ours.objective, ours.style_injection) == ("swap", "modulate")
+    assert (ours.content_map, ours.content_dim) == (16, 8)  # issue 33: the study's model codes content as a map
     assert (paper.objective, paper.style_injection, paper.content_norm) == ("paper", "concat", "none")
+    assert paper.content_map == 0  # the paper's vector, unchanged
+
+
+def test_the_shipped_spatial_model_transfers_at_any_size():
+    model = load_model("pretrained")
+    content, style = torch.rand(2, 3, 128, 96), torch.rand(1, 3, 64, 64)
+    out = model.transfer(content, style)
+    assert out.shape == (2, 3, 128, 96) and torch.isfinite(out).all()
 
 
 def test_ours_profile_caption_states_its_own_training_fields(shipped):
@@ -60,7 +70,7 @@ def test_ours_profile_caption_states_its_own_training_fields(shipped):
     assert "content_norm=none" in profile_config("ours", content_norm="none").scale_note
     assert "instance" not in profile_config("ours", content_norm="none").scale_note
     cfg = shipped[1].config
-    if cfg.profile == "ours":
+    if cfg.profile in ("ours", "spatial"):
         assert f"content_norm={cfg.content_norm}" in cfg.scale_note and f"objective={cfg.objective}" in cfg.scale_note
 
 
@@ -74,7 +84,7 @@ def test_comparison_caption_points_a_staged_model_to_its_whole_schedule(shipped)
     assert f"{model.config.steps} steps of {model.config.batch_size}" in caption
     # ours continued other weights (Config.init_from): its own schedule is the last stage only, the card has it all
     staged = f"the whole schedule: wae_lib/weights/{name}.card.md" in caption
-    assert staged == bool(model.config.init_from) and staged == (name == "pretrained")
+    assert staged == bool(model.config.init_from)
 
 
 def test_a_folder_named_like_a_shipped_model_does_not_replace_it(tmp_path, monkeypatch):

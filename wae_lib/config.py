@@ -39,7 +39,8 @@ IMAGE_SIZE = 64  # SPEC §4: every training image is 64 x 64; a content map's si
 DEFAULT_DATA_ROOT = "data/processed/sample"
 
 SHIPPED_MODELS = {
-    "pretrained": "ours: swapped-pair training with the style modulating every decoder stage (issue 16)",
+    "pretrained": "ours: a 16x16x8 spatial content map (issue 33), swapped-pair training, the style modulating every "
+                  "decoder stage (issue 16); trained on a GPU",
     "pretrained-paper": "the paper's training: reconstruction only (Nakada & Asoh 2019)",
 }
 DEFAULT_SHIPPED_MODEL = "pretrained"

@@ -14,7 +14,6 @@ model's own (SPEC §6: relu1_1, relu2_1, relu3_1).
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Iterable, Mapping, Sequence
 
 import cv2

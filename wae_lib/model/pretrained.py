@@ -128,8 +128,8 @@ def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.devi
 CARD_TEMPLATE = """# Model card: `load_model("{name}")`
 
 **What it is.** A style-transfer Wasserstein autoencoder after Nakada & Asoh (JSAI 2019) with the networks of this
-repository's `{profile}` profile, {how_trained}: run `{run}` ({data_label} training set, content latent {content_dim},
-style latent {style_dim}). One forward pass per transfer, any style image, 64x64 RGB in and out.
+repository's `{profile}` profile, {how_trained}: run `{run}` ({data_label} training set, content latent {content_desc},
+style latent {style_dim}). One forward pass per transfer, any style image, {size_desc}.
 
 | | |
 |---|---|
@@ -149,8 +149,9 @@ style_eval: {n_styles} artworks, none in any training set). {metrics_note}
 
 ## Intended use, limits, licences
 - Research and teaching: reproducing and probing the paper's method; a baseline for 64x64 style transfer.
-- At this CPU scale faces are blurry and the style shows mostly as palette and coarse texture; it is not an
-  artistic tool and says nothing about the paper's full-scale GPU results.
+- At the study's scale (channels x{width} of the paper's, 64 px training images, the schedule above) the style
+  shows mostly as palette and coarse texture; it is not an artistic tool and says nothing about the paper's
+  full-scale results.
 - Training images: CelebA (non-commercial research use only; photos' copyright stays with their owners),
   the Anime Face Dataset (publishers' artwork, research use only) and ImageNet photos (non-commercial
   research/educational use), see `../shared/data-large/SOURCES.md` of the study. These terms carry over to the
@@ -164,7 +165,12 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
     cfg, path = model.config, card_file(Path(weights))
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     text = CARD_TEMPLATE.format(
-        content_dim=cfg.content_dim, style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
+        content_desc=(f"a {cfg.content_map} x {cfg.content_map} x {cfg.content_dim} map (Config.content_map, issue 33)"
+                      if cfg.content_map else str(cfg.content_dim)),
+        size_desc=("trained on 64x64 RGB; fully convolutional, so content images of any size that is a multiple of "
+                   f"{64 // cfg.content_map} px transfer at their own size" if cfg.content_map else
+                   "64x64 RGB in and out"),
+        style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
         batch_size=cfg.batch_size, images_seen=cfg.steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
         style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source.label,
         vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,

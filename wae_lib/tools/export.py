@@ -21,7 +21,13 @@ from ..config import EvaluationError, training_set_label
 from ..data.layout import load_set_info
 from ..eval import scorecard
 from ..eval.runs import check_trained_on
-from ..model.pretrained import PRETRAINED_FILE, export_pretrained, scorecard_file, write_model_card
+from ..model.pretrained import (
+    PRETRAINED_FILE,
+    export_pretrained,
+    load_pretrained,
+    scorecard_file,
+    write_model_card,
+)
 from ..model.run import load_model
 from ..utils import set_seed
 
@@ -78,7 +84,8 @@ def score_runs(run_dirs: list[Path], evalset: scorecard.HeldOut) -> pd.DataFrame
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m wae_lib export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models_dir", type=Path, help="a sweep's folder of run folders")
+    ap.add_argument("models_dir", type=Path, help="a sweep's folder of run folders, or one exported model file (.pt: "
+                                                 "e.g. a lent GPU's ship/model.pt, whose run folder stayed there)")
     ap.add_argument("--data-root", required=True, type=Path, help="its prepared data (held-out sets)")
     ap.add_argument("--out", type=Path, default=PRETRAINED_FILE, help="the pretrained file to write")
     ap.add_argument("--run", help="export this run folder name instead of the best by balance")
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     set_seed(0)
+    if args.models_dir.suffix == ".pt":
+        return ship_exported(args, earlier)
     chosen_by = ""
     if args.summary and not args.run:
         summary = pd.read_csv(args.summary)
@@ -140,6 +149,34 @@ def main(argv: list[str] | None = None) -> int:
         metrics_note=card_note(args.origin, chosen_by, best if args.run else "", len(runs)))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"exported {best} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+def ship_exported(args: argparse.Namespace, earlier: pd.DataFrame) -> int:
+    """``export FILE.pt``: score an exported model (wae_lib.model.pretrained's file, with its provenance) on the
+    held-out sets and ship it under ``--out`` with its scorecard and card, as ``main`` does for a run folder."""
+    model = load_pretrained(args.models_dir)
+    prov = dict(model.provenance)
+    name = str(prov.get("run", args.models_dir.stem))
+    evalset = scorecard.HeldOut.load(args.data_root)
+    print(f"[wae_lib] scoring {name} on held-out people", file=sys.stderr)
+    table = pd.DataFrame([scorecard.score_reinhard(evalset), {"run": name, **scorecard.score_model(model, evalset)}])
+    table["balance"] = [balance_score(r) for _, r in table.iterrows()]
+    info = load_set_info(args.data_root)
+    path = export_pretrained(model, args.out, **{**prov, "metrics": table[table["run"] == name].iloc[0].to_dict()})
+    table.to_csv(scorecard_file(args.out), index=False)
+    card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)
+    people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
+    cfg = model.config
+    write_model_card(
+        model, args.out, card_table, run=name, data_label=training_set_label(cfg.data), data_source=info["source"],
+        n_images=info["sets"].get(cfg.data, {}).get("count", "?"),
+        data_note=prov.get("data_note") or "mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions",
+        hardware=args.hardware, git_commit=prov.get("git_commit", "?"), size_mb=path.stat().st_size / 2**20,
+        n_faces=len(evalset.faces), n_people=people, n_styles=len(evalset.styles),
+        metrics_note=card_note(args.origin, "", name, 1))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"exported {name} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return 0
 
 
