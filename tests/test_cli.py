@@ -476,3 +476,34 @@ def test_one_command_line_lists_and_runs_every_stage_tool(capsys):
     assert main(["train", "--help"]) == 0 and "--content-dim" in capsys.readouterr().out
     assert main(["headless", "no_such_notebook.ipynb"]) == 2
     assert "not a readable notebook" in capsys.readouterr().err
+
+
+def test_size_transfers_at_that_size_with_a_spatial_model_and_refuses_otherwise(files, tmp_path, capsys):
+    """Issue 33 item 3: --size N with the shipped spatial-content model writes N x N outputs (every option still
+    works), a grid of N px cells; the vector model, a size off the map's stride and an absurd size are one line."""
+    c, s1, s2 = str(files["content"] / "a.jpg"), str(files["style"] / "s1.png"), str(files["style"] / "s2.webp")
+    out = tmp_path / "big"
+    assert main(["transfer", str(files["content"]), str(files["style"]), "-o", str(out), "--size", "128",
+                 "--device", "cpu", "--alpha", "0.7", "--grid-scale", "1"]) == 0
+    assert Image.open(out / "a__s1.png").size == (128, 128)
+    lay = grid_layout([torch.zeros(3, 3, 128, 128)] * 4, ["style", "a", "b", "c"], ["content", "s1", "s2"])
+    geo = grid_geometry(4, 3, lay["label_width"], True, 0, cell=128)
+    assert Image.open(out / "grid.png").width == geo["width"]
+    # the 128 px output is the model's transfer of the 128 px content image (the style image stays at 64 px)
+    model = load_model("pretrained")
+    x = transfer_io.load_image(files["content"] / "a.jpg", "c", 128)
+    want = model.transfer(x[None], transfer_io.load_image(files["style"] / "s1.png", "s")[None], strength=0.7)[0]
+    assert (png(out / "a__s1.png") - want).abs().max() <= 1 / 255 + 1e-6
+    assert main(["transfer", c, "--style-mix", f"{s1}:0.3,{s2}:0.7", "-o", str(tmp_path / "m.png"), "--size", "96",
+                 "--preserve-color", "--device", "cpu"]) == 0
+    assert Image.open(tmp_path / "m.png").size == (96, 96)
+    capsys.readouterr()
+    for args, words in ((["--model", "pretrained-paper", "--size", "128"], "codes the content as a vector"),
+                        (["--size", "130"], "multiple of 4 px"), (["--model", str(files["run"]), "--size", "128"],
+                                                                   "takes 64 px images only")):
+        assert main(["transfer", c, s1, "-o", str(tmp_path / "x.png"), "--device", "cpu", *args]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --size") and words in err and "\n" not in err, err
+    assert not (tmp_path / "x.png").exists()
+    assert main(["transfer", c, s1, "-o", str(tmp_path / "x.png"), "--size", "4096"]) == 2
+    assert "--size: 4096 is outside [16, 1024]" in capsys.readouterr().err

@@ -19,11 +19,11 @@ PAD = 2  # gap between cells, px
 LINE_H = 12  # caption line height of PIL's default bitmap font
 
 
-def grid_geometry(n_rows: int, n_cols: int, label_width: int, has_col_labels: bool, caption_lines: int
-                  ) -> dict[str, int]:
+def grid_geometry(n_rows: int, n_cols: int, label_width: int, has_col_labels: bool, caption_lines: int,
+                  cell: int = CELL) -> dict[str, int]:
     """Pixel layout of a grid: where the cells start and the total size (tests check figures with it)."""
     top = LINE_H + PAD if has_col_labels else 0
-    body_w, body_h = n_cols * (CELL + PAD) + PAD, n_rows * (CELL + PAD) + PAD
+    body_w, body_h = n_cols * (cell + PAD) + PAD, n_rows * (cell + PAD) + PAD
     return {"left": label_width, "top": top, "width": label_width + body_w,
             "height": top + body_h + caption_lines * LINE_H + (PAD * 2 if caption_lines else 0)}
 
@@ -33,22 +33,24 @@ def grid_layout(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None =
                 wrap: int | None = None) -> dict:
     """What :func:`image_grid` will draw: cell counts, label column width and wrapped caption lines."""
     n_cols = max(r.shape[0] for r in rows)
+    cell = rows[0].shape[-1]
     if label_width is None:
         label_width = 6 * max((len(s) for s in row_labels or []), default=0) + 8 if row_labels else 0
-    width_chars = wrap or max(20, (label_width + n_cols * (CELL + PAD)) // 6)
+    width_chars = wrap or max(20, (label_width + n_cols * (cell + PAD)) // 6)
     lines = [ln for part in caption.split("\n") for ln in textwrap.wrap(part, width_chars)] if caption else []
     return {"n_rows": len(rows), "n_cols": n_cols, "label_width": label_width, "has_col_labels": bool(col_labels),
-            "caption_lines": lines}
+            "caption_lines": lines, "cell": cell}
 
 
 def image_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str] | None = None,
                col_labels: Sequence[str] | None = None, caption: str = "", label_width: int | None = None,
                wrap: int | None = None) -> Image.Image:
-    """Rows of N x 3 x 64 x 64 images in [0, 1] -> one labelled PIL image (white background)."""
+    """Rows of N x 3 x S x S images in [0, 1] (S: 64, or what a fully convolutional model wrote) -> one labelled PIL
+    image (white background)."""
     font = ImageFont.load_default()
     lay = grid_layout(rows, row_labels, col_labels, caption, label_width, wrap)
-    lines = lay["caption_lines"]
-    geo = grid_geometry(len(rows), lay["n_cols"], lay["label_width"], bool(col_labels), len(lines))
+    lines, CELL = lay["caption_lines"], lay["cell"]  # noqa: N806 - the module's cell side, this grid's value
+    geo = grid_geometry(len(rows), lay["n_cols"], lay["label_width"], bool(col_labels), len(lines), CELL)
     canvas = Image.new("RGB", (geo["width"], geo["height"]), "white")
     draw = ImageDraw.Draw(canvas)
     for j, label in enumerate(col_labels or []):

@@ -48,7 +48,9 @@ style latent of the style image, one decoder pass).
 
 Images: any size and any format PIL reads (EXIF orientation applied, alpha composited on white, greyscale
 and CMYK converted to RGB). Each image is centre-cropped to a square and resized to the model's {SIZE}x{SIZE}
-input (area filter when shrinking, bicubic when enlarging); outputs are {SIZE}x{SIZE}.
+input (area filter when shrinking, bicubic when enlarging); outputs are {SIZE}x{SIZE}. With --size N a model whose
+content is a spatial map (the shipped `pretrained`, Config.content_map) takes the content images at N x N and
+writes N x N outputs; style images stay at {SIZE} px (the style latent was trained on {SIZE} px Gram matrices).
 
 CONTENT and STYLE may each be an image file or a folder: its images, not recursive, sorted by name, by
 extension ({" ".join(IMAGE_EXTS)}). Every content x style pair is transferred.
@@ -71,6 +73,7 @@ style source (exactly one): STYLE, --style PATH|random, or --style-mix.
 examples:
   python -m wae_lib transfer face.jpg starry_night.jpg -o out.png
   python -m wae_lib transfer faces/ styles/ -o out/ --alpha 0.7
+  python -m wae_lib transfer faces/ styles/ -o out256/ --size 256
   python -m wae_lib transfer faces/ --style-mix candy.jpg:0.3,udnie.jpg:0.7 -o out/ --preserve-color
   python -m wae_lib transfer faces/ --style random --seed 3 -o out/ --model models/mixed_c128"""
 
@@ -86,6 +89,19 @@ def alpha_value(text: str) -> float:
     if not 0.0 <= a <= ALPHA_MAX:  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text} is outside [0, {ALPHA_MAX}] (see --help)")
     return a
+
+
+SIZE_MAX = 1024  # --size: beyond this a 2-core machine takes minutes an image, and the model never saw such faces
+
+
+def size_value(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (a side in pixels, e.g. 128)") from None
+    if not 16 <= n <= SIZE_MAX:
+        raise argparse.ArgumentTypeError(f"{n} is outside [16, {SIZE_MAX}] pixels")
+    return n
 
 
 def seed_value(text: str) -> int:
@@ -143,7 +159,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "checkpoint.pt, or a .pt file written by wae_lib.model.pretrained.export_pretrained")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto: cuda when "
                    "available")
-    p.add_argument("--batch-size", type=int, default=64, help="content images per forward pass (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="content images per forward pass (default 64; "
+                   "lowered for large --size when memory is short)")
+    p.add_argument("--size", type=size_value, default=SIZE, help=f"side of the content images and outputs in pixels "
+                   f"(default {SIZE}, what every model trained on); other sizes need a spatial-content model "
+                   f"(Config.content_map: the shipped `pretrained`) and a multiple of its stride (4 px for it)")
     p.add_argument("--grid-scale", type=int, choices=(1, 2, 3, 4), default=2, help="upscaling of the grid's "
                    "cells (default 2: 128 px cells)")
     p.add_argument("--no-grid", action="store_true", help=f"do not write OUT/{GRID_NAME}")
@@ -222,8 +242,8 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
     from ..eval.color import preserve_color
     from ..utils import to_uint8_hwc
 
-    n, s = len(contents), len(z_styles)
-    out = torch.empty(n, s, SIZE, SIZE, 3, dtype=torch.uint8)
+    n, s, side = len(contents), len(z_styles), contents.shape[-1]
+    out = torch.empty(n, s, side, side, 3, dtype=torch.uint8)
     for i in range(0, n, batch_size):
         x = contents[i:i + batch_size].to(device)
         z_c = model.encode_content(x)[0]
@@ -242,13 +262,17 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
     return out
 
 
-def style_header_cell(st: Style):
-    """1 x 3 x 64 x 64: the style image; for a mix, vertical strips of its images, each as wide as its weight; for
-    --style random, a blank cell (there is no image; the column label names it)."""
+def style_header_cell(st: Style, side: int = SIZE):
+    """1 x 3 x side x side: the style image; for a mix, vertical strips of its images, each as wide as its weight;
+    for --style random, a blank cell (there is no image; the column label names it)."""
     import torch
+    import torch.nn.functional as F
 
     from ..grids import blank_cells
 
+    if side != SIZE:  # --size: the header shows the 64 px style image at the cells' size
+        cell = style_header_cell(st, SIZE)
+        return F.interpolate(cell, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
     if st.image is not None:
         return st.image[None]
     if not st.is_mix:
@@ -282,12 +306,53 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     for st in styles[:s]:
         if st.is_mix:
             caption += " | mix: " + " + ".join(f"{p.stem} {w:.2g}" for p, w in zip(st.files, st.weights))
-    header = torch.cat([blank_cells()] + [style_header_cell(st) for st in styles[:s]])
+    side = contents.shape[-1]
+    corner = torch.nn.functional.interpolate(blank_cells(), size=(side, side)) if side != SIZE else blank_cells()
+    header = torch.cat([corner] + [style_header_cell(st, side) for st in styles[:s]])
     rows = [header] + [torch.cat([contents[i:i + 1], as_float(outputs[i, :s])]) for i in range(n)]
     labels = ["style"] + [c if len(c) <= 16 else c[:15] + "~" for c in content_names[:n]]
     grid = image_grid(rows, row_labels=labels, col_labels=["content"] + [style_column_label(st) for st in styles[:s]],
                       caption=caption)
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale > 1 else grid
+
+
+# float32 bytes per content pixel at the peak of one forward pass of the shipped map model (measured with
+# tracemalloc-free RSS growth would be better; this is the sum of the widest encoder and decoder stages' channels at
+# full resolution and below, x2 for a layer's input and output, rounded up): a conservative budget
+BYTES_PER_PIXEL = 4 * 2 * 160
+
+
+def available_memory() -> int:
+    """Bytes of memory free for this process (Linux: MemAvailable; elsewhere: no limit known)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def check_size(size: int, model, name: str, batch_size: int, n_pairs: int) -> int:
+    """--size against the model and the memory: one line naming the problem; returns the batch size that fits."""
+    stride = model.size_multiple
+    if size != SIZE and not stride:
+        raise UserError(f"--size {size}: model {name} codes the content as a vector (the paper's Table 1) and takes "
+                        f"{SIZE} px images only; use a spatial-content model (e.g. --model pretrained) or --size {SIZE}")
+    if stride and size % stride:
+        raise UserError(f"--size {size}: model {name} needs a multiple of {stride} px (its content map's stride), e.g. "
+                        f"{size - size % stride or stride} or {size - size % stride + stride}")
+    free = available_memory()
+    outputs = n_pairs * size * size * 3  # uint8, all kept until written
+    per_image = size * size * BYTES_PER_PIXEL
+    if outputs + per_image > free * 0.8:
+        raise UserError(f"--size {size}: {n_pairs} outputs need ~{(outputs + per_image) / 2**30:.1f} GiB, more than the "
+                        f"{free / 2**30:.1f} GiB free; use fewer images or a smaller --size")
+    fits = max(1, int((free * 0.8 - outputs) // per_image))
+    if fits < batch_size:
+        print(f"[wae_lib] --size {size}: batch size lowered from {batch_size} to {fits} to fit the "
+              f"{free / 2**30:.1f} GiB free", file=sys.stderr)
+    return min(batch_size, fits)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -316,13 +381,14 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError:
         raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu or auto") from None
     # decode every input before the model loads and before anything is written
-    contents = torch.stack([load_image(p, "content") for p in content_paths])
+    contents = torch.stack([load_image(p, "content", args.size) for p in content_paths])
     for st in styles:
         if st.files:
             st.image_batch = torch.stack([load_image(p, "--style-mix" if args.style_mix else "style") for p in st.files])
             st.image = st.image_batch[0] if len(st.files) == 1 and not args.style_mix else None
     model, model_label = load_model_spec(args.model, device)
     cfg = model.config
+    args.batch_size = check_size(args.size, model, args.model, args.batch_size, len(contents) * len(styles))
     if cfg.profile in SMALL_PROFILES:  # e.g. the README's example with a `make reproduce` model
         print(f"[wae_lib] note: {args.model} is a {cfg.profile}-profile model ({cfg.steps} steps of {cfg.batch_size}): "
               f"it shows that the pipeline trains, not what the method does; the shipped models "
@@ -336,8 +402,8 @@ def run(args: argparse.Namespace) -> int:
         z_styles = style_latents(model, styles, args.seed, args.batch_size, device)
         outputs = transfer_all(model, contents, z_styles, args.alpha, args.preserve_color, args.batch_size, device,
                                bar)
-    flat = outputs.reshape(-1, SIZE, SIZE, 3).numpy()
-    files = list(zip(out_paths, flat))  # 64 x 64 x 3 uint8 arrays, made PIL images one at a time when written
+    flat = outputs.reshape(-1, *outputs.shape[2:]).numpy()
+    files = list(zip(out_paths, flat))  # size x size x 3 uint8 arrays, made PIL images one at a time when written
     vgg = model.vgg_source.label
     if not single and not args.no_grid:
         caption = (f"model: {model_label} | VGG16: {vgg} | alpha={args.alpha:g}"

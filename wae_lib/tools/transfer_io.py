@@ -49,12 +49,12 @@ def unique_names(paths: list[Path]) -> list[str]:
     return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if counts[p.stem] > 1 else p.stem for p in paths]
 
 
-def load_image(path: Path, role: str):
-    """Any image as the model takes it (wae_lib.data.decode.model_input) -> 3 x 64 x 64 in [0, 1]."""
+def load_image(path: Path, role: str, size: int = SIZE):
+    """Any image as the model takes it (wae_lib.data.decode.model_input) -> 3 x size x size in [0, 1]."""
     import torch
 
     try:
-        crop = model_input(path, SIZE)
+        crop = model_input(path, size)
     except Rejected as exc:
         raise UserError(f"{role} image {path} cannot be read: {exc.reason.replace('_', ' ')}"
                         f"{f' ({exc.detail})' if exc.detail else ''}") from None
