@@ -11,6 +11,8 @@ Rows, all at 64x64 on random images (the cost does not depend on the pixels), wi
   decoder), WCT (three levels + decoders, eigendecompositions in float64), Reinhard (Lab statistics).
 Decoder weights do not change the cost; untrained decoders are used when ``--baselines-dir`` is not given.
 Targets (issue 9): ours >= 1000x faster than Gatys per image, and faster than AdaIN and WCT.
+``--sizes 64 128 256`` (issue 33): the ours rows again with content images of those sides (a spatial-content model;
+the style image stays 64 px); issue 33's target: the cached style at batch 64, 64 px, >= 1,000 img/s on 2 cores.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=2.0, help="time each row for at least this long")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64],
+                    help="content sides for the ours rows (more than 64 needs a spatial-content model)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,6 +88,16 @@ def main() -> None:
         cells = "".join(f"{t[b] * 1e3:>13.2f}{1 / t[b]:>12.1f}" if b in t else f"{'-':>13}{'-':>12}"
                         for b in args.batches)
         print(f"{key:<12}{cells}")
+    for side in (n for n in args.sizes if n != 64):
+        big = torch.rand(max(args.batches), 3, side, side, generator=g)
+        for m in methods[:2]:
+            timing[f"{m.key}@{side}"] = {b: seconds_per_image(m, big, style, b, args.min_seconds) for b in args.batches}
+    print(f"\n{'method':<16}" + "".join(f"{f'ms/img b{b}':>13}{f'img/s b{b}':>12}" for b in args.batches))
+    for key, t in timing.items():
+        if "@" not in key:
+            continue
+        print(f"{key:<16}" + "".join(f"{t[b] * 1e3:>13.2f}{1 / t[b]:>12.1f}" for b in args.batches))
+    timing = {k: v for k, v in timing.items() if "@" not in k}
     print("\nhow many times our per-image time each method takes (>1: ours is faster)")
     for ours in ("ours", "ours_cached"):
         for key, t in timing.items():

@@ -39,7 +39,7 @@ class View:
     style_a: torch.Tensor
     style_b: torch.Tensor
     output: torch.Tensor
-    z_content: np.ndarray  # the content latent (mean) of the content image
+    z_content: np.ndarray  # the content latent (mean) of the content image: a vector, or C x H x W for a map model
     z_style: np.ndarray  # the style latent decoded: own -> mix(A, B) by strength
     z_style_a: np.ndarray
     z_style_b: np.ndarray
@@ -82,8 +82,17 @@ def plot_view(view: View, caption: str = "") -> plt.Figure:
                                       (view.output, f"transfer (strength {view.strength:.2f}, mix {view.mix:.2f})")]):
         _show(fig.add_subplot(grid[0, k]), img, title)
     ax = fig.add_subplot(grid[1, :2])
-    ax.bar(np.arange(len(view.z_content)), view.z_content, width=1.0, color="tab:blue")
-    ax.set_title(f"content latent ({len(view.z_content)} dims)", fontsize=9)
+    if view.z_content.ndim == 3:  # a spatial content map (Config.content_map): its channels side by side
+        c, h, w = view.z_content.shape
+        tiles = np.concatenate([np.pad(ch, ((0, 0), (0, 1)), constant_values=np.nan) for ch in view.z_content], 1)
+        lim = float(np.nanpercentile(np.abs(tiles), 99)) or 1.0  # a few extreme positions would wash out the rest
+        ax.imshow(tiles, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.axis("off")
+        ax.set_title(f"content latent: a {h} x {w} map of {c} channels (each channel a tile; red +, blue -)",
+                     fontsize=9)
+    else:
+        ax.bar(np.arange(len(view.z_content)), view.z_content, width=1.0, color="tab:blue")
+        ax.set_title(f"content latent ({len(view.z_content)} dims)", fontsize=9)
     ax = fig.add_subplot(grid[1, 2:])
     idx = np.arange(len(view.z_style))
     for z, label, style in ((view.z_style_own, "content's own", ":"), (view.z_style_a, "style A", "--"),
