@@ -46,6 +46,9 @@ from .device_travel import TravelError
 PART = 15 * 2**20  # it returns files of at most 16 MiB ...
 MAX_PARTS = 6  # ... at most 8 of them: the parts, summary.json and session.log
 DEFAULT_STAGES = "ship,baselines"  # a session's default; `--stages sweep` (or a list) when those are done
+# the sweeps' batch: on 2026-12-04 batch 256 gave 94-115 optimiser steps a model in the time a call has, and those
+# models were worse than the CPU's 600 steps of 16 (reports/device-h200-2026-12-04/README.md); 64 gives ~4x the steps
+SWEEP_BATCH = 64
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ def run_parallel(order: list[str], ctx: dict[str, Any], seconds: float) -> list[
 
 def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
         dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None,
-        parallel: bool = False) -> Path:
+        parallel: bool = False, sweep_batch: int = SWEEP_BATCH) -> Path:
     """Run ``stages`` within ``budget`` seconds (from the start of this process) and pack their results into
     ``out`` (default $OUT). ``dry``: CPU, smoke networks, a budget of seconds. ``parallel``: all stages at once, one
     process each (run_parallel), rather than in turn with shares of the time."""
@@ -136,6 +139,7 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
         ctx = {"dry": dry, "device": device, "device_name": device_name, "data_root": work / "data", "work": work,
                "results": results, "info": json.loads((work / "data" / "sets" / "info.json").read_text()),
                "batch": 8 if dry else batch, "baseline_batch": 4 if dry else baseline_batch,
+               "sweep_batch": 8 if dry else sweep_batch,
                # a stage sizes its run from a rate it measured alone: side by side, each plans this fraction of it
                # (measured on the H200, three stages side by side: 92-110% of the rates measured at their start)
                "contention": 0.9 if parallel else 1.0}
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--stages", default=DEFAULT_STAGES, help=f"comma-separated, of {list(STAGES)} (run in that order)")
     r.add_argument("--batch", type=int, default=256)
     r.add_argument("--baseline-batch", type=int, default=64)
+    r.add_argument("--sweep-batch", type=int, default=SWEEP_BATCH, help="the sweep stages' batch (more steps a model)")
     r.add_argument("--dry", action="store_true")
     r.add_argument("--parallel", action="store_true", help="all stages at once, one process each")
     u = sub.add_parser("unpack", help="join and check the returned parts (here)")
@@ -246,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "pack":
             pack(a.data_root, a.out, a.quality)
         elif a.command == "run":
-            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch, parallel=a.parallel)
+            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch, parallel=a.parallel,
+                sweep_batch=a.sweep_batch)
         elif a.command == "reports":
             sweep_reports(a.unpacked, a.out, a.stage)
         else:

@@ -193,7 +193,7 @@ def sweep_stage(ctx: dict[str, Any], seconds: float, stage: str = "sweep") -> di
     from ..train.sweep import sweep_configs
     from ..train.trainer import Trainer, TrainingInterrupted
 
-    dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()
+    dry, batch, t0 = ctx["dry"], ctx["sweep_batch"], time.time()
     profile = SWEEP_PROFILES[stage]
     base = profile_config(profile, **{**dict(data_root=str(ctx["data_root"]), batch_size=batch,
                                              device=ctx["device"], vgg_source="hed", log_every=5 if dry else 50,
