@@ -124,6 +124,29 @@ def style_names(data_root: str | Path) -> list[str]:
     return names
 
 
+def held_out_faces_at(data_root: str | Path, size: int) -> torch.Tensor:
+    """The content_eval faces at ``size`` px (issue 33: a fully convolutional model scored above its 64 px training
+    size): each cropped again from its source file with the crop its 64 px image was made with (the CelebA
+    manifest's crop_x, crop_y, crop_side), so both sizes show the same square of the same photo."""
+    from ..data.decode import decode_image
+    from ..data.faces import crop_resize
+
+    info = load_set_info(data_root)
+    names = (info.get("held_out") or {}).get("content_eval")
+    src = Path((info.get("prepared") or {}).get("celeba", {}).get("src", ""))
+    if not names or not src.is_dir():
+        raise EvaluationError(f"{data_root}: the held-out faces' source files are not known or not here ({src}); "
+                              f"held_out_faces_at needs the folder `make data` read (sets/info.json: prepared.celeba.src)")
+    m = read_manifest(prepared_dir(data_root, "celeba"))
+    geometry = {str(r.path): (float(r.crop_x), float(r.crop_y), float(r.crop_side)) for r in m.itertuples()
+                if r.status == "kept"}
+    out = []
+    for name in names:
+        d = decode_image(src / name)
+        out.append(crop_resize(d.rgb, *geometry[name], max_pad_fraction=1.0, out=size))
+    return uint8_to_float(np.stack(out))
+
+
 def figure_images(data_root: str | Path, name: str, n: int) -> torch.Tensor:
     """The ``n`` images of a set shown in figures: spread evenly over the set, the same in every notebook."""
     check(n >= 1, f"n ({name} images shown)", n, "an integer >= 1", EvaluationError)

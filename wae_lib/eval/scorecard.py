@@ -26,7 +26,7 @@ from ..data.layout import load_eval_identities
 from .cache import all_pairs, reconstruct_images, transfer_pairs
 from .color import color_distance_matrix, color_signature, reinhard_transfer
 from .identity import embeddings_or_nan, gallery_chance, identity_distance, identity_match
-from .images import load_set
+from .images import held_out_faces_at, load_set
 from .metrics import EvalVGG, psnr_per_image, ssim_per_image
 from .retrieval import feature_distance_matrix, gram_distance_matrix, grams, nearest_is_own
 
@@ -48,8 +48,10 @@ class HeldOut:
     face_emb: np.ndarray  # dlib embeddings of every held-out face (NaN without dlib)
 
     @classmethod
-    def load(cls, data_root: str | Path, n_content: int = 48, vgg_source: str = "hed") -> HeldOut:
-        faces = load_set(data_root, "content_eval")
+    def load(cls, data_root: str | Path, n_content: int = 48, vgg_source: str = "hed", size: int = 64) -> HeldOut:
+        """``size`` > 64: the same faces cropped again at that size from their source files (a fully convolutional
+        model's scorecard above its training size; the style images stay 64 px, as the model takes them)."""
+        faces = load_set(data_root, "content_eval") if size == 64 else held_out_faces_at(data_root, size)
         styles = load_set(data_root, "style_eval")
         identities = load_eval_identities(data_root)
         content_index = spread_over_identities(identities if identities is not None else np.arange(len(faces)),
