@@ -196,6 +196,11 @@ class Config:
         return (self.content_dim, self.content_map, self.content_map) if self.content_map else (self.content_dim,)
 
     @property
+    def content_label(self) -> str:
+        """How captions name the content code: ``256`` (a vector) or ``16x16x8 map``."""
+        return f"{self.content_map}x{self.content_map}x{self.content_dim} map" if self.content_map else str(self.content_dim)
+
+    @property
     def latent_dim(self) -> int:
         return self.content_latent_dim + self.style_dim
 

@@ -77,7 +77,7 @@ def save_grid(path: str | Path, rows: Sequence[torch.Tensor], **kwargs) -> Path:
 
 def run_caption(cfg, vgg_label: str, extra: str = "") -> str:
     """The caption every figure of a run carries: profile, data, content size, VGG source, scaling."""
-    parts = [f"profile={cfg.profile}", f"data={cfg.data}", f"content={cfg.content_dim}", f"VGG16: {vgg_label}"]
+    parts = [f"profile={cfg.profile}", f"data={cfg.data}", f"content={cfg.content_label}", f"VGG16: {vgg_label}"]
     if cfg.scale_note:
         parts.append(cfg.scale_note)
     if extra:

@@ -165,8 +165,7 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
     cfg, path = model.config, card_file(Path(weights))
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     text = CARD_TEMPLATE.format(
-        content_desc=(f"a {cfg.content_map} x {cfg.content_map} x {cfg.content_dim} map (Config.content_map, issue 33)"
-                      if cfg.content_map else str(cfg.content_dim)),
+        content_desc=f"a {cfg.content_label} (Config.content_map, issue 33)" if cfg.content_map else cfg.content_label,
         size_desc=("trained on 64x64 RGB; fully convolutional, so content images of any size that is a multiple of "
                    f"{64 // cfg.content_map} px transfer at their own size" if cfg.content_map else
                    "64x64 RGB in and out"),

@@ -158,7 +158,7 @@ def comparison_caption(net, model: str, pairs: HeldOutPairs, alpha: float) -> st
                 + (shipped_card(model) if model in SHIPPED_MODELS else f"{model}/metadata.json")
                 if cfg.init_from else cfg.scale_note)
     parts = (f"profile={cfg.profile}", f"data: {pairs.source}", f"VGG16: {net.vgg_source.label}",
-             f"ours: {Path(model).name} (content {cfg.content_dim}, {cfg.data} set)", schedule,
+             f"ours: {Path(model).name} (content {cfg.content_label}, {cfg.data} set)", schedule,
              f"64x64, alpha {alpha}")
     return " | ".join(p for p in parts if p)
 
