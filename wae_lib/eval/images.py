@@ -132,9 +132,13 @@ def held_out_faces_at(data_root: str | Path, size: int) -> torch.Tensor:
     from ..data.faces import crop_resize
 
     info = load_set_info(data_root)
+    if info.get("is_sample"):
+        raise EvaluationError(f"{data_root} is the embedded sample set: its faces have no source files to crop again; "
+                              f"score at 64 px, or prepare a data folder (make data DATA_DIR=...)")
     names = (info.get("held_out") or {}).get("content_eval")
-    src = Path((info.get("prepared") or {}).get("celeba", {}).get("src", ""))
-    if not names or not src.is_dir():
+    raw = str((info.get("prepared") or {}).get("celeba", {}).get("src", ""))
+    src = Path(raw)  # as `make data` recorded it: relative to the folder it ran in (the repository root)
+    if not names or not raw or not src.is_dir():
         raise EvaluationError(f"{data_root}: the held-out faces' source files are not known or not here ({src}); "
                               f"held_out_faces_at needs the folder `make data` read (sets/info.json: prepared.celeba.src)")
     m = read_manifest(prepared_dir(data_root, "celeba"))

@@ -148,6 +148,8 @@ def face_hallucination_rate(reconstructions: torch.Tensor | np.ndarray, original
     """Share of face-free originals (detector silent) whose reconstruction makes the detector fire (C2)."""
     rec = face_detected(reconstructions, upscale, prep_config)
     orig = face_detected(originals, upscale, prep_config)
+    if orig.dtype != bool:  # no detector here (face_detected: NaN)
+        return {"rate": float("nan"), "n_face_free": 0, "rate_on_originals": float("nan")}
     n = int((~orig).sum())
     return {"rate": float(rec[~orig].mean()) if n else float("nan"), "n_face_free": n,
             "rate_on_originals": float(orig.mean()) if len(orig) else float("nan")}

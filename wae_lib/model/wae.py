@@ -94,7 +94,8 @@ class WAEStyle(nn.Module):
         check_images(x, name, self.size_multiple)
 
     def check_style(self, x: torch.Tensor, name: str = "style") -> None:
-        """Style images: 64 x 64 for the vector model; any size from 16 px for a map model (Grams are size-free)."""
+        """Style images: 64 x 64 for the vector model; for a map model any multiple of 16 px (Grams are normalised by
+        the size; the style nets were trained at 64 px, which the CLI and the explorer use)."""
         check_images(x, name, 16 if self.size_multiple else 0)
 
     def trainable_parameters(self):
@@ -116,12 +117,23 @@ class WAEStyle(nn.Module):
                 grams = self.grams(self.vgg(x))
         return self.style_encoder(grams)
 
+    def encode_own_style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The style latent of a content image, from its 64 px version: the style nets were trained on Gram matrices
+        of 64 px images, so a larger content image of a fully convolutional model is shrunk (area filter) first."""
+        if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+            x = torch.nn.functional.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="area")
+        return self.encode_style(x)
+
     def decode(self, z_content: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
         """Decoder of Table 2 on the concatenated latent (and, with style_injection="modulate", the style latent at
         every stage); returns N x 3 x 64 x 64 in [0, 1]. A map model (``content_map``) takes the map N x C x h x w
         (or, flattened, N x C*n*n of a 64 px image) and returns N x 3 x (h * 64 / n) x (w * 64 / n)."""
         if self.config.content_map:
             if z_content.dim() == 2:
+                if z_content.shape[1] != self.config.content_latent_dim:
+                    raise ValueError(f"a flat content latent must hold {self.config.content_latent_dim} numbers (the "
+                                     f"{self.config.content_label} of a 64 px image), got {z_content.shape[1]}: "
+                                     f"pass the map itself (N x C x h x w) for other sizes")
                 z_content = z_content.view(-1, *self.config.content_shape)
             return self.decoder(z_content, z_style)
         return self.decoder(torch.cat([z_content, z_style], dim=1), z_style)
@@ -174,7 +186,7 @@ class WAEStyle(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         self.check_content(x, "x")
-        return self.decode(self.encode_content(x)[0], self.encode_style(x)[0]).float()
+        return self.decode(self.encode_content(x)[0], self.encode_own_style(x)[0]).float()
 
     @torch.no_grad()
     def transfer(self, content: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -190,7 +202,7 @@ class WAEStyle(nn.Module):
         z_c = self.encode_content(content)[0]
         z_s = self.encode_style(style)[0].expand(content.shape[0], -1)
         if strength != 1.0:
-            z_own = self.encode_style(content)[0]
+            z_own = self.encode_own_style(content)[0]
             z_s = torch.lerp(z_own, z_s, strength)
         return self.decode(z_c, z_s).float()
 

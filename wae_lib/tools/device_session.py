@@ -83,7 +83,9 @@ def stage_process(name: str, ctx: dict[str, Any], seconds: float, row_file: Path
     except Exception as exc:  # noqa: BLE001 - a failed stage is recorded; the other stages' results still return
         log(f"stage {name} failed: {type(exc).__name__}: {exc}")
         row = {"stage": name, "error": f"{type(exc).__name__}: {exc}"}
-    row_file.write_text(json.dumps(row))
+    tmp = row_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row))
+    tmp.replace(row_file)  # a process killed mid-write leaves no half row
 
 
 def run_parallel(order: list[str], ctx: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
@@ -95,18 +97,28 @@ def run_parallel(order: list[str], ctx: dict[str, Any], seconds: float) -> list[
     rows_dir.mkdir(exist_ok=True)
     procs = {name: spawn.Process(target=stage_process, args=(name, ctx, seconds, rows_dir / f"{name}.json"))
              for name in order}
-    for p in procs.values():
-        p.start()
     end = time.time() + seconds + 30
-    rows = []
+    rows, killed = [], set()
+    try:
+        for p in procs.values():
+            p.start()
+        for name, p in procs.items():
+            p.join(max(end - time.time(), 1))
+            if p.is_alive():
+                p.kill()
+                p.join()
+                killed.add(name)
+    finally:  # an error or Ctrl-C here: no stage process outlives the session
+        for p in procs.values():
+            if p.pid is not None and p.is_alive():
+                p.kill()
     for name, p in procs.items():
-        p.join(max(end - time.time(), 1))
-        if p.is_alive():
-            p.kill()
-            p.join()
         f = rows_dir / f"{name}.json"
-        rows.append(json.loads(f.read_text()) if f.is_file() else
-                    {"stage": name, "error": f"its process ended (exit code {p.exitcode}) without a result"})
+        try:
+            rows.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            why = "killed 30 s after its deadline" if name in killed else f"ended (exit code {p.exitcode})"
+            rows.append({"stage": name, "error": f"its process {why} without a result"})
     return rows
 
 

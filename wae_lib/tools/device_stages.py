@@ -41,6 +41,7 @@ SWEEP_EVAL_SHARE = 0.55  # of the sweep stage's time kept for the evaluation cac
 #   (on the H200 the cache of 10 models took ~40 s; notebook 04 is the slow one: it did not finish in 110 s on 2 CPU
 #   cores for 2 dry models)
 SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")
+FULL_EVAL_SHARE = 0.3  # of the fullwidth stage's time kept for its scorecard and notebooks 03-04 (one model)
 FULL_IMAGES = 1_000_000  # issue 17 item 3: one full-width model "at a GPU budget" (~2 min at 9,453 img/s measured)  # notebook 06 runs here, on the tables they write
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # every caption of the device sweep states its real schedule and machine (Config.scale_note fills the fields)
@@ -132,6 +133,7 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     out = ctx["results"] / "ship"
     out.mkdir(parents=True)
     export_pretrained(model, out / "model.pt", run=f"device-{name}", step=info["step"],
+                      data_fingerprint=ctx["info"].get("fingerprint", ""),
                       finished=info["finished"], batch_size=batch, device=ctx["device_name"],
                       data_note=ctx["info"]["device_note"])
     copy_run_files(run_dir, out)
@@ -288,7 +290,7 @@ def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     del probe
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    train_time = (seconds - (time.time() - t0)) * (1 - SWEEP_EVAL_SHARE)
+    train_time = (seconds - (time.time() - t0)) * (1 - FULL_EVAL_SHARE)
     steps = max(2, min(3 if dry else math.ceil(FULL_IMAGES / batch), int(rate * train_time * 0.9)))
     log(f"fullwidth: {rate:.2f} steps/s at batch {batch}; training {steps} steps ({steps * batch:,} images)")
     models_dir = ctx["work"] / "full_models"

@@ -155,14 +155,29 @@ def main(argv: list[str] | None = None) -> int:
 def ship_exported(args: argparse.Namespace, earlier: pd.DataFrame) -> int:
     """``export FILE.pt``: score an exported model (wae_lib.model.pretrained's file, with its provenance) on the
     held-out sets and ship it under ``--out`` with its scorecard and card, as ``main`` does for a run folder."""
+    if args.run or args.summary:
+        print(f"error: --run and --summary pick a run folder of a sweep; {args.models_dir} is one exported model",
+              file=sys.stderr)
+        return 2
     model = load_pretrained(args.models_dir)
     prov = dict(model.provenance)
     name = str(prov.get("run", args.models_dir.stem))
+    info = load_set_info(args.data_root)
+    # the held-out people must be out of the training set: the data root it trained on (its sets/info.json
+    # fingerprint, recorded by the device's ship stage) must be this one
+    trained_on = str(prov.get("data_fingerprint", ""))
+    if trained_on and trained_on != info.get("fingerprint"):
+        print(f"error: {args.models_dir} trained on data with fingerprint {trained_on[:12]}..., --data-root "
+              f"{args.data_root} is {str(info.get('fingerprint'))[:12]}...: its held-out people may be in that "
+              f"training set; score it on the data root it trained on", file=sys.stderr)
+        return 2
+    if not trained_on:
+        print(f"[wae_lib] note: {args.models_dir} records no data fingerprint: that it trained on {args.data_root}'s "
+              f"split is not checked", file=sys.stderr)
     evalset = scorecard.HeldOut.load(args.data_root)
     print(f"[wae_lib] scoring {name} on held-out people", file=sys.stderr)
     table = pd.DataFrame([scorecard.score_reinhard(evalset), {"run": name, **scorecard.score_model(model, evalset)}])
     table["balance"] = [balance_score(r) for _, r in table.iterrows()]
-    info = load_set_info(args.data_root)
     path = export_pretrained(model, args.out, **{**prov, "metrics": table[table["run"] == name].iloc[0].to_dict()})
     table.to_csv(scorecard_file(args.out), index=False)
     card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)

@@ -247,7 +247,7 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
     for i in range(0, n, batch_size):
         x = contents[i:i + batch_size].to(device)
         z_c = model.encode_content(x)[0]
-        z_own = model.encode_style(x)[0] if alpha != 1.0 else None
+        z_own = model.encode_own_style(x)[0] if alpha != 1.0 else None
         for j in range(s):
             z_s = z_styles[j:j + 1].expand(len(x), -1)
             if z_own is not None:
@@ -316,9 +316,9 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale > 1 else grid
 
 
-# float32 bytes per content pixel at the peak of one forward pass of the shipped map model (measured with
-# tracemalloc-free RSS growth would be better; this is the sum of the widest encoder and decoder stages' channels at
-# full resolution and below, x2 for a layer's input and output, rounded up): a conservative budget
+# float32 bytes per content pixel at the peak of one forward pass of the shipped map model: an estimate, not a
+# measurement (the channels of the encoder's and decoder's stages summed over their resolutions, x2 for a layer's input
+# and output, rounded up to 160 channels at full resolution), so the check errs on the side of a smaller batch
 BYTES_PER_PIXEL = 4 * 2 * 160
 
 
@@ -336,7 +336,9 @@ def available_memory() -> int:
 def check_size(size: int, model, name: str, batch_size: int, n_pairs: int) -> int:
     """--size against the model and the memory: one line naming the problem; returns the batch size that fits."""
     stride = model.size_multiple
-    if size != SIZE and not stride:
+    if size == SIZE:  # the size every model trained on: nothing to check (as before --size existed)
+        return batch_size
+    if not stride:
         raise UserError(f"--size {size}: model {name} codes the content as a vector (the paper's Table 1) and takes "
                         f"{SIZE} px images only; use a spatial-content model (e.g. --model pretrained) or --size {SIZE}")
     if stride and size % stride:
