@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..grids import CELL, PAD, blank_cells, grid_geometry, grid_layout, save_grid
+from ..grids import PAD, blank_cells, grid_geometry, grid_layout, save_grid
 from ..utils import atomic_write_text
 
 
@@ -27,11 +27,11 @@ def save_figure(path: str | Path, rows: Sequence[torch.Tensor], row_labels: Sequ
     save_grid(path, rows, row_labels=row_labels, col_labels=col_labels, caption=caption)
     lay = grid_layout(rows, row_labels, col_labels, caption)
     geo = grid_geometry(lay["n_rows"], lay["n_cols"], lay["label_width"], lay["has_col_labels"],
-                        len(lay["caption_lines"]))
+                        len(lay["caption_lines"]), lay["cell"])
     meta = {"file": path.name, "n_rows": lay["n_rows"], "n_cols": lay["n_cols"], "label_width": lay["label_width"],
             "has_col_labels": lay["has_col_labels"], "caption_lines": len(lay["caption_lines"]),
             "row_labels": list(row_labels or []), "col_labels": list(col_labels or []), "caption": caption,
-            "geometry": geo, "cell": CELL, "pad": PAD}
+            "geometry": geo, "cell": lay["cell"], "pad": PAD}
     atomic_write_text(path.with_suffix(path.suffix + ".json"), json.dumps(meta, indent=2))  # after the PNG it describes
     return meta
 
