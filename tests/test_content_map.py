@@ -126,3 +126,16 @@ def test_data_init_starts_every_map_channel_at_unit_variance():
 def test_a_content_map_side_that_does_not_divide_64_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="content_map.*= 12 is invalid"):
         profile_config("smoke", content_map=12)
+
+
+def test_the_frontier_figure_has_one_labelled_point_per_row(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from wae_lib.report.figures import scorecard_frontier
+
+    table = pd.DataFrame({"run": ["vector256", "map16x8"], "style_retrieval_gram": [0.8, 0.9],
+                          "style_retrieval_color": [0.6, 0.7], "identity_match": [0.1, 0.9]})
+    path = scorecard_frontier(table, tmp_path / "f.png", caption="a caption", chance={"identity_match": 0.1})
+    with Image.open(path) as im:
+        assert im.size[0] > 600 and im.size[1] > 500

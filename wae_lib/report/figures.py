@@ -238,3 +238,32 @@ def plot_method_comparison(summary, chance: dict, batches: Sequence[int], title:
         fig.suptitle(textwrap.fill(title, 160), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict | None = None) -> Path:
+    """Style carried against person kept, one point per scorecard row (issue 33's style-identity frontier):
+    x = the mean of Gram and Lab palette style retrieval, y = identity kept (dlib), each row labelled by its run.
+    ``table``: rows of wae_lib.eval.scorecard (columns run, style_retrieval_gram, style_retrieval_color,
+    identity_match); ``chance``: the scorecard's chance levels, drawn as dotted lines."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    style = (table["style_retrieval_gram"] + table["style_retrieval_color"]) / 2
+    ax.scatter(style, table["identity_match"], s=28, color="tab:blue", zorder=3)
+    for x, y, label in zip(style, table["identity_match"], table["run"]):
+        ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    for key, draw in (("style_retrieval", ax.axvline), ("identity_match", ax.axhline)):
+        if chance and key in chance:
+            draw(chance[key], color="grey", ls=":", lw=1)
+    ax.set_xlabel("style carried: mean of Gram and palette style retrieval (held-out paintings)")
+    ax.set_ylabel("person kept: identity match (dlib, held-out people)")
+    ax.set_xlim(-0.02, 1.05)
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    if caption:
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 110)), fontsize=6, va="bottom")
+        fig.subplots_adjust(bottom=0.2)
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
