@@ -208,7 +208,7 @@ class Config:
     def scale_note(self) -> str:
         """``scaled_note`` with this run's own values (steps, batch size, width...) filled in."""
         try:
-            return self.scaled_note.format_map(self.to_dict())
+            return self.scaled_note.format_map({**self.to_dict(), "content_label": self.content_label})
         except (KeyError, IndexError, ValueError):  # a hand-written note with stray braces: shown as written
             return self.scaled_note
 
@@ -392,7 +392,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # ablation that chose it: reports/ablations/content_code.md; docs/DEPARTURES.md.
     "spatial": dict(REFERENCE_PROFILE, objective="swap", style_injection="modulate", content_norm="instance",
                     content_map=16, content_dim=8,
-                    scaled_note="spatial profile (content map {content_map}x{content_map}x{content_dim}, objective="
+                    scaled_note="spatial profile (content {content_label}, objective="
                                 "{objective}, style_injection={style_injection}, content_norm={content_norm}): "
                                 "channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps of "
                                 "{batch_size} images (the paper: a content vector, full width, GPUs, many epochs)"),

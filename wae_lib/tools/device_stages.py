@@ -49,7 +49,7 @@ SWEEP_NOTE = ("{profile} profile (objective={{objective}}, style_injection={{sty
               "{{content_norm}}) on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
               "width {{style_hidden}}, {{steps}} steps of {{batch_size}} images per model (the paper: full width, many "
               "epochs)")
-SHIP_NOTE = ("spatial profile (content map {{content_map}}x{{content_map}}x{{content_dim}}, objective={{objective}}, "
+SHIP_NOTE = ("spatial profile (content {{content_label}}, objective={{objective}}, "
              "style_injection={{style_injection}}, content_norm={{content_norm}}) on a GPU ({device}, device session): "
              "channels x{{width}} of Tables 1-2, style FC width {{style_hidden}}, {{steps}} steps of {{batch_size}} "
              "images")
