@@ -133,18 +133,16 @@ class ContentEncoder(nn.Module):
             outs = [scaled(128, width), scaled(256, width), scaled(512, width)]
             ins = [c2, outs[0], outs[1]]
             final = outs[2]
-        # map_size > 0 (Config.content_map, issue 33): only the convs down to that side, then a 1x1 conv to the map
-        # (the Swapping Autoencoder's structure code, Park et al. 2020, taesungp/swapping-autoencoder-pytorch
-        # models/networks/encoder.py: 8 channels at H/16); the vector path builds exactly what it built before
+        # map_size > 0 (Config.content_map, issue 33): the convs down to that side, a 1x1 conv to the map (the Swapping
+        # Autoencoder's structure code, Park et al. 2020); the vector path builds exactly what it built before
         self.map_size = map_size
         self.n_convs = 5 if not map_size else 1 + (64 // map_size).bit_length() - 1
         specs = [(3, c1, 3, 1, 1), (c1, c2, 4, 2, 1), (ins[0], outs[0], 4, 2, 1), (ins[1], outs[1], 4, 2, 1),
                  (ins[2], outs[2], 4, 2, 1)]
         for k, spec in enumerate(specs[:self.n_convs], 1):
             setattr(self, f"conv{k}", wn(he_init(nn.Conv2d(*spec))))
-        if map_size:
-            last = [c1, c2, ins[1], ins[2], final][self.n_convs - 1]  # channels after the last conv's activation
-            self.head = wn(he_init(nn.Conv2d(last, 2 * content_dim, 1)))
+        if map_size:  # the channels after the last conv's activation
+            self.head = wn(he_init(nn.Conv2d([c1, c2, ins[1], ins[2], final][self.n_convs - 1], 2 * content_dim, 1)))
         else:
             self.fc = wn(he_init(nn.Linear(4 * 4 * final, 2 * content_dim)))
 

@@ -29,6 +29,7 @@ from .transfer_io import (
     IMAGE_EXTS,
     OUTPUT_FORMATS,
     SIZE,
+    check_size,
     list_images,
     load_image,
     load_model_spec,
@@ -314,47 +315,6 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
     grid = image_grid(rows, row_labels=labels, col_labels=["content"] + [style_column_label(st) for st in styles[:s]],
                       caption=caption)
     return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale > 1 else grid
-
-
-# float32 bytes per content pixel at the peak of one forward pass of the shipped map model: an estimate, not a
-# measurement (the channels of the encoder's and decoder's stages summed over their resolutions, x2 for a layer's input
-# and output, rounded up to 160 channels at full resolution), so the check errs on the side of a smaller batch
-BYTES_PER_PIXEL = 4 * 2 * 160
-
-
-def available_memory() -> int:
-    """Bytes of memory free for this process (Linux: MemAvailable; elsewhere: no limit known)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
-def check_size(size: int, model, name: str, batch_size: int, n_pairs: int) -> int:
-    """--size against the model and the memory: one line naming the problem; returns the batch size that fits."""
-    stride = model.size_multiple
-    if size == SIZE:  # the size every model trained on: nothing to check (as before --size existed)
-        return batch_size
-    if not stride:
-        raise UserError(f"--size {size}: model {name} codes the content as a vector (the paper's Table 1) and takes "
-                        f"{SIZE} px images only; use a spatial-content model (e.g. --model pretrained) or --size {SIZE}")
-    if stride and size % stride:
-        raise UserError(f"--size {size}: model {name} needs a multiple of {stride} px (its content map's stride), e.g. "
-                        f"{size - size % stride or stride} or {size - size % stride + stride}")
-    free = available_memory()
-    outputs = n_pairs * size * size * 3  # uint8, all kept until written
-    per_image = size * size * BYTES_PER_PIXEL
-    if outputs + per_image > free * 0.8:
-        raise UserError(f"--size {size}: {n_pairs} outputs need ~{(outputs + per_image) / 2**30:.1f} GiB, more than the "
-                        f"{free / 2**30:.1f} GiB free; use fewer images or a smaller --size")
-    fits = max(1, int((free * 0.8 - outputs) // per_image))
-    if fits < batch_size:
-        print(f"[wae_lib] --size {size}: batch size lowered from {batch_size} to {fits} to fit the "
-              f"{free / 2**30:.1f} GiB free", file=sys.stderr)
-    return min(batch_size, fits)
 
 
 def run(args: argparse.Namespace) -> int:

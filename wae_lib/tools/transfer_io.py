@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,3 +233,44 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+# float32 bytes per content pixel at the peak of one forward pass of the shipped map model: an estimate, not a
+# measurement (the channels of the encoder's and decoder's stages summed over their resolutions, x2 for a layer's input
+# and output, rounded up to 160 channels at full resolution), so the check errs on the side of a smaller batch
+BYTES_PER_PIXEL = 4 * 2 * 160
+
+
+def available_memory() -> int:
+    """Bytes of memory free for this process (Linux: MemAvailable; elsewhere: no limit known)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def check_size(size: int, model, name: str, batch_size: int, n_pairs: int) -> int:
+    """--size against the model and the memory: one line naming the problem; returns the batch size that fits."""
+    stride = model.size_multiple
+    if size == SIZE:  # the size every model trained on: nothing to check (as before --size existed)
+        return batch_size
+    if not stride:
+        raise UserError(f"--size {size}: model {name} codes the content as a vector (the paper's Table 1) and takes "
+                        f"{SIZE} px images only; use a spatial-content model (e.g. --model pretrained) or --size {SIZE}")
+    if stride and size % stride:
+        raise UserError(f"--size {size}: model {name} needs a multiple of {stride} px (its content map's stride), e.g. "
+                        f"{size - size % stride or stride} or {size - size % stride + stride}")
+    free = available_memory()
+    outputs = n_pairs * size * size * 3  # uint8, all kept until written
+    per_image = size * size * BYTES_PER_PIXEL
+    if outputs + per_image > free * 0.8:
+        raise UserError(f"--size {size}: {n_pairs} outputs need ~{(outputs + per_image) / 2**30:.1f} GiB, more than the "
+                        f"{free / 2**30:.1f} GiB free; use fewer images or a smaller --size")
+    fits = max(1, int((free * 0.8 - outputs) // per_image))
+    if fits < batch_size:
+        print(f"[wae_lib] --size {size}: batch size lowered from {batch_size} to {fits} to fit the "
+              f"{free / 2**30:.1f} GiB free", file=sys.stderr)
+    return min(batch_size, fits)
