@@ -63,8 +63,9 @@ nb = $(NB_OUT)/$(1).ipynb
 # a notebook is executed into a temporary file and renamed only when it ran to the end, so a failed run is
 # never taken for an up-to-date one
 # (papermill's bar moves once per cell; the line after it gives the notebook's wall time)
+# (clean-notebook: widget state and progress widgets out, so the executed copy renders on a code host too)
 run_nb = @mkdir -p $(NB_OUT) && t0=$$(date +%s) && $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1).tmp.ipynb $(2) \
-  $(PARAMS) && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb \
+  $(PARAMS) && $(PY) -m wae_lib clean-notebook $(NB_OUT)/$(1).tmp.ipynb && mv $(NB_OUT)/$(1).tmp.ipynb $(NB_OUT)/$(1).ipynb \
   && echo "[make] executed $(NB_OUT)/$(1).ipynb ($$(( $$(date +%s) - t0 )) s)" && $(call record_time,notebook $(1),t0)
 # each stage's wall time and the load average at its end, one line in STAGE_TIMES (make reproduce prints them)
 STAGE_TIMES := $(REPORTS_DIR)/stage_times.tsv
@@ -75,7 +76,7 @@ timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DELETE_ON_ERROR:
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
+.PHONY: help setup browser test test-fast lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained ship-ours baselines ship-baselines compare explore \
         device-bundle device-claims claims-from-tables both-trainings
 
@@ -98,14 +99,29 @@ $(STAMP): pyproject.toml
 	  && echo "[setup] done in $$(( $$(date +%s) - t0 )) s"
 	@touch $@
 
-test: $(STAMP)  ## run the test suite (CPU; set WAE_TEST_DATA=../shared/data for real-image tests)
+# the browser test (tests/test_browser.py) drives JupyterLab in headless Chromium: Debian's chromium and
+# chromium-driver, installed by apt-get when this user may (root); elsewhere one line says how, and that test skips
+BROWSER_PACKAGES := chromium chromium-driver
+browser:  ## install headless Chromium and its driver for the browser test (apt-get, as root; nothing when present)
+	@if command -v chromedriver >/dev/null && command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "[browser] apt-get install $(BROWSER_PACKAGES)" && (apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null) \
+	  || echo "[browser] could not install $(BROWSER_PACKAGES): the browser test will skip"; \
+	else echo "[browser] no chromium/chromedriver: the browser test skips (sudo apt-get install $(BROWSER_PACKAGES))"; fi
+
+test: $(STAMP) browser  ## run the test suite (CPU; set WAE_TEST_DATA=../shared/data for real-image tests)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: $(STAMP)  ## the tests that train nothing heavy (-m "not slow"): a developer's edit-test loop, ~2 min
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-lab: $(STAMP)  ## open the notebooks in JupyterLab (the project's kernel; the URL with its token is printed)
-	JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --notebook-dir notebooks $(LAB_ARGS)
+# one root for the study: notebooks/ and reports/ (executed notebooks, figures, index pages); it opens on notebooks/.
+# Jupyter refuses to run as root unless told: a root user (a container, CI) gets --allow-root.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+lab: $(STAMP)  ## JupyterLab on the study (notebooks/ and reports/; the project's kernel; the URL with its token is printed)
+	JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+	  --ServerApp.default_url=/lab/tree/notebooks $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff over the library, tests and benchmarks
 	$(PY) -m ruff check wae_lib tests benchmarks

@@ -2,7 +2,9 @@
 
 Data come from WAE_TEST_DATA when it is set (CI), else from the embedded sample set, so the chain never skips.
 Every notebook runs in its own kernel and reads only what earlier steps left on disk (run folders, set files,
-tables), with ``-p`` parameters pointing at a temporary folder. Checks: figure files with the expected grid
+tables), with ``-p`` parameters pointing at a temporary folder inside the checkout, given as paths relative to the
+repository root, and each kernel started where JupyterLab starts it: in ``notebooks/`` (no papermill ``--cwd``
+of the root; issue 32: Run All from ``make lab`` failed in the first code cell). Checks: figure files with the expected grid
 (rows x columns of 64 px cells, via the JSON sidecar and grid_geometry), not blank, captions naming profile,
 data and VGG source; tables with context columns; a claims row for each of C1-C4; index.md; and bad parameters
 failing with a message that names them.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,8 @@ from wae_lib.grids import CELL, PAD, grid_geometry
 papermill = pytest.importorskip("papermill")
 
 pytestmark = pytest.mark.slow
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 SMOKE_SIZES = (32, 16)  # wae_lib.config.SWEEPS["smoke"]
 N_FIG, N_STYLES, N_GRID, N_STRIP, N_COMPARE = 4, 3, 2, 2, 3
 # images per evaluation set for the metrics: the tables' wiring, not their numbers, is under test here, and dlib
@@ -49,11 +53,20 @@ EVAL_NOTEBOOKS = {
 EVAL_TABLES = ("reconstruction", "reconstruction_summary", "transfer", "transfer_summary", "balance", "fid")
 
 
-def run_notebook(name: str, out_dir: Path, cwd: Path, **parameters):
+def relative(value):
+    """A path inside the checkout as a reader writes it in a parameters cell: relative to the repository root."""
+    if isinstance(value, str) and os.path.isabs(value) and Path(value).resolve().is_relative_to(ROOT):
+        return os.path.relpath(value, ROOT)
+    return value
+
+
+def run_notebook(name: str, out_dir: Path, cwd: Path = NOTEBOOKS, **parameters):
+    """``name`` in a kernel started in ``cwd`` (default ``notebooks/``, as JupyterLab starts it), its path
+    parameters relative to the repository root."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
-                                      parameters=parameters, kernel_name="python3", cwd=str(cwd),
-                                      progress_bar=False, log_output=False)
+                                      parameters={k: relative(v) for k, v in parameters.items()},
+                                      kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +79,10 @@ def chain(tmp_path_factory):
     from wae_lib.data.options import PrepConfig
     from wae_lib.train.cli import train_sweep
 
-    root = tmp_path_factory.mktemp("chain")
+    # inside the checkout (build/ is git-ignored), so that its paths can be given relative to the root
+    root = ROOT / "build" / f"test-chain-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
     data_dir = str(Path(os.environ["WAE_TEST_DATA"]).resolve()) if os.environ.get("WAE_TEST_DATA") else None
     dirs = {"root": root, "prep": root / "prep", "models": root / "models", "reports": root / "reports",
             "figures": root / "reports" / "figures", "tables": root / "reports" / "tables",
@@ -77,23 +93,23 @@ def chain(tmp_path_factory):
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the notebook kernels: no OpenMP contention on 2 cores
     try:
         prepare_all(data_dir, dirs["prep"], PrepConfig(), progress=False)  # the data stage, then 01 reads it
-        run_notebook("01_preprocess", dirs["notebooks"], root, data_root=str(dirs["prep"]),
+        run_notebook("01_preprocess", dirs["notebooks"], NOTEBOOKS, data_root=str(dirs["prep"]),
                      figures_dir=str(dirs["figures"]), grid_count=8)
         dirs["info"] = load_set_info(dirs["prep"])
         with FID.torch_threads(1):
             train_sweep(profile_config("smoke", data_root=str(root / "prep"), steps=2, sample_every=0,
                                        ckpt_every=100, calibrate_after=1, calibrate_batches=1, device="cpu"),
                         root / "models")
-        run_notebook("02_train", dirs["notebooks"], root, data_root=str(dirs["prep"]), models_dir=str(dirs["models"]),
+        run_notebook("02_train", dirs["notebooks"], NOTEBOOKS, data_root=str(dirs["prep"]), models_dir=str(dirs["models"]),
                      figures_dir=str(dirs["figures"]))
         for name, params in EVAL_NOTEBOOKS.items():
             figures = {} if name == "05_fid" else {"figures_dir": str(dirs["figures"])}
-            run_notebook(name, dirs["notebooks"], root, **common, **params, **figures, tables_dir=str(dirs["tables"]))
+            run_notebook(name, dirs["notebooks"], NOTEBOOKS, **common, **params, **figures, tables_dir=str(dirs["tables"]))
         with FID.torch_threads(1):  # the Makefile's eval-cache stage, then the notebooks again, reading it
             EC.build_cache(dirs["models"], dirs["prep"], dirs["cache"], n_styles=N_STYLES, device="cpu")
         for name, params in EVAL_NOTEBOOKS.items():
             figures = {} if name == "05_fid" else {"figures_dir": str(dirs["cached"] / "figures")}
-            run_notebook(name, dirs["cached"] / "notebooks", root, **common, **params, **figures,
+            run_notebook(name, dirs["cached"] / "notebooks", NOTEBOOKS, **common, **params, **figures,
                          cache_dir=str(dirs["cache"]), tables_dir=str(dirs["cached"] / "tables"))
         from wae_lib.baselines.train import train_decoders
         from wae_lib.baselines.train_config import baseline_profile
@@ -101,13 +117,13 @@ def chain(tmp_path_factory):
         for method in ("adain", "wct"):  # the Makefile's `baselines` stage at the smoke budget
             train_decoders(baseline_profile("smoke", method=method, data_root=str(dirs["prep"])),
                            root / "baselines" / method)
-        run_notebook("07_compare", dirs["notebooks"], root, **common, model="best", baselines_dir=str(root / "baselines"),
+        run_notebook("07_compare", dirs["notebooks"], NOTEBOOKS, **common, model="best", baselines_dir=str(root / "baselines"),
                      figures_dir=str(dirs["figures"]), tables_dir=str(dirs["tables"]), n_content=N_COMPARE,
                      n_styles=N_STYLES, grid_content=N_GRID, gatys_steps=2, timing_batches="1, 2", n_boot=5,
                      identity_metrics=False, feature_extractor="vgg16")
-        run_notebook("00_explore", dirs["notebooks"], root, data_root=str(dirs["prep"]), n_choices=3, strength=0.5,
+        run_notebook("00_explore", dirs["notebooks"], NOTEBOOKS, data_root=str(dirs["prep"]), n_choices=3, strength=0.5,
                      mix=0.5, figures_dir=str(dirs["figures"]), device="cpu")
-        run_notebook("06_claims", dirs["notebooks"], root, tables_dir=str(dirs["tables"]),
+        run_notebook("06_claims", dirs["notebooks"], NOTEBOOKS, tables_dir=str(dirs["tables"]),
                      reports_dir=str(dirs["reports"]), figures_dir=str(dirs["figures"]),
                      notebooks_dir=str(dirs["notebooks"]), n_boot=100)
     finally:
@@ -115,7 +131,8 @@ def chain(tmp_path_factory):
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = env_before
-    return dirs
+    yield dirs
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_preprocess_and_train_notebooks_wrote_their_figures(chain):
@@ -185,7 +202,8 @@ def test_evaluation_notebooks_read_the_cache_and_write_the_same_tables(chain):
     for name in EVAL_NOTEBOOKS:
         cells = json.loads((chain["cached"] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
         text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
-        assert f"model outputs: read from the cache {chain['cache']}" in text, name
+        assert f"model outputs: read from the cache {relative(str(chain['cache']))}" in text, name
+        assert "working directory: " in text and "the kernel started in notebooks/" in text, name
 
 
 def test_claims_table_and_reports(chain):
@@ -228,10 +246,27 @@ def test_explore_notebook_renders_its_first_frame(chain):
 def test_bad_parameters_fail_naming_them(chain):
     bad_out = chain["root"] / "bad"
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        run_notebook("03_reconstruction", bad_out, chain["root"], models_dir=str(chain["root"] / "no_such_models"),
+        run_notebook("03_reconstruction", bad_out, NOTEBOOKS, models_dir=str(chain["root"] / "no_such_models"),
                      data_root=str(chain["prep"]), figures_dir=str(bad_out / "f"), tables_dir=str(bad_out / "t"))
     assert "models_dir" in str(err.value) and "no_such_models" in str(err.value)
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        run_notebook("05_fid", bad_out, chain["root"], models_dir=str(chain["models"]), data_root=str(chain["prep"]),
+        run_notebook("05_fid", bad_out, NOTEBOOKS, models_dir=str(chain["models"]), data_root=str(chain["prep"]),
                      profile="bogus", tables_dir=str(bad_out / "t"))
     assert "profile = 'bogus'" in str(err.value)
+
+
+def test_notebooks_run_with_their_default_paths_from_the_notebooks_folder(tmp_path):
+    """Run All as a reader does it from `make lab`: the kernel in notebooks/, the parameters cell as written
+    (data_root = "data/processed/sample", relative to the repository root), after `make data` made the sample."""
+    from wae_lib.data.build_sets import prepare_all
+    from wae_lib.data.options import PrepConfig
+    from wae_lib.params import declared_parameters
+
+    assert declared_parameters("00_explore")["data_root"] == "data/processed/sample"
+    prepare_all(None, ROOT / "data" / "processed" / "sample", PrepConfig(), progress=False)  # `make data`: reuses
+    run_notebook("00_explore", tmp_path, NOTEBOOKS)  # every parameter at its default
+    run_notebook("01_preprocess", tmp_path, NOTEBOOKS, figures_dir=str(tmp_path / "figures"), grid_count=8)
+    text = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "00_explore.ipynb").read_text())["cells"]
+                   if c["cell_type"] == "code" for o in c["outputs"])
+    assert "from data/processed/sample" in text and "the kernel started in notebooks/" in text
+    assert (tmp_path / "figures" / "prep_kept_celeba.png").is_file()

@@ -32,6 +32,10 @@ from typing import Any
 
 STRICT_ENV = "WAE_STRICT_PARAMS"  # set to 1 by the Makefile: an unknown notebook parameter is an error there
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+# The study's root: the checkout that holds the notebooks and the Makefile (None for an installed wheel). Every
+# relative path in a parameters cell (data/processed/sample, models/..., reports/...) is relative to it, as
+# `make` runs the notebooks (papermill --cwd .).
+STUDY_ROOT = NOTEBOOKS_DIR.parent if (NOTEBOOKS_DIR.parent / "Makefile").is_file() and NOTEBOOKS_DIR.is_dir() else None
 
 
 class Invalid(ValueError):
@@ -235,6 +239,26 @@ def project_parameter_names(folder: Path = NOTEBOOKS_DIR) -> frozenset[str]:
     return frozenset(names)
 
 
+def enter_study_root(cwd: str | Path | None = None) -> Path | None:
+    """Move a kernel that runs inside the study's checkout to its root, where the parameters' relative paths
+    point; returns the new working directory, or None when nothing moved.
+
+    JupyterLab starts each kernel in its notebook's folder (``notebooks/``, ``reports/<run>/notebooks/``), where
+    ``data/processed/sample`` does not exist (issue 32: Run All from ``make lab`` stopped in the first code cell).
+    A kernel outside the checkout (papermill ``--cwd`` elsewhere, a copied notebook) is left where it is: its
+    paths are the caller's own.
+    """
+    if STUDY_ROOT is None:
+        return None
+    here = Path(cwd if cwd is not None else os.getcwd()).resolve()
+    if here == STUDY_ROOT or STUDY_ROOT not in here.parents:
+        return None
+    os.chdir(STUDY_ROOT)
+    print(f"working directory: {STUDY_ROOT} (the study's root, where the parameters' relative paths point; the "
+          f"kernel started in {here.relative_to(STUDY_ROOT)}/)")
+    return STUDY_ROOT
+
+
 def check_notebook_parameters(namespace: dict[str, Any], spec: str | Mapping[str, Param | Any],
                               constraints: Mapping[str, Param | Any] = (), *, strict: bool | None = None
                               ) -> dict[str, Any]:
@@ -254,8 +278,12 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: str | Mapping[str
     (make passes one ``PARAMS`` to every notebook a target runs; those names are for the others). Returns the
     checked values.
 
+    A kernel started inside the study's checkout but not at its root (JupyterLab starts it in the notebook's
+    folder) first moves to the root (:func:`enter_study_root`), so the parameters' relative paths resolve there.
+
     Re-running the cell in a live kernel ignores variables that later cells created after the first run.
     """
+    enter_study_root()
     if strict is None:
         strict = os.environ.get(STRICT_ENV, "").strip().lower() in _TRUE
     spec = (notebook_spec(spec, constraints) if isinstance(spec, (str, Path))

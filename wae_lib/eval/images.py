@@ -53,7 +53,7 @@ def eval_images(data_root: str | Path, name: str, limit: int | None = None) -> E
     path = set_path(data_root, name)
     if not path.is_file():
         raise FileNotFoundError(f"parameter data_root = {str(data_root)!r}: set file {path} does not exist; run "
-                                f"`python -m wae_lib data all --out {data_root}`")
+                                f"`python -m wae_lib data all --data-root {data_root}`")
     arr = np.load(path, mmap_mode="r")
     rows = spread(len(arr), limit) if limit else np.arange(len(arr))
     return EvalImages(name, rows, uint8_to_float(np.asarray(arr[rows])))

@@ -19,6 +19,7 @@ model uses. The card describes data, schedule, licences, metrics and intended us
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,28 @@ class PretrainedError(RuntimeError):
 
 
 PRETRAINED_FILE = shipped_file(DEFAULT_SHIPPED_MODEL)
+# how a card (or a provenance's hardware note) states the wall time: "220 s at 2,566 img/s", "414 s, ~3,580 images/s"
+_CARD_SECONDS = re.compile(r"\b(\d[\d,]*) s(?:,| at) ~?[\d,]+ im(?:g|ages)/s")
+
+
+def shipped_training_cost(name: str) -> tuple[float, float]:
+    """(images seen, wall seconds) of a shipped model's training: steps x batch size from the file's provenance,
+    the seconds from its provenance or, failing that, the first "N s at R img/s" its card states; nan where
+    neither says (notebook 07 printed "nan images, nan min" for both shipped models, issue 32)."""
+    path = shipped_file(name)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    prov, cfg = payload.get("provenance", {}), payload.get("config", {})
+    step, batch = prov.get("step"), prov.get("batch_size", cfg.get("batch_size"))
+    images = float(step * batch) if step and batch else float("nan")
+    seconds = prov.get("training_seconds")
+    if seconds is None:
+        card = card_file(path)
+        for text in (str(prov.get("hardware", "")), card.read_text(encoding="utf-8") if card.is_file() else ""):
+            match = _CARD_SECONDS.search(text)
+            if match:
+                seconds = float(match.group(1).replace(",", ""))
+                break
+    return images, float("nan") if seconds is None else float(seconds)
 
 
 def checked_source(model: WAEStyle) -> VGGSource:

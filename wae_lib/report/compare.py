@@ -37,7 +37,7 @@ from ..eval.stats import crossed_mean_ci
 from ..eval.tables import TABLE_FILES, TransferReference, transfer_metrics
 from ..eval.verdicts import fmt_ci, fmt_number
 from ..grids import blank_cells
-from ..model.pretrained import WEIGHTS_DIR, card_file, shipped_file
+from ..model.pretrained import WEIGHTS_DIR, card_file, shipped_file, shipped_training_cost
 from ..model.run import load_model, training_cost
 
 OURS = "ours"  # the key of our model's row: every ratio column divides by it
@@ -131,8 +131,10 @@ class HeldOutPairs:
     source: str  # the data set's label (sets/info.json)
 
     def describe(self) -> str:
-        people = len(set(self.identities.tolist())) if self.identities is not None else "?"
-        return (f"{len(self.content)} held-out faces of {people} people x {len(self.styles)} styles = "
+        # without identity.csv each held-out face counts as its own person (as the scorecard spreads them)
+        people = (f"of {len(set(self.identities.tolist()))} people" if self.identities is not None
+                  else "(no identity.csv: people unknown)")
+        return (f"{len(self.content)} held-out faces {people} x {len(self.styles)} styles = "
                 f"{len(self.ci)} pairs per method")
 
 
@@ -157,8 +159,10 @@ def comparison_caption(net, model: str, pairs: HeldOutPairs, alpha: float) -> st
     schedule = (f"last stage: {cfg.scale_note}; the whole schedule: "
                 + (shipped_card(model) if model in SHIPPED_MODELS else f"{model}/metadata.json")
                 if cfg.init_from else cfg.scale_note)
-    parts = (f"profile={cfg.profile}", f"data: {pairs.source}", f"VGG16: {net.vgg_source.label}",
-             f"ours: {Path(model).name} (content {cfg.content_label}, {cfg.data} set)", schedule,
+    # the profile is the one our model was trained with (a shipped model's, not the reports folder's run)
+    parts = (f"data: {pairs.source}", f"VGG16: {net.vgg_source.label}",
+             f"ours: {Path(model).name} (trained with profile={cfg.profile}, content {cfg.content_label}, "
+             f"{cfg.data} set)", schedule,
              f"64x64, alpha {alpha}")
     return " | ".join(p for p in parts if p)
 
@@ -171,13 +175,19 @@ def comparison_methods(net, model: str, paper_model: str, baselines_dir: str, ga
     vgg = net.vgg
     check({"relu1_1", "relu2_1", "relu3_1"} <= set(vgg.layers), "model", model,
           "a model whose VGG16 reaches relu3_1 (the baselines' layers)", EvaluationError)
+    def cost(name: str, log: str, batch_size: int) -> tuple[float, float]:
+        """A shipped model's from its file and card, a run's from its log."""
+        if not log and name in SHIPPED_MODELS:
+            return shipped_training_cost(name)
+        return training_cost(log, batch_size)
+
     our_log = model_log or (model if Path(model).is_dir() else "")
-    methods = [our_method(net, f"ours ({Path(model).name})", *training_cost(our_log, net.config.batch_size))]
+    methods = [our_method(net, f"ours ({Path(model).name})", *cost(model, our_log, net.config.batch_size))]
     if paper_model:  # the same networks trained as the paper says (reconstruction only): what training changes
         paper_net = load_model(paper_model, device=device)
         methods.append(our_method(paper_net, f"ours, paper training ({Path(paper_model).name})",
-                                  *training_cost(paper_model if Path(paper_model).is_dir() else "",
-                                                 paper_net.config.batch_size), key=OURS_PAPER))
+                                  *cost(paper_model, paper_model if Path(paper_model).is_dir() else "",
+                                        paper_net.config.batch_size), key=OURS_PAPER))
     methods.append(baseline_method("gatys", build_baseline("gatys", vgg=vgg, steps=gatys_steps, device=device),
                                    f"Gatys ({gatys_steps} it.)", "per transfer (optimisation)", max_batch=64))
     for key, name in (("adain", "AdaIN"), ("wct", "WCT")):
@@ -190,9 +200,13 @@ def comparison_methods(net, model: str, paper_model: str, baselines_dir: str, ga
 def describe_methods(methods: Sequence[Method]) -> str:
     """One line per method: its label and training cost (and a decoder's final loss and weights), then what
     each baseline is."""
-    lines = [f"{m.key:9s} {m.label:32s} training: {m.training}, {m.training_images:.0f} images, "
-             f"{m.training_seconds / 60:.1f} min" + (f", final loss {m.final_loss:.4g}, {m.weights}" if m.weights
-                                                     else "") for m in methods]
+    def cost(m: Method) -> str:
+        parts = ([f"{m.training_images:,.0f} images"] if m.training_images == m.training_images else []) \
+            + ([f"{m.training_seconds / 60:.1f} min"] if m.training_seconds == m.training_seconds else [])
+        return m.training + (f", {', '.join(parts)}" if parts else "")
+
+    lines = [f"{m.key:9s} {m.label:32s} training: {cost(m)}"
+             + (f", final loss {m.final_loss:.4g}, {m.weights}" if m.weights else "") for m in methods]
     return "\n".join(lines + [f"  {k}: {v}" for k, v in BASELINES.items()])
 
 
