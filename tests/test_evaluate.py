@@ -469,7 +469,33 @@ def test_build_claims_writes_reports(tmp_path):
     (tmp_path / "figures" / "compare_overview.png").write_bytes(b"png")
     index = RP.write_index(tmp_path).read_text()
     assert index.index("What the shipped models do") < index.index("## Claims")  # the report opens with it
-    assert "![the shipped models on held-out faces and styles](figures/compare_overview.png)" in index
+    assert "![every method on the same held-out pairs](figures/compare_overview.png)" in index
+
+
+def test_index_states_the_context_once_and_embeds_each_figure_with_one_line(tmp_path):
+    """Issue 32: two context strings were repeated eight times each (half the page), figures were links."""
+    import json
+
+    tables = tmp_path / "tables"
+    T.write_table(synthetic_recon(), tables, "reconstruction")
+    T.write_table(synthetic_transfer(), tables, "transfer")
+    RP.build_claims(tables, tmp_path, n_boot=20)
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    context = "profile=quick | data: synthetic | VGG16: none | quick profile: 90 steps of 16 images"
+    for name, own in (("fig5_styles", "Fig. 5: style images"), ("fig6_content", "Fig. 6 left: reconstructions"),
+                      ("fig7_transfer", "Fig. 7: transfers"), ("prep_rejected", ""),
+                      ("compare_grid_adain", "AdaIN (10 steps): content x style")):
+        (figures / f"{name}.png").write_bytes(b"png")
+        caption = context + (f" | {own}" if own else "")
+        (figures / f"{name}.png.json").write_text(json.dumps({"caption": caption}))
+    index = RP.write_index(tmp_path).read_text()
+    assert index.count("90 steps of 16 images") <= 1 and index.count("VGG16: none") == 1
+    for name in ("fig5_styles", "fig6_content", "fig7_transfer", "prep_rejected", "compare_grid_adain"):
+        assert f"![{name}](figures/{name}.png)" in index
+    assert "AdaIN (10 steps): content x style" in index  # the part that is the figure's own
+    assert index.index("### 01 · Preprocessing") < index.index("### 03 · Reconstructions")
+    assert "_per_pair.csv](" not in index and "_per_image.csv](" not in index  # never committed: no links
 
 
 def test_build_claims_names_missing_tables(tmp_path):
