@@ -221,7 +221,7 @@ $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(c
   $(call nb,07_compare) $(call nb,01_preprocess) $(call nb,02_train) $(call nb,00_explore) $(code_06_claims)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
-	$(PY) -c "from wae_lib.report.markdown import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+	$(PY) -c "from wae_lib.report.index_page import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
 	$(PY) -m wae_lib export $(MODELS_DIR) --data-root $(DATA_ROOT) \
@@ -260,7 +260,7 @@ GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (i
 claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DIR)/tables (e.g. a device sweep's)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
 	  -p notebooks_dir $(NB_OUT))
-	$(PY) -c "from wae_lib.report.markdown import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
+	$(PY) -c "from wae_lib.report.index_page import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULTS=...) into GPU_REPORTS, then notebook 06 on them
 	$(PY) -m wae_lib device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)

@@ -597,11 +597,24 @@ def test_sample_set_builds_offline(tmp_path, capsys):
     assert S.load_set_info(tmp_path)["source"] == SAMPLE.SAMPLE_SOURCE_LABEL
     counts = {name: v["count"] for name, v in info["sets"].items()}
     assert counts["celeba"] >= 200 and counts["mixed"] >= 2 * 200
-    assert counts["content_eval"] > 0 and counts["style_eval"] == 8 and counts["natural_eval"] > 0
+    assert counts["content_eval"] > 0 and counts["style_eval"] == len(SAMPLE.SAMPLE_STYLES) == 10
+    assert counts["natural_eval"] > 0
     for name in S.SET_FILES:
         a = np.load(S.set_path(tmp_path, name), mmap_mode="r")
         assert a.dtype == np.uint8 and a.shape == (counts[name], 64, 64, 3)
     assert any("sample set" in d for d in info["departures"])
+
+
+def test_sample_styles_are_the_shipped_paintings_with_their_provenance():
+    sources = (SAMPLE.SAMPLE_STYLES_DIR / "SOURCES.md").read_text()
+    shipped = sorted(p.name for p in SAMPLE.SAMPLE_STYLES_DIR.glob("*.jpg"))
+    assert shipped == sorted(ref.split(":", 1)[1] for ref in SAMPLE.SAMPLE_STYLES)
+    for name in shipped:  # each file has a row saying what it is and that it is public domain
+        row = next(line for line in sources.splitlines() if line.startswith(f"| {name} |"))
+        assert "public domain" in row
+        assert SAMPLE.sample_image_path(f"wae:{name}").stat().st_size < 60_000
+    with pytest.raises(FileNotFoundError, match="sample_styles"):
+        SAMPLE.sample_image_path("wae:no_such_painting.jpg")
 
 
 # --------------------------------------------------------------------------------------------------

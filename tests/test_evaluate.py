@@ -28,6 +28,7 @@ from wae_lib.eval import stats as ST
 from wae_lib.eval import tables as T
 from wae_lib.eval import verdicts as VERDICTS
 from wae_lib.report import figures as F
+from wae_lib.report import index_page as IP
 from wae_lib.report import markdown as RP
 from wae_lib.utils import spread
 
@@ -460,14 +461,14 @@ def test_build_claims_writes_reports(tmp_path):
     md = (tmp_path / "claims.md").read_text()
     assert "profile=quick" in md and "data: synthetic" in md and "VGG16: none" in md and "synthetic test" in md
     assert "FID/KID: not computed" in md
-    index = RP.write_index(tmp_path).read_text()
+    index = IP.write_index(tmp_path).read_text()
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"**{claim}: " in index
     assert "[claims.md](claims.md)" in index
     assert "What the shipped models do" not in index  # no notebook 07 overview yet
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "compare_overview.png").write_bytes(b"png")
-    index = RP.write_index(tmp_path).read_text()
+    index = IP.write_index(tmp_path).read_text()
     assert index.index("What the shipped models do") < index.index("## Claims")  # the report opens with it
     assert "![every method on the same held-out pairs](figures/compare_overview.png)" in index
 
@@ -489,7 +490,7 @@ def test_index_states_the_context_once_and_embeds_each_figure_with_one_line(tmp_
         (figures / f"{name}.png").write_bytes(b"png")
         caption = context + (f" | {own}" if own else "")
         (figures / f"{name}.png.json").write_text(json.dumps({"caption": caption}))
-    index = RP.write_index(tmp_path).read_text()
+    index = IP.write_index(tmp_path).read_text()
     assert index.count("90 steps of 16 images") <= 1 and index.count("VGG16: none") == 1
     for name in ("fig5_styles", "fig6_content", "fig7_transfer", "prep_rejected", "compare_grid_adain"):
         assert f"![{name}](figures/{name}.png)" in index

@@ -12,6 +12,7 @@ from wae_lib.eval import claims as C
 from wae_lib.eval import runs as R
 from wae_lib.eval import stats as S
 from wae_lib.eval import tables as T
+from wae_lib.report import index_page as IP
 from wae_lib.report import markdown as RP
 
 SIZES = (128, 64, 32)
@@ -184,7 +185,7 @@ def test_claims_report_states_seeds_and_budget(tmp_path):
     md = (tmp_path / "claims.md").read_text()
     assert md.splitlines()[0].startswith("> **This run is too small to judge the paper** (profile quick")
     assert "seeds per model: celeba_c128: 2" in md and "| seeds |" in md
-    index = RP.write_index(tmp_path).read_text()
+    index = IP.write_index(tmp_path).read_text()
     assert "too small to judge the paper" in index
 
 

@@ -1,8 +1,9 @@
-"""The embedded sample set (``prepare_all(None, ...)``, ``make data`` without DATA_DIR): images shipped inside the
-scikit-image and matplotlib wheels, written like prepare_* output, so that everything runs offline.
+"""The embedded sample set (``prepare_all(None, ...)``, ``make data`` without DATA_DIR): photographs shipped inside
+the scikit-image and matplotlib wheels and ten public-domain paintings shipped with this package
+(``sample_styles/``, provenance in its SOURCES.md), written like prepare_* output, so that everything runs offline.
 
 Not the paper's data: two face photos (astronaut, Grace Hopper) give jittered face crops, six colour photos give
-random crops, eight non-photographic images stand in for the style artworks, and there is no anime source.
+random crops, the paintings are the style images, and there is no anime source.
 """
 
 from __future__ import annotations
@@ -21,23 +22,28 @@ from .packed import manifest_row, up_to_date_state, write_prepared
 from .prepare import code_versions, file_rng, output_params, run_prepare
 
 SAMPLE_SOURCE_LABEL = "embedded sample set (not the paper's data)"
-# Images shipped inside the scikit-image and matplotlib wheels (no download). Face photos: the two with a
-# frontal face. "natural": colour photos without faces. Styles: eight non-photographic images (Fig. 5 has 8).
+# Photographs shipped inside the scikit-image and matplotlib wheels (no download). Face photos: the two with a
+# frontal face. "natural": colour photos without faces. Styles: the ten public-domain paintings of
+# sample_styles/ (SOURCES.md there), so that the explorer and notebook 07 pair faces with artworks (issue 32).
 SAMPLE_FACES = ("skimage:astronaut.png", "mpl:grace_hopper.jpg")
 SAMPLE_NATURAL_TRAIN = ("skimage:chelsea.png", "skimage:motorcycle_left.png", "skimage:hubble_deep_field.jpg",
                         "skimage:retina.jpg")
 SAMPLE_NATURAL_EVAL = ("skimage:coffee.png", "skimage:rocket.jpg")
-SAMPLE_STYLES = ("skimage:ihc.png", "skimage:logo.png", "skimage:color.png", "mpl:Minduka_Present_Blue_Pack.png",
-                 "skimage:brick.png", "skimage:grass.png", "skimage:gravel.png", "skimage:chessboard_RGB.png")
+SAMPLE_STYLES = tuple(f"wae:{name}.jpg" for name in (
+    "starry_night", "the_scream", "composition_vii", "great_wave", "udnie", "shipwreck", "woman_with_hat_matisse",
+    "mondrian", "contrast_of_forms", "manet_flowers"))
+SAMPLE_STYLES_DIR = Path(__file__).parent / "sample_styles"
 SAMPLE_FACE_CROPS = 160  # per face photo: random jitter of the face crop + flips
 SAMPLE_NATURAL_CROPS = 75  # per training photo: random squares (64 px .. short side) + flips
 SAMPLE_NATURAL_EVAL_CROPS = 8  # per held-out photo (the first is the centre square)
 
 
 def sample_image_path(ref: str) -> Path:
-    """``skimage:<file>`` or ``mpl:<file>`` -> the file inside the installed package."""
+    """``skimage:<file>``, ``mpl:<file>`` or ``wae:<file>`` (this package's paintings) -> the installed file."""
     pkg, _, name = ref.partition(":")
-    if pkg == "skimage":
+    if pkg == "wae":
+        base = SAMPLE_STYLES_DIR
+    elif pkg == "skimage":
         import skimage.data
 
         base = Path(skimage.data.__file__).parent
@@ -46,11 +52,11 @@ def sample_image_path(ref: str) -> Path:
 
         base = Path(matplotlib.get_data_path()) / "sample_data"
     else:
-        raise ValueError(f"sample image reference {ref!r}: expected 'skimage:<file>' or 'mpl:<file>'")
+        raise ValueError(f"sample image reference {ref!r}: expected 'skimage:<file>', 'mpl:<file>' or 'wae:<file>'")
     path = base / name
     if not path.is_file():
         raise FileNotFoundError(f"sample image {ref!r} is not in the installed package ({path}); the sample set "
-                                f"needs the scikit-image and matplotlib wheels' bundled data")
+                                f"needs the scikit-image and matplotlib wheels' bundled data and wae_lib/data/sample_styles/")
     return path
 
 
@@ -105,8 +111,7 @@ def build_sample_prepared(root: str | Path, cfg: PrepConfig | None = None) -> di
     """The offline sample set, written like prepare_* output under the data root's ``prepared/<source>``.
 
     Not the paper's data: two face photos (astronaut, Grace Hopper) give jittered face crops, six colour
-    photos give random crops, eight non-photographic images stand in for the style artworks, and there is
-    no anime source. It exists so that every later stage runs without downloads."""
+    photos give random crops, ten public-domain paintings are the styles, and there is no anime source. It exists so that every later stage runs without downloads."""
     cfg = cfg or PrepConfig()
     natural_refs = SAMPLE_NATURAL_TRAIN + SAMPLE_NATURAL_EVAL
     builders = {
