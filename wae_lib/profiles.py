@@ -26,11 +26,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": dict(width=1.0, style_hidden=256, batch_size=100, steps=50_000, lr=1e-3, log_every=50,
                   sample_every=2000, ckpt_every=2000, calibrate_after=200, calibrate_batches=20, lr_warmup=500,
                   scaled_note=""),
-    # 2 CPU cores, `make reproduce` in at most 10 minutes (issue 19): channels x1/4, 4 models of 60 steps of 8
-    # images. It proves that the pipeline trains, not what the method does (the shipped models show that). Measured
+    # 2 CPU cores, `make reproduce` in at most 5 minutes (issues 19, 32): channels x1/4, 4 models of 45 steps of 8
+    # images (60 steps took 89 s of a 303-s run on 2 cores, ~0.3 s a step, on 2026-12-05). It proves that the pipeline trains, not what the method does (the shipped models show that). Measured
     # with the earlier 6 models of 90 steps of 16 and 256 init images: 762 s of a 19-min run at ~15 img/s, of which
     # ~11 s a model was the data-dependent init (the stage times `make reproduce` prints; the init measured with cProfile).
-    "quick": dict(width=0.25, style_hidden=128, batch_size=8, steps=60, lr=1e-3, log_every=5,
+    "quick": dict(width=0.25, style_hidden=128, batch_size=8, steps=45, lr=1e-3, log_every=5,
                   sample_every=30, ckpt_every=30, calibrate_after=20, calibrate_batches=3, lr_warmup=5,
                   balance="running", data_init_images=64, gram_standardize=True,
                   scaled_note="quick profile: channels x{width} of Tables 1-2, style FC width {style_hidden}, {steps} steps "

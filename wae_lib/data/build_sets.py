@@ -230,9 +230,10 @@ def departures(cfg: PrepConfig, source_label: str, *, split: str | None = None,
     """Where the prepared data differs from the paper's (recorded in info.json; docs/DEPARTURES.md "Data")."""
     out = []
     if source_label == SAMPLE_SOURCE_LABEL:
-        out.append("sample set: images bundled with scikit-image/matplotlib, not CelebA/AnimeFace/ImageNet; "
-                   "faces are jittered crops of 2 photos (content_eval crops are of the same 2 people); "
-                   "no anime source; natural images are random crops with flips")
+        out.append("sample set: photos bundled with scikit-image/matplotlib, not CelebA/AnimeFace/ImageNet, and 10 "
+                   "public-domain paintings as styles (wae_lib/data/sample_styles); faces are jittered crops of 2 "
+                   "photos (content_eval crops are of the same 2 people); no anime source; natural images are "
+                   "random crops with flips")
     if cfg.eval_fraction > 0 and cfg.eval_max > 0:
         if split == "identity":
             out.append(f"content_eval: whole identities held out of training (identity file): faces up to "
