@@ -37,6 +37,10 @@ def start_lab(tmp_path: Path, port: int, token: str) -> subprocess.Popen:
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "OMP_NUM_THREADS": "1"}
     env.pop("WAE_PROGRESS", None)  # a reader's kernel: widgets, not make's text bars
+    # autosave off: a Run All that outlasts JupyterLab's 120 s autosave would write outputs into the committed source
+    settings = tmp_path / "config" / "lab" / "user-settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
            "--ServerApp.port_retries=0", "--allow-root"]
@@ -64,6 +68,7 @@ def test_explorer_runs_all_and_the_slider_redraws_in_chromium(tmp_path):
     from wae_lib.data.options import PrepConfig
 
     prepare_all(None, ROOT / "data" / "processed" / "sample", PrepConfig(), progress=False)  # `make data`
+    source = (ROOT / "notebooks" / "00_explore.ipynb").read_bytes()
     port, token = free_port(), secrets.token_hex(16)
     server = start_lab(tmp_path, port, token)
     opts = webdriver.ChromeOptions()
@@ -134,6 +139,7 @@ def test_explorer_runs_all_and_the_slider_redraws_in_chromium(tmp_path):
         diff = np.abs(after - before).mean()
         print(f"mean |pixel change| of the explorer's image after strength 1 -> 0: {diff:.1f} (of 255)")
         assert diff > 2.0
+        assert (ROOT / "notebooks" / "00_explore.ipynb").read_bytes() == source, "the run saved into the source"
     finally:
         print("screenshots:", *shots, sep="\n  ")
         driver.quit()
