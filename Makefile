@@ -42,8 +42,9 @@ TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS=
 # STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
 # JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
 # --log-output with WAE_PROGRESS=text: a long cell's progress bars print a line to the console every 30 s
+# `wae_lib papermill`: papermill, with the -p values checked before a kernel starts and a failure in one line
 PAPERMILL := WAE_STRICT_PARAMS=1 WAE_PROGRESS=text JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
-  $(PY) -m papermill --kernel python3 --cwd . --log-output
+  $(PY) -m wae_lib papermill --kernel python3 --cwd . --log-output
 NB_OUT := $(REPORTS_DIR)/notebooks
 FIGURES_DIR := $(REPORTS_DIR)/figures
 TABLES_DIR := $(REPORTS_DIR)/tables
@@ -206,7 +207,7 @@ ship-baselines: $(SETS)  ## train AdaIN's and WCT's decoders until their held-ou
 	  $(PY) -m wae_lib baselines --profile converge --method $$m --data-root $(DATA_ROOT) \
 	    --out $(SHIP_BASELINES_DIR)/$$m --lr-probe 1e-4,3e-4,1e-3 --continue-from shipped $(TRAIN_ARGS) || exit 1; done
 	$(PY) -m wae_lib ship-baselines $(addprefix $(SHIP_BASELINES_DIR)/,$(SHIP_METHODS)) \
-	  --figure reports/baselines/decoder_curves.png
+	  --figure reports/baselines/decoder_curves.png --replace
 
 $(SHIPPED_BASELINES):
 	@echo "error: $@ (the shipped decoders) is not in this checkout: make compare BASELINES=train trains them, make ship-baselines ships converged ones" >&2; exit 1
@@ -230,8 +231,11 @@ $(call nb,06_claims): notebooks/06_claims.ipynb $(call nb,03_reconstruction) $(c
 	  -p notebooks_dir $(NB_OUT))
 	$(PY) -c "from wae_lib.report.index_page import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
+# where `make pretrained` and `make ship-ours` write (export has no default output; --replace: the model there is
+# replaced only by one that scores at least as well on the held-out scorecard and trained on as many images)
+SHIP_OUT ?= wae_lib/weights/pretrained.pt
 pretrained: $(SWEEP_DONE)  ## score every model of the sweep on held-out people, ship the best as load_model("pretrained")
-	$(PY) -m wae_lib export $(MODELS_DIR) --data-root $(DATA_ROOT) \
+	$(PY) -m wae_lib export $(MODELS_DIR) --data-root $(DATA_ROOT) --out $(SHIP_OUT) --replace \
 	  $(if $(wildcard $(TABLES_DIR)/transfer_summary.csv),--summary $(TABLES_DIR)/transfer_summary.csv)
 
 # issue 16 item 4: the shipped model trained for hours on a CPU (resumable: the same command continues a killed run)
@@ -251,7 +255,7 @@ ship-ours: $(SETS)  ## train our shipped model (profile ours, mixed, content 256
 	$(if $(SHIP_STEPS2),$(PY) -m wae_lib train --profile ours --data mixed --content-dim 256 --steps $(SHIP_STEPS2) \
 	  --data-root $(DATA_ROOT) --out $(SHIP_DIR)/$(SHIP_RUN) --init-from $(SHIP_DIR)/ours-mixed_c256 $(SHIP_RECIPE2) \
 	  $(TRAIN_ARGS))
-	$(PY) -m wae_lib export $(SHIP_DIR) --run $(SHIP_RUN) --data-root $(DATA_ROOT) \
+	$(PY) -m wae_lib export $(SHIP_DIR) --run $(SHIP_RUN) --data-root $(DATA_ROOT) --out $(SHIP_OUT) --replace \
 	  --origin "Trained by make ship-ours: $(SHIP_STEPS) steps of 16 (profile ours$(if $(SHIP_RECIPE), $(SHIP_RECIPE)))$(if $(SHIP_STEPS2), then $(SHIP_STEPS2) steps from those weights ($(SHIP_RECIPE2))) on $$(nproc) CPU cores, issue 16." \
 	  $(if $(SHIP_COMPARE),--compare $(SHIP_COMPARE))
 

@@ -62,3 +62,50 @@ def test_other_data_or_missing_claims_are_refused(two_folders, tmp_path, capsys)
         B.build([paper, ours], ["a", "b"], tmp_path / "x")
     assert B.main([str(paper), str(tmp_path / "nowhere"), "--labels", "a", "b", "--out", str(tmp_path / "y")]) == 2
     assert "make claims" in capsys.readouterr().err
+
+
+# issue 35: the comparison never writes into an input folder, replaces its own files only when asked, and bad
+# labels or tables are one line each
+def err_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_no_input_or_earlier_comparison_is_overwritten(two_folders, tmp_path, capsys):
+    paper, ours, _, _ = two_folders
+    (ours / "claims.md").write_text("ours: the claims report of notebook 06\n")
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours)]) == 2
+    line = err_line(capsys)
+    assert f"--out {ours} is the input folder" in line and "claims.md" in line
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours), "--replace"]) == 2  # never
+    err_line(capsys)
+    assert (ours / "claims.md").read_text() == "ours: the claims report of notebook 06\n"
+    assert sorted(p.name for p in ours.iterdir()) == ["claims.md", "figures", "tables"]
+    out = tmp_path / "both"
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 0
+    first = (out / "claims.md").read_text()
+    (out / "claims.md").write_text("edited by hand\n")
+    assert B.main([str(paper), str(ours), "--labels", "x", "y", "--out", str(out)]) == 2
+    assert "already holds claims.md, claims_both.csv, fig7_both.png" in err_line(capsys)
+    assert (out / "claims.md").read_text() == "edited by hand\n"
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out), "--replace"]) == 0
+    assert (out / "claims.md").read_text() == first
+
+
+def test_a_label_twice_or_missing_columns_are_one_line(two_folders, tmp_path, capsys):
+    paper, ours, _, _ = two_folders
+    out = tmp_path / "both"
+    assert B.main([str(paper), str(ours), "--labels", "a", "a", "--out", str(out)]) == 2
+    assert "--labels: 'a' is given twice" in err_line(capsys)
+    claims = pd.read_csv(ours / "tables" / "claims.csv")
+    claims.drop(columns=["verdict", "data_source"]).to_csv(ours / "tables" / "claims.csv", index=False)
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 2
+    line = err_line(capsys)
+    assert f"{ours / 'tables' / 'claims.csv'} lacks the column(s) verdict, data_source" in line
+    claims.to_csv(ours / "tables" / "claims.csv", index=False)
+    transfer = pd.read_csv(ours / "tables" / "transfer_summary.csv")
+    transfer.drop(columns=["data"]).to_csv(ours / "tables" / "transfer_summary.csv", index=False)
+    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 2
+    assert f"{ours / 'tables' / 'transfer_summary.csv'} lacks the column(s) data" in err_line(capsys)
+    assert not out.exists()  # nothing half-written

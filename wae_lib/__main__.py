@@ -32,10 +32,11 @@ TOOLS = {  # name -> (module, one line for --help)
     "eval-cache": (".eval.cache", "every run's reconstructions and transfers of the evaluation sets, once"),
     "baselines": (".baselines.train", "train AdaIN's or WCT's decoders on our training set"),
     "ship-baselines": (".baselines.shipped", "ship finished decoder runs into wae_lib/weights with a card"),
-    "export": (".tools.export", "score a sweep's models on held-out people and ship one as load_model('pretrained')"),
+    "export": (".tools.export", "score a sweep's models on held-out people and write one as a model file (--out; --replace)"),
     "both-trainings": (".report.both_trainings", "the claims and figures of two reports folders side by side"),
     "device": (".tools.device_session", "the prepared call of a lent GPU: pack, run, unpack, reports"),
     "headless": (".tools.headless", "run a notebook's code cells without Jupyter (a machine without it)"),
+    "papermill": (".tools.run_notebook", "papermill (make's notebook runner) with the parameters checked first"),
 }
 
 

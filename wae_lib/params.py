@@ -284,6 +284,12 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: str | Mapping[str
     Re-running the cell in a live kernel ignores variables that later cells created after the first run.
     """
     enter_study_root()
+    return _check(namespace, spec, constraints, strict)
+
+
+def _check(namespace: dict[str, Any], spec: str | Path | Mapping[str, Param | Any],
+           constraints: Mapping[str, Param | Any] = (), strict: bool | None = None) -> dict[str, Any]:
+    """check_notebook_parameters without moving the working directory (the check before a kernel starts uses it)."""
     if strict is None:
         strict = os.environ.get(STRICT_ENV, "").strip().lower() in _TRUE
     spec = (notebook_spec(spec, constraints) if isinstance(spec, (str, Path))
@@ -307,6 +313,62 @@ def check_notebook_parameters(namespace: dict[str, Any], spec: str | Mapping[str
                    f"{sorted(spec)}")
         if strict:
             raise ParameterError(message)
-        warnings.warn(message + f" (an error when {STRICT_ENV}=1, as under make)", stacklevel=2)
+        warnings.warn(message + f" (an error when {STRICT_ENV}=1, as under make)", stacklevel=3)
     namespace.update(checked)
     return checked
+
+
+# --------------------------------------------------------------------------------------------------
+# the same check before a kernel starts (papermill, headless)
+# --------------------------------------------------------------------------------------------------
+def _check_call(notebook: Path) -> ast.Call | None:
+    """The ``check_notebook_parameters(...)`` call in ``notebook``'s code cells, if there is one."""
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell.get("source", [])))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            func = node.func if isinstance(node, ast.Call) else None
+            if getattr(func, "id", getattr(func, "attr", None)) == "check_notebook_parameters":
+                return node
+    return None
+
+
+def check_before_running(notebook: str | Path, params: Mapping[str, Any], strict: bool | None = None) -> None:
+    """Check ``params`` (the values papermill's ``-p`` or headless's would inject) as ``notebook``'s own check cell
+    will, before a kernel starts or a cell runs: a bad value or an unknown name (under ``WAE_STRICT_PARAMS``) is
+    one ParameterError naming the notebook and the parameter, instead of a kernel's traceback after the cells
+    before the check (imports of torch and the rest) have run (issue 35).
+
+    The check call is read from the notebook (its spec and constraints evaluated with only ``Param``, ``wae_lib``
+    and the builtin types in scope). A notebook that has none, or one this cannot read, is left to its own cells:
+    this check refuses only what the notebook's check would refuse, never more.
+    """
+    import wae_lib.config  # wae_lib.config.PROFILES: in the constraints of notebooks 03-05
+
+    path = Path(notebook)
+    try:
+        call = _check_call(path)
+        declared = declared_parameters(path)
+        if call is None or len(call.args) < 2:
+            return
+        scope = {"__builtins__": {t.__name__: t for t in (int, float, str, bool, tuple, list, dict)},
+                 "Param": Param, "wae_lib": wae_lib}
+        args = [eval(compile(ast.Expression(a), str(path), "eval"), scope) for a in call.args[1:3]]  # noqa: S307
+        keywords = {k.arg: ast.literal_eval(k.value) if k.arg == "strict" else
+                    eval(compile(ast.Expression(k.value), str(path), "eval"), scope)  # noqa: S307
+                    for k in call.keywords}
+    except Exception:  # noqa: BLE001 (unreadable here: the notebook's own cells check, and say so in theirs)
+        return
+    spec, constraints = args[0], args[1] if len(args) > 1 else keywords.get("constraints", ())
+    if strict is None and keywords.get("strict") is not None:
+        strict = bool(keywords["strict"])
+    try:
+        with warnings.catch_warnings():  # an unknown name outside make: the notebook's own check warns
+            warnings.simplefilter("ignore")
+            _check({**declared, **params}, spec, constraints, strict)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None

@@ -1,6 +1,7 @@
 """The AdaIN and WCT decoders shipped inside the package (issue 17): export a trained run, find the file, the card.
 
     python -m wae_lib ship-baselines models/converge-adain models/converge-wct --figure reports/baselines/curves.png
+    python -m wae_lib ship-baselines RUN --weights-dir /tmp/weights     # anywhere else (tests, a trial)
     B.build_baseline("adain", weights="shipped")      # what notebook 07 and `make compare` use by default
 
 Each method's decoders are one file ``wae_lib/weights/baseline-<method>.pt`` (:func:`shipped_baseline_file`, the one
@@ -8,6 +9,10 @@ home of that layout): the run's checkpoint without its optimiser and generator s
 what they cost and where they stand (steps, images seen, training seconds, learning rate and its probe, the last
 training losses and the held-out validation curve, converged or not), so notebook 07's table and the card say it
 without the run folder. ``baselines.card.md`` beside them has a line per method, written from those records.
+
+Shipping replaces nothing unless asked (``--replace``), and even then never with decoders that trained fewer steps
+or score a higher best held-out validation loss than the shipped ones (wae_lib.baselines.guards); every run, the
+figure and the files it would replace are checked before anything is written.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..model.pretrained import (
 )
 from ..utils import atomic_torch_save, atomic_write_text, git_commit
 from .common import BaselineWeightsError, read_baseline_checkpoint
+from .guards import Figures, best_loss, check_continue_folder, check_replacement, shipped_figures
 from .train import FINAL_ROWS, LR_PROBE, final_loss, read_log
 
 CARD_NAME = "baselines.card.md"
@@ -80,6 +86,21 @@ def reconstruction_psnr(run_dir: Path, ckpt: dict[str, Any]) -> float:
         return float(psnr_per_image(model.reconstruct(x), x).mean())
 
 
+def val_history(ckpt: dict[str, Any], val_rows: list[dict[str, Any]]) -> list[Any]:
+    """The run's held-out validation losses [(step, loss), ...]: its checkpoint's, else its log's rows."""
+    return ckpt.get("val_history") or [(r["step"], r["val_loss"]) for r in val_rows]
+
+
+def read_json(path: Path) -> Any:
+    """A run's JSON file (metadata, lr probe), or None when absent; a damaged one is one line naming it."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BaselineWeightsError(f"{path} is not valid JSON ({exc}); restore it or retrain the run") from None
+
+
 def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the decoders cost and where they stand, from the run's checkpoint, log and lr probe."""
     from ..model.run import training_cost
@@ -88,14 +109,13 @@ def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     cfg = ckpt["config"]
     seconds = training_cost(run_dir, cfg["batch_size"])[1]
     every = max(1, math.ceil(len(train) / CURVE_POINTS))
-    probe = run_dir / LR_PROBE
-    history = ckpt.get("val_history") or [(r["step"], r["val_loss"]) for r in val]
+    history = val_history(ckpt, val)
     best = min(history, key=lambda r: r[1]) if history else None
-    meta = json.loads((run_dir / "metadata.json").read_text()) if (run_dir / "metadata.json").is_file() else {}
+    meta = read_json(run_dir / "metadata.json") or {}
     return {
         "run": run_dir.name, "steps": ckpt["step"], "batch_size": cfg["batch_size"],
         "images": ckpt["step"] * cfg["batch_size"], "training_seconds": round(seconds, 1), "lr": cfg["lr"],
-        "lr_probe": json.loads(probe.read_text()) if probe.is_file() else None,
+        "lr_probe": read_json(run_dir / LR_PROBE),
         "final_loss": final_loss(train),
         "val_history": [[int(s), float(v)] for s, v in history],
         "best_val_loss": best[1] if best else float("nan"), "best_val_step": best[0] if best else None,
@@ -108,13 +128,27 @@ def training_record(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_baseline(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """The finished run's decoders as the shipped file of its method (or ``out``), atomically."""
-    run_dir = Path(run_dir)
+def finished_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The run's checkpoint; an unfinished one is refused (its figures are not final)."""
     ckpt = read_baseline_checkpoint(run_dir)
     if not ckpt.get("finished"):
         raise BaselineWeightsError(f"{run_dir}: the {ckpt['method']} decoders are unfinished (step {ckpt['step']}); "
                                    f"resume their training to the end before shipping them")
+    return ckpt
+
+
+def export_baseline(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """The finished run's decoders as the shipped file of its method (or ``out``), atomically. It replaces what is
+    there: :func:`ship` (the command) checks first."""
+    run_dir = Path(run_dir)
+    ckpt = finished_checkpoint(run_dir)
+    out = Path(out) if out else shipped_baseline_file(ckpt["method"])
+    atomic_torch_save(shipped_payload(run_dir, ckpt), out)
+    return out
+
+
+def shipped_payload(run_dir: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the shipped file of a finished run holds."""
     # Unconverged decoders keep what resuming needs (Adam, the batch RNG, the log, the lr probe; ~3x the weights'
     # size): a checkout's untracked run folders do not outlive it, so the shipped file is how a CPU run that takes
     # longer than one sitting carries on (restore_run). Converged ones ship the decoders alone.
@@ -125,18 +159,54 @@ def export_baseline(run_dir: str | Path, out: str | Path | None = None) -> Path:
         probe, log = run_dir / LR_PROBE, run_dir / "log.jsonl"
         payload["resume"] = {"log": log.read_text() if log.is_file() else "",
                              "lr_probe": probe.read_text() if probe.is_file() else ""}
-    out = Path(out) if out else shipped_baseline_file(ckpt["method"])
-    atomic_torch_save(payload, out)
-    return out
+    return payload
 
 
-def restore_run(shipped: str | Path, run_dir: str | Path, method: str) -> bool:
+def ship(runs: list[str | Path], weights_dir: Path | None = None, replace: bool = False, figure: str = "") -> list[str]:
+    """``ship-baselines``: each finished run's decoders as its method's file in ``weights_dir`` (default the
+    package's), the card, and the curves ``figure``. Everything is checked (finished, one run per method, what it
+    would replace: guards.check_replacement, an existing figure) and every file prepared before the first write.
+    Returns the lines to print."""
+    weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    if figure and Path(figure).exists() and not replace:
+        raise BaselineWeightsError(f"--figure {figure} exists; give --replace to replace it, or another path")
+    ready: dict[str, tuple[Path, dict[str, Any]]] = {}
+    notes = []
+    for run in map(Path, runs):
+        ckpt = finished_checkpoint(run)
+        method = ckpt["method"]
+        if method in ready:
+            raise BaselineWeightsError(f"{ready[method][0]} and {run} both hold {method} decoders; ship one per method")
+        target = shipped_baseline_file(method, weights_dir)
+        new = Figures(int(ckpt["step"]), best_loss(val_history(ckpt, read_log(run)[1])), str(run))
+        old = shipped_figures(method, target, weights_dir / CARD_NAME, METHOD_NAMES[method])
+        notes.append(check_replacement(method, target, run, new, old, replace))
+        ready[method] = (run, ckpt)
+    payloads = {m: shipped_payload(run, ckpt) for m, (run, ckpt) in ready.items()}  # before the first write
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    lines = [n for n in notes if n]
+    for method, payload in payloads.items():
+        path = shipped_baseline_file(method, weights_dir)
+        atomic_torch_save(payload, path)
+        lines.append(f"shipped {ready[method][0]} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    lines.append(f"card: {write_card(weights_dir)}")
+    if figure:  # like the card: every method shipped, not only the ones just exported
+        lines.append(f"curves: {plot_curves(shipped_files(weights_dir), figure)}")
+    return lines
+
+
+def restore_run(shipped: str | Path, run_dir: str | Path, method: str, config: dict[str, Any] | None = None) -> bool:
     """Seed an empty run folder from shipped unconverged decoders of ``method`` (their checkpoint with Adam and the
     batch RNG, log.jsonl and lr_probe.json), so that training carries on where the shipped run stopped, exactly as
     a resumed run. ``shipped``: a file, or "shipped" for the package's. True when the folder was seeded; a folder
-    that holds a checkpoint, a missing file and converged decoders are left alone (one line says which)."""
+    that holds a checkpoint, a missing file and converged decoders are left alone (one line says which). A folder
+    holding anything but an earlier start of this run (``config``: its BaselineTrainConfig.to_dict()) is refused
+    (guards.check_continue_folder)."""
+    from .train_config import RESUMABLE_CHANGES
+
     run_dir = Path(run_dir)
     path = shipped_baseline_file(method) if str(shipped) == "shipped" else Path(shipped)
+    check_continue_folder(run_dir, config or {"method": method}, RESUMABLE_CHANGES)
     if (run_dir / CHECKPOINT).is_file():
         return False  # its own checkpoint is newer than anything shipped
     if not path.is_file():
@@ -181,15 +251,20 @@ def shipped_files(weights_dir: Path | None = None) -> dict[str, Path]:
 
 
 def write_card(weights_dir: Path | None = None) -> Path:
-    """``baselines.card.md`` from the shipped files present: one table line per method."""
+    """``baselines.card.md`` from the shipped files present: one table line per method. A method whose file is
+    absent (a partial checkout) keeps the line the card had: shipping one method never drops the other's."""
     weights_dir = weights_dir or WEIGHTS_DIR
-    lines = []
-    for method, path in shipped_files(weights_dir).items():
-        ckpt = read_baseline_checkpoint(path)
-        lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
-                               path.stat().st_size))
-    text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
     card = weights_dir / CARD_NAME
+    old = card.read_text(encoding="utf-8", errors="replace").splitlines() if card.is_file() else []
+    files, lines = shipped_files(weights_dir), []
+    for method, title in METHOD_NAMES.items():
+        ckpt = read_baseline_checkpoint(files[method]) if method in files else {}
+        if "shipped" in ckpt:
+            lines.append(card_line(method, ckpt["shipped"], ckpt.get("vgg_source_label", ckpt["vgg_source"]),
+                                   files[method].stat().st_size))
+        else:  # no file, or one without its record: the card's line stays
+            lines += [line for line in old if line.startswith(f"| {title} |")][:1]
+    text = CARD_TEXT.format(rows="\n".join(lines), final_rows=FINAL_ROWS)
     atomic_write_text(card, text)
     return card
 
@@ -250,14 +325,15 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="finished decoder run folders (python -m wae_lib baselines --out)")
     ap.add_argument("--figure", default="", help="also plot the shipped decoders' training curves into this PNG")
+    ap.add_argument("--weights-dir", default="", metavar="DIR",
+                    help="ship into this folder instead of the package's wae_lib/weights (a trial, tests)")
+    ap.add_argument("--replace", action="store_true",
+                    help="replace shipped decoders (and an existing --figure); decoders that trained fewer steps or "
+                         "score a higher best held-out validation loss than the shipped ones are refused even so")
     args = ap.parse_args(argv)
     try:
-        for run in args.runs:
-            path = export_baseline(run)
-            print(f"shipped {run} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
-        print("card:", write_card())
-        if args.figure:  # like the card: every method shipped, not only the ones just exported
-            print("curves:", plot_curves(shipped_files(), args.figure))
+        for line in ship(args.runs, Path(args.weights_dir) if args.weights_dir else None, args.replace, args.figure):
+            print(line, file=sys.stderr if line.startswith("[wae_lib]") else sys.stdout)
     except (BaselineWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ from ..data.training_sets import (
     resolve_data_path,
     same_data,
 )
-from ..model.checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state
+from ..model.checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state, truncate_log
 from ..train.trainer import TrainingDiverged
 from ..utils import (
     atomic_torch_save,
@@ -140,7 +140,7 @@ class DecoderTrainer:
         set_rng_state(ckpt["rng"], self.gen)
         if ckpt.get("val_key") == self.val_key():
             self.val_history = [(int(a), float(b)) for a, b in ckpt.get("val_history", [])]
-        trim_log(self.out / "log.jsonl", self.step)
+        truncate_log(self.out / "log.jsonl", self.step)  # rows past the checkpoint, and a line torn by a kill
 
     def validate(self) -> dict[str, Any]:
         """One validation loss into the history and the log; sets ``converged`` at a plateau."""
@@ -192,22 +192,30 @@ FINAL_ROWS = 10  # "final loss": the mean training loss of this many last logged
 
 
 def read_log(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(training rows, validation rows) of a run's log.jsonl; empty lists when there is none."""
+    """(training rows, validation rows) of a run's log.jsonl; empty lists when there is none. A line that is not a
+    JSON row (the last one cut short by a kill) is refused in one line, not skipped: the shipped record states
+    figures from these rows (a resumed run drops such a line itself: truncate_log)."""
     path = Path(run_dir) / "log.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            torn = " (cut short: the tail of an interrupted write)" if i == len(lines) else ""
+            raise BaselineWeightsError(f"{path}, line {i} of {len(lines)}, is not a JSON row{torn}: delete that "
+                                       f"line and run again")
+        rows.append(row)
     return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
 
 
 def final_loss(train_rows: list[dict[str, Any]]) -> float:
     last = train_rows[-FINAL_ROWS:]
     return sum(r["loss"] for r in last) / len(last) if last else float("nan")
-
-
-def trim_log(path: Path, step: int) -> None:
-    """Drop log rows past the checkpoint being resumed (logged after it, before an interruption)."""
-    if path.is_file():
-        rows = [r for r in path.read_text().splitlines() if r.strip() and json.loads(r)["step"] <= step]
-        path.write_text("".join(r + "\n" for r in rows))
 
 
 def train_decoders(cfg: BaselineTrainConfig, out_dir: str | Path, images=None, force: bool = False) -> Path:
@@ -370,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.continue_from:  # before the probe: a restored folder reuses the shipped run's choice of lr
             from .shipped import restore_run  # lazy: baselines.shipped imports this module
 
-            restore_run(args.continue_from, args.out, cfg.method)
+            restore_run(args.continue_from, args.out, cfg.method, cfg.to_dict())
         if args.lr_probe:
             cfg = choose_lr(cfg, Path(args.out), parse_rates(args.lr_probe), args.probe_steps, args.force)
         out = train_decoders(cfg, args.out, force=args.force)

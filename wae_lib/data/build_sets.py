@@ -5,7 +5,10 @@ the departures from the paper and every file's digest.
 
 Held-out faces are whole identities when the data folder has an ``identity.csv`` (``load_eval_identities`` gives
 each one's identity), and the mixed set follows the paper's proportions (``mixed_anime_ratio``,
-``mixed_imagenet_ratio``). A re-run whose prepared outputs and split parameters are unchanged rewrites nothing.
+``mixed_imagenet_ratio``). Before any split, duplicates are found across every source (wae_lib.data.duplicates):
+each group stays on one side, so no evaluation image has a copy, exact or near, in a training set. A result that
+cannot serve (no training image, an empty evaluation set) is refused with one line before anything is written. A
+re-run whose prepared outputs and split parameters are unchanged rewrites nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ from ..utils import (
     remove_durably,
     remove_stale_temporaries,
     stage_done,
+)
+from .duplicates import (
+    EXACT_COLUMN,
+    NEAR_COLUMN,
+    NEAR_DISTANCE,
+    face_groups,
+    find_duplicates,
+    format_duplicates,
+    off_training,
 )
 from .layout import (
     DATA_DIR_LAYOUT,
@@ -101,6 +113,12 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
       proportions (select_anime, select_imagenet), concatenated in that order (``info["mixed_composition"]``
       gives each source's index range, ``info["mixed_counts"]`` the counts and shares).
     * ``style_eval``: every style image.
+    * duplicates (wae_lib.data.duplicates), found across all sources first: faces of one group share a side of the
+      content split (identities they span are merged), and every other member of a group that holds an
+      evaluation image leaves the training sets (``info["held_out"]["off_training_duplicates"]``).
+
+    Raises ValueError, before writing anything, when there would be no training face or an evaluation set would be
+    empty although its source has images and the configuration asks for one.
     """
     cfg = cfg or PrepConfig()
     prepared_root, out_dir = Path(prepared_root), Path(out_dir)
@@ -123,31 +141,27 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
                                "split": {k: getattr(cfg, k) for k in SPLIT_FIELDS}, "label": source_label,
                                "nat": list(natural_eval_paths or []),
                                "identity": None if identity_file is None else file_sha256(identity_file),
-                               "format": 3})
+                               "near_distance": NEAR_DISTANCE, "format": 4})
     info_path = out_dir / INFO_FILE
     with contextlib.suppress(OSError, ValueError):
         info = json.loads(info_path.read_text())
         if info.get("fingerprint") == fingerprint and _sets_intact(out_dir, info):
             return info
-    remove_durably(info_path)  # the sets' state record goes first; written again last
 
     def load(source: str) -> tuple[np.ndarray, Any]:
         if states[source] is None:
             return np.zeros((0, OUT_SIZE, OUT_SIZE, 3), np.uint8), None
         return read_images(prepared_root / source), _kept_rows(prepared_root / source)
 
-    celeba, celeba_rows = load("celeba")
-    eval_faces, identities, split = content_split(list(celeba_rows["path"]), identity_file, cfg)
-    content_idx, celeba_idx = image_ranges(celeba_rows, eval_faces)
-    content_ids = eval_identities(celeba_rows, eval_faces, identities)
+    loaded = {s: load(s) for s in SOURCES}
+    dups = find_duplicates((s, *r) for s, (_, rows) in loaded.items() if rows is not None
+                           for r in zip(rows["path"], rows[EXACT_COLUMN], rows[NEAR_COLUMN]))
+    (celeba, celeba_rows), (anime, anime_rows) = loaded["celeba"], loaded["anime"]
+    (imagenet, imagenet_rows), (styles, styles_rows) = loaded["imagenet"], loaded["styles"]
+    eval_faces, identities, split = content_split(list(celeba_rows["path"]), identity_file, cfg, face_groups(dups))
 
-    anime, anime_rows = load("anime")
-    anime_idx = select_anime(anime_rows, len(celeba_idx), cfg)
-
-    imagenet, imagenet_rows = load("imagenet")
     held: set[str] = set()
-    natural_idx = imagenet_idx = np.zeros(0, np.int64)
-    n_imagenet_pool = 0
+    natural_idx = np.zeros(0, np.int64)
     if imagenet_rows is not None:
         labels = list(imagenet_rows["path"])
         if natural_eval_paths is not None:
@@ -159,12 +173,27 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
         else:
             held = held_out(labels, min(cfg.natural_eval_count, len(labels) // 2), cfg.seed, "natural_eval")
             natural_idx = image_ranges(imagenet_rows, held, first_only=True)[0]
-        imagenet_idx = select_imagenet(imagenet_rows, held, len(celeba_idx), cfg)
-        n_imagenet_pool = len(image_ranges(imagenet_rows, held)[1])
-
-    styles, _ = load("styles")
+    # every evaluation image; a copy of one in a training set would be evaluated on what the model trained on
+    evaluated = {("celeba", f) for f in eval_faces} | {("imagenet", f) for f in held} | {
+        ("styles", f) for f in styles_rows["path"]}
+    dropped = off_training(dups, evaluated)
+    content_idx = image_ranges(celeba_rows, eval_faces)[0]
+    celeba_idx = image_ranges(celeba_rows, eval_faces | dropped.get("celeba", set()))[1]
+    content_ids = eval_identities(celeba_rows, eval_faces, identities)
+    if split["split"] == "identity":
+        split["train_faces"] = len(celeba_idx)
+    anime_idx = select_anime(None if anime_rows is None else anime_rows[~anime_rows["path"].isin(
+        dropped.get("anime", set()))], len(celeba_idx), cfg)
+    imagenet_idx = np.zeros(0, np.int64)
+    n_imagenet_pool = 0
+    if imagenet_rows is not None:
+        imagenet_idx = select_imagenet(imagenet_rows, held | dropped.get("imagenet", set()), len(celeba_idx), cfg)
+        n_imagenet_pool = len(image_ranges(imagenet_rows, held | dropped.get("imagenet", set()))[1])
     style_idx = np.arange(len(styles), dtype=np.int64)
+    _check_usable(states, cfg, split, identity_file, {"celeba": len(celeba_idx), "content_eval": len(content_idx),
+                                                      "style_eval": len(style_idx), "natural_eval": len(natural_idx)})
 
+    remove_durably(info_path)  # the sets' state record goes first; written again last
     digests: dict[str, str] = {}
 
     def write(name: str, pieces: Sequence[tuple[np.ndarray, np.ndarray]]) -> int:
@@ -198,17 +227,48 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
                                      {"celeba": a, "anime": b - a, "imagenet": counts["mixed"] - b}),
         "mixed_rule": mixed_rule(cfg, a),
         "imagenet_converted_to_rgb": converted,
-        "held_out": {"content_eval": sorted(eval_faces), "natural_eval": sorted(held)},
+        "held_out": {"content_eval": sorted(eval_faces), "natural_eval": sorted(held),
+                     "off_training_duplicates": {k: sorted(v) for k, v in sorted(dropped.items())}},
+        "duplicates": {**dups.summary(), "kept_apart": {
+            "dropped_from_training": {k: len(v) for k, v in sorted(dropped.items())},
+            "merged_identities": len(split.get("identities_merged_by_duplicates") or [])}},
         "prepared": {s: (st or {}).get("summary") for s, st in states.items()},
         "paper_counts": PAPER_COUNTS,
         "paper_mixed_shares": PAPER_MIXED_SHARES,
         "prep_config": asdict(cfg),
-        "departures": departures(cfg, source_label, split=split["split"], n_converted=converted),
+        "departures": departures(cfg, source_label, split=split["split"], n_converted=converted,
+                                 n_dropped=sum(len(v) for v in dropped.values())),
         "fingerprint": fingerprint,
         "sha256": digests,
     }
     atomic_write_text(info_path, json.dumps(info, indent=2, default=str))
     return info
+
+
+def _check_usable(states: dict[str, Any], cfg: PrepConfig, split: dict[str, Any], identity_file: Path | None,
+                  counts: dict[str, int]) -> None:
+    """One line, before anything is written, when the sets could not serve: no training face, or an evaluation set
+    that would be empty although its source has images and the configuration asks for it (it failed stages later)."""
+    def kept(source: str) -> str:
+        s = (states[source] or {}).get("summary") or {}
+        reasons = ", ".join(f"{r} {n}" for r, n in (s.get("by_reason") or {}).items() if r != "ok")
+        if not s.get("files"):
+            return f"{s.get('src') or source} holds no file"
+        return f"{s.get('src') or source} gave {s.get('kept', 0)} usable of {s['files']} file(s)" + (
+            f" ({reasons})" if reasons else "")
+
+    if counts["celeba"] == 0:
+        raise ValueError(f"no training images: {kept('celeba')}; the faces folder must hold face photos")
+    if counts["content_eval"] == 0 and cfg.eval_fraction > 0 and cfg.eval_max > 0:
+        people = split.get("train_identities", 0)
+        why = (f"{identity_file} names {people} person(s) among the kept faces, and holding out whole people needs "
+               f"at least 2" if split["split"] == "identity" else
+               f"{kept('celeba')}, and holding faces out needs at least 2 that are not one picture")
+        raise ValueError(f"content_eval would be empty: {why}")
+    if counts["style_eval"] == 0:
+        raise ValueError(f"style_eval would be empty: {kept('styles')}")
+    if counts["natural_eval"] == 0 and states["imagenet"] is not None and cfg.natural_eval_count > 0:
+        raise ValueError(f"natural_eval would be empty: {kept('imagenet')}, and holding photos out needs at least 2")
 
 
 def _sets_intact(out_dir: Path, info: dict) -> bool:
@@ -226,7 +286,7 @@ def _sets_intact(out_dir: Path, info: dict) -> bool:
 
 
 def departures(cfg: PrepConfig, source_label: str, *, split: str | None = None,
-               n_converted: int | None = None) -> list[str]:
+               n_converted: int | None = None, n_dropped: int = 0) -> list[str]:
     """Where the prepared data differs from the paper's (recorded in info.json; docs/DEPARTURES.md "Data")."""
     out = []
     if source_label == SAMPLE_SOURCE_LABEL:
@@ -243,6 +303,9 @@ def departures(cfg: PrepConfig, source_label: str, *, split: str | None = None,
             out.append(f"content_eval: {cfg.eval_fraction:.0%} of kept CelebA files (at most {cfg.eval_max}) held "
                        f"out of training by file, without an identity file, so a person may be in both (the paper "
                        f"trains on all kept images)")
+    if n_dropped:
+        out.append(f"duplicates: {n_dropped} kept image(s) left out of training as exact or near copies of held-out "
+                   f"images (wae_lib.data.duplicates; the paper trains on every kept image)")
     if cfg.natural_eval_count > 0:
         out.append(f"natural_eval: up to {cfg.natural_eval_count} ImageNet files held out of the mixed set")
     if cfg.mixed_anime_ratio or cfg.mixed_imagenet_ratio:
@@ -307,6 +370,7 @@ def prepare_all(data_dir: str | Path | None, data_root: str | Path, cfg: PrepCon
     info = build_sets(prepared_dir(data_root), sets_dir(data_root), cfg, source_label=label,
                       natural_eval_paths=natural_eval_paths, identity_file=identity_file)
     say(format_split(info))
+    say(format_duplicates(info))
     say(format_mixed(info))
     if info["imagenet_converted_to_rgb"]:
         say(f"imagenet: {info['imagenet_converted_to_rgb']} non-RGB files (greyscale, CMYK, ...) converted to RGB")

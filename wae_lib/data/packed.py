@@ -5,7 +5,8 @@ Every ``prepare_<source>`` (wae_lib.data.prepare) and the sample set (wae_lib.da
 * ``images.npy``  uint8 ``N x 64 x 64 x 3`` (``np.load(..., mmap_mode="r")`` works),
 * ``manifest.csv`` one row per input file (columns ``MANIFEST_COLUMNS``): its path relative to the source
   folder, ``kept``/``rejected``, a reason from ``REASONS``, the detected face box where there is one, and for kept
-  rows the ``index`` of its first image in ``images.npy`` (``n_images`` images from there on),
+  rows the ``index`` of its first image in ``images.npy`` (``n_images`` images from there on) and the file's
+  fingerprints for the duplicate check (wae_lib.data.duplicates),
 * ``prep_state.json`` the fingerprint that makes a re-run a no-op and the digests of the two files above; it is
   written last and removed first (``write_prepared``), so it only ever describes finished outputs
   (``up_to_date_state``, ``outputs_intact``).
@@ -59,6 +60,7 @@ MANIFEST_COLUMNS = (
     "path", "status", "reason", "detail", "mode", "width", "height",
     "face_x", "face_y", "face_w", "face_h", "n_faces",
     "crop_x", "crop_y", "crop_side", "index", "n_images",
+    "pixel_digest", "perceptual_hash",  # kept rows: the duplicate check's fingerprints (wae_lib.data.duplicates)
 )
 
 
@@ -165,8 +167,11 @@ def read_manifest(out_dir: str | Path):
     path = Path(out_dir) / MANIFEST_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run a prepare_* function (or `python -m wae_lib data`) first")
-    text = ("path", "status", "reason", "detail", "mode")
+    text = ("path", "status", "reason", "detail", "mode", "pixel_digest", "perceptual_hash")
     m = pd.read_csv(path, keep_default_na=False, dtype=dict.fromkeys(text, str))
+    for col in text:  # a manifest written before a column existed
+        if col not in m:
+            m[col] = ""
     for col in MANIFEST_COLUMNS:
         if col not in text:  # empty cells (no face, rejected) become <NA>
             m[col] = pd.to_numeric(m[col], errors="coerce")

@@ -15,6 +15,9 @@ Sources (SPEC.md §4):
   (literal reading, SPEC.md §6); ``imagenet_resize_first`` resizes the short side to 64 first. Greyscale (and
   CMYK, ...) files are converted to RGB; ``imagenet_require_rgb=True`` drops them as the paper does.
 
+Every kept row also carries the decoded file's fingerprints (``pixel_digest``, ``perceptual_hash``), from which
+build_sets finds duplicates across all sources before it splits (wae_lib.data.duplicates).
+
 Robustness: any file (truncated JPEG, zero bytes, text, dangling link, FIFO, 16-bit PNG, CMYK, ...) ends as a
 manifest row with a reason (wae_lib.data.decode); nothing raises. A file name that is not valid UTF-8 is kept under an
 escaped name (``\\xff``, ``safe_label``), with a note in the detail column. Speed: files are processed in chunks by
@@ -31,6 +34,7 @@ The workers import this module (forkserver preload): it and what it imports stay
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -48,7 +52,8 @@ import PIL
 from .. import staleness
 from ..utils import atomic_open, json_digest, remove_stale_temporaries
 from ..utils import progress as progress_bar  # here `progress` is the preparers' on/off flag
-from .decode import Rejected, decode_image
+from .decode import Decoded, Rejected, decode_image
+from .duplicates import fingerprints
 from .faces import centre_square, crop_resize, detect_faces, face_crop_box, face_detector
 from .layout import IDENTITY_FILE, OUT_SIZE
 from .options import OUTPUT_FIELDS, PrepConfig
@@ -72,6 +77,15 @@ def file_rng(seed: int, key: str) -> np.random.Generator:
 # --------------------------------------------------------------------------------------------------
 # per-source processing of one file -> (manifest row, images)
 # --------------------------------------------------------------------------------------------------
+def _fingerprints(path: Path, d: Decoded) -> dict[str, str]:
+    """The duplicate check's columns, from the full-resolution pixels: a JPEG decoded at reduced size (draft) is
+    decoded again for them, else its PNG copy would not be found as exact. Past the pixel cap, the draft's."""
+    if d.scale != 1.0:
+        with contextlib.suppress(Rejected):
+            return fingerprints(decode_image(path).rgb)
+    return fingerprints(d.rgb)
+
+
 def _process_celeba(path: Path, label: str, cfg: PrepConfig) -> tuple[dict, list[np.ndarray]]:
     """SPEC.md §4: OpenCV finds the face; crop = crop_multiple x face box centred on it; drop small faces."""
     d = decode_image(path, min_side=cfg.min_face)
@@ -88,14 +102,14 @@ def _process_celeba(path: Path, label: str, cfg: PrepConfig) -> tuple[dict, list
     img = crop_resize(d.rgb, left, top, side, max_pad_fraction=cfg.max_pad_fraction)
     if img is None:
         raise Rejected("crop_outside_image", f"overhang > {cfg.max_pad_fraction:.0%} of the crop", row)
-    return row, [img]
+    return dict(row, **_fingerprints(path, d)), [img]
 
 
 def _process_square(path: Path, label: str, cfg: PrepConfig) -> tuple[dict, list[np.ndarray]]:
     """SPEC.md §4 (AnimeFace; also the style images): square of the short side, resized to 64x64."""
     d = decode_image(path, draft_min_side=OUT_SIZE if cfg.use_draft else None, min_side=cfg.min_side)
     left, top, side = centre_square(d.rgb)
-    row = manifest_row(label, mode=d.mode, width=d.width, height=d.height,
+    row = manifest_row(label, mode=d.mode, width=d.width, height=d.height, **_fingerprints(path, d),
                        crop_x=round(left / d.scale, 1), crop_y=round(top / d.scale, 1), crop_side=round(side / d.scale, 1))
     return row, [crop_resize(d.rgb, left, top, side)]
 
@@ -120,8 +134,8 @@ def _process_imagenet(path: Path, label: str, cfg: PrepConfig) -> tuple[dict, li
         x, y = int(rng.integers(0, w - OUT_SIZE + 1)), int(rng.integers(0, h - OUT_SIZE + 1))
         images.append(np.ascontiguousarray(rgb[y:y + OUT_SIZE, x:x + OUT_SIZE]))
     unit = 1.0 if resize_first else d.scale  # crop box in full-resolution pixels of the file
-    row = manifest_row(label, mode=d.mode, width=d.width, height=d.height, crop_x=round(x0 / unit, 1),
-                       crop_y=round(y0 / unit, 1), crop_side=round(OUT_SIZE / unit, 1))
+    row = manifest_row(label, mode=d.mode, width=d.width, height=d.height, **_fingerprints(path, d),
+                       crop_x=round(x0 / unit, 1), crop_y=round(y0 / unit, 1), crop_side=round(OUT_SIZE / unit, 1))
     return row, images
 
 

@@ -6,7 +6,9 @@ manifests' rows and PrepConfig; wae_lib.data.build_sets applies them).
 * the mixed set follows the paper's proportions (SPEC.md §4: 193,800 CelebA + 14,490 anime + 196,371 ImageNet):
   ``select_anime`` and ``select_imagenet`` cap those sources relative to the CelebA training faces.
 
-Every choice is a seeded hash of the file name: independent of file order and stable when files are added.
+Every choice is a seeded hash of the file name: independent of file order and stable when files are added. Faces
+that are one picture (wae_lib.data.duplicates: ``groups``) share a side: without an identity file a group is held
+out whole or not at all; with one, the identities a group spans are merged into one person for the split.
 """
 
 from __future__ import annotations
@@ -47,12 +49,22 @@ def image_ranges(rows, selected: set[str], first_only: bool = False) -> tuple[np
 
 
 # ---------------- content_eval: held-out faces, by identity when an identity file exists ----------------
-def file_split(labels: Sequence[str], cfg: PrepConfig) -> set[str]:
+def file_split(labels: Sequence[str], cfg: PrepConfig, groups: Sequence[Sequence[str]] = ()) -> set[str]:
     """Held-out faces without an identity file: ``eval_fraction`` of the kept files (at least 1, at most
-    ``eval_max``), seeded hash of the path. The same person may then be in training and content_eval."""
+    ``eval_max``), seeded hash of the path. The same person may then be in training and content_eval, but never the
+    same picture: a file of one of ``groups`` (duplicates) brings its whole group, if the group fits in the count
+    (else none of it). Without groups: the first n files in hash order, as before duplicates were checked."""
     n = len(labels)
     n_eval = 0 if cfg.eval_fraction == 0 or n < 2 else min(cfg.eval_max, max(1, round(cfg.eval_fraction * n)))
-    return held_out(labels, n_eval, cfg.seed, "content_eval")
+    group_of = {label: tuple(g) for g in groups for label in g}
+    held: set[str] = set()
+    for label in _hash_rank(labels, cfg.seed, "content_eval"):
+        if len(held) >= n_eval:
+            break
+        members = group_of.get(label, (label,))
+        if label not in held and len(held) + len(members) <= n_eval:
+            held.update(members)
+    return held
 
 
 def identity_split(identities: dict[str, int], cfg: PrepConfig) -> list[int]:
@@ -74,32 +86,68 @@ def identity_split(identities: dict[str, int], cfg: PrepConfig) -> list[int]:
     return sorted(chosen)
 
 
-def content_split(labels: Sequence[str], identity_file: Path | None,
-                  cfg: PrepConfig) -> tuple[set[str], dict[str, int], dict[str, Any]]:
-    """(held-out labels, label -> identity, summary for info.json) for the kept CelebA files."""
+def merge_identities(ids: dict[str, int], groups: Sequence[Sequence[str]]) -> tuple[dict[str, int], dict[str, int],
+                                                                               list[list[int]]]:
+    """Identities joined by duplicates: (label -> the person the split uses, label -> identity to record, merged).
+
+    A group whose faces are listed under two identities (one photo filed under two names) makes them one person
+    for the split, represented by the smaller identity (so the seeded order of every other person stays as it
+    was); an unlisted face in a group takes its group's identity. ``merged`` lists the identity sets joined."""
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            i = parent[i]
+        return i
+
+    record = dict(ids)
+    for g in groups:
+        known = sorted({ids[label] for label in g if label in ids})
+        for i in known[1:]:
+            a, b = find(known[0]), find(i)
+            parent[max(a, b)] = min(a, b)
+        for label in g:
+            if known and label not in ids:
+                record[label] = known[0]
+    split = {label: find(i) for label, i in record.items()}
+    sets: dict[int, set[int]] = {}
+    for i in parent:
+        sets.setdefault(find(i), set()).add(i)
+    return split, record, sorted(sorted(m) for m in sets.values() if len(m) > 1)
+
+
+def content_split(labels: Sequence[str], identity_file: Path | None, cfg: PrepConfig,
+                  groups: Sequence[Sequence[str]] = ()) -> tuple[set[str], dict[str, int], dict[str, Any]]:
+    """(held-out labels, label -> identity, summary for info.json) for the kept CelebA files; each of ``groups``
+    (duplicate faces) stays on one side."""
     if identity_file is None:
-        held = file_split(labels, cfg)
+        held = file_split(labels, cfg, groups)
         return held, {}, {
             "split": "file", "identity_file": None, "held_out_faces": len(held), "held_out_identities": None,
             "rule": f"no {IDENTITY_FILE}: {cfg.eval_fraction:g} of the kept faces (at most {cfg.eval_max}) by a "
-                    f"seeded hash of the file name; the same person may be in training and content_eval"}
-    ids = label_identities(labels, read_identities(identity_file))
-    if labels and not ids:
+                    f"seeded hash of the file name, duplicates held out together; the same person may be in "
+                    f"training and content_eval"}
+    listed = label_identities(labels, read_identities(identity_file))
+    if labels and not listed:
         raise ValueError(f"identity file {identity_file}: none of the {len(labels)} kept faces is listed in it (its "
                          f"'file' column must hold the face files' names, such as {labels[0]!r})")
-    chosen = set(identity_split(ids, cfg))
-    held = {label for label, i in ids.items() if i in chosen}
+    person, ids, merged = merge_identities(listed, groups)
+    chosen = set(identity_split(person, cfg))
+    held = {label for label, i in person.items() if i in chosen}
+    held_ids = {ids[label] for label in held}
     train_ids = {i for label, i in ids.items() if label not in held}
-    if chosen & train_ids:  # cannot happen by construction; checked because evaluation relies on it
-        raise RuntimeError(f"identity split: identities {sorted(chosen & train_ids)} in training and content_eval")
+    if held_ids & train_ids:  # cannot happen by construction; checked because evaluation relies on it
+        raise RuntimeError(f"identity split: identities {sorted(held_ids & train_ids)} in training and content_eval")
     return held, ids, {
         "split": "identity", "identity_file": str(identity_file), "held_out_faces": len(held),
-        "held_out_identities": len(chosen), "train_faces": len(labels) - len(held),
+        "held_out_identities": len(held_ids), "train_faces": len(labels) - len(held),
         "train_identities": len(train_ids), "faces_without_identity": len(labels) - len(ids),
-        "identities_in_both": 0, "content_eval_identities": sorted(chosen),
+        "identities_in_both": 0, "content_eval_identities": sorted(held_ids),
+        "identities_merged_by_duplicates": merged, "faces_given_identity_by_duplicates": len(ids) - len(listed),
         "rule": f"whole identities from {identity_file.name}, in seeded-hash order, until the held-out faces reach "
                 f"max(eval_min={cfg.eval_min}, eval_fraction={cfg.eval_fraction:g} x faces), at most "
-                f"eval_max={cfg.eval_max} faces and half of the identities; faces not in the file stay in training"}
+                f"eval_max={cfg.eval_max} faces and half of the identities; faces not in the file stay in training "
+                f"unless a duplicate ties them to a listed face; identities sharing a duplicate count as one person"}
 
 
 def eval_identities(rows, held: set[str], ids: dict[str, int]) -> np.ndarray:
@@ -179,9 +227,12 @@ def format_split(info: dict[str, Any]) -> str:
     c = info["content_split"]
     if c["split"] == "file":
         return f"content_eval: {c['held_out_faces']} faces held out by file. {c['rule']}"
+    merged = c.get("identities_merged_by_duplicates") or []
+    joined = (f"; {len(merged)} sets of identities merged because one photo is listed under each ({merged})"
+              if merged else "")
     return (f"content_eval: {c['held_out_faces']} faces of {c['held_out_identities']} identities held out; "
             f"training keeps {c['train_faces']} faces of {c['train_identities']} identities "
-            f"({c['faces_without_identity']} without identity); no identity is in both.\n    Rule: {c['rule']}")
+            f"({c['faces_without_identity']} without identity); no identity is in both{joined}.\n    Rule: {c['rule']}")
 
 
 def recount_identity_split(data_root: str | Path, info: dict[str, Any]) -> dict[str, Any] | None:
@@ -201,7 +252,7 @@ def recount_identity_split(data_root: str | Path, info: dict[str, Any]) -> dict[
     held_ids = {identity[f] for f in held if f in identity}
     train_ids = {i for f, i in identity.items() if f not in held}
     eval_ids = load_eval_identities(data_root)
-    if eval_ids is None or set(eval_ids.tolist()) != held_ids or len(eval_ids) != info["sets"]["content_eval"]["count"]:
+    if eval_ids is None or set(eval_ids[eval_ids >= 0].tolist()) != held_ids or len(eval_ids) != info["sets"]["content_eval"]["count"]:
         raise ValueError(f"{data_root}: content_eval_identity.npy does not hold the held-out identities of the "
                          f"manifest; prepare the data again")
     per_person = Counter(eval_ids.tolist())

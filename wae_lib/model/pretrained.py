@@ -94,9 +94,10 @@ def checked_source(model: WAEStyle) -> VGGSource:
     return here.source
 
 
-def export_pretrained(model: WAEStyle, out: str | Path = PRETRAINED_FILE, **provenance: Any) -> Path:
+def export_pretrained(model: WAEStyle, out: str | Path, **provenance: Any) -> Path:
     """Write ``model``'s trainable weights and buffers (fp16 floats) with its config (the VGG16 source with its
-    digest, see :func:`checked_source`) and provenance, atomically."""
+    digest, see :func:`checked_source`) and provenance, atomically. ``out`` has no default: a file inside the
+    package is written only where a caller names it (issue 35)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v).cpu()
@@ -182,9 +183,10 @@ style_eval: {n_styles} artworks, none in any training set). {metrics_note}
 """
 
 
-def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, **facts: Any) -> Path:
+def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *, steps: int, **facts: Any) -> Path:
     """Fill :data:`CARD_TEMPLATE` from the model's config and ``facts`` (data, schedule, metrics); written beside
-    the shipped ``weights`` file (:func:`card_file`)."""
+    the shipped ``weights`` file (:func:`card_file`). ``steps``: the steps it trained (its checkpoint's step), not
+    the config's plan: a run stopped at step 53 of 400 was once carded as 400 steps (issue 35)."""
     cfg, path = model.config, card_file(Path(weights))
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     text = CARD_TEMPLATE.format(
@@ -192,8 +194,8 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
         size_desc=("trained on 64x64 RGB; fully convolutional, so content images of any size that is a multiple of "
                    f"{64 // cfg.content_map} px transfer at their own size" if cfg.content_map else
                    "64x64 RGB in and out"),
-        style_dim=cfg.style_dim, data=cfg.data, steps=cfg.steps,
-        batch_size=cfg.batch_size, images_seen=cfg.steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
+        style_dim=cfg.style_dim, data=cfg.data, steps=steps,
+        batch_size=cfg.batch_size, images_seen=steps * cfg.batch_size, lr=cfg.lr, width=cfg.width,
         style_hidden=cfg.style_hidden, params=params, vgg_label=model.vgg_source.label,
         vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
         upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal", name=Path(weights).stem,

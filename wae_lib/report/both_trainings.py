@@ -10,11 +10,16 @@ statistic, its 95% interval and the verdict under each training, and whether the
 per-model summaries of notebooks 03-04, ``per_model_both.csv`` / ``.png`` (each model's held-out PSNR, style and
 content retrieval and identity under each training, the Reinhard floor beside). Nothing is
 recomputed: a later stage reads what the earlier ones recorded.
+
+Every input is read and checked (one label per folder, each table's columns) before the first write, the output
+folder is never one of the inputs (it would replace that report's own claims.md), and files already in it are
+replaced only with ``--replace``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -25,17 +30,36 @@ from PIL import Image, ImageDraw
 
 from ..eval.claims import CLAIM_STATEMENTS
 from ..eval.verdicts import fmt_ci
-from ..utils import atomic_write_text
+from ..utils import atomic_write_bytes, atomic_write_text
 
 KEYS = ["claim", "part", "scope"]  # a claim part is the same test in both folders when these agree
 CONTEXT = ["profile", "data_source", "vgg_source"]
+OUTPUTS = ("claims.md", "claims_both.csv", "fig7_both.png", "per_model_both.csv", "per_model_both.png")
+# the columns each table must have (the notebooks that write them: 06 claims, 04 transfer, 03 reconstruction)
+NEEDED = {"claims.csv": KEYS + ["statement", "statistic", "estimate", "ci_low", "ci_high", "verdict", "data_source"],
+          "transfer_summary.csv": ["run", "data"], "reconstruction_summary.csv": ["run", "eval_set", "psnr"]}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """One of the tables of :data:`NEEDED`, with its columns and at least one row, or one line naming it."""
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+        raise ValueError(f"{path} is not a readable CSV table ({str(exc).splitlines()[0] if str(exc) else exc})"
+                         ) from None
+    missing = [c for c in NEEDED[path.name] if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} (it has {', '.join(map(str, table.columns))})")
+    if not len(table):
+        raise ValueError(f"{path} holds no rows")
+    return table
 
 
 def read_claims(folder: str | Path) -> pd.DataFrame:
     path = Path(folder) / "tables" / "claims.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run notebook 06 (make claims) for that profile first")
-    return pd.read_csv(path)
+    return read_table(path)
 
 
 def side_by_side(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFrame:
@@ -93,8 +117,8 @@ def per_model(folders: Sequence[str | Path], labels: Sequence[str]) -> pd.DataFr
     rows = []
     for i, (folder, label) in enumerate(zip(folders, labels)):
         tables = Path(folder) / "tables"
-        transfer = pd.read_csv(tables / "transfer_summary.csv")
-        recon = pd.read_csv(tables / "reconstruction_summary.csv")
+        transfer = read_table(tables / "transfer_summary.csv")
+        recon = read_table(tables / "reconstruction_summary.csv")
         psnr = recon[recon["eval_set"] == "content_eval"].set_index("run")["psnr"]
         for _, r in transfer.iterrows():
             reference = r["data"] == "reference"
@@ -116,7 +140,7 @@ def per_model_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_per_model(table: pd.DataFrame, labels: Sequence[str], out: Path) -> Path:
+def plot_per_model(table: pd.DataFrame, labels: Sequence[str], out: Path | io.BytesIO) -> Path | io.BytesIO:
     """One panel per measure: the models in the paper's order on x, one line per training, the floor dashed."""
     import matplotlib
 
@@ -138,14 +162,19 @@ def plot_per_model(table: pd.DataFrame, labels: Sequence[str], out: Path) -> Pat
     axes[0][0].legend(fontsize=7)
     fig.suptitle("held-out faces and styles, per model: the two trainings", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, format="png")
     plt.close(fig)
     return out
 
 
 def figures_side_by_side(paths: Sequence[Path], labels: Sequence[str], gap: int = 24, title_h: int = 28) -> Image.Image:
     """The figures next to each other on white, each under its label."""
-    images = [Image.open(p).convert("RGB") for p in paths]
+    images = []
+    for p in paths:
+        try:
+            images.append(Image.open(p).convert("RGB"))
+        except OSError as exc:  # not an image, truncated
+            raise ValueError(f"{p} is not a readable image ({exc})") from None
     width = sum(im.width for im in images) + gap * (len(images) - 1)
     canvas = Image.new("RGB", (width, title_h + max(im.height for im in images)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -157,26 +186,48 @@ def figures_side_by_side(paths: Sequence[Path], labels: Sequence[str], gap: int 
     return canvas
 
 
-def build(folders: Sequence[str | Path], labels: Sequence[str], out: str | Path) -> Path:
+def check_output(folders: Sequence[str | Path], labels: Sequence[str], out: Path, replace: bool) -> None:
+    """One label per folder, each its own; ``out`` none of the inputs; its files replaced only when asked."""
     if len(folders) != len(labels) or len(folders) < 2:
         raise ValueError(f"give two or more reports folders and one label each (got {len(folders)} and {len(labels)})")
+    twice = next((label for label in labels if list(labels).count(label) > 1), None)
+    if twice is not None:
+        raise ValueError(f"--labels: {twice!r} is given twice; give each folder its own label")
+    inputs = [f for f in folders if Path(f).resolve() == out.resolve()]
+    if inputs:
+        raise ValueError(f"--out {out} is the input folder {inputs[0]} (its own claims.md would be replaced); "
+                         f"write the comparison into a folder of its own")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not replace:
+        raise ValueError(f"--out {out} already holds {', '.join(existing)}; give --replace to replace them, or "
+                         f"another --out")
+
+
+def build(folders: Sequence[str | Path], labels: Sequence[str], out: str | Path, replace: bool = False) -> Path:
+    out = Path(out)
+    check_output(folders, labels, out, replace)
     tables = [read_claims(f) for f in folders]
     table = side_by_side(tables, labels)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rel = [str(Path(os.path.relpath(Path(f), out))) for f in folders]
     text = markdown(table, tables, labels, rel)
+    files: dict[str, str | bytes] = {}  # everything is made before the first write
     if all((Path(f) / "tables" / "transfer_summary.csv").is_file() for f in folders):
         models = per_model(folders, labels)
-        atomic_write_text(out / "per_model_both.csv", models.to_csv(index=False))
-        plot_per_model(models, labels, out / "per_model_both.png")
+        files["per_model_both.csv"] = models.to_csv(index=False)
+        files["per_model_both.png"] = plot_per_model(models, labels, io.BytesIO()).getvalue()
         text += ("\n## Per model (notebooks 03-04's held-out tables)\n\n![per model](per_model_both.png)\n\n"
                  + per_model_markdown(models) + "\n")
-    atomic_write_text(out / "claims.md", text + "\n")
-    atomic_write_text(out / "claims_both.csv", table.to_csv(index=False))
     figs = [Path(f) / "figures" / "fig7_transfer.png" for f in folders]
     if all(p.is_file() for p in figs):
-        figures_side_by_side(figs, labels).save(out / "fig7_both.png")
+        buf = io.BytesIO()
+        figures_side_by_side(figs, labels).save(buf, format="PNG")
+        files["fig7_both.png"] = buf.getvalue()
+    files.update({"claims.md": text + "\n", "claims_both.csv": table.to_csv(index=False)})
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
     return out
 
 
@@ -185,10 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", help="reports folders, one per training, on the same data")
     ap.add_argument("--labels", nargs="+", required=True, help="one label per folder")
-    ap.add_argument("--out", required=True, help="folder for claims.md, claims_both.csv and fig7_both.png")
+    ap.add_argument("--out", required=True, help="folder for claims.md, claims_both.csv and fig7_both.png (not an "
+                    "input folder)")
+    ap.add_argument("--replace", action="store_true", help="replace those files when --out already holds them")
     a = ap.parse_args(argv)
     try:
-        out = build(a.folders, a.labels, a.out)
+        out = build(a.folders, a.labels, a.out, a.replace)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

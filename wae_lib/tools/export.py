@@ -1,11 +1,15 @@
-"""Pick the best model of a sweep on held-out people and ship it as the package's pretrained model.
+"""Pick the best model of a sweep on held-out people and ship it as a pretrained model file.
 
-    python -m wae_lib export models/reference-shared-data-large --data-root data/processed/shared-data-large
+    python -m wae_lib export models/reference-shared-data-large --data-root data/processed/shared-data-large \
+        --out wae_lib/weights/pretrained.pt --replace
 
 Every run folder (or only ``--run``) is scored with :mod:`wae_lib.eval.scorecard` (held-out faces x style images);
-the best by the balance of style retrieval (colour and Gram) and identity kept is exported to
-``wae_lib/weights/pretrained.pt`` (fp16, without the frozen VGG16; ``--out`` for another shipped name) with its
-card ``pretrained.card.md`` and scorecard ``pretrained.scorecard.csv`` beside it. Scoring costs about a minute per model on 2 CPU cores (dlib embeddings).
+the best by the balance of style retrieval (colour and Gram) and identity kept is exported to ``--out`` (required:
+no default, so nothing inside the package is written unless named; ``wae_lib/weights/pretrained.pt`` ships it as
+``load_model("pretrained")``), fp16 and without the frozen VGG16, with its card ``<name>.card.md`` and scorecard
+``<name>.scorecard.csv`` beside it. An existing file is replaced only with ``--replace``, and then only by a model
+that scores at least as well on the held-out scorecard and trained on at least as many images (export_guard). Only
+finished runs are exported. Scoring costs about a minute per model on 2 CPU cores (dlib embeddings).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from ..config import EvaluationError, training_set_label
 from ..data.layout import load_set_info
 from ..eval import scorecard
 from ..eval.runs import check_trained_on
+from ..model.checkpoint import CHECKPOINT, CheckpointError
 from ..model.pretrained import (
-    PRETRAINED_FILE,
+    PretrainedError,
     export_pretrained,
     load_pretrained,
     scorecard_file,
@@ -30,11 +35,19 @@ from ..model.pretrained import (
 )
 from ..model.run import load_model
 from ..utils import set_seed
+from . import export_guard as guard
+from .export_guard import ExportError, Trained
+
+BALANCE_RULE = "balance = sqrt(style retrieval x identity kept)"
+# the columns balance_score reads: a --summary table needs them, with the run's name
+SUMMARY_COLUMNS = ("run", "style_retrieval_color", "style_retrieval_gram", "identity_match")
+MIXED_NOTE = "mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions"
 
 
 def balance_score(row) -> float:
     """What a transfer should do, in one number: carry the style (mean of colour and Gram retrieval) and keep the
-    person (identity match); the geometric mean punishes a model that gives up one for the other."""
+    person (identity match); the geometric mean punishes a model that gives up one for the other. The rule that
+    chooses the model to export, and the rule a replacement must not do worse by (export_guard)."""
     style = (row["style_retrieval_color"] + row["style_retrieval_gram"]) / 2
     return float((style * row["identity_match"]) ** 0.5)
 
@@ -48,8 +61,23 @@ def card_note(origin: str, chosen_by: str, by_hand: str, n_runs: int) -> str:
     elif by_hand:
         how = f"Chosen by hand (`--run {by_hand}`)."
     else:
-        how = f"Chosen as the best of {n_runs} models by `balance` = sqrt(style retrieval x identity match)."
+        how = f"Chosen as the best of {n_runs} models by `{BALANCE_RULE.replace('kept', 'match')}`."
     return how + " The Reinhard colour transfer is the floor a learned method has to beat."
+
+
+def read_table(path: Path, what: str, needed: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV table with the columns export needs, or one line naming the file and what it lacks."""
+    if not path.is_file():
+        raise ExportError(f"{what} {path}: no such file")
+    try:
+        rows = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{what} {path}: cannot read it as a CSV table ({exc})") from None
+    missing = [c for c in needed if c not in rows.columns]
+    if missing:
+        raise ExportError(f"{what} {path}: no column{'s' * (len(missing) > 1)} {', '.join(missing)} (expected a table with the columns "
+                          f"{', '.join(needed)}, one row per run)")
+    return rows
 
 
 def earlier_rows(specs: list[str]) -> pd.DataFrame:
@@ -65,29 +93,50 @@ def earlier_rows(specs: list[str]) -> pd.DataFrame:
             rows = pd.read_csv(path)
         except (OSError, ValueError) as exc:
             raise ValueError(f"--compare {spec!r}: cannot read {path} ({exc})") from None
+        if "run" not in rows.columns:
+            raise ValueError(f"--compare {spec!r}: {path} has no column run (expected a *.scorecard.csv that "
+                             f"export wrote, one row per run)")
         rows = rows[rows["run"] != scorecard.FLOOR_RUN].copy()
         rows["run"] = [label] if len(rows) == 1 else [f"{label}: {r}" for r in rows["run"]]
         frames.append(rows)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def score_runs(run_dirs: list[Path], evalset: scorecard.HeldOut) -> pd.DataFrame:
+def score_table(models: dict, evalset: scorecard.HeldOut) -> pd.DataFrame:
+    """The scorecard of ``models`` (name -> model) and the floor, with each row's balance."""
     rows = [scorecard.score_reinhard(evalset)]
-    for run in run_dirs:
-        print(f"[wae_lib] scoring {run.name} on held-out people", file=sys.stderr)
-        rows.append({"run": run.name, **scorecard.score_model(load_model(run), evalset)})
+    for name, model in models.items():
+        print(f"[wae_lib] scoring {name} on held-out people", file=sys.stderr)
+        rows.append({"run": name, **scorecard.score_model(model, evalset)})
     table = pd.DataFrame(rows)
     table["balance"] = [balance_score(r) for _, r in table.iterrows()]
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
+def best_in_summary(summary: Path, models_dir: Path) -> tuple[str, str]:
+    """The run a transfer_summary.csv (notebook 04's held-out table) scores best by balance, and the card's note."""
+    table = read_table(summary, "--summary", SUMMARY_COLUMNS)
+    table = table[table["run"].apply(lambda r: (models_dir / str(r) / CHECKPOINT).is_file())]
+    if table.empty:
+        raise ExportError(f"--summary {summary}: none of its runs is a run folder with a {CHECKPOINT} in "
+                          f"{models_dir}")
+    table["balance"] = [balance_score(r) for _, r in table.iterrows()]
+    return str(table.loc[table["balance"].idxmax(), "run"]), (
+        f"Chosen as the best of {len(table)} models by `{BALANCE_RULE.replace('kept', 'match')}` in {summary.name} "
+        f"(notebook 04, held-out faces x 8 styles); balance there: {table['balance'].max():.3f}.")
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m wae_lib export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models_dir", type=Path, help="a sweep's folder of run folders, or one exported model file (.pt: "
                                                  "e.g. a lent GPU's ship/model.pt, whose run folder stayed there)")
     ap.add_argument("--data-root", required=True, type=Path, help="its prepared data (held-out sets)")
-    ap.add_argument("--out", type=Path, default=PRETRAINED_FILE, help="the pretrained file to write")
+    ap.add_argument("--out", type=Path, help="the model file to write (required; wae_lib/weights/pretrained.pt "
+                                             "ships it as load_model('pretrained'))")
+    ap.add_argument("--replace", action="store_true", help="replace an existing --out (with its card and scorecard) "
+                    "if this model scores at least as well on the held-out scorecard and trained on at least as "
+                    "many images")
     ap.add_argument("--run", help="export this run folder name instead of the best by balance")
     ap.add_argument("--summary", type=Path, help="pick the best run from this transfer_summary.csv (notebook 04's "
                                                   "held-out table) instead of scoring every run: much faster")
@@ -97,101 +146,131 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", nargs="*", default=[], metavar="CSV=LABEL",
                     help="also show these earlier scorecards' model rows in the card's table (e.g. the model this "
                          "one replaces); the same held-out sets, scored before")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return export(args)
+    except (ExportError, EvaluationError, CheckpointError, PretrainedError) as exc:  # each one line by design
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def export(args: argparse.Namespace) -> int:
+    if args.out is None:
+        raise ExportError("--out is required: the model file to write (e.g. --out wae_lib/weights/pretrained.pt "
+                          "--replace to ship it as load_model('pretrained'), or a file outside the package)")
+    if not args.models_dir.exists():
+        raise ExportError(f"models_dir {args.models_dir}: no such folder or file (expected a sweep's folder of run "
+                          f"folders, or an exported .pt)")
     try:
         earlier = earlier_rows(args.compare)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ExportError(str(exc)) from None
+    guard.check_may_replace(args.out, args.replace)  # before minutes of scoring
+    try:
+        info = load_set_info(args.data_root)
+    except FileNotFoundError as exc:  # its message says how to prepare the data
+        raise ExportError(str(exc)) from None
     set_seed(0)
     if args.models_dir.suffix == ".pt":
-        return ship_exported(args, earlier)
+        return ship_exported(args, info, earlier)
+    if not args.models_dir.is_dir():
+        raise ExportError(f"models_dir {args.models_dir}: not a folder (expected a sweep's folder of run folders, "
+                          f"or an exported .pt)")
     chosen_by = ""
     if args.summary and not args.run:
-        summary = pd.read_csv(args.summary)
-        summary = summary[summary["run"].apply(lambda r: (args.models_dir / str(r) / "checkpoint.pt").is_file())]
-        summary["balance"] = [balance_score(r) for _, r in summary.iterrows()]
-        args.run = summary.loc[summary["balance"].idxmax(), "run"]
-        chosen_by = (f"Chosen as the best of {len(summary)} models by `balance` = sqrt(style retrieval x identity "
-                     f"match) in {args.summary.name} (notebook 04, held-out faces x 8 styles); "
-                     f"balance there: {summary['balance'].max():.3f}.")
-    runs = sorted(p for p in args.models_dir.iterdir() if (p / "checkpoint.pt").is_file()
+        args.run, chosen_by = best_in_summary(args.summary, args.models_dir)
+    runs = sorted(p for p in args.models_dir.iterdir() if (p / CHECKPOINT).is_file()
                   and (args.run is None or p.name == args.run))
     if not runs:
-        print(f"error: {args.models_dir} holds no run folder{' ' + args.run if args.run else 's'} with a "
-              f"checkpoint.pt", file=sys.stderr)
-        return 2
-    try:
-        check_trained_on(runs, args.data_root)
-    except EvaluationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ExportError(f"{args.models_dir} holds no run folder{' ' + args.run if args.run else 's'} with a "
+                          f"{CHECKPOINT}")
+    check_trained_on(runs, args.data_root)
+    models = {run.name: load_model(run) for run in runs}
+    for run in runs:  # every run scored is one export may ship: a sweep with an unfinished run is not done
+        m = models[run.name]
+        guard.check_finished(str(run), m.checkpoint_info["step"], m.config.steps, m.checkpoint_info["finished"])
+    if len(runs) == 1:  # known before scoring: refuse a shorter training without scoring first
+        guard.check_trained_as_long(args.out, trained(runs[0].name, models[runs[0].name]))
     evalset = scorecard.HeldOut.load(args.data_root)
-    table = score_runs(runs, evalset)
-    models = table[table["run"].isin([r.name for r in runs])]
-    best = args.run or models.loc[models["balance"].idxmax(), "run"]
-    model = load_model(args.models_dir / best)
-    meta = json.loads((args.models_dir / best / "metadata.json").read_text())
-    info = load_set_info(args.data_root)
-    path = export_pretrained(model, args.out, run=best, step=model.checkpoint_info["step"], data_source=info["source"],
-                             git_commit=meta.get("git_commit"), metrics=table[table["run"] == best].iloc[0].to_dict())
-    table.to_csv(scorecard_file(args.out), index=False)
-    card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)
-    people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
-    write_model_card(
-        model, args.out, card_table, run=best,
-        data_label=training_set_label(model.config.data),
-        data_source=info["source"], n_images=meta.get("n_images", "?"),
-        data_note="mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions" if model.config.data ==
-        "mixed" else "CelebA face crops", hardware=args.hardware, git_commit=meta.get("git_commit", "?"),
-        size_mb=path.stat().st_size / 2**20, n_faces=len(evalset.faces), n_people=people,
-        n_styles=len(evalset.styles),
-        metrics_note=card_note(args.origin, chosen_by, best if args.run else "", len(runs)))
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"exported {best} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
-    return 0
+    table = score_table(models, evalset)
+    best = args.run or table.loc[table[table["run"].isin(models)]["balance"].idxmax(), "run"]
+    model = models[best]
+    meta_file = args.models_dir / best / "metadata.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    how = trained(best, model)
+    if len(runs) > 1:  # the best of several: known only now
+        guard.check_trained_as_long(args.out, how)
+    return ship(args, model, table, evalset, earlier, how,
+                provenance=dict(run=best, step=how.step, finished=True, batch_size=how.batch,
+                                images_seen=how.images, data_source=info["source"],
+                                git_commit=meta.get("git_commit")),
+                data_source=info["source"], n_images=meta.get("n_images", "?"),
+                data_note=MIXED_NOTE if model.config.data == "mixed" else "CelebA face crops",
+                git_commit=meta.get("git_commit", "?"),
+                metrics_note=card_note(args.origin, chosen_by, best if args.run else "", len(runs)))
 
 
-def ship_exported(args: argparse.Namespace, earlier: pd.DataFrame) -> int:
+def trained(name: str, model) -> Trained:
+    """How long a run folder's model trained: its checkpoint's step, not the config's plan."""
+    return Trained(name, int(model.checkpoint_info["step"]), int(model.config.batch_size))
+
+
+def ship_exported(args: argparse.Namespace, info: dict, earlier: pd.DataFrame) -> int:
     """``export FILE.pt``: score an exported model (wae_lib.model.pretrained's file, with its provenance) on the
-    held-out sets and ship it under ``--out`` with its scorecard and card, as ``main`` does for a run folder."""
+    held-out sets and ship it under ``--out`` with its scorecard and card, as :func:`export` does for a run folder."""
     if args.run or args.summary:
-        print(f"error: --run and --summary pick a run folder of a sweep; {args.models_dir} is one exported model",
-              file=sys.stderr)
-        return 2
+        raise ExportError(f"--run and --summary pick a run folder of a sweep; {args.models_dir} is one exported "
+                          f"model")
     model = load_pretrained(args.models_dir)
     prov = dict(model.provenance)
     name = str(prov.get("run", args.models_dir.stem))
-    info = load_set_info(args.data_root)
     # the held-out people must be out of the training set: the data root it trained on (its sets/info.json
     # fingerprint, recorded by the device's ship stage) must be this one
     trained_on = str(prov.get("data_fingerprint", ""))
     if trained_on and trained_on != info.get("fingerprint"):
-        print(f"error: {args.models_dir} trained on data with fingerprint {trained_on[:12]}..., --data-root "
-              f"{args.data_root} is {str(info.get('fingerprint'))[:12]}...: its held-out people may be in that "
-              f"training set; score it on the data root it trained on", file=sys.stderr)
-        return 2
+        raise ExportError(f"{args.models_dir} trained on data with fingerprint {trained_on[:12]}..., --data-root "
+                          f"{args.data_root} is {str(info.get('fingerprint'))[:12]}...: its held-out people may be "
+                          f"in that training set; score it on the data root it trained on")
     if not trained_on:
         print(f"[wae_lib] note: {args.models_dir} records no data fingerprint: that it trained on {args.data_root}'s "
               f"split is not checked", file=sys.stderr)
+    cfg, step = model.config, prov.get("step")
+    guard.check_finished(str(args.models_dir), step, cfg.steps, bool(prov.get("finished", True)))
+    if step is None:
+        print(f"[wae_lib] note: {args.models_dir} records no step: its card states the config's {cfg.steps}",
+              file=sys.stderr)
+    how = Trained(name, int(step if step is not None else cfg.steps), int(prov.get("batch_size", cfg.batch_size)))
+    guard.check_trained_as_long(args.out, how)
     evalset = scorecard.HeldOut.load(args.data_root)
-    print(f"[wae_lib] scoring {name} on held-out people", file=sys.stderr)
-    table = pd.DataFrame([scorecard.score_reinhard(evalset), {"run": name, **scorecard.score_model(model, evalset)}])
-    table["balance"] = [balance_score(r) for _, r in table.iterrows()]
-    path = export_pretrained(model, args.out, **{**prov, "metrics": table[table["run"] == name].iloc[0].to_dict()})
+    table = score_table({name: model}, evalset)
+    return ship(args, model, table, evalset, earlier, how,
+                provenance={**prov, "step": how.step, "batch_size": how.batch, "images_seen": how.images},
+                data_source=info["source"], n_images=info["sets"].get(cfg.data, {}).get("count", "?"),
+                data_note=prov.get("data_note") or MIXED_NOTE, git_commit=prov.get("git_commit", "?"),
+                metrics_note=card_note(args.origin, "", name, 1))
+
+
+def ship(args: argparse.Namespace, model, table: pd.DataFrame, evalset: scorecard.HeldOut, earlier: pd.DataFrame,
+         how: Trained, provenance: dict, **card_facts) -> int:
+    """The last check against the file it replaces (the callers checked how long it trained), then the model, its
+    scorecard and its card under --out."""
+    row = table[table["run"] == how.name].iloc[0]
+    # a replacement must not score worse by the rule export chooses a model with (balance_score), nothing else
+    guard.check_scores_as_well(args.out, table, row, evalset, balance_score, BALANCE_RULE)
+    path = export_pretrained(model, args.out, **{**provenance, "metrics": row.to_dict()})
     table.to_csv(scorecard_file(args.out), index=False)
     card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
-    cfg = model.config
-    write_model_card(
-        model, args.out, card_table, run=name, data_label=training_set_label(cfg.data), data_source=info["source"],
-        n_images=info["sets"].get(cfg.data, {}).get("count", "?"),
-        data_note=prov.get("data_note") or "mixed: CelebA + AnimeFace + ImageNet crops in the paper's proportions",
-        hardware=args.hardware, git_commit=prov.get("git_commit", "?"), size_mb=path.stat().st_size / 2**20,
-        n_faces=len(evalset.faces), n_people=people, n_styles=len(evalset.styles),
-        metrics_note=card_note(args.origin, "", name, 1))
+    write_model_card(model, args.out, card_table, run=how.name, steps=how.step,
+                     data_label=training_set_label(model.config.data), hardware=args.hardware,
+                     size_mb=path.stat().st_size / 2**20, n_faces=len(evalset.faces), n_people=people,
+                     n_styles=len(evalset.styles), **card_facts)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"exported {name} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    print(f"exported {how.name} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return 0
 
 

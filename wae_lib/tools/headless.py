@@ -6,11 +6,14 @@ The lent GPU (issue 17; wae_lib.tools.device_session) has PyTorch, pandas and ma
 or IPython. The notebooks hold narrative and plots over library calls and write their figures and tables through
 their ``figures_dir`` / ``tables_dir`` parameters, so running their code cells in order is enough to produce those
 files. As papermill does, the cell tagged ``parameters`` runs first and the given values are assigned after it (the
-notebooks then check them: wae_lib.params). Where IPython is missing, ``IPython.display`` is a stand-in that prints
-what a notebook would show (a table's text, an image's path), as is a cell's last bare expression. Every cell's
-printed output goes to the log with its
-number and time; a failing cell stops the run with its number in the error. Under make, and wherever Jupyter is
-installed, papermill runs the notebooks (it also keeps their outputs); this is the fallback, not a second pipeline.
+notebooks then check them: wae_lib.params; the command checks ``-p`` values the same way before any cell runs).
+Where IPython is missing, ``IPython.display`` is a stand-in that prints what a notebook would show (a table's text,
+an image's path), as is a cell's last bare expression. Every cell's printed output goes to the log with its number
+and time; a failing cell stops the run with its number in the error, and so does a cell that exits early
+(``sys.exit(0)`` too: the cells after it never ran, so the notebook did not succeed). The command's exit status: 0,
+2 for an unreadable notebook, a bad parameter or a failing cell, 130 for Ctrl-C; each failure is one line. Under
+make, and wherever Jupyter is installed, papermill runs the notebooks (it also keeps their outputs); this is the
+fallback, not a second pipeline.
 """
 
 from __future__ import annotations
@@ -26,23 +29,48 @@ import types
 from pathlib import Path
 from typing import Any
 
+from ..params import ParameterError, check_before_running
+
 
 class NotebookError(RuntimeError):
-    """A notebook could not be read, or one of its cells raised; the message names the notebook and the cell."""
+    """A notebook could not be read, or one of its cells raised or exited; the message names the notebook and the
+    cell."""
+
+
+class NotebookInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a cell's own KeyboardInterrupt) during a cell; the message names the notebook and the cell. A
+    KeyboardInterrupt still, so that a caller's deadline (wae_lib.tools.device_stages) stops the run as before."""
 
 
 def code_cells(path: Path) -> list[tuple[int, str, bool]]:
     """(cell number from 1, source, is the parameters cell) of every code cell."""
     try:
         nb = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NotebookError(f"{path}: not a readable notebook ({exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError(f"{path}: not a notebook (expected a JSON object with a list of 'cells', found "
+                            f"{type(nb).__name__}{'' if not isinstance(nb, dict) else ' without one'})")
     cells = []
-    for i, cell in enumerate(nb.get("cells", []), start=1):
+    for i, cell in enumerate(nb["cells"], start=1):
+        # a cell that is not {"cell_type": ..., "source": str or [str], "metadata": {"tags": [...]}} would fail
+        # later with a KeyError or TypeError deep in the loop; name it here
+        source = cell.get("source", []) if isinstance(cell, dict) else None
+        meta = cell.get("metadata", {}) if isinstance(cell, dict) else None
+        tags = meta.get("tags", []) if isinstance(meta, dict) else None
+        if (not isinstance(source, (str, list)) or not all(isinstance(s, str) for s in source)
+                or not isinstance(tags, list)):
+            raise NotebookError(f"{path}, cell {i}: not a notebook cell (expected an object with a 'source' text "
+                                f"and 'metadata', found {json.dumps(cell)[:60]})")
         if cell.get("cell_type") == "code":
-            src = "".join(cell.get("source", []))
-            cells.append((i, src, "parameters" in cell.get("metadata", {}).get("tags", [])))
+            cells.append((i, "".join(source), "parameters" in tags))
     return cells
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message on one line (the first of a multi-line one)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def parse_value(text: str) -> Any:
@@ -136,7 +164,11 @@ def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str
     if not any(is_params for _, _, is_params in cells):
         raise NotebookError(f"{path}: no cell tagged 'parameters'")
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    log_file = open(log, "a") if log else None  # noqa: SIM115 (kept open across cells, closed below)
+    try:
+        log_file = open(log, "a") if log else None  # noqa: SIM115 (kept open across cells, closed below)
+    except OSError as exc:
+        raise NotebookError(f"--log {log}: cannot write the log ({exc.strerror}); no cell of {path.name} ran") \
+            from None
     t_start = time.perf_counter()
     try:
         with ipython_display():
@@ -148,13 +180,19 @@ def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str
                         run_cell(source, f"{path.name}[cell {number}]", namespace)
                         if is_params and params:
                             namespace.update(params)
-                except Exception as exc:  # any error of a cell ends the run, named by its cell
+                except (Exception, SystemExit, KeyboardInterrupt) as exc:  # any of them ends the run, named by its cell
                     error = exc
                 if log_file:
                     log_file.write(f"--- {path.name} cell {number} ({time.perf_counter() - t0:.1f} s)\n{out.getvalue()}")
                     log_file.flush()
+                where = f"{path.name}, cell {number}"
+                if isinstance(error, KeyboardInterrupt):
+                    raise NotebookInterrupted(f"{where}: interrupted; the cells after it did not run") from error
+                if isinstance(error, SystemExit):  # sys.exit(0) too: the cells after it never ran, so not a success
+                    raise NotebookError(f"{where}: exited early (SystemExit: {error.code}); the cells after it did "
+                                        f"not run") from error
                 if error is not None:
-                    raise NotebookError(f"{path.name}, cell {number}: {type(error).__name__}: {error}") from error
+                    raise NotebookError(f"{where}: {type(error).__name__}: {first_line(error)}") from error
     finally:
         if log_file:
             log_file.write(f"=== {path.name}: {len(cells)} code cells in {time.perf_counter() - t_start:.1f} s\n")
@@ -171,11 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", default=None, help="append every cell's output to this file")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    params = {k: parse_value(v) for k, v in args.p}
     try:
-        execute(args.notebook, {k: parse_value(v) for k, v in args.p}, args.log)
-    except NotebookError as exc:
+        check_before_running(args.notebook, params)  # a bad -p in one line, before any cell runs
+        execute(args.notebook, params, args.log)
+    except (NotebookError, ParameterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C in a cell (NotebookInterrupted names it) or before the first
+        print(f"error: {exc if isinstance(exc, NotebookInterrupted) else f'{args.notebook}: interrupted'}",
+              file=sys.stderr)
+        return 130
     print(f"[wae_lib] executed {args.notebook} headless in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

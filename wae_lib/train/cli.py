@@ -7,7 +7,8 @@ else started, optionally from another run's weights), :func:`train_sweep` (every
     torchrun --nproc_per_node 2 -m wae_lib.train.cli --out RUN ...         # DDP (NCCL on GPU, gloo on CPU)
 
 The loop is wae_lib.train.trainer (Trainer); the sweep's configs and the command line's flags are
-wae_lib.train.sweep.
+wae_lib.train.sweep. The command's exit status: 0, 2 for an error (one line), 130 for Ctrl-C or SIGTERM (one line:
+in the loop a checkpoint is written first; before the first step nothing is left behind).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from ..config import Config, ConfigError
 from ..data.training_sets import check_recorded_digest, data_fingerprint, resolve_data_path, same_data
 from ..model.checkpoint import (
     CHECKPOINT,
+    LOCK,
     CheckpointError,
     RunFolderBusy,
     checkpoint_config,
@@ -48,6 +53,11 @@ from ..utils import (
 from .distributed import DistInfo, init_distributed
 from .sweep import build_parser, config_from_args, sweep_configs
 from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
+
+try:
+    import fcntl
+except ImportError:  # Windows: run_lock holds no lock there either
+    fcntl = None
 
 
 def load_initial_weights(model: WAEStyle, source: str) -> dict[str, list[str]]:
@@ -82,16 +92,62 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
 
     A folder whose checkpoint is finished with the same config and the same training data (content digest) is
     reused unless ``force``; an unfinished checkpoint is resumed exactly (model, optimiser, step, RNG states,
-    calibration). The folder is locked for the whole run (RunFolderBusy if another run holds it).
+    calibration). The folder is locked for the whole run (RunFolderBusy if another run holds it). A start that
+    fails or is interrupted (Ctrl-C: TrainingInterrupted) before it wrote anything into the folder removes the lock
+    file and the folders it created, so no folder holding only ``.lock`` is left (issue 35).
     """
     out = Path(out)
-    cfg.validate()  # types and ranges, before anything is written
-    info = init_distributed(cfg.device)
-    data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built or written
-    digest = data_fingerprint(data_path)
-    check_recorded_digest(cfg, data_path, digest)
-    with run_lock(out, enabled=info.main):
-        return _train_locked(cfg, out, info, data_path, digest, force)
+    created = new_paths(out)  # what this start may create, and remove again if it stops before writing
+    try:
+        cfg.validate()  # types and ranges, before anything is written
+        info = init_distributed(cfg.device)
+        created = created if info.main else []
+        data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built or written
+        digest = data_fingerprint(data_path)
+        check_recorded_digest(cfg, data_path, digest)
+        with run_lock(out, enabled=info.main):
+            return _train_locked(cfg, out, info, data_path, digest, force)
+    except BaseException as exc:
+        untouched = remove_untouched(created)
+        if isinstance(exc, KeyboardInterrupt):  # before the loop's own handler (data init: the first ~25 s)
+            left = ("nothing was written" if not out.exists() else
+                    f"{out} holds what it held before: run the same command to continue"
+                    if untouched or out not in created else
+                    f"{out} holds the run's first files: run the same command to continue")
+            raise TrainingInterrupted(f"interrupted before the first training step; {left}") from None
+        raise
+
+
+def new_paths(out: Path) -> list[Path]:
+    """What locking ``out`` creates, innermost first: its lock file, ``out`` and its missing parents."""
+    created = [] if (out / LOCK).exists() else [out / LOCK]
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    return created
+
+
+def remove_untouched(created: list[Path]) -> bool:
+    """After a start that stopped before writing anything: remove the lock file and then the folders of
+    ``created`` (new_paths) while they hold nothing else. Returns whether all of them are gone; a folder holding
+    any other file (a run's config, checkpoint, log) is kept as it is."""
+    for path in created:
+        try:
+            if path.name == LOCK:
+                if not path.exists():  # stopped before the lock
+                    continue
+                if set(os.listdir(path.parent)) != {LOCK}:
+                    return False
+                with open(path, "a") as f:
+                    if fcntl is not None:  # taken by another start since ours let go: it is that run's now
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    path.unlink()
+            elif path.exists():
+                path.rmdir()  # only while empty
+        except OSError:
+            return False
+    return True
 
 
 def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, digest: str, force: bool) -> Path:
@@ -174,6 +230,10 @@ def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[in
     return runs
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM before the loop's own handler: the same clean stop as Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     sweep = bool(argv) and argv[0] == "sweep"
@@ -181,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv[1:] if sweep else argv)
     if sweep and args.epochs:
         ap.error("--epochs is per training set; use --steps with sweep")
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         cfg = config_from_args(args)
         if sweep:
@@ -190,14 +252,18 @@ def main(argv: list[str] | None = None) -> int:
                 n_images = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
                 cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n_images, cfg.batch_size))
             train(cfg, args.out, args.force)
-    except (ConfigError, TrainingDiverged, TrainingInterrupted, RunFolderBusy, CheckpointError, OSError) as exc:
+    except (TrainingInterrupted, KeyboardInterrupt) as exc:  # Ctrl-C or SIGTERM, in the loop or before it
+        print(f"error: {str(exc) or 'interrupted before training started; nothing was written'}", file=sys.stderr)
+        return 130
+    except (ConfigError, TrainingDiverged, RunFolderBusy, CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # one line, like argparse's; no traceback for expected failures
         return 2
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
