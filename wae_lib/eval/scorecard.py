@@ -12,6 +12,7 @@ Protocol (fixed so that rows are comparable across runs and budgets):
   embedding distance to the content face (dlib's same-person threshold is 0.6);
 each with its chance level. The Reinhard et al. (2001) colour transfer is scored the same way as the floor a
 learned method has to beat on style without losing the person.
+The command that scores without shipping: ``python -m wae_lib scorecard`` (wae_lib.tools.scorecard).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .identity import embeddings_or_nan, gallery_chance, identity_distance, iden
 from .images import held_out_faces_at, load_set
 from .metrics import EvalVGG, psnr_per_image, ssim_per_image
 from .retrieval import feature_distance_matrix, gram_distance_matrix, grams, nearest_is_own
+from .stats import crossed_mean_ci
 
 SCORE_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 
@@ -87,16 +89,36 @@ def score_transfers(transfers: torch.Tensor, evalset: HeldOut, ci: np.ndarray, s
     rows = np.arange(len(si))
     face = evalset.content_index[ci]
     emb, found = embeddings_or_nan(transfers)
+    kept = identity_match(emb, face, evalset.face_emb, evalset.identities)
+    style = (nearest_is_own(gram, si).astype(float) + nearest_is_own(color, si)) / 2
     return {
         "style_retrieval_gram": float(nearest_is_own(gram, si).mean()),
         "style_retrieval_color": float(nearest_is_own(color, si).mean()),
         "content_retrieval": float(nearest_is_own(content, ci).mean()),
-        "identity_match": float(np.nanmean(identity_match(emb, face, evalset.face_emb, evalset.identities))),
+        "identity_match": float(np.nanmean(kept)),
+        **intervals({"identity_match": kept, "style_carried": style}, ci, si),
         "identity_distance": float(np.nanmean(identity_distance(emb, evalset.face_emb[face]))),
         "style_gram_distance": float(gram[rows, si].mean()),
         "style_color_distance": float(color[rows, si].mean()),
         "face_found": float(found.mean()),
     }
+
+
+def intervals(per_pair: dict[str, np.ndarray], ci: np.ndarray, si: np.ndarray, n_boot: int = 1000) -> dict:
+    """95% intervals of per-pair scores by the crossed bootstrap over faces and paintings (wae_lib.eval.stats:
+    both are samples, so both are resampled), as ``<name>_lo`` / ``<name>_hi``; ``style_carried`` (the mean of
+    Gram and palette retrieval, the frontier's x) gets its point value too. Pairs must be a full faces x styles
+    grid (``all_pairs``); otherwise the bounds are NaN."""
+    out: dict[str, float] = {}
+    n_c, n_s = int(ci.max()) + 1 if len(ci) else 0, int(si.max()) + 1 if len(si) else 0
+    for name, values in per_pair.items():
+        grid = np.full((n_c, n_s), np.nan)
+        grid[ci, si] = values
+        point, lo, hi = crossed_mean_ci(grid, n_boot) if n_c * n_s == len(ci) else (np.nan, np.nan, np.nan)
+        if name == "style_carried":
+            out[name] = point
+        out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+    return out
 
 
 def chance_levels(evalset: HeldOut) -> dict:
@@ -133,6 +155,18 @@ def score_reinhard(evalset: HeldOut) -> dict:
             "recon_identity_match": float("nan"), **score_transfers(transfers, evalset, ci, si)}
 
 
+def score_method(method, evalset: HeldOut, batch_size: int = 64) -> dict:
+    """A baseline (anything with ``transfer(content, style)``: AdaIN, WCT, Gatys) scored like a model; it has no
+    reconstruction, so PSNR / SSIM / reconstruction identity are NaN."""
+    ci, si = pairs(evalset)
+    with torch.no_grad():  # Gatys turns gradients on for its own optimisation
+        out = [method.transfer(evalset.content[ci[k:k + batch_size]], evalset.styles[si[k:k + batch_size]])
+               for k in range(0, len(ci), batch_size)]
+    transfers = torch.cat(out).clamp(0, 1).detach()
+    return {"psnr": float("nan"), "ssim": float("nan"), "recon_identity_match": float("nan"),
+            **score_transfers(transfers, evalset, ci, si)}
+
+
 def markdown(table, evalset: HeldOut) -> str:
     chance = chance_levels(evalset)
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
@@ -146,3 +180,4 @@ def markdown(table, evalset: HeldOut) -> str:
     for _, r in table.iterrows():
         lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
     return head + "\n".join(lines) + "\n"
+

@@ -1,0 +1,59 @@
+"""``python -m wae_lib scorecard``: the held-out scorecard of shipped models without shipping anything (issue 33)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from wae_lib.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    from wae_lib.data.build_sets import prepare_all
+    from wae_lib.data.options import PrepConfig
+
+    root = tmp_path_factory.mktemp("sample")
+    prepare_all(None, root, PrepConfig(workers=1), progress=False)
+    return root
+
+
+def test_scores_the_shipped_model_beside_the_floor_and_keeps_an_existing_table(sample_root, tmp_path, capsys):
+    out = tmp_path / "card.csv"
+    assert main(["scorecard", "pretrained", "--data-root", str(sample_root), "--n-content", "4", "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert list(table["run"]) == ["Reinhard colour transfer (floor)", "pretrained"]
+    assert (table["size"] == 64).all()
+    row = table.iloc[1]
+    assert 0 <= row["style_retrieval_gram"] <= 1 and 0 <= row["content_retrieval"] <= 1 and row["psnr"] > 10
+    # the frontier's intervals: crossed bootstrap over faces x paintings, around the point value
+    assert row["style_carried"] == pytest.approx((row["style_retrieval_gram"] + row["style_retrieval_color"]) / 2)
+    assert row["style_carried_lo"] <= row["style_carried"] <= row["style_carried_hi"]
+    assert out.with_suffix(".md").read_text().startswith("Held-out scorecard")
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["scorecard", "pretrained", "--data-root", str(sample_root), "--out", str(out)]) == 1
+    assert "exists: give --replace" in capsys.readouterr().err and out.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--size", "32"], "--size 32: expected 64 or more"),
+    (["--out", "x.txt"], "expected a .csv file"),
+])
+def test_bad_input_is_one_line(sample_root, tmp_path, capsys, args, says):
+    argv = ["scorecard", "pretrained", "--data-root", str(sample_root), "--out", str(tmp_path / "t.csv"), *args]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
+
+
+def test_a_missing_data_root_is_one_line(tmp_path, capsys):
+    assert main(["scorecard", "pretrained", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path / "t.csv")]) == 1
+    assert "no sets/info.json" in capsys.readouterr().err
+
+
+def test_a_baseline_is_scored_like_a_model_without_a_reconstruction(sample_root, tmp_path):
+    out = tmp_path / "adain.csv"
+    assert main(["scorecard", "adain", "--data-root", str(sample_root), "--n-content", "3", "--out", str(out)]) == 0
+    row = pd.read_csv(out).set_index("run").loc["adain"]
+    assert pd.isna(row["psnr"]) and 0 <= row["style_retrieval_color"] <= 1 and 0 <= row["content_retrieval"] <= 1
