@@ -57,3 +57,32 @@ def test_a_baseline_is_scored_like_a_model_without_a_reconstruction(sample_root,
     assert main(["scorecard", "adain", "--data-root", str(sample_root), "--n-content", "3", "--out", str(out)]) == 0
     row = pd.read_csv(out).set_index("run").loc["adain"]
     assert pd.isna(row["psnr"]) and 0 <= row["style_retrieval_color"] <= 1 and 0 <= row["content_retrieval"] <= 1
+
+
+def _table(path, floor_identity=1.0, rows=(("m", 0.5, 0.6, 0.7),), group=None):
+    head = {"run": "Reinhard colour transfer (floor)", "style_retrieval_gram": 0.4, "style_retrieval_color": 0.9,
+            "content_retrieval": 0.7, "identity_match": floor_identity}
+    body = [{"run": r, "style_retrieval_gram": g, "style_retrieval_color": c, "content_retrieval": 0.8,
+             "identity_match": i, "identity_match_lo": i - 0.1, "identity_match_hi": i + 0.1,
+             **({"group": group} if group else {})} for r, g, c, i in rows]
+    pd.DataFrame([head, *body]).to_csv(path, index=False)
+    return path
+
+
+def test_the_frontier_joins_tables_of_the_same_pairs_and_refuses_others(tmp_path, capsys):
+    a = _table(tmp_path / "a.csv", rows=(("pretrained", 0.9, 0.95, 0.9),), group="shipped")
+    b = _table(tmp_path / "b.csv", rows=(("map16x8", 0.8, 0.9, 0.6), ("vector256", 0.9, 0.9, 0.1)))
+    out = tmp_path / "frontier.png"
+    assert main(["frontier", str(a), f"{b}=ablation", "--out", str(out)]) == 0
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert list(table["run"]) == ["Reinhard colour transfer (floor)", "pretrained", "map16x8", "vector256"]
+    assert list(table["group"]) == ["floor", "shipped", "ablation", "ablation"]
+    assert table["style_carried"].iloc[1] == pytest.approx(0.925) and out.stat().st_size > 10_000
+    other = _table(tmp_path / "c.csv", floor_identity=0.98)  # another size or other held-out sets
+    capsys.readouterr()
+    assert main(["frontier", str(a), str(other), "--out", str(tmp_path / "g.png")]) == 1
+    err = capsys.readouterr().err
+    assert "floor row differs" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g.png").exists()
+    assert main(["frontier", str(a), "--out", str(out)]) == 1  # nothing replaced unless asked
+    assert "exists: give --replace" in capsys.readouterr().err

@@ -24,6 +24,7 @@ COMMANDS = {  # name -> module (relative to wae_lib)
     "transfer": ".tools.transfer",
     "clean-notebook": ".report.executed",
     "scorecard": ".tools.scorecard",
+    "frontier": ".report.frontier",
 }
 # The study's stage tools: each module parses the rest of the command line with its own main(argv) (its --help
 # lists its flags); `python -m wae_lib train ...` runs `wae_lib.train.cli.main`. The one table of them.

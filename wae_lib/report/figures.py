@@ -240,18 +240,37 @@ def plot_method_comparison(summary, chance: dict, batches: Sequence[int], title:
     return fig
 
 
+FRONTIER_GROUPS = {  # a scorecard row's kind -> its marker colour in the frontier (issue 33 item 4)
+    "shipped": "tab:red", "ablation": "tab:blue", "baseline": "tab:green", "floor": "tab:grey"}
+
+
 def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict | None = None) -> Path:
     """Style carried against person kept, one point per scorecard row (issue 33's style-identity frontier):
     x = the mean of Gram and Lab palette style retrieval, y = identity kept (dlib), each row labelled by its run.
     ``table``: rows of wae_lib.eval.scorecard (columns run, style_retrieval_gram, style_retrieval_color,
-    identity_match); ``chance``: the scorecard's chance levels, drawn as dotted lines."""
+    identity_match; optional ``group``, a key of FRONTIER_GROUPS, and the 95% bounds ``style_carried_lo/hi`` and
+    ``identity_match_lo/hi`` drawn as error bars); ``chance``: the scorecard's chance levels, dotted lines."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    fig, ax = plt.subplots(figsize=(7.2, 5.6))
     style = (table["style_retrieval_gram"] + table["style_retrieval_color"]) / 2
-    ax.scatter(style, table["identity_match"], s=28, color="tab:blue", zorder=3)
-    for x, y, label in zip(style, table["identity_match"], table["run"]):
+    groups = table["group"] if "group" in table else ["ablation"] * len(table)
+    for k, (x, y, label, group) in enumerate(zip(style, table["identity_match"], table["run"], groups)):
+        colour = FRONTIER_GROUPS.get(str(group), "tab:blue")
+        row = table.iloc[k]
+        xerr = yerr = None
+        if "style_carried_lo" in table and np.isfinite(row.get("style_carried_lo", np.nan)):
+            xerr = [[max(x - row["style_carried_lo"], 0)], [max(row["style_carried_hi"] - x, 0)]]
+        if "identity_match_lo" in table and np.isfinite(row.get("identity_match_lo", np.nan)):
+            yerr = [[max(y - row["identity_match_lo"], 0)], [max(row["identity_match_hi"] - y, 0)]]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=5, color=colour, ecolor=colour, elinewidth=0.8,
+                    capsize=2, alpha=0.9, zorder=3)
         ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    for group, colour in FRONTIER_GROUPS.items():
+        if group in set(map(str, groups)):
+            ax.plot([], [], "o", color=colour, label=group)
+    if len(set(map(str, groups))) > 1:
+        ax.legend(loc="lower left", fontsize=7, frameon=False)
     for key, draw in (("style_retrieval", ax.axvline), ("identity_match", ax.axhline)):
         if chance and key in chance:
             draw(chance[key], color="grey", ls=":", lw=1)
@@ -261,7 +280,7 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
     ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)
     if caption:
-        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 110)), fontsize=6, va="bottom")
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 120)), fontsize=7, va="bottom")
         fig.subplots_adjust(bottom=0.2)
     path = Path(path)
     fig.savefig(path, dpi=130)

@@ -1,0 +1,77 @@
+"""``python -m wae_lib frontier T.csv[=GROUP] ... --out F.png``: the style-identity frontier (issue 33 item 4) of
+every scorecard row the study has, one figure and one table.
+
+The tables are ``python -m wae_lib scorecard`` outputs and the ablations' ``export`` scorecards. Rows are only put
+side by side when they were scored on the same held-out pairs: every table carries the Reinhard floor row
+(wae_lib.eval.scorecard.FLOOR_RUN), which depends on nothing but those pairs, so tables whose floor rows differ are
+refused (other held-out sets, another size, another n_content). ``=GROUP`` names the kind of a table without a
+``group`` column (shipped, ablation, baseline: the figure's colours).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "the style-identity frontier of scorecard tables (one figure, one table; same held-out pairs checked)"
+DESCRIPTION = __doc__
+FLOOR_KEYS = ("style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("tables", nargs="+", metavar="T.csv[=GROUP]", help="scorecard tables")
+    parser.add_argument("--out", required=True, help="the figure (.png); its table is written beside it (.csv)")
+    parser.add_argument("--caption", default="", help="one line under the figure")
+    parser.add_argument("--replace", action="store_true", help="replace an existing figure and table")
+
+
+def frontier_table(specs: list[str]):
+    """One table of every row of ``specs`` (``path[=group]``) with one floor row, after checking that every table
+    was scored on the same held-out pairs."""
+    import numpy as np
+    import pandas as pd
+
+    from ..eval.scorecard import FLOOR_RUN
+    from ..utils import UserError
+
+    parts, floor = [], None
+    for spec in specs:
+        path, _, group = spec.partition("=")
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such scorecard table")
+        table = pd.read_csv(path)
+        missing = [c for c in ("run", *FLOOR_KEYS) if c not in table]
+        if missing:
+            raise UserError(f"{path}: not a scorecard table (no column {', '.join(missing)})")
+        is_floor = table["run"] == FLOOR_RUN
+        if not is_floor.any():
+            raise UserError(f"{path}: no {FLOOR_RUN!r} row, so nothing shows which held-out pairs it was scored on")
+        this = table.loc[is_floor, list(FLOOR_KEYS)].iloc[0].to_numpy(float)
+        if floor is None:
+            floor = table.loc[is_floor].assign(group="floor")
+        elif not np.allclose(this, floor[list(FLOOR_KEYS)].iloc[0].to_numpy(float), atol=1e-6, equal_nan=True):
+            raise UserError(f"{path}: its floor row differs from {specs[0].partition('=')[0]}'s: scored on other "
+                            f"held-out pairs (sets, --size or --n-content), so its rows are not comparable")
+        rows = table.loc[~is_floor].copy()
+        if group or "group" not in rows:
+            rows["group"] = group or "ablation"
+        parts.append(rows)
+    out = pd.concat([floor, *parts], ignore_index=True)
+    out["style_carried"] = (out["style_retrieval_gram"] + out["style_retrieval_color"]) / 2
+    return out
+
+
+def run(args) -> int:
+    from ..utils import UserError, atomic_write_text
+    from .figures import scorecard_frontier
+
+    out = Path(args.out)
+    if out.suffix != ".png":
+        raise UserError(f"--out {out}: expected a .png figure")
+    if not args.replace and (out.exists() or out.with_suffix(".csv").exists()):
+        raise UserError(f"--out {out} exists: give --replace to replace it (and its .csv), or another --out")
+    table = frontier_table(args.tables)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scorecard_frontier(table, out.with_suffix(".tmp.png"), caption=args.caption).replace(out)
+    atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    print(f"wrote {out} and {out.with_suffix('.csv')} ({len(table)} rows)")
+    return 0
