@@ -82,7 +82,7 @@ timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-fast lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained ship-ours baselines ship-baselines compare explore \
-        device-bundle device-claims claims-from-tables both-trainings
+        device-bundle device-claims claims-from-tables both-trainings scorecards frontier
 
 help:  ## list the targets (folder names as this command line sets them)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}' \
@@ -265,6 +265,21 @@ BOTH_DIR := reports/both-trainings-$(DATA_TAG)
 both-trainings:  ## C1-C4 and Fig. 7 of the paper's training (reference) beside ours, from their reports folders
 	$(PY) -m wae_lib both-trainings reports/reference-$(DATA_TAG) reports/ours-$(DATA_TAG) \
 	  --labels "paper's training (reference)" "ours" --out $(BOTH_DIR)
+
+# issue 33 item 4: every model and baseline on one held-out scorecard (the shipped models, AdaIN / WCT with their
+# shipped decoders, Gatys at GATYS_SCORE_STEPS iterations, the Reinhard floor), at 64 and 128 px, then the
+# style-identity frontier with the content-code ablation's rows (same held-out pairs: `frontier` checks the floor row)
+ABLATIONS := reports/ablations
+GATYS_SCORE_STEPS ?= 20#    L-BFGS iterations per Gatys transfer in the scorecard (720 transfers: ~7 min on 2 cores at 20)
+scorecards: $(SETS)  ## the held-out scorecard of the shipped models and the baselines at 64 and 128 px (~25 min on CPU)
+	$(PY) -m wae_lib scorecard pretrained pretrained-paper adain wct gatys --gatys-steps $(GATYS_SCORE_STEPS) \
+	  --data-root $(DATA_ROOT) --size 64 --out $(ABLATIONS)/scorecard_64px.csv --replace
+	$(PY) -m wae_lib scorecard pretrained pretrained-paper adain wct --data-root $(DATA_ROOT) --size 128 \
+	  --out $(ABLATIONS)/scorecard_128px.csv --replace
+frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from the committed scorecard tables
+	$(PY) -m wae_lib frontier $(ABLATIONS)/scorecard_64px.csv $(ABLATIONS)/content_code.csv=ablation \
+	  $(wildcard $(ABLATIONS)/content_cycle.csv) --out $(ABLATIONS)/frontier.png --replace \
+	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings"
 
 DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)
 GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (issue 17 item 2)
