@@ -279,7 +279,7 @@ scorecards: $(SETS)  ## the held-out scorecard of the shipped models and the bas
 frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from the committed scorecard tables
 	$(PY) -m wae_lib frontier $(ABLATIONS)/scorecard_64px.csv $(ABLATIONS)/content_code.csv=ablation \
 	  $(wildcard $(ABLATIONS)/content_cycle.csv) --out $(ABLATIONS)/frontier.png --replace \
-	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings"
+	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings (the content-code ablation rows were scored before the intervals existed); identity counts transfers where dlib finds a face (face_found in frontier.csv)"
 
 DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)
 GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (issue 17 item 2)

@@ -70,13 +70,13 @@ def _table(path, floor_identity=1.0, rows=(("m", 0.5, 0.6, 0.7),), group=None):
 
 
 def test_the_frontier_joins_tables_of_the_same_pairs_and_refuses_others(tmp_path, capsys):
-    a = _table(tmp_path / "a.csv", rows=(("pretrained", 0.9, 0.95, 0.9),), group="shipped")
+    a = _table(tmp_path / "a.csv", rows=(("pretrained", 0.9, 0.95, 0.9), ("adain", 0.9, 0.6, 0.2)))
     b = _table(tmp_path / "b.csv", rows=(("map16x8", 0.8, 0.9, 0.6), ("vector256", 0.9, 0.9, 0.1)))
     out = tmp_path / "frontier.png"
     assert main(["frontier", str(a), f"{b}=ablation", "--out", str(out)]) == 0
     table = pd.read_csv(out.with_suffix(".csv"))
-    assert list(table["run"]) == ["Reinhard colour transfer (floor)", "pretrained", "map16x8", "vector256"]
-    assert list(table["group"]) == ["floor", "shipped", "ablation", "ablation"]
+    assert list(table["run"]) == ["Reinhard colour transfer (floor)", "pretrained", "adain", "map16x8", "vector256"]
+    assert list(table["group"]) == ["floor", "shipped", "baseline", "ablation", "ablation"]
     assert table["style_carried"].iloc[1] == pytest.approx(0.925) and out.stat().st_size > 10_000
     other = _table(tmp_path / "c.csv", floor_identity=0.98)  # another size or other held-out sets
     capsys.readouterr()

@@ -4,8 +4,9 @@ every scorecard row the study has, one figure and one table.
 The tables are ``python -m wae_lib scorecard`` outputs and the ablations' ``export`` scorecards. Rows are only put
 side by side when they were scored on the same held-out pairs: every table carries the Reinhard floor row
 (wae_lib.eval.scorecard.FLOOR_RUN), which depends on nothing but those pairs, so tables whose floor rows differ are
-refused (other held-out sets, another size, another n_content). ``=GROUP`` names the kind of a table without a
-``group`` column (shipped, ablation, baseline: the figure's colours).
+refused (other held-out sets, another size, another n_content). Each row's kind (the figure's colours) follows from its run
+name: a shipped model's name, a baseline's (adain, wct, gatys ...), else ``GROUP`` of ``T.csv=GROUP`` (default
+ablation).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="the figure (.png); its table is written beside it (.csv)")
     parser.add_argument("--caption", default="", help="one line under the figure")
     parser.add_argument("--replace", action="store_true", help="replace an existing figure and table")
+
+
+def kind(run: str, default: str) -> str:
+    """shipped | baseline | ``default``: the frontier's colour of a scorecard row, from its run name."""
+    from ..baselines.build import BASELINES
+    from ..config import SHIPPED_MODELS
+
+    first = str(run).split()[0].lower()
+    return "shipped" if run in SHIPPED_MODELS else "baseline" if first in BASELINES else default
 
 
 def frontier_table(specs: list[str]):
@@ -52,8 +62,7 @@ def frontier_table(specs: list[str]):
             raise UserError(f"{path}: its floor row differs from {specs[0].partition('=')[0]}'s: scored on other "
                             f"held-out pairs (sets, --size or --n-content), so its rows are not comparable")
         rows = table.loc[~is_floor].copy()
-        if group or "group" not in rows:
-            rows["group"] = group or "ablation"
+        rows["group"] = [kind(run, group or "ablation") for run in rows["run"]]
         parts.append(rows)
     out = pd.concat([floor, *parts], ignore_index=True)
     out["style_carried"] = (out["style_retrieval_gram"] + out["style_retrieval_color"]) / 2

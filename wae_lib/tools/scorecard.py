@@ -28,7 +28,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..config import SHIPPED_MODELS
     from ..eval.scorecard import HeldOut, markdown, score_method, score_model, score_reinhard
     from ..model.run import load_model
     from ..utils import UserError, atomic_write_text
@@ -43,7 +42,7 @@ def run(args) -> int:
     if args.size < 64:
         raise UserError(f"--size {args.size}: expected 64 or more (the models trained at 64 px)")
     evalset = HeldOut.load(args.data_root, n_content=args.n_content, size=args.size)
-    rows = [{**score_reinhard(evalset), "size": args.size, "group": "floor"}]
+    rows = [{**score_reinhard(evalset), "size": args.size}]
     for name in args.models:
         print(f"scoring {name} at {args.size} px on {len(evalset.faces)} held-out faces", flush=True)
         if name in ("adain", "wct", "gatys"):
@@ -52,14 +51,13 @@ def run(args) -> int:
             method = build_baseline(name, weights=None if name == "gatys" else "shipped",
                                     **({"steps": args.gatys_steps} if name == "gatys" else {}))
             label = f"gatys ({args.gatys_steps} it.)" if name == "gatys" else name
-            rows.append({"run": label, "size": args.size, "group": "baseline", **score_method(method, evalset)})
+            rows.append({"run": label, "size": args.size, **score_method(method, evalset)})
             continue
         try:
             model = load_model(name)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise UserError(f"model {name}: {exc}") from None
-        group = "shipped" if name in SHIPPED_MODELS else "ablation"
-        rows.append({"run": name, "size": args.size, "group": group, **score_model(model, evalset)})
+        rows.append({"run": name, "size": args.size, **score_model(model, evalset)})
     table = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, table.to_csv(index=False))
