@@ -57,6 +57,9 @@ def run(args) -> int:
             model = load_model(name)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise UserError(f"model {name}: {exc}") from None
+        if args.size != 64 and not getattr(model.config, "content_map", 0):
+            raise UserError(f"model {name}: a vector content code takes 64 px images only; "
+                            f"--size {args.size} needs a spatial content map (Config.content_map)")
         rows.append({"run": name, "size": args.size, **score_model(model, evalset)})
     table = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
