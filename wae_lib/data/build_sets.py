@@ -190,8 +190,12 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
         imagenet_idx = select_imagenet(imagenet_rows, held | dropped.get("imagenet", set()), len(celeba_idx), cfg)
         n_imagenet_pool = len(image_ranges(imagenet_rows, held | dropped.get("imagenet", set()))[1])
     style_idx = np.arange(len(styles), dtype=np.int64)
-    _check_usable(states, cfg, split, identity_file, {"celeba": len(celeba_idx), "content_eval": len(content_idx),
-                                                      "style_eval": len(style_idx), "natural_eval": len(natural_idx)})
+    try:
+        _check_usable(states, cfg, split, identity_file, {"celeba": len(celeba_idx), "content_eval": len(content_idx),
+                                                          "style_eval": len(style_idx), "natural_eval": len(natural_idx)})
+    except Exception:
+        remove_durably(info_path)  # earlier sets no longer match prepared/: a later stage must not take them as ready
+        raise
 
     remove_durably(info_path)  # the sets' state record goes first; written again last
     digests: dict[str, str] = {}

@@ -121,6 +121,8 @@ def best_in_summary(summary: Path, models_dir: Path) -> tuple[str, str]:
         raise ExportError(f"--summary {summary}: none of its runs is a run folder with a {CHECKPOINT} in "
                           f"{models_dir}")
     table["balance"] = [balance_score(r) for _, r in table.iterrows()]
+    if table["balance"].isna().all():
+        raise ExportError(f"--summary {summary}: no run has a balance (identity_match is empty); pass --run NAME")
     return str(table.loc[table["balance"].idxmax(), "run"]), (
         f"Chosen as the best of {len(table)} models by `{BALANCE_RULE.replace('kept', 'match')}` in {summary.name} "
         f"(notebook 04, held-out faces x 8 styles); balance there: {table['balance'].max():.3f}.")
@@ -197,7 +199,11 @@ def export(args: argparse.Namespace) -> int:
         guard.check_trained_as_long(args.out, trained(runs[0].name, models[runs[0].name]))
     evalset = scorecard.HeldOut.load(args.data_root)
     table = score_table(models, evalset)
-    best = args.run or table.loc[table[table["run"].isin(models)]["balance"].idxmax(), "run"]
+    balances = table[table["run"].isin(models)]["balance"]
+    if not args.run and balances.isna().all():
+        raise ExportError("no run has an identity score here (dlib's face embeddings are missing: "
+                                "pip install dlib face_recognition_models), so none can be chosen; pass --run NAME")
+    best = args.run or table.loc[balances.idxmax(), "run"]
     model = models[best]
     meta_file = args.models_dir / best / "metadata.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}

@@ -155,6 +155,10 @@ def check_scores_as_well(out: Path, table: pd.DataFrame, new: pd.Series, evalset
     if old is None:
         return
     a, b = score(old), score(new)
+    if a != a:  # NaN: the old scorecard has no identity figure (scored without dlib): nothing to hold the new one to
+        print(f"[wae_lib] note: {out}'s scorecard has no {rule} figure (NaN); nothing to compare, replacing it as "
+              f"--replace asks", file=sys.stderr)
+        return
     if not b >= a - 1e-9:  # equal passes (the same model exported again); NaN (no face embeddings here) does not
         style = lambda r: (r["style_retrieval_color"] + r["style_retrieval_gram"]) / 2  # noqa: E731
         raise refusal(out, f"it scores better on the held-out scorecard: {rule} {a:.3f} > new {b:.3f} for "
