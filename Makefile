@@ -274,8 +274,8 @@ GATYS_SCORE_STEPS ?= 20#    L-BFGS iterations per Gatys transfer in the scorecar
 scorecards: $(SETS)  ## the held-out scorecard of the shipped models and the baselines at 64 and 128 px (~25 min on CPU)
 	$(PY) -m wae_lib scorecard pretrained pretrained-paper adain wct gatys --gatys-steps $(GATYS_SCORE_STEPS) \
 	  --data-root $(DATA_ROOT) --size 64 --out $(ABLATIONS)/scorecard_64px.csv --replace
-	$(PY) -m wae_lib scorecard pretrained pretrained-paper adain wct --data-root $(DATA_ROOT) --size 128 \
-	  --out $(ABLATIONS)/scorecard_128px.csv --replace
+	$(PY) -m wae_lib scorecard pretrained adain wct --data-root $(DATA_ROOT) --size 128 \
+	  --out $(ABLATIONS)/scorecard_128px.csv --replace  # pretrained-paper: a vector code takes 64 px only
 frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from the committed scorecard tables
 	$(PY) -m wae_lib frontier $(ABLATIONS)/scorecard_64px.csv $(ABLATIONS)/content_code.csv=ablation \
 	  $(wildcard $(ABLATIONS)/content_cycle.csv) --out $(ABLATIONS)/frontier.png --replace \
