@@ -84,3 +84,12 @@ def test_committed_executed_notebooks_are_complete_clean_and_small():
         bars = [line for c in code for o in c["outputs"] for line in "".join(o.get("text", "")).splitlines()
                 if "%|" in line]
         assert all("100%|" in line for line in bars), f"{path}: a progress bar saved before its end: {bars}"
+
+
+def test_source_notebooks_are_committed_without_outputs():
+    """notebooks/ holds the sources (style rule 4): an output saved into one (JupyterLab's autosave during a by-hand
+    Run All once left a FileNotFoundError traceback in 00_explore) shows every reader a stale result."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+        saved = [k for k, c in enumerate(code) if c.get("outputs") or c.get("execution_count") is not None]
+        assert not saved, f"{path.name}: code cells {saved} hold saved outputs (clear them before committing)"
