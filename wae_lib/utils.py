@@ -305,6 +305,17 @@ class UserError(Exception):
     code = 1
 
 
+def output_pair(out: str | Path, suffix: str, beside: str, replace: bool) -> Path:
+    """``--out`` of a command that writes ``out`` (with ``suffix``) and a file beside it (``beside``): checked in one
+    line before any work, and never replacing what is there unless ``--replace`` asks (issue 35)."""
+    out = Path(out)
+    if out.suffix != suffix:
+        raise UserError(f"--out {out}: expected a {suffix} file")
+    if not replace and (out.exists() or out.with_suffix(beside).exists()):
+        raise UserError(f"--out {out} exists: give --replace to replace it (and its {beside}), or another --out")
+    return out
+
+
 class UsageError(UserError):
     """A malformed command line (argparse's conventional exit status 2)."""
 

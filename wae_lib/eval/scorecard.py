@@ -90,13 +90,13 @@ def score_transfers(transfers: torch.Tensor, evalset: HeldOut, ci: np.ndarray, s
     face = evalset.content_index[ci]
     emb, found = embeddings_or_nan(transfers)
     kept = identity_match(emb, face, evalset.face_emb, evalset.identities)
-    style = (nearest_is_own(gram, si).astype(float) + nearest_is_own(color, si)) / 2
+    by_gram, by_color = nearest_is_own(gram, si).astype(float), nearest_is_own(color, si).astype(float)
     return {
-        "style_retrieval_gram": float(nearest_is_own(gram, si).mean()),
-        "style_retrieval_color": float(nearest_is_own(color, si).mean()),
+        "style_retrieval_gram": float(by_gram.mean()),
+        "style_retrieval_color": float(by_color.mean()),
         "content_retrieval": float(nearest_is_own(content, ci).mean()),
         "identity_match": float(np.nanmean(kept)),
-        **intervals({"identity_match": kept, "style_carried": style}, ci, si),
+        **intervals({"identity_match": kept, "style_carried": (by_gram + by_color) / 2}, ci, si),
         "identity_distance": float(np.nanmean(identity_distance(emb, evalset.face_emb[face]))),
         "style_gram_distance": float(gram[rows, si].mean()),
         "style_color_distance": float(color[rows, si].mean()),

@@ -70,14 +70,10 @@ def frontier_table(specs: list[str]):
 
 
 def run(args) -> int:
-    from ..utils import UserError, atomic_write_text
+    from ..utils import atomic_write_text, output_pair
     from .figures import scorecard_frontier
 
-    out = Path(args.out)
-    if out.suffix != ".png":
-        raise UserError(f"--out {out}: expected a .png figure")
-    if not args.replace and (out.exists() or out.with_suffix(".csv").exists()):
-        raise UserError(f"--out {out} exists: give --replace to replace it (and its .csv), or another --out")
+    out = output_pair(args.out, ".png", ".csv", args.replace)
     table = frontier_table(args.tables)
     out.parent.mkdir(parents=True, exist_ok=True)
     scorecard_frontier(table, out.with_suffix(".tmp.png"), caption=args.caption).replace(out)

@@ -30,13 +30,9 @@ def run(args) -> int:
 
     from ..eval.scorecard import HeldOut, markdown, score_method, score_model, score_reinhard
     from ..model.run import load_model
-    from ..utils import UserError, atomic_write_text
+    from ..utils import UserError, atomic_write_text, output_pair
 
-    out = Path(args.out)
-    if out.suffix != ".csv":
-        raise UserError(f"--out {out}: expected a .csv file")
-    if not args.replace and (out.exists() or out.with_suffix(".md").exists()):
-        raise UserError(f"--out {out} exists: give --replace to replace it, or another --out")
+    out = output_pair(args.out, ".csv", ".md", args.replace)
     if not (Path(args.data_root) / "sets" / "info.json").is_file():
         raise UserError(f"--data-root {args.data_root}: no sets/info.json (prepare it with python -m wae_lib data all)")
     if args.size < 64:
