@@ -18,7 +18,7 @@ from typing import Any
 
 from .params import Invalid, coerce
 from .profiles import CONTENT_DIMS_PAPER, TRAINING_SETS  # noqa: F401 (re-exported; their home is profiles.py)
-from .utils import atomic_write_text
+from .utils import UserError, atomic_write_text
 
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1")  # SPEC §6: the first three Gatys style layers
 TRAINING_SET_LABELS = {"celeba": "CelebA-only", "mixed": "mixed"}  # the paper's names (Fig. 6-7 rows)
@@ -313,13 +313,13 @@ class Config:
         return cls.from_dict(d, str(path))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is outside what the code accepts."""
 
     subject = "config field {name!r}"  # how check() names the value
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """A notebook parameter or an input on disk is not what the evaluation needs; the message names it."""
 
     subject = "parameter {name}"

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .utils import UserError
+
 STRICT_ENV = "WAE_STRICT_PARAMS"  # set to 1 by the Makefile: an unknown notebook parameter is an error there
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 # The study's root: the checkout that holds the notebooks and the Makefile (None for an installed wheel). Every
@@ -46,7 +48,7 @@ class Invalid(ValueError):
         self.expected = expected
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A notebook parameter is unknown, of the wrong type or out of range; the message names it."""
 
 

@@ -316,10 +316,16 @@ def output_pair(out: str | Path, suffix: str, beside: str, replace: bool) -> Pat
     return out
 
 
-class UsageError(UserError):
-    """A malformed command line (argparse's conventional exit status 2)."""
+class Interrupted(UserError):
+    """Ctrl-C or SIGTERM stopped a long run; the message says what it left (what is kept, how to continue).
+    ``python -m wae_lib`` exits with 130, as for any interrupt (wae_lib.command)."""
 
-    code = 2
+    code = 130
+
+
+class TrainingInterrupted(Interrupted):
+    """SIGINT/SIGTERM stopped a training (ours or a baseline decoder's); a checkpoint was written and the same call
+    resumes."""
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

@@ -15,7 +15,7 @@ from torch import nn
 from ..model.vgg import VGG16Features
 from ..utils import non_finite
 from .adain import AdaIN
-from .common import STYLE_LAYERS, BaselineWeightsError, read_baseline_checkpoint
+from .common import STYLE_LAYERS, BaselineWeightsError, read_baseline_checkpoint, resolve_weights
 from .gatys import GATYS_STEPS, Gatys
 from .reinhard import Reinhard
 from .wct import WCT
@@ -82,8 +82,6 @@ def build_baseline(name: str, vgg_source: str = "hed", weights: str | Path | Non
                       UserWarning, stacklevel=2)
         model = _DECODER_METHODS[name](vgg, **kwargs)
     else:
-        from .shipped import resolve_weights
-
         weights = resolve_weights(name, weights)
         ckpt = read_baseline_checkpoint(weights)
         model = _DECODER_METHODS[name](vgg, width=ckpt["config"].get("width", 1.0), **kwargs)

@@ -14,11 +14,39 @@ from torch import nn
 
 from ..config import STYLE_LAYERS_DEFAULT
 from ..model.losses import gram_matrix
+from ..model.pretrained import (
+    WEIGHTS_DIR,  # the package's weights folder: one home, beside the shipped models
+)
 from ..model.vgg import VGG16_LAYERS, VGG16Features
-from ..utils import load_weights
+from ..utils import UserError, load_weights
 
 STYLE_LAYERS = STYLE_LAYERS_DEFAULT  # relu1_1, relu2_1, relu3_1: our model's Gram layers
 WCT_LEVELS = ("relu3_1", "relu2_1", "relu1_1")  # the decoders' layers: Li et al.'s coarse-to-fine order, truncated at relu3_1
+
+
+# --------------------------------------------------------------------------------------------------
+# the shipped decoders' files (written by wae_lib.baselines.shipped)
+# --------------------------------------------------------------------------------------------------
+METHOD_NAMES = {"adain": "AdaIN (Huang & Belongie 2017)", "wct": "WCT (Li et al. 2017)"}
+
+
+def shipped_baseline_file(method: str, weights_dir: Path | None = None) -> Path:
+    """The shipped decoders of ``method``: ``<weights_dir>/baseline-<method>.pt`` (default: the package's)."""
+    if method not in METHOD_NAMES:
+        raise BaselineWeightsError(f"no shipped decoders for {method!r}; expected one of {sorted(METHOD_NAMES)}")
+    return (weights_dir or WEIGHTS_DIR) / f"baseline-{method}.pt"
+
+
+def resolve_weights(method: str, weights: str | Path) -> Path:
+    """``"shipped"``: the packaged file of ``method`` (a clear error when the package has none); else the path."""
+    if str(weights) != "shipped":
+        return Path(weights)
+    path = shipped_baseline_file(method)
+    if not path.is_file():
+        raise BaselineWeightsError(f"the package holds no shipped {method} decoders ({path}); train them with "
+                                   f"`make baselines BASELINES=train` (or python -m wae_lib baselines) and give "
+                                   f"their run folder")
+    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,7 +119,7 @@ def check_pairs(content: torch.Tensor, style: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------------------
 # decoder checkpoints, and the comparison's style distance
 # --------------------------------------------------------------------------------------------------
-class BaselineWeightsError(ValueError):
+class BaselineWeightsError(UserError, ValueError):
     """A decoder checkpoint is missing, unreadable or belongs to another method or VGG16 source."""
 
 

@@ -17,7 +17,6 @@ figure and the files it would replace are checked before anything is written.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -32,32 +31,13 @@ from ..model.pretrained import (
     WEIGHTS_DIR,  # the package's weights folder: one home, beside the shipped models
 )
 from ..utils import atomic_torch_save, atomic_write_text, git_commit
-from .common import BaselineWeightsError, read_baseline_checkpoint
+from .build import build_baseline
+from .common import METHOD_NAMES, BaselineWeightsError, read_baseline_checkpoint, shipped_baseline_file
 from .guards import Figures, best_loss, check_continue_folder, check_replacement, shipped_figures
 from .train import FINAL_ROWS, LR_PROBE, final_loss, read_log
 
 CARD_NAME = "baselines.card.md"
-METHOD_NAMES = {"adain": "AdaIN (Huang & Belongie 2017)", "wct": "WCT (Li et al. 2017)"}
 CURVE_POINTS = 400  # training-loss points kept in the shipped record (the full log stays in the run folder)
-
-
-def shipped_baseline_file(method: str, weights_dir: Path | None = None) -> Path:
-    """The shipped decoders of ``method``: ``<weights_dir>/baseline-<method>.pt`` (default: the package's)."""
-    if method not in METHOD_NAMES:
-        raise BaselineWeightsError(f"no shipped decoders for {method!r}; expected one of {sorted(METHOD_NAMES)}")
-    return (weights_dir or WEIGHTS_DIR) / f"baseline-{method}.pt"
-
-
-def resolve_weights(method: str, weights: str | Path) -> Path:
-    """``"shipped"``: the packaged file of ``method`` (a clear error when the package has none); else the path."""
-    if str(weights) != "shipped":
-        return Path(weights)
-    path = shipped_baseline_file(method)
-    if not path.is_file():
-        raise BaselineWeightsError(f"the package holds no shipped {method} decoders ({path}); train them with "
-                                   f"`make baselines BASELINES=train` (or python -m wae_lib baselines) and give "
-                                   f"their run folder")
-    return path
 
 
 def hardware(meta: dict[str, Any], device: str) -> str:
@@ -72,7 +52,6 @@ def reconstruction_psnr(run_dir: Path, ckpt: dict[str, Any]) -> float:
     alpha 0 gives): how well they invert the VGG16, which AdaIN's loss (no pixel term) does not ask for directly.
     nan when the run had no validation images."""
     from ..eval.metrics import psnr_per_image
-    from .build import build_baseline
     from .train_config import BaselineTrainConfig
     from .train_losses import load_validation_images
 
@@ -318,27 +297,3 @@ def plot_curves(files: dict[str, Path], out: str | Path) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib ship-baselines", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", help="finished decoder run folders (python -m wae_lib baselines --out)")
-    ap.add_argument("--figure", default="", help="also plot the shipped decoders' training curves into this PNG")
-    ap.add_argument("--weights-dir", default="", metavar="DIR",
-                    help="ship into this folder instead of the package's wae_lib/weights (a trial, tests)")
-    ap.add_argument("--replace", action="store_true",
-                    help="replace shipped decoders (and an existing --figure); decoders that trained fewer steps or "
-                         "score a higher best held-out validation loss than the shipped ones are refused even so")
-    args = ap.parse_args(argv)
-    try:
-        for line in ship(args.runs, Path(args.weights_dir) if args.weights_dir else None, args.replace, args.figure):
-            print(line, file=sys.stderr if line.startswith("[wae_lib]") else sys.stdout)
-    except (BaselineWeightsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,8 +22,6 @@ weights_only-loadable, the config inside) every ``ckpt_every`` steps, on Ctrl-C 
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -43,9 +41,10 @@ from ..data.training_sets import (
     resolve_data_path,
     same_data,
 )
-from ..model.checkpoint import CHECKPOINT, RunFolderBusy, rng_state, run_lock, set_rng_state, truncate_log
+from ..model.checkpoint import CHECKPOINT, rng_state, run_lock, set_rng_state, truncate_log
 from ..train.trainer import TrainingDiverged
 from ..utils import (
+    TrainingInterrupted,
     atomic_torch_save,
     atomic_write_text,
     package_versions,
@@ -53,17 +52,12 @@ from ..utils import (
     resolve_device,
     run_metadata,
     set_seed,
-    stage_done,
 )
 from .adain import AdaIN
 from .common import BaselineWeightsError, read_baseline_checkpoint
-from .train_config import BASELINE_PROFILES, METHODS, RESUMABLE_CHANGES, BaselineTrainConfig, baseline_profile
+from .train_config import RESUMABLE_CHANGES, BaselineTrainConfig
 from .train_losses import TERMS, load_validation_images, plateau, validation_loss, weighted_loss
 from .wct import WCT
-
-
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C arrived; a checkpoint was written and the same call resumes."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,54 +337,3 @@ def choose_lr(cfg: BaselineTrainConfig, out: Path, rates: Sequence[float], steps
     print(f"[wae_lib] {cfg.method}: lr probe ({steps} steps each, {measure}): "
           + ", ".join(f"{k:g} -> {v:.4g}" for k, v in scores.items()) + f"; training at {chosen:g}", file=sys.stderr)
     return cfg.replace(lr=chosen)
-
-
-# --------------------------------------------------------------------------------------------------
-# command line: a flag per config field
-# --------------------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib baselines", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl, metadata.json)")
-    ap.add_argument("--force", action="store_true", help="retrain from scratch even if a checkpoint is there")
-    ap.add_argument("--profile", choices=list(BASELINE_PROFILES), default=None,
-                    help="start from this study profile's budget (BASELINE_PROFILES); flags override it")
-    for f in dataclasses.fields(BaselineTrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            ap.add_argument(flag, type=type(f.default), default=None,
-                            choices=METHODS if f.name == "method" else None, help=f"default {f.default}")
-    ap.add_argument("--lr-probe", default="", metavar="RATES",
-                    help="choose lr by a short measured sweep over these comma-separated rates before training (e.g. "
-                         "1e-4,3e-4,1e-3; the lowest validation loss wins, written to OUT/lr_probe.json)")
-    ap.add_argument("--probe-steps", type=int, default=300, help="steps per rate of --lr-probe (default 300)")
-    ap.add_argument("--continue-from", default="", metavar="FILE",
-                    help="an empty --out starts from these shipped, unconverged decoders with their training state "
-                         "(\"shipped\": the package's file of --method), so a run longer than one checkout carries on")
-    args = ap.parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineTrainConfig)
-                 if getattr(args, f.name) is not None}
-    try:
-        cfg = baseline_profile(args.profile, **overrides) if args.profile else BaselineTrainConfig(**overrides)
-        t0 = time.perf_counter()
-        if args.continue_from:  # before the probe: a restored folder reuses the shipped run's choice of lr
-            from .shipped import restore_run  # lazy: baselines.shipped imports this module
-
-            restore_run(args.continue_from, args.out, cfg.method, cfg.to_dict())
-        if args.lr_probe:
-            cfg = choose_lr(cfg, Path(args.out), parse_rates(args.lr_probe), args.probe_steps, args.force)
-        out = train_decoders(cfg, args.out, force=args.force)
-        ckpt = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)  # where it stopped, not the budget
-        state = "converged" if ckpt.get("converged") else f"of {cfg.steps}"
-        stage_done(f"baseline {cfg.method}", f"{ckpt['step']} steps ({state}) in {args.out}", t0)
-    except (ConfigError, TrainingInterrupted, TrainingDiverged, BaselineWeightsError, FileNotFoundError,
-            RunFolderBusy) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

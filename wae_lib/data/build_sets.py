@@ -55,6 +55,7 @@ from .layout import (
     SET_FILES,
     SET_ROLES,
     SOURCES,
+    DataError,
     find_identity_file,
     find_source,
     prepared_dir,
@@ -131,7 +132,7 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
         raise FileNotFoundError(f"build_sets: {prepared_root} has no prepared {missing}; run prepare_* first")
     changed = [s for s, st in states.items() if st is not None and not outputs_intact(prepared_root / s, st)]
     if changed:
-        raise RuntimeError(f"build_sets: {[str(prepared_root / s) for s in changed]} no longer match their "
+        raise DataError(f"build_sets: {[str(prepared_root / s) for s in changed]} no longer match their "
                            f"{STATE_FILE} (a file was changed or truncated); prepare them again")
     if identity_file is not None and not identity_file.is_file():
         raise FileNotFoundError(f"build_sets: identity file {identity_file} does not exist")
@@ -167,7 +168,7 @@ def build_sets(prepared_root: str | Path, out_dir: str | Path, cfg: PrepConfig |
         if natural_eval_paths is not None:
             unknown = set(natural_eval_paths) - set(labels)
             if unknown:
-                raise ValueError(f"build_sets: natural_eval_paths {sorted(unknown)} are not kept ImageNet rows")
+                raise DataError(f"build_sets: natural_eval_paths {sorted(unknown)} are not kept ImageNet rows")
             held = set(natural_eval_paths)
             natural_idx = image_ranges(imagenet_rows, held)[0]
         else:
@@ -262,17 +263,17 @@ def _check_usable(states: dict[str, Any], cfg: PrepConfig, split: dict[str, Any]
             f" ({reasons})" if reasons else "")
 
     if counts["celeba"] == 0:
-        raise ValueError(f"no training images: {kept('celeba')}; the faces folder must hold face photos")
+        raise DataError(f"no training images: {kept('celeba')}; the faces folder must hold face photos")
     if counts["content_eval"] == 0 and cfg.eval_fraction > 0 and cfg.eval_max > 0:
         people = split.get("train_identities", 0)
         why = (f"{identity_file} names {people} person(s) among the kept faces, and holding out whole people needs "
                f"at least 2" if split["split"] == "identity" else
                f"{kept('celeba')}, and holding faces out needs at least 2 that are not one picture")
-        raise ValueError(f"content_eval would be empty: {why}")
+        raise DataError(f"content_eval would be empty: {why}")
     if counts["style_eval"] == 0:
-        raise ValueError(f"style_eval would be empty: {kept('styles')}")
+        raise DataError(f"style_eval would be empty: {kept('styles')}")
     if counts["natural_eval"] == 0 and states["imagenet"] is not None and cfg.natural_eval_count > 0:
-        raise ValueError(f"natural_eval would be empty: {kept('imagenet')}, and holding photos out needs at least 2")
+        raise DataError(f"natural_eval would be empty: {kept('imagenet')}, and holding photos out needs at least 2")
 
 
 def _sets_intact(out_dir: Path, info: dict) -> bool:

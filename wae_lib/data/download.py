@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..utils import atomic_write_text, stage_done
-from .layout import IDENTITY_FILE
+from ..utils import UserError, atomic_write_text, stage_done
+from .layout import IDENTITY_FILE, DataError
 
 # torchvision checks the md5 of every file it downloads (and of a file already there before it skips it); the
 # unpacked images themselves carry no checksum in torchvision. Archives stay in DIR/.downloads, so a run that was
@@ -30,7 +30,7 @@ DOWNLOAD_HOWTO = {  # the sources no library downloads: what to put where
 }
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A dataset could not be downloaded; the message is one line with the cause and the manual alternative."""
 
 
@@ -79,7 +79,7 @@ def download_imagenette(root: str | Path, size: str = "320px") -> Path:
     from torchvision.datasets import Imagenette
 
     if size not in IMAGENETTE_SIZES:
-        raise ValueError(f"Imagenette size {size!r}: expected one of {IMAGENETTE_SIZES}")
+        raise DataError(f"Imagenette size {size!r}: expected one of {IMAGENETTE_SIZES}")
     url, md5 = Imagenette._ARCHIVES[size]
     try:
         Imagenette(str(root), split="train", size=size, download=True)
@@ -105,7 +105,7 @@ def download_data(out: str | Path, imagenette_size: str = "320px") -> dict[str, 
     folder (None: already there, not counted). Raises DownloadError (one line naming each dataset that failed,
     after trying every one)."""
     if imagenette_size not in IMAGENETTE_SIZES:
-        raise ValueError(f"Imagenette size {imagenette_size!r}: expected one of {IMAGENETTE_SIZES}")
+        raise DataError(f"Imagenette size {imagenette_size!r}: expected one of {IMAGENETTE_SIZES}")
     t0 = time.perf_counter()
     out = Path(out)
     cache = out / DOWNLOAD_CACHE

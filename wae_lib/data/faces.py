@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .layout import OUT_SIZE
+from .layout import OUT_SIZE, DataError
 from .options import PrepConfig
 
 _DETECTORS: dict[str, cv2.CascadeClassifier] = {}
@@ -33,7 +33,7 @@ def face_detector(name: str) -> cv2.CascadeClassifier:
     if name not in _DETECTORS:
         det = cv2.CascadeClassifier(str(cascade_path(name)))
         if det.empty():
-            raise ValueError(f"PrepConfig.cascade = {name!r}: OpenCV could not load it as a cascade classifier")
+            raise DataError(f"PrepConfig.cascade = {name!r}: OpenCV could not load it as a cascade classifier")
         _DETECTORS[name] = det
     return _DETECTORS[name]
 

@@ -23,6 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from ..utils import UserError
+
+
+class DataError(UserError, ValueError, RuntimeError):
+    """A data input that cannot be used (a bad parameter, an empty folder, no faces) or prepared files that no longer
+    match what was recorded: one line from the command line (wae_lib.command). A ValueError and a RuntimeError too,
+    for callers that caught those before it existed."""
+
 OUT_SIZE = 64  # the networks' input size (SPEC.md §3, Table 1): every packed image is uint8 64 x 64 x 3
 
 # ---------------- the layout of a data root ----------------
@@ -72,7 +80,7 @@ PAPER_SET_COUNTS = {
 def prepared_dir(root: str | Path, source: str | None = None) -> Path:
     """``<root>/prepared``, or with ``source`` (one of SOURCES) ``<root>/prepared/<source>``."""
     if source is not None and source not in SOURCES:
-        raise ValueError(f"source {source!r}: expected one of {list(SOURCES)}")
+        raise DataError(f"source {source!r}: expected one of {list(SOURCES)}")
     folder = Path(root) / PREPARED
     return folder if source is None else folder / source
 
@@ -85,7 +93,7 @@ def sets_dir(root: str | Path) -> Path:
 def set_path(root: str | Path, name: str) -> Path:
     """Path of a named set (``celeba``, ``mixed``, ``content_eval``, ``style_eval``, ``natural_eval``)."""
     if name not in SET_FILES:
-        raise ValueError(f"set name {name!r}: expected one of {list(SET_FILES)}")
+        raise DataError(f"set name {name!r}: expected one of {list(SET_FILES)}")
     return sets_dir(root) / SET_FILES[name]
 
 

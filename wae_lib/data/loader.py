@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .layout import OUT_SIZE
+from .layout import OUT_SIZE, DataError
 from .packed import check_packed
 
 
@@ -108,7 +108,7 @@ class TensorImages:
 
     def __init__(self, images: torch.Tensor):
         if images.dim() != 4 or images.shape[1:] != (3, 64, 64):
-            raise ValueError(f"training images must be N x 3 x 64 x 64, got {tuple(images.shape)}")
+            raise DataError(f"training images must be N x 3 x 64 x 64, got {tuple(images.shape)}")
         self.data = images
 
     def __len__(self) -> int:

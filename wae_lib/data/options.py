@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..params import Invalid, coerce
-from .layout import OUT_SIZE
+from .layout import OUT_SIZE, DataError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class PrepConfig:
             try:
                 object.__setattr__(self, f.name, coerce(getattr(self, f.name), kind))
             except Invalid as exc:
-                raise ValueError(f"PrepConfig.{f.name} = {getattr(self, f.name)!r} is invalid: expected "
+                raise DataError(f"PrepConfig.{f.name} = {getattr(self, f.name)!r} is invalid: expected "
                                  f"{exc.expected}") from None
         checks = [
             ("scale_factor", self.scale_factor > 1.0, "a number > 1"),
@@ -99,7 +99,7 @@ class PrepConfig:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ValueError(f"PrepConfig.{name} = {getattr(self, name)!r} is invalid: expected {expected}")
+                raise DataError(f"PrepConfig.{name} = {getattr(self, name)!r} is invalid: expected {expected}")
 
 
 # Fields that change what a source's prepare_* writes (workers/chunk size/splits do not).

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import atomic_open, atomic_write_text, file_sha256, remove_durably
-from .layout import OUT_SIZE, PAPER_COUNTS
+from .layout import OUT_SIZE, PAPER_COUNTS, DataError
 
 IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.csv"
@@ -103,13 +103,13 @@ def write_npy_atomic(path: Path, parts: Iterable[np.ndarray], n: int) -> str:
         for block in (_npy_header(n), *(np.ascontiguousarray(p, dtype=np.uint8) for p in parts)):
             if isinstance(block, np.ndarray):
                 if block.shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
-                    raise RuntimeError(f"{path}: a block of shape {block.shape} is not N x {OUT_SIZE} x {OUT_SIZE} x 3")
+                    raise DataError(f"{path}: a block of shape {block.shape} is not N x {OUT_SIZE} x {OUT_SIZE} x 3")
                 n -= len(block)
                 block = block.data
             digest.update(block)
             f.write(block)
         if n != 0:
-            raise RuntimeError(f"{path}: the parts hold {abs(n)} images {'fewer' if n > 0 else 'more'} than expected")
+            raise DataError(f"{path}: the parts hold {abs(n)} images {'fewer' if n > 0 else 'more'} than expected")
     return digest.hexdigest()
 
 
@@ -133,7 +133,7 @@ def npy_shape(path: Path) -> tuple[int, ...] | None:
 def check_packed(arr: np.ndarray, name: str) -> None:
     """Raise ValueError unless ``arr`` is a packed set: uint8 ``N x 64 x 64 x 3``."""
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (OUT_SIZE, OUT_SIZE, 3):
-        raise ValueError(f"{name}: expected a uint8 array N x {OUT_SIZE} x {OUT_SIZE} x 3 (wae_lib.data output), "
+        raise DataError(f"{name}: expected a uint8 array N x {OUT_SIZE} x {OUT_SIZE} x 3 (wae_lib.data output), "
                          f"got {arr.dtype} {arr.shape}")
 
 
@@ -254,7 +254,7 @@ def write_prepared(out_dir: Path, source: str, src: str, fingerprint: str, rows:
             r["index"] = i
             i += int(r["n_images"])
     if i != n_images:
-        raise RuntimeError(f"{out_dir}: manifest counts {i} images, parts hold {n_images}")
+        raise DataError(f"{out_dir}: manifest counts {i} images, parts hold {n_images}")
     remove_durably(out_dir / STATE_FILE)
     images_sha = write_npy_atomic(out_dir / IMAGES_FILE, image_parts, n_images)
     manifest_sha = write_manifest(out_dir / MANIFEST_FILE, rows)

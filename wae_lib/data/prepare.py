@@ -55,7 +55,7 @@ from ..utils import progress as progress_bar  # here `progress` is the preparers
 from .decode import Decoded, Rejected, decode_image
 from .duplicates import fingerprints
 from .faces import centre_square, crop_resize, detect_faces, face_crop_box, face_detector
-from .layout import IDENTITY_FILE, OUT_SIZE
+from .layout import IDENTITY_FILE, OUT_SIZE, DataError
 from .options import OUTPUT_FIELDS, PrepConfig
 from .packed import manifest_row, safe_label, up_to_date_state, write_prepared
 
@@ -289,7 +289,7 @@ def run_prepare(source: str, files: Sequence[tuple[str, Path]], out_dir: str | P
                 src: str = "", progress: bool = True) -> dict[str, Any]:
     """Process ``files`` ((manifest label, path) pairs) for ``source`` into ``out_dir``; resumable."""
     if source not in _PROCESSORS:
-        raise ValueError(f"source = {source!r}: expected one of {sorted(_PROCESSORS)}")
+        raise DataError(f"source = {source!r}: expected one of {sorted(_PROCESSORS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # of a run killed while writing
@@ -317,7 +317,7 @@ def run_prepare(source: str, files: Sequence[tuple[str, Path]], out_dir: str | P
     def load(k: int) -> tuple[list[dict], np.ndarray]:
         part = _load_part(part_paths[k], len(chunks[k]))
         if part is None:
-            raise RuntimeError(f"{part_paths[k]}: the part just written does not read back (disk trouble?)")
+            raise DataError(f"{part_paths[k]}: the part just written does not read back (disk trouble?)")
         return part
 
     rows: list[dict] = []

@@ -16,7 +16,7 @@ import numpy as np
 from ..utils import json_digest, remove_stale_temporaries
 from .decode import decode_image
 from .faces import centre_square, crop_resize, detect_faces
-from .layout import OUT_SIZE, prepared_dir
+from .layout import OUT_SIZE, DataError, prepared_dir
 from .options import PrepConfig
 from .packed import manifest_row, up_to_date_state, write_prepared
 from .prepare import code_versions, file_rng, output_params, run_prepare
@@ -52,7 +52,7 @@ def sample_image_path(ref: str) -> Path:
 
         base = Path(matplotlib.get_data_path()) / "sample_data"
     else:
-        raise ValueError(f"sample image reference {ref!r}: expected 'skimage:<file>', 'mpl:<file>' or 'wae:<file>'")
+        raise DataError(f"sample image reference {ref!r}: expected 'skimage:<file>', 'mpl:<file>' or 'wae:<file>'")
     path = base / name
     if not path.is_file():
         raise FileNotFoundError(f"sample image {ref!r} is not in the installed package ({path}); the sample set "
@@ -77,7 +77,7 @@ def _sample_faces(cfg: PrepConfig) -> tuple[list[dict], list[np.ndarray]]:
         d = decode_image(sample_image_path(ref))
         faces = detect_faces(d.rgb, cfg)
         if not faces:
-            raise RuntimeError(f"sample set: no face found in {ref} with PrepConfig {cfg}")
+            raise DataError(f"sample set: no face found in {ref} with PrepConfig {cfg}")
         x, y, w, h = faces[0]
         rng = file_rng(cfg.seed, ref)
         for k in range(SAMPLE_FACE_CROPS):

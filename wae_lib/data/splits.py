@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import IDENTITY_FILE, PAPER_MIXED_SHARES, label_identities, read_identities
+from .layout import IDENTITY_FILE, PAPER_MIXED_SHARES, DataError, label_identities, read_identities
 from .options import PrepConfig
 
 
@@ -129,7 +129,7 @@ def content_split(labels: Sequence[str], identity_file: Path | None, cfg: PrepCo
                     f"training and content_eval"}
     listed = label_identities(labels, read_identities(identity_file))
     if labels and not listed:
-        raise ValueError(f"identity file {identity_file}: none of the {len(labels)} kept faces is listed in it (its "
+        raise DataError(f"identity file {identity_file}: none of the {len(labels)} kept faces is listed in it (its "
                          f"'file' column must hold the face files' names, such as {labels[0]!r})")
     person, ids, merged = merge_identities(listed, groups)
     chosen = set(identity_split(person, cfg))
@@ -137,7 +137,7 @@ def content_split(labels: Sequence[str], identity_file: Path | None, cfg: PrepCo
     held_ids = {ids[label] for label in held}
     train_ids = {i for label, i in ids.items() if label not in held}
     if held_ids & train_ids:  # cannot happen by construction; checked because evaluation relies on it
-        raise RuntimeError(f"identity split: identities {sorted(held_ids & train_ids)} in training and content_eval")
+        raise DataError(f"identity split: identities {sorted(held_ids & train_ids)} in training and content_eval")
     return held, ids, {
         "split": "identity", "identity_file": str(identity_file), "held_out_faces": len(held),
         "held_out_identities": len(held_ids), "train_faces": len(labels) - len(held),
@@ -253,7 +253,7 @@ def recount_identity_split(data_root: str | Path, info: dict[str, Any]) -> dict[
     train_ids = {i for f, i in identity.items() if f not in held}
     eval_ids = load_eval_identities(data_root)
     if eval_ids is None or set(eval_ids[eval_ids >= 0].tolist()) != held_ids or len(eval_ids) != info["sets"]["content_eval"]["count"]:
-        raise ValueError(f"{data_root}: content_eval_identity.npy does not hold the held-out identities of the "
+        raise DataError(f"{data_root}: content_eval_identity.npy does not hold the held-out identities of the "
                          f"manifest; prepare the data again")
     per_person = Counter(eval_ids.tolist())
     return {"held_identities": len(held_ids), "held_faces": len(held), "train_identities": len(train_ids),

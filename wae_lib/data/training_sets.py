@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,6 +48,24 @@ def check_recorded_digest(cfg: Config, path: Path, digest: str) -> None:
     if recorded is not None and digest != f"sha256:{recorded}":
         raise ConfigError(f"config field 'data' = {cfg.data!r}: {path} is not the file recorded in "
                           f"{path.parent / INFO_FILE} (changed since it was written); prepare the data again")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A run's training set resolved once (:func:`resolve_training_data`): the file and its content digest, which
+    the checkpoint records and a resumed or reused run is checked against."""
+
+    path: Path
+    digest: str
+
+
+def resolve_training_data(cfg: Config) -> TrainingData:
+    """``cfg.data`` resolved to its file, digested once and checked against what data prep recorded: the one call
+    a run makes (wae_lib.train.run_folder.train hands the result to the Trainer)."""
+    path = resolve_data_path(cfg)
+    digest = data_fingerprint(path)
+    check_recorded_digest(cfg, path, digest)
+    return TrainingData(path, digest)
 
 
 def data_fingerprint(path: Path) -> str:

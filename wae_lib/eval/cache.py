@@ -21,7 +21,6 @@ up to float rounding (the model sees other batches); whole sets, the Makefile's 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,9 +33,9 @@ import torch
 from torch import nn
 
 from .. import staleness
-from ..config import ConfigError, EvaluationError
+from ..config import EvaluationError
 from ..data.layout import load_set_info, set_path
-from ..model.checkpoint import CHECKPOINT, CheckpointError
+from ..model.checkpoint import CHECKPOINT
 from ..model.run import load_model
 from ..utils import (
     atomic_open,
@@ -314,35 +313,3 @@ def sweep_outputs(runs: Sequence[RunInfo], models: Sequence[nn.Module], cache_di
     data = data_digest(data_root)
     code = code_digest()
     return [open_cache(cache_dir, run, data_root, data, code) for run in runs]
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib eval-cache", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models-dir", required=True, help="the sweep's run folders (python -m wae_lib train sweep)")
-    ap.add_argument("--data-root", required=True, help="prepared data (sets/*.npy, sets/info.json)")
-    ap.add_argument("--cache-dir", required=True, help="cache folder: one subfolder per run")
-    ap.add_argument("--n-styles", type=int, default=8, help="figure styles of the transfers (notebooks' n_styles)")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--batch-size", type=int, default=64, help="the notebooks' batch_size")
-    ap.add_argument("--profile", default="auto", help="keep the runs of this profile (auto: all, one profile)")
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        done = build_cache(args.models_dir, args.data_root, args.cache_dir, args.n_styles, args.device, args.batch_size,
-                           args.profile)
-    except (EvaluationError, ConfigError, CheckpointError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # every file is written atomically: the runs finished so far are kept
-        print(f"error: interrupted; the runs cached so far in {args.cache_dir} are kept, run the same command to "
-              f"finish", file=sys.stderr)
-        return 130
-    written = sum(v == "written" for v in done.values())
-    stage_done("eval cache", f"{len(done)} runs in {args.cache_dir} ({written} written, {len(done) - written} up to date)",
-               t0)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..config import Config, VGGSource
-from ..utils import atomic_torch_save, atomic_write_text, load_weights
+from ..utils import UserError, atomic_torch_save, atomic_write_text, load_weights
 from .vgg import source_matches
 
 try:
@@ -32,11 +32,11 @@ RUNTIME_FIELDS = ("device", "compile", "log_every", "sample_every", "ckpt_every"
 RESUMABLE_CHANGES = ("steps", *RUNTIME_FIELDS)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint cannot be read, or its run folder disagrees with it."""
 
 
-class RunFolderBusy(RuntimeError):
+class RunFolderBusy(UserError, RuntimeError):
     """Another training process holds the run folder's lock."""
 
 

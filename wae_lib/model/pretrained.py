@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..config import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, VGGSource
-from ..utils import atomic_torch_save, atomic_write_text, load_weights, non_finite
+from ..utils import UserError, atomic_torch_save, atomic_write_text, load_weights, non_finite
 from .checkpoint import CHECKPOINT, checkpoint_config
 from .vgg import VGG16Features, VGGWeightsError, weights_digest
 from .wae import WAEStyle
@@ -52,7 +52,7 @@ def scorecard_file(weights: Path) -> Path:
     return weights.with_name(f"{weights.stem}.scorecard.csv")
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(UserError, RuntimeError):
     """The shipped weights are missing, damaged, or need a VGG16 that is not available here."""
 
 

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..config import VGGSource
-from ..utils import atomic_torch_save, load_weights
+from ..utils import UserError, atomic_torch_save, load_weights
 
 # torchvision vgg16().features indices of each named activation.
 VGG16_LAYERS: dict[str, int] = {}
@@ -67,7 +67,7 @@ SOURCE_LABELS = {
 }
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(UserError, RuntimeError):
     """A VGG16 weight source is missing, unreadable or unreachable; the message says what to do."""
 
 

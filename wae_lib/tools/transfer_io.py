@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..config import SHIPPED_MODELS
 from ..data.decode import Rejected, model_input
-from ..utils import UserError
+from ..utils import Interrupted, UserError
 
 if TYPE_CHECKING:
     from .transfer import Style
@@ -166,12 +166,6 @@ def remove_stale_staging(folder: Path) -> None:
         pid = p.name[len(STAGING_PREFIX):]
         if p.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
-
-
-class Interrupted(UserError):
-    """Ctrl-C or SIGTERM while the outputs were moved into place: says exactly what is there."""
-
-    code = 130
 
 
 def write_all(files: list[tuple[Path, object]]) -> None:

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import Config, ConfigError
-from ..data.training_sets import data_fingerprint, init_indices, load_images, resolve_data_path
+from ..data.training_sets import TrainingData, init_indices, load_images, resolve_training_data
 from ..model.checkpoint import CHECKPOINT, rng_state, set_rng_state, write_checkpoint
 from ..model.losses import (
     cycle_terms,
@@ -46,18 +46,21 @@ from ..model.losses import (
 from ..model.networks import LatentDiscriminator
 from ..model.vgg import VGG16Features
 from ..model.wae import WAEStyle
-from ..utils import atomic_write_text, package_versions, progress, resolve_device
+from ..utils import (
+    TrainingInterrupted,
+    UserError,
+    atomic_write_text,
+    package_versions,
+    progress,
+    resolve_device,
+)
 from .balance import LossBalance, lr_at, penalty_weight_at
 from .distributed import DistInfo, all_mean, gather_with_grad
 from .samples import training_sample_grid
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """A loss term became NaN or infinite; the last good checkpoint (if any) is kept."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
 
 
 def swap_partners(n: int, device: torch.device) -> torch.Tensor:
@@ -84,10 +87,11 @@ def mmd_penalty(z: torch.Tensor, prior: torch.Tensor, cfg: Config) -> torch.Tens
 # --------------------------------------------------------------------------------------------------
 class Trainer:
     """One run's training state and loop. ``vgg``: the frozen VGG16 to build the model with (a resumed run's, from
-    its checkpoint); by default the model resolves ``cfg.vgg_source``. ``self.cfg`` is the model's config, with
+    its checkpoint); by default the model resolves ``cfg.vgg_source``. ``data``: the training set as the run resolved
+it (wae_lib.data.training_sets.resolve_training_data). ``self.cfg`` is the model's config, with
     the VGG16 source resolved."""
 
-    def __init__(self, cfg: Config, out: Path, info: DistInfo, data_digest: str | None = None,
+    def __init__(self, cfg: Config, out: Path, info: DistInfo, data: TrainingData | None = None,
                  vgg: VGG16Features | None = None):
         self.out, self.info = out, info
         self.device = resolve_device(cfg.device)
@@ -97,8 +101,8 @@ class Trainer:
         if info.world > 1 and cfg.batch_size % info.world:
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} must be divisible by the number of "
                               f"processes ({info.world})")
-        self.data_path = resolve_data_path(cfg)
-        self.data_digest = data_digest or data_fingerprint(self.data_path)  # once: recorded in every checkpoint
+        data = data or resolve_training_data(cfg)  # a run resolves it once (run_folder.train); a probe here
+        self.data_path, self.data_digest = data.path, data.digest  # the digest: recorded in every checkpoint
         self.images = load_images(self.data_path, self.device)
         if cfg.batch_size > len(self.images):
             raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is larger than the dataset "

@@ -1,7 +1,7 @@
-"""``python -m wae_lib papermill IN OUT [papermill's options]``: papermill as the Makefile runs every notebook, with
+"""``python -m devtools papermill IN OUT [papermill's options]``: papermill as the Makefile runs every notebook, with
 the notebook's parameters checked before a kernel starts and a failure said in one line.
 
-    python -m wae_lib papermill notebooks/07_compare.ipynb out.ipynb --kernel python3 --cwd . -p n_styles 4
+    python -m devtools papermill notebooks/07_compare.ipynb out.ipynb --kernel python3 --cwd . -p n_styles 4
 
 The options are papermill's own (its command line parses them; ``--help`` lists them). Before papermill starts a
 kernel, the values of ``-p`` / ``-r`` / ``-f`` / ``-y`` / ``-b`` are checked as the notebook's check cell will check
@@ -17,9 +17,9 @@ import base64
 import sys
 from typing import Any
 
-from ..params import ParameterError, check_before_running
+from wae_lib.params import ParameterError, check_before_running
 
-PROG = "python -m wae_lib papermill"
+PROG = "python -m devtools papermill"
 
 
 def parameters(options: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         from papermill import cli as pm_cli
         from papermill.exceptions import PapermillExecutionError
     except ImportError:
-        print("error: papermill is not installed (pip install papermill); `python -m wae_lib headless NOTEBOOK` "
+        print("error: papermill is not installed (pip install papermill); `python -m devtools headless NOTEBOOK` "
               "runs a notebook's cells without it", file=sys.stderr)
         return 2
     argv = list(sys.argv[1:] if argv is None else argv)

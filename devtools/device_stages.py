@@ -1,4 +1,4 @@
-"""The stages of a device session (wae_lib.tools.device_session.run), run in the order of :data:`STAGES` (the open
+"""The stages of a device session (devtools.device.run), run in the order of :data:`STAGES` (the open
 issues' priorities): ``ship`` (our shipped model's training), ``baselines`` (the AdaIN and WCT decoders), ``sweep``
 (the paper's 10 models at a GPU budget, evaluated there) and ``fullwidth`` (the paper's width once). Each gets its
 share of the time left, measures its steps per second first, sizes its run to fit and stops at a deadline with
@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from ..config import profile_config
+from wae_lib.config import profile_config
+
 from .device_bundle import TRAIN_SET, log
 
 # Each stage's share of the time left when it starts (the last stage gets the rest); its target (images it needs)
@@ -97,11 +98,12 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The study's model (profile SHIP_PROFILE, mixed, a 16 x 16 x SHIP_CONTENT_DIM content map: the candidate for the
     shipped ``pretrained``) for SHIP_IMAGES or the time it has; writes ship/model.pt (wae_lib.model.pretrained's fp16
     export) and the run's config, metadata, log, samples."""
-    from ..model.pretrained import export_pretrained
-    from ..model.run import load_model
-    from ..train.cli import train
-    from ..train.distributed import DistInfo
-    from ..train.trainer import Trainer, TrainingInterrupted
+    from wae_lib.train.cli import train
+
+    from wae_lib.model.pretrained import export_pretrained
+    from wae_lib.model.run import load_model
+    from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
     dry, batch = ctx["dry"], ctx["batch"]
     cfg = profile_config(SHIP_PROFILE, **{**dict(data=TRAIN_SET, content_dim=SHIP_CONTENT_DIM,
@@ -144,9 +146,9 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The AdaIN and WCT decoders: a short learning-rate probe each (three rates, the lowest mean loss over the
     probe's second half wins), then training at the chosen rate for the rest of its share (WCT, three decoders,
     gets 60%); writes baselines/<method>/ (checkpoint without optimiser state, log, config, lr_probe.json)."""
-    from ..baselines.train import TrainingInterrupted, probe_learning_rates, train_decoders
-    from ..baselines.train_config import baseline_profile
-    from ..data.training_sets import load_images, resolve_data_path
+    from wae_lib.baselines.train import TrainingInterrupted, probe_learning_rates, train_decoders
+    from wae_lib.baselines.train_config import baseline_profile
+    from wae_lib.data.training_sets import load_images, resolve_data_path
 
     dry, batch = ctx["dry"], ctx["baseline_batch"]
     rows = []
@@ -187,13 +189,14 @@ def baselines_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
 def sweep_stage(ctx: dict[str, Any], seconds: float, stage: str = "sweep") -> dict[str, Any]:
     """The paper's 10 models (the profile SWEEP_PROFILES[stage]) at a GPU budget: every model the same steps (SWEEP_IMAGES, or
     what the time share allows, measured on the largest model first), then their evaluation cache and notebooks
-    03-05 on the device (wae_lib.tools.headless: no Jupyter there; identity metrics off: no dlib there). Writes sweep/:
+    03-05 on the device (devtools.headless: no Jupyter there; identity metrics off: no dlib there). Writes sweep/:
     the notebooks' tables and figures, their cell log, and each run's config, metadata and log (no weights: ten
     models do not fit what the device returns), for notebook 06 here (`make device-claims`). Writes <stage>/."""
-    from ..train.cli import train
-    from ..train.distributed import DistInfo
-    from ..train.sweep import sweep_configs
-    from ..train.trainer import Trainer, TrainingInterrupted
+    from wae_lib.train.cli import train
+
+    from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.sweep import sweep_configs
+    from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
     dry, batch, t0 = ctx["dry"], ctx["sweep_batch"], time.time()
     profile = SWEEP_PROFILES[stage]
@@ -236,7 +239,8 @@ def evaluate_there(ctx: dict[str, Any], models_dir: Path, profile: str, out: Pat
     figures} with their cell log out/notebooks.log, and each run's config, metadata and log into out/runs/. At the
     time ``until`` (time.time()) the work in progress stops, so that what is done is still packed and returned;
     returns the notebooks that ran to the end."""
-    from ..eval.cache import build_cache
+    from wae_lib.eval.cache import build_cache
+
     from .headless import NotebookError, execute
 
     reports, cache = out / "reports", ctx["work"] / f"{out.name}_cache"
@@ -273,11 +277,12 @@ def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     autocast, FULL_IMAGES or what the time allows; then notebooks 03-04 on it (its rows of Fig. 6-7) and its held-out
     scorecard (identity NaN: no dlib there). Its weights stay there (fp16 full width is over what the device
     returns, fullwidth/weights.txt says how large); writes fullwidth/ as the sweep stage writes sweep/."""
-    from ..eval.scorecard import HeldOut, score_model
-    from ..model.run import load_model
-    from ..train.cli import train
-    from ..train.distributed import DistInfo
-    from ..train.trainer import Trainer, TrainingInterrupted
+    from wae_lib.train.cli import train
+
+    from wae_lib.eval.scorecard import HeldOut, score_model
+    from wae_lib.model.run import load_model
+    from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
     dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()
     cfg = profile_config("paper", **{**dict(data=TRAIN_SET, content_dim=256, data_root=str(ctx["data_root"]),

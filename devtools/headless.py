@@ -1,8 +1,8 @@
 """Execute a notebook's code cells in this Python process, for a machine without Jupyter (the lent GPU).
 
-    python -m wae_lib headless notebooks/03_reconstruction.ipynb --log out/03.log -p models_dir runs -p profile reference
+    python -m devtools headless notebooks/03_reconstruction.ipynb --log out/03.log -p models_dir runs -p profile reference
 
-The lent GPU (issue 17; wae_lib.tools.device_session) has PyTorch, pandas and matplotlib but no papermill, Jupyter kernel
+The lent GPU (issue 17; devtools.device) has PyTorch, pandas and matplotlib but no papermill, Jupyter kernel
 or IPython. The notebooks hold narrative and plots over library calls and write their figures and tables through
 their ``figures_dir`` / ``tables_dir`` parameters, so running their code cells in order is enough to produce those
 files. As papermill does, the cell tagged ``parameters`` runs first and the given values are assigned after it (the
@@ -29,17 +29,18 @@ import types
 from pathlib import Path
 from typing import Any
 
-from ..params import ParameterError, check_before_running
+from wae_lib.params import ParameterError, check_before_running
+from wae_lib.utils import UserError
 
 
-class NotebookError(RuntimeError):
+class NotebookError(UserError, RuntimeError):
     """A notebook could not be read, or one of its cells raised or exited; the message names the notebook and the
     cell."""
 
 
 class NotebookInterrupted(KeyboardInterrupt):
     """Ctrl-C (or a cell's own KeyboardInterrupt) during a cell; the message names the notebook and the cell. A
-    KeyboardInterrupt still, so that a caller's deadline (wae_lib.tools.device_stages) stops the run as before."""
+    KeyboardInterrupt still, so that a caller's deadline (devtools.device_stages) stops the run as before."""
 
 
 def code_cells(path: Path) -> list[tuple[int, str, bool]]:
@@ -201,7 +202,7 @@ def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib headless", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m devtools headless", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

@@ -1,11 +1,11 @@
 """What travels to a lent device, and making it fit (issue 17's prepared GPU call).
 
-    python -m wae_lib device travel                 # what the next call would send, and whether it fits
-    python -m wae_lib device travel --offload       # move the tracked files the device never reads out of the tree
-    python -m wae_lib device travel --restore       # ... and back, after the call
+    python -m devtools device travel                 # what the next call would send, and whether it fits
+    python -m devtools device travel --offload       # move the tracked files the device never reads out of the tree
+    python -m devtools device travel --restore       # ... and back, after the call
 
 The device tool sends a copy of the working tree (tracked files and untracked ones git does not ignore) plus the
-carried paths, 64 MiB in all (wae_lib.tools.device_bundle.CARRY_LIMIT). The tracked tree alone outgrew that: the two shipped
+carried paths, 64 MiB in all (devtools.device_bundle.CARRY_LIMIT). The tracked tree alone outgrew that: the two shipped
 models are ~21 MB each and the committed figures ~26 MB, none of which a device stage reads (it trains, and notebooks
 03-05 read only the bundle's sets and the runs it trains). ``--offload`` untracks those folders (OFFLOAD) in the
 index and ignores them in ``.git/info/exclude``, the files staying in place; ``--restore`` undoes both. Never commit
@@ -17,12 +17,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from wae_lib.utils import UserError
+
 OFFLOAD = ("wae_lib/weights", "reports")  # tracked folders no device stage reads: the shipped weights, the figures
 MARK = "# wae_lib device travel --offload:"  # the comment line above the exclude lines offload writes (git
 #   has no end-of-line comments in ignore files); restore removes it and them
 
 
-class TravelError(RuntimeError):
+class TravelError(UserError, RuntimeError):
     """The tree cannot be measured, offloaded or restored; the message names the file."""
 
 

@@ -1,4 +1,4 @@
-"""What a lent GPU is sent for a device session (wae_lib.tools.device_session): the training images as one JPEG
+"""What a lent GPU is sent for a device session (devtools.device): the training images as one JPEG
 mosaic (q90, 4:4:4), the small evaluation sets as arrays and HED's convolutions up to relu4_2 as a carried file
 (wae_lib.model.vgg), each with its SHA-256 in ``bundle.json``, whose own contents (the counts, the set names) are
 covered by a digest of their own. :func:`pack` writes it here (refusing a bundle over the device's 64 MiB),
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data.layout import EVAL_IDENTITY_FILE, SET_FILES, load_set_info, set_path, sets_dir
-from ..model.vgg import write_carried_hed
-from ..utils import atomic_write_text, file_sha256
+from wae_lib.data.layout import EVAL_IDENTITY_FILE, SET_FILES, load_set_info, set_path, sets_dir
+from wae_lib.model.vgg import write_carried_hed
+from wae_lib.utils import UserError, atomic_write_text, file_sha256
 
 BUNDLE = Path("build/device")  # what travels to the device (ignored by git: it holds images)
 CARRY_LIMIT = 64 * 2**20  # the device takes the working tree and the carried paths within 64 MiB
@@ -42,7 +42,7 @@ MANIFEST_KEYS = {"format": int, "data_root": str, "info": dict, "n_train": int, 
 T0 = time.time()
 
 
-class DeviceSessionError(RuntimeError):
+class DeviceSessionError(UserError, RuntimeError):
     """A bundle or returned part is missing, damaged or too large; the message names the file."""
 
 
@@ -94,7 +94,7 @@ def pack(data_root: str | Path, out: str | Path = BUNDLE, quality: int = 90) -> 
             old.unlink()
     write_carried_hed(out / VGG_FILE, CARRIED_UP_TO)
     files = {name: file_sha256(out / name) for name in (MOSAIC, EVAL_SETS, VGG_FILE)}
-    from ..eval.images import style_names
+    from wae_lib.eval.images import style_names
 
     info = dict(info, style_names=style_names(data_root))  # the figures' labels, without the prepared manifests
     manifest = {"format": FORMAT, "data_root": str(data_root), "info": info, "n_train": len(train),
@@ -123,7 +123,7 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     file it recorded. Anything else raises DeviceSessionError naming the file and saying to pack again."""
     path = Path(bundle) / "bundle.json"
     if not path.is_file():
-        raise DeviceSessionError(f"{path} does not exist: run `python -m wae_lib device pack` and carry {bundle}")
+        raise DeviceSessionError(f"{path} does not exist: run `python -m devtools device pack` and carry {bundle}")
     try:
         manifest = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:  # a copy cut short, or not the file pack wrote
