@@ -42,9 +42,9 @@ TRAIN_ARGS ?=#              extra flags for the training sweep, e.g. TRAIN_ARGS=
 # STRICT parameter checks: a notebook given an unknown -p name (a typo) stops instead of warning (wae_lib.params);
 # JUPYTER_PATH: the python3 kernel of jupyter/kernels/ (ipykernel's, without its per-notebook TCP warning)
 # --log-output with WAE_PROGRESS=text: a long cell's progress bars print a line to the console every 30 s
-# `wae_lib papermill`: papermill, with the -p values checked before a kernel starts and a failure in one line
-PAPERMILL := WAE_STRICT_PARAMS=1 WAE_PROGRESS=text JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
-  $(PY) -m wae_lib papermill --kernel python3 --cwd . --log-output
+# `devtools papermill`: papermill, with the -p values checked before a kernel starts and a failure in one line
+PAPERMILL := PYTHONPATH=$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH)) WAE_STRICT_PARAMS=1 WAE_PROGRESS=text JUPYTER_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
+  $(PY) -m devtools papermill --kernel python3 --cwd . --log-output
 NB_OUT := $(REPORTS_DIR)/notebooks
 FIGURES_DIR := $(REPORTS_DIR)/figures
 TABLES_DIR := $(REPORTS_DIR)/tables
@@ -124,7 +124,7 @@ test-fast: $(STAMP)  ## the tests that train nothing heavy (-m "not slow"): a de
 # Jupyter refuses to run as root unless told: a root user (a container, CI) gets --allow-root.
 LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 lab: $(STAMP)  ## JupyterLab on the study (notebooks/ and reports/; the project's kernel; the URL with its token is printed)
-	JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+	PYTHONPATH=$(CURDIR) JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
 	  --ServerApp.default_url=/lab/tree/notebooks $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff over the library, tests and benchmarks
@@ -289,13 +289,13 @@ claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DI
 	$(PY) -c "from wae_lib.report.index_page import write_local_index; write_local_index('$(dir $(REPORTS_DIR:/=))')"
 
 device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULTS=...) into GPU_REPORTS, then notebook 06 on them
-	$(PY) -m wae_lib device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
+	$(PY) -m devtools device reports $(DEVICE_RESULTS) --out $(GPU_REPORTS)
 	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
-DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (wae_lib.tools.device_bundle; never committed: it holds images)
+DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (devtools.device_bundle; never committed: it holds images)
 device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
-$(DEVICE_BUNDLE)/bundle.json: $(SETS) wae_lib/tools/device_bundle.py wae_lib/model/vgg.py  # the bundle's layout lives there
-	$(PY) -m wae_lib device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
+$(DEVICE_BUNDLE)/bundle.json: $(SETS) devtools/device_bundle.py wae_lib/model/vgg.py  # the bundle's layout lives there
+	$(PY) -m devtools device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 
 reproduce: $(STAMP)  ## the whole study: data -> sweep -> figures -> FID -> comparison -> claims (a second run does nothing)
 	@if $(MAKE) --no-print-directory -q reproduce-outputs; then \

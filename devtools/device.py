@@ -21,7 +21,6 @@ the CPU with the smoke networks in seconds (tests/test_device_session.py).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -30,7 +29,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import sys
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
@@ -87,7 +85,7 @@ def pack_results(results: Path, out: Path, summary: dict[str, Any]) -> list[Path
 
 
 def stage_process(name: str, ctx: dict[str, Any], seconds: float, row_file: Path) -> None:
-    """One stage in its own process (``run(parallel=True)``): its row, or its error, into ``row_file``. Its own
+    """One stage in its own process (``run_stages(parallel=True)``): its row, or its error, into ``row_file``. Its own
     process, so that its deadline (device_stages.deadline: SIGINT to this process) stops it alone."""
     try:
         row = STAGE_FUNCTIONS[name](ctx, seconds)
@@ -133,7 +131,7 @@ def run_parallel(order: list[str], ctx: dict[str, Any], seconds: float) -> list[
     return rows
 
 
-def run(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
+def run_stages(bundle: str | Path = BUNDLE, out: str | Path | None = None, budget: float = 520, stages: str = DEFAULT_STAGES,
         dry: bool = False, batch: int = 256, baseline_batch: int = 64, work: str | Path | None = None,
         parallel: bool = False, sweep_batch: int = SWEEP_BATCH) -> Path:
     """Run ``stages`` within ``budget`` seconds (from the start of this process) and pack their results into
@@ -300,10 +298,12 @@ def sweep_reports(dest: str | Path, reports: str | Path, stage: str = "sweep") -
     return reports
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m devtools device", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
+HELP = "the prepared call of a lent GPU: pack, run, unpack, reports, travel"
+DESCRIPTION = __doc__
+
+
+def add_arguments(ap) -> None:
+    sub = ap.add_subparsers(dest="step", required=True, parser_class=type(ap))
     p = sub.add_parser("pack", help="write the bundle the device needs (here)")
     p.add_argument("--data-root", required=True)
     p.add_argument("--out", default=str(BUNDLE))
@@ -329,22 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--bundle", default=str(BUNDLE), help="the carried bundle (counted when present)")
     t.add_argument("--offload", action="store_true", help="move the tracked files no stage reads out of the tree")
     t.add_argument("--restore", action="store_true", help="move them back after the call")
-    a = ap.parse_args(argv)
-    try:
-        if a.command == "travel":
-            return travel(a.bundle, a.offload, a.restore)
-        if a.command == "pack":
-            pack(a.data_root, a.out, a.quality)
-        elif a.command == "run":
-            run(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch, parallel=a.parallel,
-                sweep_batch=a.sweep_batch)
-        elif a.command == "reports":
-            sweep_reports(a.unpacked, a.out, a.stage)
-        else:
-            unpack(a.returned, a.out)
-    except (DeviceSessionError, ConfigError, FileNotFoundError, TravelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+
+def run(a) -> int:
+    if a.step == "travel":
+        return travel(a.bundle, a.offload, a.restore)
+    if a.step == "pack":
+        pack(a.data_root, a.out, a.quality)
+    elif a.step == "run":
+        run_stages(a.bundle, a.out, a.budget, a.stages, a.dry, a.batch, a.baseline_batch, parallel=a.parallel,
+                   sweep_batch=a.sweep_batch)
+    elif a.step == "reports":
+        sweep_reports(a.unpacked, a.out, a.stage)
+    else:
+        unpack(a.returned, a.out)
     return 0
 
 
@@ -371,6 +369,3 @@ def travel(bundle: str | Path, do_offload: bool = False, do_restore: bool = Fals
         log("run `python -m devtools device travel --offload` before the call and `--restore` after it")
     return 0 if fits else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,6 @@ fallback, not a second pipeline.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import io
@@ -29,8 +28,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from wae_lib.params import ParameterError, check_before_running
-from wae_lib.utils import UserError
+from wae_lib.params import check_before_running
+from wae_lib.utils import Interrupted, UserError
 
 
 class NotebookError(UserError, RuntimeError):
@@ -201,29 +200,24 @@ def execute(notebook: str | Path, params: dict[str, Any] | None = None, log: str
     return namespace
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m devtools headless", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+HELP = "run a notebook's code cells without Jupyter (a machine without it)"
+DESCRIPTION = __doc__
+
+
+def add_arguments(ap) -> None:
     ap.add_argument("notebook")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a parameter, as papermill's -p")
     ap.add_argument("--log", default=None, help="append every cell's output to this file")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> int:
     t0 = time.perf_counter()
     params = {k: parse_value(v) for k, v in args.p}
+    check_before_running(args.notebook, params)  # a bad -p in one line, before any cell runs
     try:
-        check_before_running(args.notebook, params)  # a bad -p in one line, before any cell runs
         execute(args.notebook, params, args.log)
-    except (NotebookError, ParameterError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C in a cell (NotebookInterrupted names it) or before the first
-        print(f"error: {exc if isinstance(exc, NotebookInterrupted) else f'{args.notebook}: interrupted'}",
-              file=sys.stderr)
-        return 130
+        raise Interrupted(str(exc) if isinstance(exc, NotebookInterrupted) else f"{args.notebook}: interrupted") from None
     print(f"[wae_lib] executed {args.notebook} headless in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: papermill is not installed (pip install papermill); `python -m devtools headless NOTEBOOK` "
               "runs a notebook's cells without it", file=sys.stderr)
-        return 2
+        return 1
     argv = list(sys.argv[1:] if argv is None else argv)
     notebook, output = "notebook", ""
     try:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.ClickException as exc:  # a malformed command line
         print(f"error: {exc.format_message()}", file=sys.stderr)
-        return 2
+        return 1
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -87,6 +87,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

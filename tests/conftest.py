@@ -19,6 +19,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # papermill here uses the repository's python3 kernel spec, as the Makefile does (no per-notebook TCP warning)
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
     p for p in (str(Path(__file__).resolve().parents[1] / "jupyter"), os.environ.get("JUPYTER_PATH")) if p)
+# ... and its kernels find devtools (the cell heartbeat extension), as the Makefile's PYTHONPATH gives them
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ Import rules (absolute or relative, at the top of a module or inside a function,
 from importlib import import_module
 
 __version__ = "0.1.0"
-LAYERS = ("data", "model", "train", "eval", "baselines", "report", "tools")  # the subpackages, lowest first
+LAYERS = ("data", "model", "train", "eval", "baselines", "report", "commands")  # the subpackages, lowest first
 _EXPORTS = {"Config": "config", "WAEStyle": "model.wae", "VGG16Features": "model.vgg", "load_model": "model.run",
             "set_seed": "utils", "run_metadata": "utils"}
 __all__ = list(_EXPORTS)

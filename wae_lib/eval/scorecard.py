@@ -12,7 +12,7 @@ Protocol (fixed so that rows are comparable across runs and budgets):
   embedding distance to the content face (dlib's same-person threshold is 0.6);
 each with its chance level. The Reinhard et al. (2001) colour transfer is scored the same way as the floor a
 learned method has to beat on style without losing the person.
-The command that scores without shipping: ``python -m wae_lib scorecard`` (wae_lib.tools.scorecard).
+The command that scores without shipping: ``python -m wae_lib scorecard`` (wae_lib.commands.scorecard).
 """
 
 from __future__ import annotations

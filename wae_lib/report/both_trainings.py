@@ -18,10 +18,8 @@ replaced only with ``--replace``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,28 +28,31 @@ from PIL import Image, ImageDraw
 
 from ..eval.claims import CLAIM_STATEMENTS
 from ..eval.verdicts import fmt_ci
-from ..utils import atomic_write_bytes, atomic_write_text
+from ..utils import UserError, atomic_write_bytes, atomic_write_text
 
 KEYS = ["claim", "part", "scope"]  # a claim part is the same test in both folders when these agree
 CONTEXT = ["profile", "data_source", "vgg_source"]
 OUTPUTS = ("claims.md", "claims_both.csv", "fig7_both.png", "per_model_both.csv", "per_model_both.png")
 # the columns each table must have (the notebooks that write them: 06 claims, 04 transfer, 03 reconstruction)
 NEEDED = {"claims.csv": KEYS + ["statement", "statistic", "estimate", "ci_low", "ci_high", "verdict", "data_source"],
+
           "transfer_summary.csv": ["run", "data"], "reconstruction_summary.csv": ["run", "eval_set", "psnr"]}
 
+class ReportError(UserError, ValueError):
+    """A reports folder or an argument that cannot be compared: one line from the command line."""
 
 def read_table(path: Path) -> pd.DataFrame:
     """One of the tables of :data:`NEEDED`, with its columns and at least one row, or one line naming it."""
     try:
         table = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
-        raise ValueError(f"{path} is not a readable CSV table ({str(exc).splitlines()[0] if str(exc) else exc})"
+        raise ReportError(f"{path} is not a readable CSV table ({str(exc).splitlines()[0] if str(exc) else exc})"
                          ) from None
     missing = [c for c in NEEDED[path.name] if c not in table.columns]
     if missing:
-        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} (it has {', '.join(map(str, table.columns))})")
+        raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} (it has {', '.join(map(str, table.columns))})")
     if not len(table):
-        raise ValueError(f"{path} holds no rows")
+        raise ReportError(f"{path} holds no rows")
     return table
 
 
@@ -68,7 +69,7 @@ def side_by_side(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.Da
     mix the data with the training)."""
     sources = {str(t["data_source"].iloc[0]) for t in tables}
     if len(sources) != 1:
-        raise ValueError(f"the claims come from different data {sorted(sources)}: compare trainings on the same data")
+        raise ReportError(f"the claims come from different data {sorted(sources)}: compare trainings on the same data")
     merged = None
     for t, label in zip(tables, labels):
         cols = t.assign(**{f"{label}: estimate [95% CI]": [fmt_ci(*v) for v in zip(t["estimate"], t["ci_low"],
@@ -174,7 +175,7 @@ def figures_side_by_side(paths: Sequence[Path], labels: Sequence[str], gap: int 
         try:
             images.append(Image.open(p).convert("RGB"))
         except OSError as exc:  # not an image, truncated
-            raise ValueError(f"{p} is not a readable image ({exc})") from None
+            raise ReportError(f"{p} is not a readable image ({exc})") from None
     width = sum(im.width for im in images) + gap * (len(images) - 1)
     canvas = Image.new("RGB", (width, title_h + max(im.height for im in images)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -189,19 +190,19 @@ def figures_side_by_side(paths: Sequence[Path], labels: Sequence[str], gap: int 
 def check_output(folders: Sequence[str | Path], labels: Sequence[str], out: Path, replace: bool) -> None:
     """One label per folder, each its own; ``out`` none of the inputs; its files replaced only when asked."""
     if len(folders) != len(labels) or len(folders) < 2:
-        raise ValueError(f"give two or more reports folders and one label each (got {len(folders)} and {len(labels)})")
+        raise ReportError(f"give two or more reports folders and one label each (got {len(folders)} and {len(labels)})")
     twice = next((label for label in labels if list(labels).count(label) > 1), None)
     if twice is not None:
-        raise ValueError(f"--labels: {twice!r} is given twice; give each folder its own label")
+        raise ReportError(f"--labels: {twice!r} is given twice; give each folder its own label")
     inputs = [f for f in folders if Path(f).resolve() == out.resolve()]
     if inputs:
-        raise ValueError(f"--out {out} is the input folder {inputs[0]} (its own claims.md would be replaced); "
+        raise ReportError(f"--out {out} is the input folder {inputs[0]} (its own claims.md would be replaced); "
                          f"write the comparison into a folder of its own")
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+        raise ReportError(f"--out {out} is a file, not a folder")
     existing = [name for name in OUTPUTS if (out / name).exists()]
     if existing and not replace:
-        raise ValueError(f"--out {out} already holds {', '.join(existing)}; give --replace to replace them, or "
+        raise ReportError(f"--out {out} already holds {', '.join(existing)}; give --replace to replace them, or "
                          f"another --out")
 
 
@@ -229,25 +230,3 @@ def build(folders: Sequence[str | Path], labels: Sequence[str], out: str | Path,
     for name, data in files.items():
         (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib both-trainings", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", nargs="+", help="reports folders, one per training, on the same data")
-    ap.add_argument("--labels", nargs="+", required=True, help="one label per folder")
-    ap.add_argument("--out", required=True, help="folder for claims.md, claims_both.csv and fig7_both.png (not an "
-                    "input folder)")
-    ap.add_argument("--replace", action="store_true", help="replace those files when --out already holds them")
-    a = ap.parse_args(argv)
-    try:
-        out = build(a.folders, a.labels, a.out, a.replace)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}/claims.md, claims_both.csv" + (", fig7_both.png" if (out / "fig7_both.png").is_file() else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""``python -m wae_lib clean-notebook NB.ipynb ...``: an executed notebook made fit to be read anywhere.
+"""An executed notebook made fit to be read anywhere (the command: ``python -m wae_lib clean-notebook NB.ipynb ...``,
+wae_lib.commands.clean_notebook).
 
 The reference runs' executed notebooks are committed so that they render on the code host (issue 32). What a
 kernel leaves in them does not render there, or not from an untrusted file in JupyterLab either:
@@ -27,8 +28,6 @@ from typing import Any
 
 from ..utils import UserError, atomic_write_text
 
-HELP = "make executed notebooks readable anywhere: no widget state or progress widgets, large PNGs as JPEG"
-DESCRIPTION = __doc__.split("\n\n", 1)[1]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 MAX_BYTES = 3 * 2**20
 JPEG_OVER = 200_000  # base64 characters of one PNG; plots stay PNG (sharp lines), photo grids are far larger
@@ -127,16 +126,3 @@ def clean_file(path: str | Path) -> int:
         raise UserError(f"{path}: cannot clean it as an executed notebook ({exc})") from None
     atomic_write_text(path, text)
     return len(text.encode())
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("notebooks", nargs="+", metavar="NB.ipynb", help="executed notebooks, rewritten in place")
-
-
-def run(args) -> int:
-    for path in args.notebooks:
-        size = clean_file(path)
-        if size > MAX_BYTES:
-            print(f"note: {path} is {size / 2**20:.1f} MiB after cleaning (over {MAX_BYTES / 2**20:.0f} MiB: its "
-                  f"figures; fewer images per figure make it lighter)")
-    return 0

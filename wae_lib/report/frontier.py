@@ -1,5 +1,5 @@
-"""``python -m wae_lib frontier T.csv[=GROUP] ... --out F.png``: the style-identity frontier (issue 33 item 4) of
-every scorecard row the study has, one figure and one table.
+"""The style-identity frontier (issue 33 item 4) of every scorecard row the study has, one figure and one table (the
+command: ``python -m wae_lib frontier T.csv[=GROUP] ... --out F.png``, wae_lib.commands.frontier).
 
 The tables are ``python -m wae_lib scorecard`` outputs and the ablations' ``export`` scorecards. Rows are only put
 side by side when they were scored on the same held-out pairs: every table carries the Reinhard floor row
@@ -13,16 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELP = "the style-identity frontier of scorecard tables (one figure, one table; same held-out pairs checked)"
-DESCRIPTION = __doc__
 FLOOR_KEYS = ("style_retrieval_gram", "style_retrieval_color", "content_retrieval", "identity_match")
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("tables", nargs="+", metavar="T.csv[=GROUP]", help="scorecard tables")
-    parser.add_argument("--out", required=True, help="the figure (.png); its table is written beside it (.csv)")
-    parser.add_argument("--caption", default="", help="one line under the figure")
-    parser.add_argument("--replace", action="store_true", help="replace an existing figure and table")
 
 
 def kind(run: str, default: str) -> str:
@@ -67,16 +58,3 @@ def frontier_table(specs: list[str]):
     out = pd.concat([floor, *parts], ignore_index=True)
     out["style_carried"] = (out["style_retrieval_gram"] + out["style_retrieval_color"]) / 2
     return out
-
-
-def run(args) -> int:
-    from ..utils import atomic_write_text, output_pair
-    from .figures import scorecard_frontier
-
-    out = output_pair(args.out, ".png", ".csv", args.replace)
-    table = frontier_table(args.tables)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scorecard_frontier(table, out.with_suffix(".tmp.png"), caption=args.caption).replace(out)
-    atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
-    print(f"wrote {out} and {out.with_suffix('.csv')} ({len(table)} rows)")
-    return 0

@@ -1,4 +1,5 @@
-"""Pick the best model of a sweep on held-out people and ship it as a pretrained model file.
+"""Pick the best model of a sweep on held-out people and ship it as a pretrained model file (the command:
+wae_lib.commands.export; the scorecard that decides: wae_lib.eval.scorecard; the guards: wae_lib.eval.ship_guard).
 
     python -m wae_lib export models/reference-shared-data-large --data-root data/processed/shared-data-large \
         --out wae_lib/weights/pretrained.pt --replace
@@ -14,20 +15,17 @@ finished runs are exported. Scoring costs about a minute per model on 2 CPU core
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import EvaluationError, training_set_label
+from ..config import training_set_label
 from ..data.layout import load_set_info
-from ..eval import scorecard
-from ..eval.runs import check_trained_on
-from ..model.checkpoint import CHECKPOINT, CheckpointError
+from ..model.checkpoint import CHECKPOINT
 from ..model.pretrained import (
-    PretrainedError,
     export_pretrained,
     load_pretrained,
     scorecard_file,
@@ -35,8 +33,10 @@ from ..model.pretrained import (
 )
 from ..model.run import load_model
 from ..utils import set_seed
-from . import export_guard as guard
-from .export_guard import ExportError, Trained
+from . import scorecard
+from . import ship_guard as guard
+from .runs import check_trained_on
+from .ship_guard import ExportError, Trained
 
 BALANCE_RULE = "balance = sqrt(style retrieval x identity kept)"
 # the columns balance_score reads: a --summary table needs them, with the run's name
@@ -128,96 +128,79 @@ def best_in_summary(summary: Path, models_dir: Path) -> tuple[str, str]:
         f"(notebook 04, held-out faces x 8 styles); balance there: {table['balance'].max():.3f}.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m wae_lib export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models_dir", type=Path, help="a sweep's folder of run folders, or one exported model file (.pt: "
-                                                 "e.g. a lent GPU's ship/model.pt, whose run folder stayed there)")
-    ap.add_argument("--data-root", required=True, type=Path, help="its prepared data (held-out sets)")
-    ap.add_argument("--out", type=Path, help="the model file to write (required; wae_lib/weights/pretrained.pt "
-                                             "ships it as load_model('pretrained'))")
-    ap.add_argument("--replace", action="store_true", help="replace an existing --out (with its card and scorecard) "
-                    "if this model scores at least as well on the held-out scorecard and trained on at least as "
-                    "many images")
-    ap.add_argument("--run", help="export this run folder name instead of the best by balance")
-    ap.add_argument("--summary", type=Path, help="pick the best run from this transfer_summary.csv (notebook 04's "
-                                                  "held-out table) instead of scoring every run: much faster")
-    ap.add_argument("--hardware", default="2 CPU cores", help="where it trained, for the model card")
-    ap.add_argument("--origin", default="", help="how the exported run came about, for the model card (e.g. "
-                                                 "which sweep model it was resumed from)")
-    ap.add_argument("--compare", nargs="*", default=[], metavar="CSV=LABEL",
-                    help="also show these earlier scorecards' model rows in the card's table (e.g. the model this "
-                         "one replaces); the same held-out sets, scored before")
-    return ap
+@dataclass
+class ExportRequest:
+    """What ``python -m wae_lib export`` asks for (wae_lib.commands.export: each field's help)."""
+
+    models_dir: Path  # a sweep's folder of run folders, or one exported model file (.pt)
+    data_root: Path  # its prepared data (held-out sets)
+    out: Path | None  # the model file to write (required: nothing in the package is written unless named)
+    replace: bool = False  # replace an existing --out, if this model scores at least as well and trained as long
+    run: str | None = None  # this run folder name instead of the best by balance
+    summary: Path | None = None  # pick the best run from notebook 04's transfer_summary.csv
+    hardware: str = "2 CPU cores"  # where it trained, for the model card
+    origin: str = ""  # how the exported run came about, for the model card
+    compare: list[str] = field(default_factory=list)  # earlier scorecards' rows for the card's table (CSV=LABEL)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return export(args)
-    except (ExportError, EvaluationError, CheckpointError, PretrainedError) as exc:  # each one line by design
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def export(args: argparse.Namespace) -> int:
-    if args.out is None:
+def export(req: ExportRequest) -> int:
+    if req.out is None:
         raise ExportError("--out is required: the model file to write (e.g. --out wae_lib/weights/pretrained.pt "
                           "--replace to ship it as load_model('pretrained'), or a file outside the package)")
-    if not args.models_dir.exists():
-        raise ExportError(f"models_dir {args.models_dir}: no such folder or file (expected a sweep's folder of run "
+    if not req.models_dir.exists():
+        raise ExportError(f"models_dir {req.models_dir}: no such folder or file (expected a sweep's folder of run "
                           f"folders, or an exported .pt)")
     try:
-        earlier = earlier_rows(args.compare)
+        earlier = earlier_rows(req.compare)
     except ValueError as exc:
         raise ExportError(str(exc)) from None
-    guard.check_may_replace(args.out, args.replace)  # before minutes of scoring
+    guard.check_may_replace(req.out, req.replace)  # before minutes of scoring
     try:
-        info = load_set_info(args.data_root)
+        info = load_set_info(req.data_root)
     except FileNotFoundError as exc:  # its message says how to prepare the data
         raise ExportError(str(exc)) from None
     set_seed(0)
-    if args.models_dir.suffix == ".pt":
-        return ship_exported(args, info, earlier)
-    if not args.models_dir.is_dir():
-        raise ExportError(f"models_dir {args.models_dir}: not a folder (expected a sweep's folder of run folders, "
+    if req.models_dir.suffix == ".pt":
+        return ship_exported(req, info, earlier)
+    if not req.models_dir.is_dir():
+        raise ExportError(f"models_dir {req.models_dir}: not a folder (expected a sweep's folder of run folders, "
                           f"or an exported .pt)")
     chosen_by = ""
-    if args.summary and not args.run:
-        args.run, chosen_by = best_in_summary(args.summary, args.models_dir)
-    runs = sorted(p for p in args.models_dir.iterdir() if (p / CHECKPOINT).is_file()
-                  and (args.run is None or p.name == args.run))
+    if req.summary and not req.run:
+        req.run, chosen_by = best_in_summary(req.summary, req.models_dir)
+    runs = sorted(p for p in req.models_dir.iterdir() if (p / CHECKPOINT).is_file()
+                  and (req.run is None or p.name == req.run))
     if not runs:
-        raise ExportError(f"{args.models_dir} holds no run folder{' ' + args.run if args.run else 's'} with a "
+        raise ExportError(f"{req.models_dir} holds no run folder{' ' + req.run if req.run else 's'} with a "
                           f"{CHECKPOINT}")
-    check_trained_on(runs, args.data_root)
+    check_trained_on(runs, req.data_root)
     models = {run.name: load_model(run) for run in runs}
     for run in runs:  # every run scored is one export may ship: a sweep with an unfinished run is not done
         m = models[run.name]
         guard.check_finished(str(run), m.checkpoint_info["step"], m.config.steps, m.checkpoint_info["finished"])
     if len(runs) == 1:  # known before scoring: refuse a shorter training without scoring first
-        guard.check_trained_as_long(args.out, trained(runs[0].name, models[runs[0].name]))
-    evalset = scorecard.HeldOut.load(args.data_root)
+        guard.check_trained_as_long(req.out, trained(runs[0].name, models[runs[0].name]))
+    evalset = scorecard.HeldOut.load(req.data_root)
     table = score_table(models, evalset)
     balances = table[table["run"].isin(models)]["balance"]
-    if not args.run and balances.isna().all():
+    if not req.run and balances.isna().all():
         raise ExportError("no run has an identity score here (dlib's face embeddings are missing: "
                                 "pip install dlib face_recognition_models), so none can be chosen; pass --run NAME")
-    best = args.run or table.loc[balances.idxmax(), "run"]
+    best = req.run or table.loc[balances.idxmax(), "run"]
     model = models[best]
-    meta_file = args.models_dir / best / "metadata.json"
+    meta_file = req.models_dir / best / "metadata.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     how = trained(best, model)
     if len(runs) > 1:  # the best of several: known only now
-        guard.check_trained_as_long(args.out, how)
-    return ship(args, model, table, evalset, earlier, how,
+        guard.check_trained_as_long(req.out, how)
+    return ship(req, model, table, evalset, earlier, how,
                 provenance=dict(run=best, step=how.step, finished=True, batch_size=how.batch,
                                 images_seen=how.images, data_source=info["source"],
                                 git_commit=meta.get("git_commit")),
                 data_source=info["source"], n_images=meta.get("n_images", "?"),
                 data_note=MIXED_NOTE if model.config.data == "mixed" else "CelebA face crops",
                 git_commit=meta.get("git_commit", "?"),
-                metrics_note=card_note(args.origin, chosen_by, best if args.run else "", len(runs)))
+                metrics_note=card_note(req.origin, chosen_by, best if req.run else "", len(runs)))
 
 
 def trained(name: str, model) -> Trained:
@@ -225,60 +208,57 @@ def trained(name: str, model) -> Trained:
     return Trained(name, int(model.checkpoint_info["step"]), int(model.config.batch_size))
 
 
-def ship_exported(args: argparse.Namespace, info: dict, earlier: pd.DataFrame) -> int:
+def ship_exported(req: ExportRequest, info: dict, earlier: pd.DataFrame) -> int:
     """``export FILE.pt``: score an exported model (wae_lib.model.pretrained's file, with its provenance) on the
     held-out sets and ship it under ``--out`` with its scorecard and card, as :func:`export` does for a run folder."""
-    if args.run or args.summary:
-        raise ExportError(f"--run and --summary pick a run folder of a sweep; {args.models_dir} is one exported "
+    if req.run or req.summary:
+        raise ExportError(f"--run and --summary pick a run folder of a sweep; {req.models_dir} is one exported "
                           f"model")
-    model = load_pretrained(args.models_dir)
+    model = load_pretrained(req.models_dir)
     prov = dict(model.provenance)
-    name = str(prov.get("run", args.models_dir.stem))
+    name = str(prov.get("run", req.models_dir.stem))
     # the held-out people must be out of the training set: the data root it trained on (its sets/info.json
     # fingerprint, recorded by the device's ship stage) must be this one
     trained_on = str(prov.get("data_fingerprint", ""))
     if trained_on and trained_on != info.get("fingerprint"):
-        raise ExportError(f"{args.models_dir} trained on data with fingerprint {trained_on[:12]}..., --data-root "
-                          f"{args.data_root} is {str(info.get('fingerprint'))[:12]}...: its held-out people may be "
+        raise ExportError(f"{req.models_dir} trained on data with fingerprint {trained_on[:12]}..., --data-root "
+                          f"{req.data_root} is {str(info.get('fingerprint'))[:12]}...: its held-out people may be "
                           f"in that training set; score it on the data root it trained on")
     if not trained_on:
-        print(f"[wae_lib] note: {args.models_dir} records no data fingerprint: that it trained on {args.data_root}'s "
+        print(f"[wae_lib] note: {req.models_dir} records no data fingerprint: that it trained on {req.data_root}'s "
               f"split is not checked", file=sys.stderr)
     cfg, step = model.config, prov.get("step")
-    guard.check_finished(str(args.models_dir), step, cfg.steps, bool(prov.get("finished", True)))
+    guard.check_finished(str(req.models_dir), step, cfg.steps, bool(prov.get("finished", True)))
     if step is None:
-        print(f"[wae_lib] note: {args.models_dir} records no step: its card states the config's {cfg.steps}",
+        print(f"[wae_lib] note: {req.models_dir} records no step: its card states the config's {cfg.steps}",
               file=sys.stderr)
     how = Trained(name, int(step if step is not None else cfg.steps), int(prov.get("batch_size", cfg.batch_size)))
-    guard.check_trained_as_long(args.out, how)
-    evalset = scorecard.HeldOut.load(args.data_root)
+    guard.check_trained_as_long(req.out, how)
+    evalset = scorecard.HeldOut.load(req.data_root)
     table = score_table({name: model}, evalset)
-    return ship(args, model, table, evalset, earlier, how,
+    return ship(req, model, table, evalset, earlier, how,
                 provenance={**prov, "step": how.step, "batch_size": how.batch, "images_seen": how.images},
                 data_source=info["source"], n_images=info["sets"].get(cfg.data, {}).get("count", "?"),
                 data_note=prov.get("data_note") or MIXED_NOTE, git_commit=prov.get("git_commit", "?"),
-                metrics_note=card_note(args.origin, "", name, 1))
+                metrics_note=card_note(req.origin, "", name, 1))
 
 
-def ship(args: argparse.Namespace, model, table: pd.DataFrame, evalset: scorecard.HeldOut, earlier: pd.DataFrame,
+def ship(req: ExportRequest, model, table: pd.DataFrame, evalset: scorecard.HeldOut, earlier: pd.DataFrame,
          how: Trained, provenance: dict, **card_facts) -> int:
     """The last check against the file it replaces (the callers checked how long it trained), then the model, its
     scorecard and its card under --out."""
     row = table[table["run"] == how.name].iloc[0]
     # a replacement must not score worse by the rule export chooses a model with (balance_score), nothing else
-    guard.check_scores_as_well(args.out, table, row, evalset, balance_score, BALANCE_RULE)
-    path = export_pretrained(model, args.out, **{**provenance, "metrics": row.to_dict()})
-    table.to_csv(scorecard_file(args.out), index=False)
+    guard.check_scores_as_well(req.out, table, row, evalset, balance_score, BALANCE_RULE)
+    path = export_pretrained(model, req.out, **{**provenance, "metrics": row.to_dict()})
+    table.to_csv(scorecard_file(req.out), index=False)
     card_table = scorecard.markdown(pd.concat([table, earlier], ignore_index=True) if len(earlier) else table, evalset)
     people = len(set(evalset.identities.tolist())) if evalset.identities is not None else len(evalset.faces)
-    write_model_card(model, args.out, card_table, run=how.name, steps=how.step,
-                     data_label=training_set_label(model.config.data), hardware=args.hardware,
+    write_model_card(model, req.out, card_table, run=how.name, steps=how.step,
+                     data_label=training_set_label(model.config.data), hardware=req.hardware,
                      size_mb=path.stat().st_size / 2**20, n_faces=len(evalset.faces), n_people=people,
                      n_styles=len(evalset.styles), **card_facts)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"exported {how.name} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

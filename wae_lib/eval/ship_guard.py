@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..eval import scorecard
 from ..model.pretrained import PretrainedError, card_file, load_pretrained, scorecard_file
 from ..utils import UserError
+from . import scorecard
 
 # the floor row's figures that depend only on the held-out sets: equal floors, the same held-out sets
 FLOOR_COLUMNS = ("style_retrieval_gram", "style_retrieval_color", "content_retrieval", "style_gram_distance",
