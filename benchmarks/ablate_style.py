@@ -5,7 +5,7 @@
 
 Every row: the reference profile's networks and schedule (channels x1/4, style FC 128, 600 steps of 16, cosine
 lr 1e-3, running balance), the mixed training set, content latent 256, seed 0 unless the row says otherwise;
-only the fields of the row change. Runs are resumable (wae_lib.train.cli): an interrupted ablation continues where it
+only the fields of the row change. Runs are resumable (wae_lib.train.run_folder): an interrupted ablation continues where it
 stopped. Score them afterwards on held-out people with benchmarks/bench_quality.py (the scorecard); the rows'
 labels and changes are written to MODELS_DIR/rows.json for the report.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from wae_lib.config import profile_config
-from wae_lib.train.cli import train
+from wae_lib.train.run_folder import train
 from wae_lib.utils import atomic_write_text, set_seed
 
 SWAP = dict(objective="swap")

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from commands import command
 from test_baselines import fake_data_root  # the planted data root of the decoder tests
 
 from wae_lib.baselines import shipped as SB
-from wae_lib.baselines import train as BT
+
+SHIP_BASELINES_CMD = command("ship-baselines")
+BASELINES_CMD = command("baselines")
 
 PACKAGE_WEIGHTS = Path(SB.__file__).resolve().parents[1] / "weights"
 
@@ -39,7 +42,7 @@ def smoke(tmp_path_factory):
     data = fake_data_root(root / "data")
     args = ["--method", "adain", "--data", "mixed", "--data-root", str(data), "--width", "0.125", "--batch-size",
             "2", "--steps", "4", "--val-every", "2", "--val-images", "4", "--log-every", "1"]
-    assert BT.main([*args, "--out", str(root / "adain")]) == 0
+    assert BASELINES_CMD([*args, "--out", str(root / "adain")]) == 0
     return root / "adain", args
 
 
@@ -64,13 +67,13 @@ def test_shipped_decoders_are_not_replaced_by_a_smoke_run(smoke, tmp_path, monke
     weights = shipped_copy(tmp_path / "weights")
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)  # the command's default folder, as `ship-baselines RUN` uses
     before = digests(weights)
-    assert SB.main([str(run)]) == 2
+    assert SHIP_BASELINES_CMD([str(run)]) == 1
     line = one_line(capsys)
     assert "already ships adain decoders" in line and "give --replace" in line
     assert "(15,750 steps, best held-out validation loss 2023; from baseline-adain.pt's record)" in line
     assert f"with {run} (4 steps, best held-out validation loss " in line
     # asked to replace: still refused, for fewer steps and a worse held-out loss, both figures in the line
-    assert SB.main([str(run), "--replace"]) == 2
+    assert SHIP_BASELINES_CMD([str(run), "--replace"]) == 1
     line = one_line(capsys)
     assert line.startswith("error: refusing to replace") and "(15,750 steps, best held-out validation loss 2023;" in line
     assert f"with {run} (4 steps, best held-out validation loss " in line
@@ -89,9 +92,9 @@ def test_a_better_run_replaces_only_when_asked_and_the_card_follows(smoke, tmp_p
     torch.save(ckpt, worse)
     SB.write_card(weights)
     assert "| 2 steps of 2" in (weights / SB.CARD_NAME).read_text()
-    assert SB.main([str(run), "--weights-dir", str(weights)]) == 2
+    assert SHIP_BASELINES_CMD([str(run), "--weights-dir", str(weights)]) == 1
     assert "give --replace" in one_line(capsys)
-    assert SB.main([str(run), "--weights-dir", str(weights), "--replace"]) == 0
+    assert SHIP_BASELINES_CMD([str(run), "--weights-dir", str(weights), "--replace"]) == 0
     out = capsys.readouterr()
     assert "replaced (2 steps, best held-out validation loss 1e+12;" in out.err and str(weights / "baseline-adain.pt") in out.out
     assert torch.load(worse, weights_only=True)["shipped"]["steps"] == 4
@@ -106,12 +109,12 @@ def test_the_card_says_what_is_shipped_when_the_file_does_not(smoke, tmp_path, m
     shutil.copy(PACKAGE_WEIGHTS / SB.CARD_NAME, weights)
     card = (weights / SB.CARD_NAME).read_text()
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
-    assert SB.main([str(run)]) == 2  # no file, but the card has an AdaIN line: it is shipped
+    assert SHIP_BASELINES_CMD([str(run)]) == 1  # no file, but the card has an AdaIN line: it is shipped
     assert "already ships adain decoders" in one_line(capsys)
     bare = torch.load(SB.export_baseline(run, tmp_path / "bare.pt"), weights_only=True)
     del bare["shipped"]
     torch.save(bare, weights / "baseline-adain.pt")
-    assert SB.main([str(run), "--replace"]) == 2
+    assert SHIP_BASELINES_CMD([str(run), "--replace"]) == 1
     line = one_line(capsys)
     assert "(15,750 steps, best held-out validation loss 2023; from baselines.card.md, adain line)" in line
     assert "it trained fewer steps and scores a higher" in line
@@ -126,15 +129,15 @@ def test_a_torn_log_an_existing_figure_and_one_method_twice_are_one_line(smoke, 
     shutil.copytree(run, torn)
     log = (torn / "log.jsonl").read_text().splitlines()
     (torn / "log.jsonl").write_text("\n".join(log[:-1] + [log[-1][: len(log[-1]) // 2]]))  # a kill mid-write
-    assert SB.main([str(torn)]) == 2
+    assert SHIP_BASELINES_CMD([str(torn)]) == 1
     line = one_line(capsys)
     assert f"log.jsonl, line {len(log)} of {len(log)}, is not a JSON row (cut short" in line
     assert not weights.exists()
     figure = tmp_path / "curves.png"
     figure.write_bytes(b"an earlier figure")
-    assert SB.main([str(run), "--figure", str(figure)]) == 2
+    assert SHIP_BASELINES_CMD([str(run), "--figure", str(figure)]) == 1
     assert "--figure" in one_line(capsys) and figure.read_bytes() == b"an earlier figure"
-    assert SB.main([str(run), str(run)]) == 2  # two adain runs: the second would silently replace the first
+    assert SHIP_BASELINES_CMD([str(run), str(run)]) == 1  # two adain runs: the second would silently replace the first
     assert "both hold adain decoders" in one_line(capsys)
     assert not weights.exists()
 
@@ -150,7 +153,7 @@ def test_continue_from_refuses_a_folder_of_another_run(smoke, tmp_path, monkeypa
     (other / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
     probe = json.dumps({"method": "wct", "probe_steps": 3, "loss": {"0.001": 0.1}, "chosen": 0.001})
     (other / "lr_probe.json").write_text(probe)
-    assert BT.main([*args, "--steps", "6", "--out", str(other), "--continue-from", "shipped"]) == 2
+    assert BASELINES_CMD([*args, "--steps", "6", "--out", str(other), "--continue-from", "shipped"]) == 1
     line = one_line(capsys)
     assert "holds log.jsonl, lr_probe.json, not files of this adain run" in line and "another --out" in line
     assert (other / "log.jsonl").read_text() == '{"step": 1, "loss": 0.5}\n' and (other / "lr_probe.json").read_text() == probe
@@ -160,7 +163,7 @@ def test_continue_from_refuses_a_folder_of_another_run(smoke, tmp_path, monkeypa
     same.mkdir()
     shutil.copy(run / "config.json", same)
     (same / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
-    assert BT.main([*args, "--steps", "6", "--out", str(same), "--continue-from", "shipped"]) == 0
+    assert BASELINES_CMD([*args, "--steps", "6", "--out", str(same), "--continue-from", "shipped"]) == 0
     assert "continuing the shipped adain decoders" in capsys.readouterr().err
     assert torch.load(same / "checkpoint.pt", weights_only=True)["step"] == 6
 
@@ -171,6 +174,6 @@ def test_a_resumed_run_drops_a_torn_log_line(smoke, tmp_path, capsys):
     shutil.copytree(run, copy)
     with open(copy / "log.jsonl", "a") as f:
         f.write('{"step": 5, "lr": 0.0001, "lo')  # killed while writing a row past the checkpoint
-    assert BT.main([*args, "--steps", "6", "--out", str(copy)]) == 0
+    assert BASELINES_CMD([*args, "--steps", "6", "--out", str(copy)]) == 0
     steps = [json.loads(r)["step"] for r in (copy / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 6 and 5 in steps

@@ -9,11 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from commands import command
 
 from wae_lib.baselines import adain, build, train_config, train_losses, wct
 from wae_lib.baselines import common as B
 from wae_lib.baselines import train as BT
 from wae_lib.config import ConfigError
+
+BASELINES_CMD = command("baselines")
 
 
 def synthetic_pair() -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,14 +234,14 @@ def test_cli(tmp_path, capsys):
     npy = write_npy(tmp_path / "set.npy", torch.rand(3, 3, 64, 64, generator=g))
     args = ["--method", "adain", "--data", str(npy), "--out", str(tmp_path / "run"), "--steps", "1", "--width", "0.125",
             "--batch-size", "2", "--no-hflip"]
-    assert BT.main(args) == 0
+    assert BASELINES_CMD(args) == 0
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["config"]["hflip"] is False
     args[5] = str(tmp_path / "run2")
-    assert BT.main([*args[:-3], "--batch-size", "8"]) == 2
+    assert BASELINES_CMD([*args[:-3], "--batch-size", "8"]) == 1
     assert "larger than the training set" in capsys.readouterr().err
-    assert BT.main(["--data", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "x")]) == 2
+    assert BASELINES_CMD(["--data", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "x")]) == 1
     with pytest.raises(SystemExit):
-        BT.main(["--method", "sanet", "--out", str(tmp_path / "y")])
+        BASELINES_CMD(["--method", "sanet", "--out", str(tmp_path / "y")])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,16 +332,16 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     root = fake_data_root(tmp_path / "data")
     args = ["--method", "wct", "--data", "mixed", "--data-root", str(root), "--width", "0.125", "--batch-size", "2",
             "--steps", "4", "--val-every", "2", "--val-images", "4", "--log-every", "1", "--out", str(tmp_path / "wct")]
-    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--probe-steps", "3"]) == 0
+    assert BASELINES_CMD([*args, "--lr-probe", "1e-5,1e-3", "--probe-steps", "3"]) == 0
     probe = json.loads((tmp_path / "wct" / "lr_probe.json").read_text())
     assert set(probe["loss"]) == {"1e-05", "0.001"} and probe["measure"] == "validation loss"
     chosen = float(min(probe["loss"].items(), key=lambda kv: kv[1])[0])
     assert probe["chosen"] == chosen
     assert torch.load(tmp_path / "wct" / "checkpoint.pt", weights_only=True)["config"]["lr"] == chosen
-    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--steps", "6"]) == 0  # resumed: the probe's choice is reused
+    assert BASELINES_CMD([*args, "--lr-probe", "1e-5,1e-3", "--steps", "6"]) == 0  # resumed: the probe's choice is reused
     err = capsys.readouterr().err
     assert "from its earlier probe" in err and "baseline wct: 6 steps (of 6)" in err  # where it stopped
-    assert BT.main([*args, "--lr-probe", "fast"]) == 2
+    assert BASELINES_CMD([*args, "--lr-probe", "fast"]) == 1
     # shipped into a temporary weights folder: notebook 07's "shipped" resolves there
     monkeypatch.setattr(SB, "WEIGHTS_DIR", tmp_path / "weights")
     (tmp_path / "weights").mkdir()
@@ -362,10 +365,10 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
         build.build_baseline("adain", weights="shipped", vgg=hed_vgg)
     # a new checkout has no run folder: training carries on from the shipped file, exactly as the run itself would
     cont = [a if a != str(tmp_path / "wct") else str(tmp_path / "wct-new") for a in args]
-    assert BT.main([*cont, "--lr-probe", "1e-5,1e-3", "--steps", "8", "--continue-from", "shipped"]) == 0
+    assert BASELINES_CMD([*cont, "--lr-probe", "1e-5,1e-3", "--steps", "8", "--continue-from", "shipped"]) == 0
     err = capsys.readouterr().err
     assert "continuing the shipped wct decoders" in err and "from its earlier probe" in err  # no second probe
-    assert BT.main([*args, "--lr-probe", "1e-5,1e-3", "--steps", "8"]) == 0  # the original folder, resumed as far
+    assert BASELINES_CMD([*args, "--lr-probe", "1e-5,1e-3", "--steps", "8"]) == 0  # the original folder, resumed as far
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("wct", "wct-new"))
     assert a["step"] == b["step"] == 8 and all(torch.equal(a["decoders"][k], b["decoders"][k]) for k in a["decoders"])
     assert (tmp_path / "wct" / "log.jsonl").read_text() != ""

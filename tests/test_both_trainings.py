@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from commands import command
 from PIL import Image
 
 from wae_lib.report import both_trainings as B
+
+BOTH_TRAININGS_CMD = command("both-trainings")
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reports" / "reference-shared-data-large"
 
@@ -60,7 +63,7 @@ def test_other_data_or_missing_claims_are_refused(two_folders, tmp_path, capsys)
     other.to_csv(ours / "tables" / "claims.csv", index=False)
     with pytest.raises(ValueError, match="different data"):
         B.build([paper, ours], ["a", "b"], tmp_path / "x")
-    assert B.main([str(paper), str(tmp_path / "nowhere"), "--labels", "a", "b", "--out", str(tmp_path / "y")]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(tmp_path / "nowhere"), "--labels", "a", "b", "--out", str(tmp_path / "y")]) == 1
     assert "make claims" in capsys.readouterr().err
 
 
@@ -75,37 +78,37 @@ def err_line(capsys) -> str:
 def test_no_input_or_earlier_comparison_is_overwritten(two_folders, tmp_path, capsys):
     paper, ours, _, _ = two_folders
     (ours / "claims.md").write_text("ours: the claims report of notebook 06\n")
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours)]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours)]) == 1
     line = err_line(capsys)
     assert f"--out {ours} is the input folder" in line and "claims.md" in line
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours), "--replace"]) == 2  # never
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(ours), "--replace"]) == 1  # never
     err_line(capsys)
     assert (ours / "claims.md").read_text() == "ours: the claims report of notebook 06\n"
     assert sorted(p.name for p in ours.iterdir()) == ["claims.md", "figures", "tables"]
     out = tmp_path / "both"
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 0
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 0
     first = (out / "claims.md").read_text()
     (out / "claims.md").write_text("edited by hand\n")
-    assert B.main([str(paper), str(ours), "--labels", "x", "y", "--out", str(out)]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "x", "y", "--out", str(out)]) == 1
     assert "already holds claims.md, claims_both.csv, fig7_both.png" in err_line(capsys)
     assert (out / "claims.md").read_text() == "edited by hand\n"
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out), "--replace"]) == 0
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(out), "--replace"]) == 0
     assert (out / "claims.md").read_text() == first
 
 
 def test_a_label_twice_or_missing_columns_are_one_line(two_folders, tmp_path, capsys):
     paper, ours, _, _ = two_folders
     out = tmp_path / "both"
-    assert B.main([str(paper), str(ours), "--labels", "a", "a", "--out", str(out)]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "a", "--out", str(out)]) == 1
     assert "--labels: 'a' is given twice" in err_line(capsys)
     claims = pd.read_csv(ours / "tables" / "claims.csv")
     claims.drop(columns=["verdict", "data_source"]).to_csv(ours / "tables" / "claims.csv", index=False)
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 1
     line = err_line(capsys)
     assert f"{ours / 'tables' / 'claims.csv'} lacks the column(s) verdict, data_source" in line
     claims.to_csv(ours / "tables" / "claims.csv", index=False)
     transfer = pd.read_csv(ours / "tables" / "transfer_summary.csv")
     transfer.drop(columns=["data"]).to_csv(ours / "tables" / "transfer_summary.csv", index=False)
-    assert B.main([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 2
+    assert BOTH_TRAININGS_CMD([str(paper), str(ours), "--labels", "a", "b", "--out", str(out)]) == 1
     assert f"{ours / 'tables' / 'transfer_summary.csv'} lacks the column(s) data" in err_line(capsys)
     assert not out.exists()  # nothing half-written

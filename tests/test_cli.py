@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from wae_lib.__main__ import main
+from wae_lib.commands import transfer as transfer_cmd
+from wae_lib.commands import transfer as transfer_io
 from wae_lib.config import Config
 from wae_lib.eval.color import rgb_to_lab
 from wae_lib.grids import grid_geometry, grid_layout
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.run import load_model
 from wae_lib.model.wae import WAEStyle
-from wae_lib.tools import transfer as transfer_cmd
-from wae_lib.tools import transfer_io
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -466,16 +466,20 @@ def test_a_mix_has_a_header_cell_of_its_images_and_a_label_that_fits(files):
     assert transfer_cmd.style_column_label(transfer_cmd.Style("random3")) == "random3"
 
 
-def test_one_command_line_lists_and_runs_every_stage_tool(capsys):
-    """issue 20 item 2: `python -m wae_lib <command>` reaches the stage tools (their own parsers), --help lists them."""
-    from wae_lib.__main__ import TOOLS, main
+def test_one_command_line_lists_and_runs_every_command(capsys):
+    """issue 20 item 2, issue 36 item 1: `python -m wae_lib <command>` reaches every command, --help lists them, and
+    a command's failure is one line with exit status 1; the repository's tooling is `python -m devtools`."""
+    from devtools.__main__ import main as devtools
+    from wae_lib.__main__ import COMMANDS, main
 
     assert main(["--help"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in ("transfer", *TOOLS))
+    assert all(name in listing for name in COMMANDS)
     assert main(["train", "--help"]) == 0 and "--content-dim" in capsys.readouterr().out
-    assert main(["headless", "no_such_notebook.ipynb"]) == 2
-    assert "not a readable notebook" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke"]) == 1 and "--out is required" in capsys.readouterr().err
+    assert main(["headless", "x.ipynb"]) == 1  # not a wae_lib command any more
+    assert devtools(["headless", "no_such_notebook.ipynb"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error:")
 
 
 def test_size_transfers_at_that_size_with_a_spatial_model_and_refuses_otherwise(files, tmp_path, capsys):
@@ -505,5 +509,5 @@ def test_size_transfers_at_that_size_with_a_spatial_model_and_refuses_otherwise(
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --size") and words in err and "\n" not in err, err
     assert not (tmp_path / "x.png").exists()
-    assert main(["transfer", c, s1, "-o", str(tmp_path / "x.png"), "--size", "4096"]) == 2
+    assert main(["transfer", c, s1, "-o", str(tmp_path / "x.png"), "--size", "4096"]) == 1
     assert "--size: 4096 is outside [16, 1024]" in capsys.readouterr().err

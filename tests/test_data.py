@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from commands import command
 from PIL import Image
 
 from wae_lib.data import build_sets as MS
-from wae_lib.data import cli as D
 from wae_lib.data import faces as FACES
 from wae_lib.data import layout as S
 from wae_lib.data import packed as PR
@@ -26,6 +26,8 @@ from wae_lib.data import sample as SAMPLE
 from wae_lib.data import splits as SPLITS
 from wae_lib.data.loader import PackedImages
 from wae_lib.data.options import PrepConfig
+
+DATA_CMD = command("data")
 
 # --------------------------------------------------------------------------------------------------
 # a folder of awkward real-world files, made here
@@ -256,7 +258,7 @@ def test_bad_parameters_name_the_parameter(tmp_path):
 
 def test_cli_prints_counts_by_reason(fuzz, tmp_path, capsys):
     src, expected = fuzz
-    assert D.main(["imagenet", str(src), str(tmp_path / "out"), "--workers", "1", "--imagenet-resize-first",
+    assert DATA_CMD(["imagenet", str(src), str(tmp_path / "out"), "--workers", "1", "--imagenet-resize-first",
                    "--imagenet-require-rgb"]) == 0
     text = capsys.readouterr().out
     assert f"imagenet: {len(expected)} files" in text and "not_3_channel" in text and "196,371" in text

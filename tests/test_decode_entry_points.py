@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from wae_lib import utils
+from wae_lib.commands import transfer as transfer_io
 from wae_lib.data import decode as D
-from wae_lib.tools import explore as X
-from wae_lib.tools import transfer_io
+from wae_lib.report import explore as X
 
 
 def gradient(h: int = 80, w: int = 96) -> np.ndarray:

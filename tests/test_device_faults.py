@@ -21,10 +21,13 @@ import tarfile
 
 import numpy as np
 import pytest
+from commands import command
 
+from devtools import device as D
+from devtools import device_bundle as B
 from wae_lib.data.layout import EVAL_IDENTITY_FILE, set_path, sets_dir
-from wae_lib.tools import device_bundle as B
-from wae_lib.tools import device_session as D
+
+DEVICE_CMD = command("device", "devtools")
 
 
 def one_line_error(capsys) -> str:
@@ -76,20 +79,20 @@ def test_unpack_goes_into_a_new_folder_and_refuses_one_holding_an_earlier_call(t
     first.mkdir()
     D.pack_results(results, first, {"stages": [{"stage": "ship"}]})
     dest = tmp_path / "models" / "device"
-    assert D.main(["unpack", str(first), "--out", str(dest)]) == 0
+    assert DEVICE_CMD(["unpack", str(first), "--out", str(dest)]) == 0
     (results / "ship" / "first.txt").unlink()
     (results / "ship" / "second.txt").write_text("call 2")
     second = tmp_path / "call2"
     second.mkdir()
     D.pack_results(results, second, {"stages": [{"stage": "ship"}]})
     capsys.readouterr()
-    assert D.main(["unpack", str(second), "--out", str(dest)]) == 2
+    assert DEVICE_CMD(["unpack", str(second), "--out", str(dest)]) == 1
     assert "is not an empty folder" in one_line_error(capsys)
     assert sorted(p.name for p in (dest / "results" / "ship").iterdir()) == ["first.txt"]  # not mixed
     assert json.loads((dest / "summary.json").read_text()) == json.loads((first / "summary.json").read_text())
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert D.main(["unpack", str(second), "--out", str(empty)]) == 0  # an empty folder is a new one
+    assert DEVICE_CMD(["unpack", str(second), "--out", str(empty)]) == 0  # an empty folder is a new one
     assert (empty / "results" / "ship" / "second.txt").read_text() == "call 2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["call1", "call2", "empty", "models", "work"]  # no temp left
 
@@ -113,7 +116,7 @@ BAD_ARCHIVES = {
 def test_a_damaged_or_foreign_archive_is_refused_in_one_line_with_nothing_extracted(case, tmp_path, capsys):
     src = returned(tmp_path / "returned", BAD_ARCHIVES[case])
     dest = tmp_path / "out" / "device"
-    assert D.main(["unpack", str(src), "--out", str(dest)]) == 2
+    assert DEVICE_CMD(["unpack", str(src), "--out", str(dest)]) == 1
     assert "nothing was extracted" in one_line_error(capsys)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []  # no half folder, no temp
     assert not (tmp_path / "escaped.txt").exists()
@@ -139,7 +142,7 @@ def test_a_truncated_or_malformed_summary_is_refused_in_one_line_before_extracti
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "results.tar.part0").write_bytes(blob)  # what a part named '../...' would read
     dest = tmp_path / "out" / "device"
-    assert D.main(["unpack", str(src), "--out", str(dest)]) == 2
+    assert DEVICE_CMD(["unpack", str(src), "--out", str(dest)]) == 1
     assert f"{src / 'summary.json'}" in one_line_error(capsys)  # named, not "the parts do not match it"
     assert not dest.exists()
 
@@ -261,17 +264,17 @@ def test_travel_refuses_a_bundle_outside_the_repository_before_touching_the_inde
     outside.mkdir(parents=True)
     (outside / "bundle.json").write_text("{}")
     before = untouched(repo)
-    assert D.main(["travel", *flags, "--bundle", str(outside)]) == 2
+    assert DEVICE_CMD(["travel", *flags, "--bundle", str(outside)]) == 1
     assert "is outside the repository" in one_line_error(capsys)
     assert untouched(repo) == before  # no deletion staged, no exclude lines
 
 
 def test_travel_refuses_offload_and_restore_together(repo, capsys):
     before = untouched(repo)
-    assert D.main(["travel", "--offload", "--restore"]) == 2
+    assert DEVICE_CMD(["travel", "--offload", "--restore"]) == 1
     assert "pass one of them" in one_line_error(capsys)
     assert untouched(repo) == before
     (repo / "build" / "device").mkdir(parents=True)  # the default bundle, inside: offload and restore still work
     (repo / "build" / "device" / "bundle.json").write_text("{}")
-    assert D.main(["travel", "--offload"]) == 0 and D.main(["travel", "--restore"]) == 0
+    assert DEVICE_CMD(["travel", "--offload"]) == 0 and DEVICE_CMD(["travel", "--restore"]) == 0
     assert untouched(repo)[0] == "?? build/\n"

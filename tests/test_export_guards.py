@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from commands import command
 
 from wae_lib.config import Config
 from wae_lib.eval import scorecard
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.pretrained import WEIGHTS_DIR, card_file, export_pretrained, scorecard_file
 from wae_lib.model.wae import WAEStyle
-from wae_lib.tools import export
+
+EXPORT_CMD = command("export")
 
 # seed -> (style retrieval, identity kept): balance = sqrt(style x identity)
 PLANTED = {1: (0.98, 0.93), 2: (0.33, 0.11), 3: (0.99, 0.95)}
@@ -82,7 +84,7 @@ def make_run(models: Path, name: str, *, seed: int, step: int, planned: int, fin
 
 
 def run_export(*args) -> int:
-    return export.main([str(a) for a in args])
+    return EXPORT_CMD([str(a) for a in args])
 
 
 def error_line(capsys) -> str:
@@ -114,7 +116,7 @@ def test_out_is_required(tmp_path, data_root, scored, hed_vgg, monkeypatch, caps
     # the command once wrote wae_lib/weights/pretrained.pt when --out was left out (the autouse fixture checks that
     # the package's weights stay as they are)
     make_run(tmp_path / "models", "a", seed=1, step=40, planned=40, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root) == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root) == 1
     assert "--out is required" in error_line(capsys)
     assert scored == []  # refused before scoring
 
@@ -128,7 +130,7 @@ def test_an_existing_file_is_not_replaced_without_replace(which, tmp_path, data_
     out.parent.mkdir()
     which(out).write_text("an earlier export's file")
     make_run(tmp_path / "models", "better", seed=3, step=800, planned=800, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", out) == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", out) == 1
     line = error_line(capsys)
     assert f"{which(out)} exists" in line and "--replace" in line
     assert which(out).read_text() == "an earlier export's file" and len(list(out.parent.iterdir())) == 1
@@ -138,7 +140,7 @@ def test_an_existing_file_is_not_replaced_without_replace(which, tmp_path, data_
 def test_replace_refuses_a_model_that_scores_worse(shipped, tmp_path, data_root, scored, hed_vgg, capsys):
     before = snapshot(shipped)
     make_run(tmp_path / "models", "worse", seed=2, step=800, planned=800, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 1
     line = error_line(capsys)
     assert f"refusing to replace {shipped}: it scores better on the held-out scorecard" in line
     assert "balance = sqrt(style retrieval x identity kept) 0.955 > new 0.191 for worse" in line
@@ -149,7 +151,7 @@ def test_replace_refuses_a_model_that_scores_worse(shipped, tmp_path, data_root,
 def test_replace_refuses_a_model_that_trained_on_fewer_images(shipped, tmp_path, data_root, scored, hed_vgg, capsys):
     before = snapshot(shipped)
     make_run(tmp_path / "models", "short", seed=3, step=40, planned=40, hed_vgg=hed_vgg)  # scores better
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 1
     line = error_line(capsys)
     assert (f"refusing to replace {shipped}: it trained on more images: 3,200 images (400 steps x 8) > new 320 "
             f"images (40 steps x 8) for short") in line
@@ -159,10 +161,10 @@ def test_replace_refuses_a_model_that_trained_on_fewer_images(shipped, tmp_path,
 def test_the_best_of_a_sweep_is_held_to_the_same_rules(shipped, tmp_path, data_root, scored, hed_vgg, capsys):
     make_run(tmp_path / "models", "long-worse", seed=2, step=800, planned=800, hed_vgg=hed_vgg)
     make_run(tmp_path / "models", "short-best", seed=3, step=40, planned=40, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 1
     assert "3,200 images (400 steps x 8) > new 320 images (40 steps x 8) for short-best" in error_line(capsys)
     make_run(tmp_path / "models", "stopped", seed=3, step=53, planned=400, finished=False, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", tmp_path / "new.pt") == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", tmp_path / "new.pt") == 1
     assert "stopped: unfinished run (its checkpoint is at step 53 of a planned 400)" in error_line(capsys)
     assert not (tmp_path / "new.pt").exists()
 
@@ -192,7 +194,7 @@ def test_a_scorecard_of_other_held_out_sets_is_not_compared_the_old_model_is_sco
     card.to_csv(scorecard_file(shipped), index=False)
     before = snapshot(shipped)
     make_run(tmp_path / "models", "worse", seed=2, step=800, planned=800, hed_vgg=hed_vgg)
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", shipped, "--replace") == 1
     assert "0.955 > new 0.191 for worse" in error_line(capsys)
     assert snapshot(shipped) == before and scored == [1, 2, 1]  # the old model (seed 1) scored again on these sets
 
@@ -203,7 +205,7 @@ def test_a_scorecard_of_other_held_out_sets_is_not_compared_the_old_model_is_sco
 def test_an_unfinished_run_is_refused(tmp_path, data_root, scored, hed_vgg, capsys):
     make_run(tmp_path / "models", "stopped", seed=1, step=53, planned=400, finished=False, hed_vgg=hed_vgg)
     out = tmp_path / "ship" / "p.pt"
-    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", out) == 2
+    assert run_export(tmp_path / "models", "--data-root", data_root, "--out", out) == 1
     line = error_line(capsys)
     assert "stopped: unfinished run (its checkpoint is at step 53 of a planned 400)" in line
     assert not out.parent.exists() and scored == []
@@ -216,7 +218,7 @@ def test_an_unfinished_exported_file_is_refused(tmp_path, data_root, scored, hed
     pt = export_pretrained(load_model(run), tmp_path / "device" / "model.pt", run="device-stopped", step=53,
                            finished=False, batch_size=8)  # a lent GPU's ship stage stopped at its deadline
     out = tmp_path / "ship" / "p.pt"
-    assert run_export(pt, "--data-root", data_root, "--out", out) == 2
+    assert run_export(pt, "--data-root", data_root, "--out", out) == 1
     assert "model.pt: unfinished run (its checkpoint is at step 53 of a planned 400)" in error_line(capsys)
     assert not out.parent.exists()
 
@@ -252,7 +254,7 @@ def test_bad_tables_and_missing_folders_are_one_line(case, tmp_path, data_root, 
     else:
         data_root = named = tmp_path / "empty"
     out = tmp_path / "ship" / "p.pt"
-    assert run_export(models, "--data-root", data_root, "--out", out, *extra) == 2
+    assert run_export(models, "--data-root", data_root, "--out", out, *extra) == 1
     line = error_line(capsys)
     assert str(named) in line, line
     if "without" in case and case != "data root without sets":

@@ -31,20 +31,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from commands import command
 from PIL import Image
 from test_train import smooth_images  # one home for the tests' synthetic images
 
 from wae_lib.config import ConfigError, profile_config
 from wae_lib.data import build_sets as MS
-from wae_lib.data import cli as D
 from wae_lib.data import layout as S
 from wae_lib.data import packed as PR
 from wae_lib.data import prepare as P
 from wae_lib.data.options import PrepConfig
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.run import load_model
-from wae_lib.train import cli as TRAIN
+from wae_lib.train import run_folder as TRAIN
 from wae_lib.train import trainer as T
+
+DATA_CMD = command("data")
+TRAIN_CMD = command("train")
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -186,11 +189,11 @@ def test_case1_training_refuses_a_truncated_or_changed_set(tmp_path, capsys):
     args = ["--out", str(tmp_path / "run"), "--profile", "smoke", "--data", "celeba", "--data-root", str(prep)]
     images = np.load(path)
     np.save(path, images[::-1])  # same shape, other content: not the file data prep recorded
-    assert TRAIN.main(args) == 2
+    assert TRAIN_CMD(args) == 1
     assert "is not the file recorded in" in capsys.readouterr().err
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    assert TRAIN.main(args) == 2
+    assert TRAIN_CMD(args) == 1
     assert "is not a complete uint8 N x 64 x 64 x 3 array" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -240,10 +243,10 @@ def test_case1_disk_full_during_data_prep_is_one_line_and_leaves_no_temporaries(
     clean = outputs(out)
     for i in range(3, 9):
         photo(i).save(src / f"img{i:02d}.png")
-    cli = ("import sys; from wae_lib.data import cli as D; "
-           "sys.exit(D.main(['anime', sys.argv[1], sys.argv[2], '--workers', '1', '--chunk-size', '2']))")
+    cli = ("import sys; from wae_lib.__main__ import main; "
+           "sys.exit(main(['data', 'anime', sys.argv[1], sys.argv[2], '--workers', '1', '--chunk-size', '2']))")
     proc = run_script(cli, src, out, fsize=64 * 1024)  # parts (2 images) fit, the new images.npy (9) does not
-    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]  # after the progress bar
     assert last.startswith("error:") and "images.npy" in last and "File too large" in last, last
@@ -329,7 +332,7 @@ def test_case2_data_prep_recomputing_identical_bytes_leaves_its_outputs_untouche
 ])
 def test_case3_yaml_values_are_coerced_like_flags(npy, tmp_path, yaml_text, field, value):
     (tmp_path / "c.yaml").write_text(yaml_text)
-    rc = TRAIN.main(cli_args(tmp_path / "run", npy, "--steps", 1, "--config", tmp_path / "c.yaml"))
+    rc = TRAIN_CMD(cli_args(tmp_path / "run", npy, "--steps", 1, "--config", tmp_path / "c.yaml"))
     assert rc == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())[field] == pytest.approx(value)
 
@@ -344,9 +347,9 @@ def test_case3_yaml_values_are_coerced_like_flags(npy, tmp_path, yaml_text, fiel
 def test_case3_bad_yaml_is_one_line_naming_the_field_before_anything_is_written(npy, tmp_path, capsys, yaml_text,
                                                                                 needle):
     (tmp_path / "c.yaml").write_text(yaml_text)
-    rc = TRAIN.main(cli_args(tmp_path / "run", npy, "--config", tmp_path / "c.yaml"))
+    rc = TRAIN_CMD(cli_args(tmp_path / "run", npy, "--config", tmp_path / "c.yaml"))
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert rc == 1 and len(err.splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "run").exists()
 
 
@@ -367,22 +370,21 @@ def test_case3_python_configs_are_coerced_and_checked_the_same_way(tmp_path):
 # case 4: a failed checkpoint write (disk full, ulimit -f)
 # --------------------------------------------------------------------------------------------------
 TRAIN_CLI = KILL_HOOK + r"""
-from wae_lib.train import trainer as T
-from wae_lib.train import cli
-sys.exit(cli.main(sys.argv[3:]))
+from wae_lib.__main__ import main
+sys.exit(main(["train", *sys.argv[3:]]))
 """
 
 
 def test_case4_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporaries(npy, tmp_path):
     run = tmp_path / "run"
     proc = run_script(TRAIN_CLI, run, 0, *cli_args(run, npy, "--steps", 6, "--ckpt-every", 3), fsize=256 * 1024)
-    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "checkpoint.pt" in last and "File too large" in last, last
     assert "no checkpoint was written yet" in last and "last good" not in last
     assert not no_temporaries(run) and not (run / CHECKPOINT).exists()
-    assert TRAIN.main(cli_args(run, npy, "--steps", 6, "--ckpt-every", 3)) == 0  # space again: the run completes
+    assert TRAIN_CMD(cli_args(run, npy, "--steps", 6, "--ckpt-every", 3)) == 0  # space again: the run completes
     assert log_steps(run) == list(range(1, 7))
 
 
@@ -413,7 +415,7 @@ def straight_run(tmp_path_factory) -> tuple[Path, Path]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert TRAIN.main(cli_args(root / "run", npy, *KILL_ARGS)) == 0
+        assert TRAIN_CMD(cli_args(root / "run", npy, *KILL_ARGS)) == 0
     finally:
         torch.set_num_threads(before)
     return npy, root / "run"
@@ -432,7 +434,7 @@ def test_case5_kill9_during_training_then_resume_matches_straight_run(straight_r
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     ckpt = torch.load(run / CHECKPOINT, weights_only=True) if (run / CHECKPOINT).is_file() else None
     capsys.readouterr()
-    assert TRAIN.main(cli_args(run, npy, *args)) == 0
+    assert TRAIN_CMD(cli_args(run, npy, *args)) == 0
     err = capsys.readouterr().err
     if ckpt is not None and not ckpt["finished"]:
         assert f"resuming from step {ckpt['step']}" in err
@@ -470,16 +472,16 @@ def test_case5_a_second_run_on_the_same_folder_refuses(npy, tmp_path, capsys):
                 break
             time.sleep(0.1)
         assert ready.exists(), first.communicate()[1][-3000:]
-        rc = TRAIN.main(args)
+        rc = TRAIN_CMD(args)
         err = capsys.readouterr().err.strip()
-        assert rc == 2 and "is in use by another training run" in err and f"pid {first.pid}" in err, err
+        assert rc == 1 and "is in use by another training run" in err and f"pid {first.pid}" in err, err
         assert len(err.splitlines()) == 1
     finally:
         go.touch()
         _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err[-3000:]
     assert log_steps(run) == [1, 2, 3, 4]
-    assert TRAIN.main(args) == 0  # the lock went with the process: the folder is free again (finished run reused)
+    assert TRAIN_CMD(args) == 0  # the lock went with the process: the folder is free again (finished run reused)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -639,9 +641,9 @@ def test_case8_papermill_run_with_a_misspelled_parameter_stops_before_writing(tm
     ("--lr", "nan", "'lr' = nan is invalid: expected a finite number"),
 ])
 def test_case9_impossible_values_are_refused_before_anything_is_written(npy, tmp_path, capsys, flag, value, needle):
-    rc = TRAIN.main(cli_args(tmp_path / "run", npy, flag, value))
+    rc = TRAIN_CMD(cli_args(tmp_path / "run", npy, flag, value))
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and needle in err and len(err.splitlines()) == 1, err
+    assert rc == 1 and needle in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
 
 
@@ -670,9 +672,9 @@ def test_case9_divergence_before_the_first_checkpoint_claims_no_checkpoint(npy, 
     (["all", "--data-dir", "{tmp}/missing", "--data-root", "{tmp}/out"], "data_dir"),
 ])
 def test_case9_data_prep_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
-    rc = D.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    rc = DATA_CMD([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("error:") and needle in err and len(err.splitlines()) == 1, err
+    assert rc == 1 and err.startswith("error:") and needle in err and len(err.splitlines()) == 1, err
 
 
 def test_case9_a_resumed_run_says_resuming_from_step_n(npy, tmp_path, monkeypatch, capsys):

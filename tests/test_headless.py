@@ -1,4 +1,4 @@
-"""wae_lib.tools.headless: a notebook's code cells run in-process where Jupyter is missing (the lent GPU)."""
+"""devtools.headless: a notebook's code cells run in-process where Jupyter is missing (the lent GPU)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import command
 
-from wae_lib.tools import headless as H
+from devtools import headless as H
+
+HEADLESS_CMD = command("headless", "devtools")
 
 
 def notebook(path, *cells):
@@ -44,7 +47,7 @@ def test_a_failing_cell_is_named_and_a_notebook_without_parameters_refused(tmp_p
     with pytest.raises(H.NotebookError, match=r"bad.ipynb, cell 3: ZeroDivisionError"):
         H.execute(nb, log=tmp_path / "log.txt")
     assert "before" in (tmp_path / "log.txt").read_text()  # what it printed before failing is kept
-    assert H.main([str(nb)]) == 2 and "cell 3" in capsys.readouterr().err
+    assert HEADLESS_CMD([str(nb)]) == 1 and "cell 3" in capsys.readouterr().err
     with pytest.raises(H.NotebookError, match="no cell tagged 'parameters'"):
         H.execute(notebook(tmp_path / "none.ipynb", ("x = 1", [])))
     (tmp_path / "broken.ipynb").write_text("{not json")
@@ -61,7 +64,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 def headless(*args, **popen) -> subprocess.Popen:
     # SIGINT reset to its default in the child (test_interrupts.ctrl_c_as_in_a_terminal: xdist workers ignore it)
-    return subprocess.Popen([sys.executable, "-m", "wae_lib", "headless", *map(str, args)], env=ENV, cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "devtools", "headless", *map(str, args)], env=ENV, cwd=REPO,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
 
@@ -137,5 +140,5 @@ def test_a_bad_parameter_is_one_line_before_any_cell_runs(tmp_path):
                             ("0", "0 is invalid: expected an integer >= 1")):
         proc = headless(nb, "-p", "n_styles", value, "--log", tmp_path / "log.txt")
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and f"p.ipynb: parameter n_styles = {expected}" in one_line(err), err
+        assert proc.returncode == 1 and f"p.ipynb: parameter n_styles = {expected}" in one_line(err), err
     assert not (tmp_path / "log.txt").exists() and not (tmp_path / "after").exists()  # not a cell ran

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
+from wae_lib.commands import transfer as transfer_io
 from wae_lib.data import decode as D
 from wae_lib.data import prepare as P
 from wae_lib.data.options import PrepConfig
-from wae_lib.tools import explore as X
-from wae_lib.tools import transfer_io
+from wae_lib.report import explore as X
 
 SRGB = ImageCms.createProfile("sRGB")
 # Adobe RGB (1998) primaries, D50-adapted, as its profile stores them

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_faults import ENV, REPO, cli_args  # the training interrupt harness's environment and flags
+from test_faults import (  # the training interrupt harness's environment and flags
+    ENV,
+    REPO,
+    TRAIN_CMD,
+    cli_args,
+)
 from test_train import smooth_images
 
 HOLD = r"""
@@ -25,7 +30,8 @@ import os, sys, time
 from pathlib import Path
 from wae_lib.__main__ import main
 from wae_lib.model import wae as W
-from wae_lib.train import cli, trainer as T
+from wae_lib.data import training_sets as TS
+from wae_lib.train import trainer as T
 
 def hold(original):
     def held(*args, **kwargs):
@@ -36,7 +42,7 @@ def hold(original):
 
 point = os.environ["HOLD_AT"]
 if point == "fingerprint":  # reading the training set's digest, before the run folder is locked
-    cli.data_fingerprint = hold(cli.data_fingerprint)
+    TS.data_fingerprint = hold(TS.data_fingerprint)
 elif point == "load_images":  # the folder exists and is locked, nothing is written yet
     T.load_images = hold(T.load_images)
 else:  # the model's data-dependent init
@@ -90,10 +96,8 @@ def test_ctrl_c_before_the_first_step_is_130_one_line_and_leaves_no_lock_only_fo
 
 
 def test_an_existing_run_folder_interrupted_while_resuming_keeps_what_it_held(npy, tmp_path):
-    from test_faults import TRAIN  # wae_lib.train.cli, as test_faults uses it
-
     run = tmp_path / "run"
-    assert TRAIN.main(cli_args(run, npy, "--steps", 2)) == 0
+    assert TRAIN_CMD(cli_args(run, npy, "--steps", 2)) == 0
 
     def contents() -> dict[str, str]:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*")) if p.is_file()}

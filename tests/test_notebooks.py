@@ -77,7 +77,7 @@ def chain(tmp_path_factory):
     from wae_lib.data.build_sets import prepare_all
     from wae_lib.data.layout import load_set_info
     from wae_lib.data.options import PrepConfig
-    from wae_lib.train.cli import train_sweep
+    from wae_lib.train.run_folder import train_sweep
 
     # inside the checkout (build/ is git-ignored), so that its paths can be given relative to the root
     root = ROOT / "build" / f"test-chain-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"

@@ -16,7 +16,7 @@ from wae_lib.model import run as RUN
 from wae_lib.model.networks import ContentEncoder, Decoder, StyleModulation
 from wae_lib.model.wae import WAEStyle
 from wae_lib.train import balance
-from wae_lib.train import cli as TRAIN
+from wae_lib.train import run_folder as TRAIN
 from wae_lib.train import trainer as T
 from wae_lib.train.distributed import DistInfo
 

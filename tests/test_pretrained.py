@@ -112,7 +112,7 @@ def test_export_card_can_show_earlier_scorecards_rows(tmp_path):
     import pandas as pd
     import pytest as _pytest
 
-    from wae_lib.tools.export import earlier_rows
+    from wae_lib.eval.ship import earlier_rows
 
     csv = tmp_path / "old.scorecard.csv"
     pd.DataFrame({"run": ["Reinhard colour transfer (floor)", "ours-mixed_c256"], "psnr": [float("nan"), 16.4],

@@ -43,7 +43,7 @@ def test_notebooks_run_by_the_makefile_get_text_bars(monkeypatch):
 
 
 def test_a_running_cell_writes_a_heartbeat_until_it_ends(monkeypatch):
-    from wae_lib.tools import cell_heartbeat as CH
+    from devtools import cell_heartbeat as CH
 
     class Shell:  # IPython's events API, as the extension uses it
         def __init__(self):

@@ -1,5 +1,5 @@
 """Issue 35: a bad notebook parameter is the parameter's own line, checked before papermill starts a kernel
-(wae_lib.params.check_before_running; ``python -m wae_lib papermill``, the Makefile's notebook runner)."""
+(wae_lib.params.check_before_running; ``python -m devtools papermill``, the Makefile's notebook runner)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_check_before_running_accepts_what_the_notebooks_check_accepts(tmp_path,
 def test_a_cell_failing_under_the_runner_is_one_line_naming_the_cell(tmp_path):
     # In [3]: as the executed notebook numbers it, after the injected parameters (In [2])
     nb = notebook(tmp_path / "fails.ipynb", "n = 1", "raise ValueError('boom\\nsecond line')", "print('after')")
-    proc = subprocess.run([sys.executable, "-m", "wae_lib", "papermill", "--kernel", "python3", "--cwd", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "devtools", "papermill", "--kernel", "python3", "--cwd", str(tmp_path),
                            "--log-output", str(nb), str(tmp_path / "out.ipynb"), "-p", "n", "2"], cwd=REPO, env=ENV,
                           text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from commands import command
 from PIL import Image
 
 from wae_lib.config import ConfigError, VGGSource, profile_config
@@ -20,9 +21,11 @@ from wae_lib.model import run as RUN
 from wae_lib.model.checkpoint import CHECKPOINT
 from wae_lib.model.vgg import weights_digest
 from wae_lib.train import balance, sweep
-from wae_lib.train import cli as TRAIN
+from wae_lib.train import run_folder as TRAIN
 from wae_lib.train import trainer as T
 from wae_lib.train.distributed import DistInfo
+
+TRAIN_CMD = command("train")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,12 +207,12 @@ def test_bad_config_fails_before_training(synthetic_npy, tmp_path):
 
 
 def test_cli_flags_and_error_exit(synthetic_npy, tmp_path, capsys):
-    rc = TRAIN.main(["--out", str(tmp_path / "cli"), "--profile", "smoke", "--data", str(synthetic_npy), "--steps", "2",
+    rc = TRAIN_CMD(["--out", str(tmp_path / "cli"), "--profile", "smoke", "--data", str(synthetic_npy), "--steps", "2",
                  "--content-dim", "12", "--no-hflip", "--sample-every", "0"])
     assert rc == 0
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["content_dim"] == 12 and saved["hflip"] is False and saved["steps"] == 2
-    assert TRAIN.main(["--out", str(tmp_path / "bad"), "--profile", "smoke", "--data", "nope"]) == 2
+    assert TRAIN_CMD(["--out", str(tmp_path / "bad"), "--profile", "smoke", "--data", "nope"]) == 1
     assert "'data'" in capsys.readouterr().err
 
 
