@@ -44,7 +44,7 @@ SWEEP_EVAL_SHARE = 0.55  # of the sweep stage's time kept for the evaluation cac
 SWEEP_NOTEBOOKS = ("03_reconstruction", "04_transfer", "05_fid")
 FULL_EVAL_SHARE = 0.3  # of the fullwidth stage's time kept for its scorecard and notebooks 03-04 (one model)
 FULL_IMAGES = 1_000_000  # issue 17 item 3: one full-width model "at a GPU budget" (~2 min at 9,453 img/s measured)  # notebook 06 runs here, on the tables they write
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # every caption of the device sweep states its real schedule and machine (Config.scale_note fills the fields)
 SWEEP_NOTE = ("{profile} profile (objective={{objective}}, style_injection={{style_injection}}, content_norm="
               "{{content_norm}}) on a GPU ({device}, device session): channels x{{width}} of Tables 1-2, style FC "
@@ -98,11 +98,10 @@ def ship_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The study's model (profile SHIP_PROFILE, mixed, a 16 x 16 x SHIP_CONTENT_DIM content map: the candidate for the
     shipped ``pretrained``) for SHIP_IMAGES or the time it has; writes ship/model.pt (wae_lib.model.pretrained's fp16
     export) and the run's config, metadata, log, samples."""
-    from wae_lib.train.cli import train
-
     from wae_lib.model.pretrained import export_pretrained
     from wae_lib.model.run import load_model
     from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.run_folder import train
     from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
     dry, batch = ctx["dry"], ctx["batch"]
@@ -192,9 +191,8 @@ def sweep_stage(ctx: dict[str, Any], seconds: float, stage: str = "sweep") -> di
     03-05 on the device (devtools.headless: no Jupyter there; identity metrics off: no dlib there). Writes sweep/:
     the notebooks' tables and figures, their cell log, and each run's config, metadata and log (no weights: ten
     models do not fit what the device returns), for notebook 06 here (`make device-claims`). Writes <stage>/."""
-    from wae_lib.train.cli import train
-
     from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.run_folder import train
     from wae_lib.train.sweep import sweep_configs
     from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
@@ -277,11 +275,10 @@ def fullwidth_stage(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
     autocast, FULL_IMAGES or what the time allows; then notebooks 03-04 on it (its rows of Fig. 6-7) and its held-out
     scorecard (identity NaN: no dlib there). Its weights stay there (fp16 full width is over what the device
     returns, fullwidth/weights.txt says how large); writes fullwidth/ as the sweep stage writes sweep/."""
-    from wae_lib.train.cli import train
-
     from wae_lib.eval.scorecard import HeldOut, score_model
     from wae_lib.model.run import load_model
     from wae_lib.train.distributed import DistInfo
+    from wae_lib.train.run_folder import train
     from wae_lib.train.trainer import Trainer, TrainingInterrupted
 
     dry, batch, t0 = ctx["dry"], ctx["batch"], time.time()

@@ -16,6 +16,7 @@ import torch
 from commands import command
 from test_baselines import fake_data_root  # the planted data root of the decoder tests
 
+from wae_lib.baselines import common as COMMON
 from wae_lib.baselines import shipped as SB
 
 SHIP_BASELINES_CMD = command("ship-baselines")
@@ -66,6 +67,7 @@ def test_shipped_decoders_are_not_replaced_by_a_smoke_run(smoke, tmp_path, monke
     run, _ = smoke
     weights = shipped_copy(tmp_path / "weights")
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)  # the command's default folder, as `ship-baselines RUN` uses
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
     before = digests(weights)
     assert SHIP_BASELINES_CMD([str(run)]) == 1
     line = one_line(capsys)
@@ -109,6 +111,7 @@ def test_the_card_says_what_is_shipped_when_the_file_does_not(smoke, tmp_path, m
     shutil.copy(PACKAGE_WEIGHTS / SB.CARD_NAME, weights)
     card = (weights / SB.CARD_NAME).read_text()
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
     assert SHIP_BASELINES_CMD([str(run)]) == 1  # no file, but the card has an AdaIN line: it is shipped
     assert "already ships adain decoders" in one_line(capsys)
     bare = torch.load(SB.export_baseline(run, tmp_path / "bare.pt"), weights_only=True)
@@ -125,6 +128,7 @@ def test_a_torn_log_an_existing_figure_and_one_method_twice_are_one_line(smoke, 
     run, _ = smoke
     weights = tmp_path / "weights"
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
     torn = tmp_path / "torn"
     shutil.copytree(run, torn)
     log = (torn / "log.jsonl").read_text().splitlines()
@@ -148,6 +152,7 @@ def test_continue_from_refuses_a_folder_of_another_run(smoke, tmp_path, monkeypa
     weights.mkdir()
     SB.export_baseline(run, weights / "baseline-adain.pt")  # unconverged: it carries its training state
     monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
     other = tmp_path / "other"  # a WCT run's start: its log and its lr probe
     other.mkdir()
     (other / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')

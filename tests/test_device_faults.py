@@ -172,7 +172,7 @@ def bundle(packed, tmp_path):
 def run_stubbed(bundle, tmp_path, monkeypatch):
     """`device run --dry --stages ship` with the stage replaced: an accepted bundle returns at once."""
     monkeypatch.setitem(D.STAGE_FUNCTIONS, "ship", lambda ctx, seconds: {"stage": "ship", "stub": True})
-    return D.run(bundle, tmp_path / "out", budget=30, stages="ship", dry=True, work=tmp_path / "work")
+    return D.run_stages(bundle, tmp_path / "out", budget=30, stages="ship", dry=True, work=tmp_path / "work")
 
 
 def edit(bundle, change) -> None:

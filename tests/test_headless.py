@@ -83,7 +83,7 @@ def after_cell(tmp_path) -> str:
 @pytest.mark.parametrize("case", ["sys.exit(0)", "json list", "non-dict cell", "KeyboardInterrupt", "log folder"])
 def test_an_early_exit_fails_and_bad_input_is_one_line(tmp_path, case):
     log = tmp_path / "log.txt"
-    nb, rc, needle = tmp_path / "n.ipynb", 2, None
+    nb, rc, needle = tmp_path / "n.ipynb", 1, None
     if case == "sys.exit(0)":
         notebook(nb, ("x = 1", ["parameters"]), ("import sys\nsys.exit(0)", []), (after_cell(tmp_path), []))
         needle = "n.ipynb, cell 3: exited early (SystemExit: 0); the cells after it did not run"

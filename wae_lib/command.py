@@ -41,7 +41,7 @@ def build_parser(prog: str, description: str, commands: dict[str, str], package:
         p = sub.add_parser(name, help=mod.HELP, description=mod.DESCRIPTION, epilog=getattr(mod, "EPILOG", None),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
-        p.set_defaults(run=mod.run)
+        p.set_defaults(command_run=mod.run)  # not "run": a command may have a --run option (export)
     return parser
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None, prog: str, description: str, commands: dict[str
             args.style, extra = extra[0], []
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return int(args.run(args) or EXIT_OK)
+        return int(args.command_run(args) or EXIT_OK)
     except SystemExit as exc:  # --help (argparse's own exit; a command never exits)
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
     except KeyboardInterrupt:  # a command's temporary files are removed where it raised; what it wrote stays whole

@@ -111,9 +111,9 @@ def load_model_spec(spec: str, device):
             model = load_model(path.parent, device=device)
         else:
             model = load_pretrained(path, device=device)
-    except UserError:
-        raise
     except Exception as exc:  # unreadable, damaged or from an incompatible version: one line naming it
+        if type(exc) is UserError:  # this function's own checks (a library's UserError subclass is worded here)
+            raise
         raise UserError(f"model {spec} {model_problem(exc)}") from None
     info = getattr(model, "checkpoint_info", {}) or {}
     unfinished = "" if info.get("finished", True) else ", unfinished"
@@ -565,7 +565,20 @@ def grid_image(contents, styles: list[Style], outputs, content_names: list[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``transfer`` command; raises UserError for problems the user can fix."""
+    """The ``transfer`` command; raises UserError for problems the user can fix. Everything before the outputs are
+    written happens in memory and the outputs are staged before they are moved into place: Ctrl-C or SIGTERM before
+the move leaves nothing."""
+    try:
+        files, message = compute(args)
+        write_all(files)  # stopped while moving outputs into place, it raises Interrupted saying what is there
+    except KeyboardInterrupt:  # before that: its staged files are removed again
+        raise Interrupted("interrupted; nothing was written") from None
+    print(message)
+    return 0
+
+
+def compute(args: argparse.Namespace) -> tuple[list, str]:
+    """Every output image in memory, and the line that says what was written."""
     if args.batch_size < 1:
         raise UserError(f"argument --batch-size: {args.batch_size} must be >= 1")
     content_paths = list_images(Path(args.content), "content")
@@ -619,9 +632,7 @@ def run(args: argparse.Namespace) -> int:
                    + (" | colours of the content kept" if args.preserve_color else ""))
         files.append((out / GRID_NAME, grid_image(contents, styles, outputs, content_names, caption,
                                                   args.grid_scale)))
-    write_all(files)
     where = out if single else f"{out}{os.sep}"
     grid = "" if single or args.no_grid else f" + {GRID_NAME}"
     what = f"{n_pairs} image{'s' if n_pairs != 1 else ''} ({len(contents)} content x {len(styles)} style){grid}"
-    print(f"wrote {what} to {where} | model: {model_label} from {model_file(args.model)} | VGG16: {vgg}")
-    return 0
+    return files, f"wrote {what} to {where} | model: {model_label} from {model_file(args.model)} | VGG16: {vgg}"

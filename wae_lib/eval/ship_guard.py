@@ -34,9 +34,7 @@ FLOOR_COLUMNS = ("style_retrieval_gram", "style_retrieval_color", "content_retri
 
 
 class ExportError(UserError):
-    """A problem with export's inputs or its --out that the user can fix: one line, exit status 2."""
-
-    code = 2
+    """A problem with export's inputs or its --out that the user can fix: one line, exit status 1."""
 
 
 @dataclass(frozen=True)
