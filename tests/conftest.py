@@ -55,3 +55,57 @@ def test_data_dir() -> Path:
 def images() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.rand(4, 3, 64, 64, generator=g)
+
+
+# --------------------------------------------------------------------------------------------------
+# interrupt harnesses: Ctrl-C or SIGTERM at a chosen point, in-process (one home; issue 36)
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def interrupted_training(monkeypatch):
+    """``interrupted_training(cfg, out, at_step)``: wae_lib.train.run_folder.train stopped as SIGTERM stops it (the
+    handler's flag set) after step ``at_step``; raises nothing, checks that it stopped, and puts the real step back."""
+    from wae_lib.train import run_folder
+    from wae_lib.train import trainer as T
+
+    def run(cfg, out, at_step: int, match: str | None = None) -> None:
+        original = T.Trainer.train_step
+
+        def stopped(self):
+            result = original(self)
+            if self.step == at_step:
+                self.stop_signal = 15  # what the SIGTERM handler sets
+            return result
+
+        monkeypatch.setattr(T.Trainer, "train_step", stopped)
+        try:
+            with pytest.raises(T.TrainingInterrupted, match=match):
+                run_folder.train(cfg, out)
+        finally:
+            monkeypatch.setattr(T.Trainer, "train_step", original)
+
+    return run
+
+
+@pytest.fixture
+def interrupted_prepare(monkeypatch):
+    """``interrupted_prepare(src, out, cfg, after=2)``: wae_lib.data.prepare.prepare_anime with Ctrl-C arriving after
+    ``after`` chunks were processed; checks that it stopped, and puts the real chunk processor back."""
+    from wae_lib.data import prepare as P
+
+    def run(src, out, cfg, after: int = 2) -> None:
+        real, calls = P._process_chunk, []
+
+        def interrupted(task):
+            if len(calls) == after:
+                raise KeyboardInterrupt
+            calls.append(task)
+            return real(task)
+
+        monkeypatch.setattr(P, "_process_chunk", interrupted)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                P.prepare_anime(src, out, cfg, progress=False)
+        finally:
+            monkeypatch.setattr(P, "_process_chunk", real)
+
+    return run

@@ -211,7 +211,7 @@ def test_output_folder_inside_source_is_not_an_input(tmp_path):
     assert first["files"] == 1 and second["up_to_date"]
 
 
-def test_resume_after_interrupt(tmp_path, monkeypatch):
+def test_resume_after_interrupt(tmp_path, monkeypatch, interrupted_prepare):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(14):
@@ -220,22 +220,11 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
     clean = tmp_path / "clean"
     P.prepare_anime(src, clean, cfg, progress=False)
 
-    real = P._process_chunk
-    calls = []
-
-    def interrupted_after_two(task):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(task)
-        return real(task)
-
     out = tmp_path / "out"
-    monkeypatch.setattr(P, "_process_chunk", interrupted_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        P.prepare_anime(src, out, cfg, progress=False)
+    interrupted_prepare(src, out, cfg)
     assert len(list((out / ".parts").glob("*.npz"))) == 2 and not (out / "images.npy").exists()
 
-    calls.clear()
+    real, calls = P._process_chunk, []
     monkeypatch.setattr(P, "_process_chunk", lambda task: (calls.append(task), real(task))[1])
     P.prepare_anime(src, out, cfg, progress=False)
     assert len(calls) == 3, "only the unfinished chunks are processed again"

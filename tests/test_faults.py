@@ -510,23 +510,12 @@ class Planted:
         return Path.touch, (self.marker,)
 
 
-def test_case7_planted_pickle_in_parts_is_never_executed(tmp_path, monkeypatch):
+def test_case7_planted_pickle_in_parts_is_never_executed(tmp_path, monkeypatch, interrupted_prepare):
     src = make_src(tmp_path / "src", 6)
     clean = tmp_path / "clean"
     P.prepare_anime(src, clean, CFG, progress=False)
-    real, calls = P._process_chunk, []
-
-    def interrupted_after_two(task):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(task)
-        return real(task)
-
     out = tmp_path / "out"
-    monkeypatch.setattr(P, "_process_chunk", interrupted_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        P.prepare_anime(src, out, CFG, progress=False)
-    monkeypatch.setattr(P, "_process_chunk", real)
+    interrupted_prepare(src, out, CFG)
     marker = tmp_path / "code_ran"
     parts = sorted((out / ".parts").iterdir())
     assert len(parts) == 2
@@ -678,20 +667,9 @@ def test_case9_data_prep_cli_errors_are_one_line(tmp_path, capsys, argv, needle)
     assert rc == 1 and err.startswith("error:") and needle in err and len(err.splitlines()) == 1, err
 
 
-def test_case9_a_resumed_run_says_resuming_from_step_n(npy, tmp_path, monkeypatch, capsys):
+def test_case9_a_resumed_run_says_resuming_from_step_n(npy, tmp_path, interrupted_training, capsys):
     cfg = smoke(npy, steps=6, ckpt_every=10)
-    original = T.Trainer.train_step
-
-    def interrupted_at_4(self):
-        out = original(self)
-        if self.step == 4:
-            self.stop_signal = 15  # what the SIGTERM handler sets
-        return out
-
-    monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_4)
-    with pytest.raises(T.TrainingInterrupted):
-        TRAIN.train(cfg, tmp_path / "run")
-    monkeypatch.setattr(T.Trainer, "train_step", original)
+    interrupted_training(cfg, tmp_path / "run", 4)
     capsys.readouterr()
     TRAIN.train(cfg, tmp_path / "run")
     assert "resuming from step 4 of 6" in capsys.readouterr().err

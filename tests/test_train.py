@@ -147,25 +147,13 @@ def test_run_folders_written_before_vgg_source_load_are_reused_and_resume(synthe
         ckpt["model"]["vgg.features.0.weight"])
 
 
-def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, monkeypatch):
+def test_resume_after_interrupt_matches_straight_run(synthetic_npy, tmp_path, interrupted_training):
     """On CPU, 10 steps straight == 5 steps + SIGTERM + resume + 5 steps, bit for bit."""
     cfg = smoke(synthetic_npy, steps=10, ckpt_every=4)
     straight = TRAIN.train(cfg, tmp_path / "straight")
-
-    original = T.Trainer.train_step
-
-    def interrupted_at_5(self):
-        out = original(self)
-        if self.step == 5:
-            self.stop_signal = 15  # what the SIGTERM handler sets
-        return out
-
-    monkeypatch.setattr(T.Trainer, "train_step", interrupted_at_5)
-    with pytest.raises(T.TrainingInterrupted, match="step 5"):
-        TRAIN.train(cfg, tmp_path / "resumed")
+    interrupted_training(cfg, tmp_path / "resumed", 5, match="step 5")
     ckpt = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 5 and not ckpt["finished"]
-    monkeypatch.setattr(T.Trainer, "train_step", original)
     TRAIN.train(cfg, tmp_path / "resumed")
     a, b = weights(straight), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -89,32 +89,20 @@ def model_problem(exc: BaseException) -> str:
 
 
 def load_model_spec(spec: str, device):
-    """The model and a label for it: 'pretrained', a run folder, a run's checkpoint.pt, or an exported .pt."""
-    from ..model.checkpoint import CHECKPOINT
-    from ..model.pretrained import load_pretrained
-    from ..model.run import load_model
+    """The model a --model value names (wae_lib.model.run.resolve_model) and a label for it."""
+    from ..model.run import load_model, resolve_model
 
-    path = Path(spec)
     try:
-        if spec in SHIPPED_MODELS:  # a shipped name is the shipped model, whatever the working directory holds
-            model = load_model(spec, device=device)
-            prov = getattr(model, "provenance", {}) or {}
-            return model, f"{spec} ({prov.get('run', '?')}, step {prov.get('step', '?')})"
-        if not path.exists():
-            raise UserError(f"model {spec} does not exist (give {' or '.join(map(repr, SHIPPED_MODELS))}, a run folder "
-                            f"holding {CHECKPOINT}, or a .pt file)")
-        if path.is_dir():
-            if not (path / CHECKPOINT).is_file():
-                raise UserError(f"model {spec} is a folder without {CHECKPOINT} (not a training run folder)")
-            model = load_model(path, device=device)
-        elif path.name == CHECKPOINT:
-            model = load_model(path.parent, device=device)
-        else:
-            model = load_pretrained(path, device=device)
+        source = resolve_model(spec)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        model = load_model(spec, device=device)
     except Exception as exc:  # unreadable, damaged or from an incompatible version: one line naming it
-        if type(exc) is UserError:  # this function's own checks (a library's UserError subclass is worded here)
-            raise
         raise UserError(f"model {spec} {model_problem(exc)}") from None
+    if source.kind == "shipped":
+        prov = getattr(model, "provenance", {}) or {}
+        return model, f"{spec} ({prov.get('run', '?')}, step {prov.get('step', '?')})"
     info = getattr(model, "checkpoint_info", {}) or {}
     unfinished = "" if info.get("finished", True) else ", unfinished"
     return model, f"{spec} (step {info.get('step', '?')}{unfinished})"
@@ -122,13 +110,9 @@ def load_model_spec(spec: str, device):
 
 def model_file(spec: str) -> str:
     """The file a --model value loaded: a shipped name's file in the package, a run folder's checkpoint."""
-    from ..model.checkpoint import CHECKPOINT
-    from ..model.pretrained import shipped_file
+    from ..model.run import resolve_model
 
-    if spec in SHIPPED_MODELS:
-        return str(shipped_file(spec))
-    path = Path(spec)
-    return str(path / CHECKPOINT if path.is_dir() else path)
+    return str(resolve_model(spec).path)
 
 
 def output_plan(out: Path, content_names: list[str], styles: list[Style], inputs: list[Path], no_grid: bool
@@ -477,9 +461,7 @@ def style_latents(model, styles: list[Style], prior_seed: int, batch_size: int, 
             z = torch.randn(1, model.config.style_dim, generator=g) * model.config.prior_sigma
             out.append(z.to(device))
             continue
-        z = next(z_files)
-        w = torch.tensor(st.weights, dtype=z.dtype, device=device)
-        out.append((w[:, None] * z).sum(0, keepdim=True))
+        out.append(model.mix_styles(next(z_files), st.weights))
     return torch.cat(out)
 
 
@@ -497,9 +479,7 @@ def transfer_all(model, contents, z_styles, alpha: float, preserve: bool, batch_
         z_c = model.encode_content(x)[0]
         z_own = model.encode_own_style(x)[0] if alpha != 1.0 else None
         for j in range(s):
-            z_s = z_styles[j:j + 1].expand(len(x), -1)
-            if z_own is not None:
-                z_s = torch.lerp(z_own, z_s, alpha)
+            z_s = model.at_strength(z_own, z_styles[j:j + 1].expand(len(x), -1), alpha)
             y = model.decode(z_c, z_s).float()
             if not torch.isfinite(y).all():  # written as uint8 it would be a black image and exit status 0
                 raise UserError("the model produced NaN or inf pixels (damaged weights?); nothing was written")
@@ -589,10 +569,12 @@ def compute(args: argparse.Namespace) -> tuple[list, str]:
     out = Path(args.out)
     style_files = [f for st in styles for f in st.files]
     single, out_paths = output_plan(out, content_names, styles, content_paths + style_files, args.no_grid)
-    model_path = Path(args.model)
-    if args.model not in SHIPPED_MODELS and not model_path.exists():  # fail fast, before decoding every image
-        raise UserError(f"model {args.model} does not exist (give {' or '.join(map(repr, SHIPPED_MODELS))}, a run "
-                        f"folder or a .pt file)")
+    from ..model.run import resolve_model
+
+    try:
+        resolve_model(args.model)  # fail fast, before decoding every image
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
 
     import torch
 

@@ -1,8 +1,10 @@
-"""A run folder read back: its trained model (or one shipped in the package, by name), the frozen VGG16 its
-checkpoint holds, and its training log (as a table; what the training cost, in images and seconds).
+"""A model by name (:func:`resolve_model`: the one reading of a model name that ``load_model``, the ``transfer``
+command and the explorer share), a run folder read back (its trained model, the frozen VGG16 its checkpoint holds),
+and its training log (as a table; what the training cost, in images and seconds).
 
     from wae_lib import load_model
     model = load_model("models/quick-sample/mixed_c128")   # eval mode; "pretrained", "pretrained-paper": shipped
+    model = load_model("models/quick-sample/mixed_c128/checkpoint.pt")   # the same run; an exported .pt file too
 
 The model is rebuilt from the checkpoint alone: its config (with the VGGSource recorded at training) and all its
 weights, the frozen VGG16's included, so nothing is resolved or downloaded again.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import torch
 from ..config import SHIPPED_MODELS, Config
 from ..utils import non_finite
 from .checkpoint import CHECKPOINT, CheckpointError, check_config_json, checkpoint_config, load_checkpoint
-from .pretrained import load_shipped
+from .pretrained import load_pretrained, shipped_file
 from .vgg import VGG16Features
 from .wae import WAEStyle
 
@@ -32,17 +35,50 @@ def vgg_from_checkpoint(ckpt: dict[str, Any], cfg: Config) -> VGG16Features:
     return VGG16Features(cfg.vgg_source, cfg.style_layers, state_dict=state)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model name means: ``kind`` "shipped" (a name of SHIPPED_MODELS, whatever folders the working directory
+    holds), "run" (a run folder; ``path`` its checkpoint) or "file" (an exported model file, wae_lib.model.pretrained's
+    format); ``path``: the file that is read."""
+
+    name: str
+    kind: str
+    path: Path
+
+
+def resolve_model(name: str | Path) -> ModelSource:
+    """The one reading of a model name: a shipped name, a run folder (or its checkpoint.pt), or an exported .pt.
+    Raises FileNotFoundError (one line, saying what is accepted) for anything else."""
+    text = str(name)
+    if text in SHIPPED_MODELS:
+        return ModelSource(text, "shipped", shipped_file(text))
+    path = Path(name)
+    if path.is_dir():
+        if not (path / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"model {text} is a folder without {CHECKPOINT} (not a training run folder); "
+                                    f"train it with `python -m wae_lib train --out {text}`")
+        return ModelSource(text, "run", path / CHECKPOINT)
+    if path.name == CHECKPOINT and path.is_file():
+        return ModelSource(text, "run", path)
+    if path.is_file():
+        return ModelSource(text, "file", path)
+    raise FileNotFoundError(f"model {text} does not exist (give {' or '.join(map(repr, SHIPPED_MODELS))}, a run folder "
+                            f"holding {CHECKPOINT}, or a .pt file)")
+
+
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> WAEStyle:
-    """The trained WAEStyle of a run folder, in eval mode, with ``checkpoint_info`` (step, finished).
+    """The trained WAEStyle a model name (:func:`resolve_model`) names, in eval mode, with ``checkpoint_info``
+    (step, finished).
 
     A shipped name (``"pretrained"``: ours, ``"pretrained-paper"``: the paper's training) loads that model from
-    the package (wae_lib/weights, see wae_lib.model.pretrained), whatever folders the working directory holds.
+    the package (wae_lib/weights, see wae_lib.model.pretrained), whatever folders the working directory holds; so
+    does an exported model file, with its ``provenance``.
     """
-    if str(run_dir) in SHIPPED_MODELS:
-        return load_shipped(str(run_dir), device=device)
-    path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT}; train it with `python -m wae_lib train --out {run_dir}`")
+    source = resolve_model(run_dir)
+    if source.kind != "run":
+        return load_pretrained(source.path, device)
+    path = source.path
+    run_dir = path.parent
     ckpt = load_checkpoint(path)
     check_config_json(Path(run_dir), ckpt)
     bad = non_finite(ckpt["model"]) if isinstance(ckpt.get("model"), dict) else []

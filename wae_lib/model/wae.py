@@ -201,10 +201,22 @@ class WAEStyle(nn.Module):
             raise ValueError(f"style must hold 1 image or as many as content ({content.shape[0]}), got {style.shape[0]}")
         z_c = self.encode_content(content)[0]
         z_s = self.encode_style(style)[0].expand(content.shape[0], -1)
-        if strength != 1.0:
-            z_own = self.encode_own_style(content)[0]
-            z_s = torch.lerp(z_own, z_s, strength)
-        return self.decode(z_c, z_s).float()
+        z_own = self.encode_own_style(content)[0] if strength != 1.0 else None
+        return self.decode(z_c, self.at_strength(z_own, z_s, strength)).float()
+
+    @staticmethod
+    def mix_styles(z_styles: torch.Tensor, weights) -> torch.Tensor:
+        """One style latent (1 x style_dim) from several (K x style_dim), weighted (weights summing to 1): the CLI's
+        ``--style-mix`` and the explorer's mix slider (two styles, weights 1 - mix and mix)."""
+        w = torch.as_tensor(weights, dtype=z_styles.dtype, device=z_styles.device)
+        return (w[:, None] * z_styles).sum(0, keepdim=True)
+
+    @staticmethod
+    def at_strength(z_own: torch.Tensor | None, z_style: torch.Tensor, strength: float) -> torch.Tensor:
+        """The style latent at ``strength`` on the line from the content image's own (0) to ``z_style`` (1); values
+        above 1 extrapolate. The one interpolation of :meth:`transfer`, the CLI's ``--alpha`` and the explorer's
+        strength slider (``z_own`` may be None at strength 1)."""
+        return z_style if strength == 1.0 else torch.lerp(z_own, z_style, float(strength))
 
     @torch.no_grad()
     def interpolate_styles(self, content: torch.Tensor, style_a: torch.Tensor, style_b: torch.Tensor,

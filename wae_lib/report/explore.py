@@ -60,7 +60,7 @@ def transfer_view(model, content: torch.Tensor, style_a: torch.Tensor, style_b: 
     batch = torch.stack([content, style_a, style_b]).to(dev)
     z_c = model.encode_content(batch[:1])[0]
     z_own, z_a, z_b = model.encode_style(batch)[0].split(1)
-    z_s = torch.lerp(z_own, torch.lerp(z_a, z_b, float(mix)), float(strength))
+    z_s = model.at_strength(z_own, model.mix_styles(torch.cat([z_a, z_b]), (1 - float(mix), float(mix))), strength)
     out = model.decode(z_c, z_s).float().clamp(0, 1)[0].cpu()
     as_np = lambda z: z[0].float().cpu().numpy()  # noqa: E731
     return View(content, style_a, style_b, out, as_np(z_c), as_np(z_s), as_np(z_a), as_np(z_b), as_np(z_own),
