@@ -55,7 +55,7 @@ TABLES_DIR := $(REPORTS_DIR)/tables
 CODE_DEPS := build/code-deps.mk
 include $(CODE_DEPS)
 $(CODE_DEPS): $(wildcard wae_lib/*.py wae_lib/*/*.py notebooks/*.ipynb)
-	@mkdir -p $(dir $@) && $(PYTHON) wae_lib/staleness.py --make eval.cache $(wildcard notebooks/*.ipynb) > $@.tmp \
+	@mkdir -p $(dir $@) && $(PYTHON) -m devtools.code_deps --make eval.cache $(wildcard notebooks/*.ipynb) > $@.tmp \
 	  && mv $@.tmp $@
 SETS := $(DATA_ROOT)/sets/info.json
 # the source folders' own times change when files are added or removed; `make data` re-checks contents (digests)

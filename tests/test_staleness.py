@@ -81,11 +81,13 @@ def test_every_user_reads_the_one_rule():
 
 
 def test_make_variables_and_errors(tmp_path, capsys):
-    assert STL.main(["--make", "eval.cache", str(NOTEBOOKS[0])]) == 0
+    from devtools import code_deps
+
+    assert code_deps.main(["--make", "eval.cache", str(NOTEBOOKS[0])]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("code_eval_cache := ") and "wae_lib/model/losses.py" in lines[1]
     assert lines[2].startswith(f"code_{NOTEBOOKS[0].stem} := ")
-    assert STL.main(["no_such_module"]) == 2
+    assert code_deps.main(["no_such_module"]) == 1
     assert "staleness root 'no_such_module'" in capsys.readouterr().err
     nb = tmp_path / "x.ipynb"
     nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["%matplotlib inline\n", "!ls\n",

@@ -14,13 +14,13 @@ Three users, one rule:
 - data prep: :func:`wae_lib.data.prepare.code_versions` digests the closure of ``data.prepare`` (and of
   ``data.sample`` for the embedded sample), recorded beside every prepared output;
 - the evaluation cache: :func:`wae_lib.eval.cache.code_digest` digests the closure of ``eval.cache``;
-- the Makefile: ``python3 wae_lib/staleness.py --make ROOT...`` writes ``code_<root> := <files>`` for each root
+- the Makefile: ``python3 -m devtools.code_deps --make ROOT...`` (devtools/code_deps.py) writes ``code_<root> := <files>`` for each root
   (a module name or a notebook) into build/code-deps.mk, which the Makefile includes and remakes when a library
   file or a notebook changes, so a stage's prerequisites are the files its output depends on. Stdlib only, so
   make can run it before the virtual environment exists.
 
-    python3 wae_lib/staleness.py eval.cache notebooks/03_reconstruction.ipynb   # their files, one line
-    python3 wae_lib/staleness.py --make eval.cache notebooks/*.ipynb            # make variables, one per root
+    python3 -m devtools.code_deps eval.cache notebooks/03_reconstruction.ipynb   # their files, one line
+    python3 -m devtools.code_deps --make eval.cache notebooks/*.ipynb            # make variables, one per root
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 PACKAGE = "wae_lib"
@@ -160,30 +159,3 @@ def code_digest(*roots: str | Path) -> str:
 def make_name(root: str) -> str:
     """The make variable of a root: ``code_eval_cache`` (``eval.cache``), ``code_03_reconstruction`` (a file's stem)."""
     return "code_" + (Path(root).stem if Path(root).suffix in (".py", ".ipynb") else root.replace(".", "_"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    as_make = bool(args) and args[0] == "--make"
-    roots = args[1:] if as_make else args
-    if not roots:
-        print("usage: python3 wae_lib/staleness.py [--make] ROOT [ROOT ...]  (a wae_lib module name or a .py/.ipynb "
-              "file)", file=sys.stderr)
-        return 2
-    cwd = Path.cwd()
-    show = lambda files: " ".join(str(p.relative_to(cwd)) if cwd in p.parents else str(p) for p in files)  # noqa: E731
-    try:
-        if as_make:
-            print("# written by wae_lib/staleness.py --make: the library files each output depends on")
-            for root in roots:
-                print(f"{make_name(root)} := {show(closure(root))}")
-        else:
-            print(show(closure(*roots)))
-    except (ValueError, OSError, SyntaxError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
