@@ -82,7 +82,7 @@ timed = t0=$$(date +%s) && $(2) && $(call record_time,$(1),t0)
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-fast lab lint bench bench-prep bench-train bench-transfer clean-venv data train train-notebook \
         prep-notebook eval-cache figures fid claims reproduce reproduce-outputs pretrained ship-ours baselines ship-baselines compare explore \
-        device-bundle device-claims claims-from-tables both-trainings scorecards frontier
+        device-bundle device-claims claims-from-tables both-trainings scorecards sweep-scorecards frontier
 
 help:  ## list the targets (folder names as this command line sets them)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}' \
@@ -276,9 +276,17 @@ scorecards: $(SETS)  ## the held-out scorecard of the shipped models and the bas
 	  --data-root $(DATA_ROOT) --size 64 --out $(ABLATIONS)/scorecard_64px.csv --replace
 	$(PY) -m wae_lib scorecard pretrained adain wct --data-root $(DATA_ROOT) --size 128 \
 	  --out $(ABLATIONS)/scorecard_128px.csv --replace  # pretrained-paper: a vector code takes 64 px only
+# the paper's 10 models under each training, scored by `make sweep-scorecards` (models/reference-* and models/ours-*)
+sweep-scorecards: $(SETS)  ## the held-out scorecard of the paper's 10 models of each training (after `make train`)
+	$(PY) -m wae_lib scorecard models/reference-$(DATA_TAG)/*_c* --data-root $(DATA_ROOT) --size 64 \
+	  --out $(ABLATIONS)/scorecard_sweep_paper.csv --replace
+	$(if $(wildcard models/ours-$(DATA_TAG)/.sweep-done),$(PY) -m wae_lib scorecard models/ours-$(DATA_TAG)/*_c* \
+	  --data-root $(DATA_ROOT) --size 64 --out $(ABLATIONS)/scorecard_sweep_ours.csv --replace)
 frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from the committed scorecard tables
 	$(PY) -m wae_lib frontier $(ABLATIONS)/scorecard_64px.csv $(ABLATIONS)/content_code.csv=ablation \
-	  $(wildcard $(ABLATIONS)/content_cycle.csv) --out $(ABLATIONS)/frontier.png --replace \
+	  $(wildcard $(ABLATIONS)/content_cycle.csv) \
+	  $(foreach t,paper ours,$(if $(wildcard $(ABLATIONS)/scorecard_sweep_$(t).csv),$(ABLATIONS)/scorecard_sweep_$(t).csv=$(if $(filter paper,$(t)),paper,our)-training)) \
+	  --out $(ABLATIONS)/frontier.png --replace \
 	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings (the content-code ablation rows were scored before the intervals existed); identity counts transfers where dlib finds a face (face_found in frontier.csv)"
 
 DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)

@@ -28,6 +28,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
+    from ..config import SHIPPED_MODELS
     from ..eval.scorecard import HeldOut, markdown, score_method, score_model, score_reinhard
     from ..model.run import load_model
     from ..utils import UserError, atomic_write_text, output_pair
@@ -56,7 +57,8 @@ def run(args) -> int:
         if args.size != 64 and not getattr(model.config, "content_map", 0):
             raise UserError(f"model {name}: a vector content code takes 64 px images only; "
                             f"--size {args.size} needs a spatial content map (Config.content_map)")
-        rows.append({"run": name, "size": args.size, **score_model(model, evalset)})
+        label = name if name in SHIPPED_MODELS else Path(name).name  # a run folder: its name, as export labels it
+        rows.append({"run": label, "size": args.size, **score_model(model, evalset)})
     table = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, table.to_csv(index=False))

@@ -240,8 +240,10 @@ def plot_method_comparison(summary, chance: dict, batches: Sequence[int], title:
     return fig
 
 
-FRONTIER_GROUPS = {  # a scorecard row's kind -> its marker colour in the frontier (issue 33 item 4)
-    "shipped": "tab:red", "ablation": "tab:blue", "baseline": "tab:green", "floor": "tab:grey"}
+FRONTIER_GROUPS = {  # a scorecard row's kind -> its marker colour in the frontier (issue 33 item 4); the paper's 10
+    # models (a vector content code, 600 CPU steps of the reference/ours profiles) under each training
+    "shipped": "tab:red", "ablation": "tab:blue", "baseline": "tab:green", "floor": "tab:grey",
+    "paper-training": "tab:purple", "our-training": "tab:orange"}
 
 
 def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict | None = None) -> Path:
