@@ -109,3 +109,21 @@ def interrupted_prepare(monkeypatch):
             monkeypatch.setattr(P, "_process_chunk", real)
 
     return run
+
+
+_WEIGHTS = Path(__file__).resolve().parents[1] / "wae_lib" / "weights"
+
+
+def _weights_state() -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(_WEIGHTS.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def shipped_weights_untouched():
+    """No test may write into the package's wae_lib/weights (a test that ships must point the weights folder
+    elsewhere): a test that did fails here, naming the files, instead of a damaged shipped model being committed."""
+    before = _weights_state()
+    yield
+    after = _weights_state()
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    assert not changed, f"this test wrote into {_WEIGHTS}: {changed} (restore them: git checkout -- wae_lib/weights)"

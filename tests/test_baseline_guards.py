@@ -66,8 +66,7 @@ def test_shipped_decoders_are_not_replaced_by_a_smoke_run(smoke, tmp_path, monke
                                                           package_weights_untouched):
     run, _ = smoke
     weights = shipped_copy(tmp_path / "weights")
-    monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)  # the command's default folder, as `ship-baselines RUN` uses
-    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # the one home of the shipped decoders' folder
     before = digests(weights)
     assert SHIP_BASELINES_CMD([str(run)]) == 1
     line = one_line(capsys)
@@ -110,8 +109,7 @@ def test_the_card_says_what_is_shipped_when_the_file_does_not(smoke, tmp_path, m
     weights.mkdir()
     shutil.copy(PACKAGE_WEIGHTS / SB.CARD_NAME, weights)
     card = (weights / SB.CARD_NAME).read_text()
-    monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # the one home of the shipped decoders' folder
     assert SHIP_BASELINES_CMD([str(run)]) == 1  # no file, but the card has an AdaIN line: it is shipped
     assert "already ships adain decoders" in one_line(capsys)
     bare = torch.load(SB.export_baseline(run, tmp_path / "bare.pt"), weights_only=True)
@@ -127,8 +125,7 @@ def test_the_card_says_what_is_shipped_when_the_file_does_not(smoke, tmp_path, m
 def test_a_torn_log_an_existing_figure_and_one_method_twice_are_one_line(smoke, tmp_path, monkeypatch, capsys):
     run, _ = smoke
     weights = tmp_path / "weights"
-    monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # the one home of the shipped decoders' folder
     torn = tmp_path / "torn"
     shutil.copytree(run, torn)
     log = (torn / "log.jsonl").read_text().splitlines()
@@ -151,8 +148,7 @@ def test_continue_from_refuses_a_folder_of_another_run(smoke, tmp_path, monkeypa
     weights = tmp_path / "weights"
     weights.mkdir()
     SB.export_baseline(run, weights / "baseline-adain.pt")  # unconverged: it carries its training state
-    monkeypatch.setattr(SB, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # where the shipped files are looked up
+    monkeypatch.setattr(COMMON, "WEIGHTS_DIR", weights)  # the one home of the shipped decoders' folder
     other = tmp_path / "other"  # a WCT run's start: its log and its lr probe
     other.mkdir()
     (other / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')

@@ -343,8 +343,7 @@ def test_lr_probe_export_and_shipped_loading(tmp_path, monkeypatch, hed_vgg, cap
     assert "from its earlier probe" in err and "baseline wct: 6 steps (of 6)" in err  # where it stopped
     assert BASELINES_CMD([*args, "--lr-probe", "fast"]) == 1
     # shipped into a temporary weights folder: notebook 07's "shipped" resolves there
-    monkeypatch.setattr(SB, "WEIGHTS_DIR", tmp_path / "weights")  # where it ships ...
-    monkeypatch.setattr(B, "WEIGHTS_DIR", tmp_path / "weights")  # ... and where build_baseline looks
+    monkeypatch.setattr(B, "WEIGHTS_DIR", tmp_path / "weights")  # where it ships and build_baseline looks
     (tmp_path / "weights").mkdir()
     path = SB.export_baseline(tmp_path / "wct")
     assert path == tmp_path / "weights" / "baseline-wct.pt"

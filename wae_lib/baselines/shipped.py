@@ -27,10 +27,8 @@ from typing import Any
 import torch
 
 from ..model.checkpoint import CHECKPOINT
-from ..model.pretrained import (
-    WEIGHTS_DIR,  # the package's weights folder: one home, beside the shipped models
-)
 from ..utils import atomic_torch_save, atomic_write_text, git_commit
+from . import common
 from .build import build_baseline
 from .common import METHOD_NAMES, BaselineWeightsError, read_baseline_checkpoint, shipped_baseline_file
 from .guards import Figures, best_loss, check_continue_folder, check_replacement, shipped_figures
@@ -146,7 +144,7 @@ def ship(runs: list[str | Path], weights_dir: Path | None = None, replace: bool 
     package's), the card, and the curves ``figure``. Everything is checked (finished, one run per method, what it
     would replace: guards.check_replacement, an existing figure) and every file prepared before the first write.
     Returns the lines to print."""
-    weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    weights_dir = Path(weights_dir) if weights_dir else common.WEIGHTS_DIR  # read now: tests point it elsewhere
     if figure and Path(figure).exists() and not replace:
         raise BaselineWeightsError(f"--figure {figure} exists; give --replace to replace it, or another path")
     ready: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -232,7 +230,7 @@ def shipped_files(weights_dir: Path | None = None) -> dict[str, Path]:
 def write_card(weights_dir: Path | None = None) -> Path:
     """``baselines.card.md`` from the shipped files present: one table line per method. A method whose file is
     absent (a partial checkout) keeps the line the card had: shipping one method never drops the other's."""
-    weights_dir = weights_dir or WEIGHTS_DIR
+    weights_dir = weights_dir or common.WEIGHTS_DIR
     card = weights_dir / CARD_NAME
     old = card.read_text(encoding="utf-8", errors="replace").splitlines() if card.is_file() else []
     files, lines = shipped_files(weights_dir), []
