@@ -127,8 +127,8 @@ lab: $(STAMP)  ## JupyterLab on the study (notebooks/ and reports/; the project'
 	PYTHONPATH=$(CURDIR) JUPYTER_PATH=$(CURDIR)/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
 	  --ServerApp.default_url=/lab/tree/notebooks $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
-lint: $(STAMP)  ## ruff over the library, tests and benchmarks
-	$(PY) -m ruff check wae_lib tests benchmarks
+lint: $(STAMP)  ## ruff over the library, its tooling (devtools), tests and benchmarks
+	$(PY) -m ruff check wae_lib devtools tests benchmarks
 
 bench: $(STAMP)  ## print the model benchmark (images/s, peak memory, FLOPs per image)
 	$(PY) benchmarks/bench_model.py
@@ -289,7 +289,7 @@ frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from 
 	  --out $(ABLATIONS)/frontier.png --replace \
 	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings (the content-code ablation rows were scored before the intervals existed); identity counts transfers where dlib finds a face (face_found in frontier.csv)"
 
-DEVICE_RESULTS ?=#          a device session's returned files, unpacked (device_session unpack ... --out DIR)
+DEVICE_RESULTS ?=#          a device session's returned files, unpacked (python -m devtools device unpack ... --out DIR)
 GPU_REPORTS ?= reports/reference-gpu-$(DATA_TAG)#  the device sweep's reports (issue 17 item 2)
 claims-from-tables:  ## notebook 06 alone, on the tables already in $(REPORTS_DIR)/tables (e.g. a device sweep's)
 	$(call run_nb,06_claims,-p tables_dir $(TABLES_DIR) -p reports_dir $(REPORTS_DIR) -p figures_dir $(FIGURES_DIR) \
@@ -301,7 +301,7 @@ device-claims: | $(STAMP)  ## a device sweep's tables and figures (DEVICE_RESULT
 	$(MAKE) --no-print-directory claims-from-tables REPORTS_DIR=$(GPU_REPORTS)
 
 DEVICE_BUNDLE ?= build/device#  what a lent GPU is sent (devtools.device_bundle; never committed: it holds images)
-device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `device_session run` there)
+device-bundle: $(DEVICE_BUNDLE)/bundle.json  ## pack the data and VGG16 a lent GPU needs (then `python -m devtools device run` there)
 $(DEVICE_BUNDLE)/bundle.json: $(SETS) devtools/device_bundle.py wae_lib/model/vgg.py  # the bundle's layout lives there
 	$(PY) -m devtools device pack --data-root $(DATA_ROOT) --out $(DEVICE_BUNDLE)
 

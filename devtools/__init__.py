@@ -6,5 +6,6 @@ prepared call of a lent GPU (``device``: bundle, stages, what travels) and the n
     python -m devtools headless NOTEBOOK [-p NAME VALUE ...]
     python -m devtools papermill IN OUT [papermill's options]
 
-Run from the repository root (the Makefile does); tests/devtools/ tests them.
+Run from the repository root (the Makefile does); tests/test_device_*.py, test_headless.py, test_run_notebook.py
+and test_staleness.py test them.
 """

@@ -286,7 +286,7 @@ def sweep_reports(dest: str | Path, reports: str | Path, stage: str = "sweep") -
     sweep = dest / "results" / stage
     if not (sweep / "reports" / "tables").is_dir():
         raise DeviceSessionError(f"{dest} holds no sweep results ({sweep / 'reports' / 'tables'}): was the stage run "
-                                 f"(--stages {stage}) and the folder unpacked with `device_session unpack`?")
+                                 f"(--stages {stage}) and the folder unpacked with `python -m devtools device unpack`?")
     reports.mkdir(parents=True, exist_ok=True)
     for part in ("tables", "figures"):
         shutil.copytree(sweep / "reports" / part, reports / part, dirs_exist_ok=True)

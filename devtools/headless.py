@@ -11,7 +11,7 @@ Where IPython is missing, ``IPython.display`` is a stand-in that prints what a n
 an image's path), as is a cell's last bare expression. Every cell's printed output goes to the log with its number
 and time; a failing cell stops the run with its number in the error, and so does a cell that exits early
 (``sys.exit(0)`` too: the cells after it never ran, so the notebook did not succeed). The command's exit status: 0,
-2 for an unreadable notebook, a bad parameter or a failing cell, 130 for Ctrl-C; each failure is one line. Under
+1 for an unreadable notebook, a bad parameter or a failing cell, 130 for Ctrl-C; each failure is one line. Under
 make, and wherever Jupyter is installed, papermill runs the notebooks (it also keeps their outputs); this is the
 fallback, not a second pipeline.
 """

@@ -12,18 +12,22 @@ The command line: ``python -m wae_lib <command>`` (wae_lib/__main__.py, the one 
 Layout: one subpackage per layer, in the order of :data:`LAYERS` (the one home of these rules; the README's module
 map lists the modules, tests/test_layout.py checks every import):
 
-    foundation   config, params, utils, grids, staleness (top-level modules)   importable by every layer
+    foundation   config, params, utils, grids, staleness, command (top-level modules)   importable by every layer
     data         the datasets: layout, decoding, preparation, packed sets, splits, the training loader
     model        the networks, WAEStyle, the losses, checkpoints, the shipped models, a run folder's model
-    train        the training loop, train / train_sweep and the train command, the sweep's configs, DDP
-    eval         the evaluation images and cache, a sweep's runs, metrics, tables, the scorecard, the claims
+    train        the training loop, train / train_sweep into run folders, the sweep's configs, DDP
+    eval         the evaluation images and cache, a sweep's runs, metrics, tables, the scorecard and shipping the
+                 model it picks, the claims
     baselines    Reinhard, Gatys, AdaIN and WCT, their decoders' training and the shipped decoders
-    report       figures and plots, claims.md and the reports' index, notebook 07's comparison, both trainings
-    tools        python -m wae_lib transfer, the explorer, export, the device session, headless notebooks
+    report       figures and plots, claims.md and the reports' index, notebook 07's comparison, both trainings,
+                 the frontier, notebook 00's explorer, executed notebooks made readable
+    commands     one module per ``python -m wae_lib`` command (add_arguments, run; the contract: wae_lib.command)
+
+The repository's own tooling (a lent GPU's session, the notebook runners) is ``devtools/``, outside the package.
 
 Import rules (absolute or relative, at the top of a module or inside a function, TYPE_CHECKING blocks too):
 - a module imports the foundation, modules of its own layer and modules of the layers before it in LAYERS, never
-  one after it: data < model < train < eval < baselines < report < tools (a function two layers need lives in
+  one after it: data < model < train < eval < baselines < report < commands (a function two layers need lives in
   the lower one: the image conversion ``to_uint8_hwc`` in utils, the grids in wae_lib.grids, ``training_cost``
   in model.run);
 - the foundation imports only the foundation (staleness: the standard library only, make runs it before the

@@ -8,10 +8,11 @@ the first two). :func:`main` alone turns what a command raises into one line on 
 
     0    success (and ``--help``)
     1    a bad command line, a bad input, or a run that failed (``error: ...``, no traceback)
-    130  interrupted (Ctrl-C, SIGTERM, or a training stopped by either): ``error: interrupted; ...``
+    130  interrupted (Ctrl-C, SIGTERM, or a long run stopped by either): ``error: interrupted``, or the line of
+         the command's ``Interrupted`` saying what it left
 
 An ``OSError`` that reaches :func:`main` (a missing file, a full disk) is a failed run too: its message names the
-file. Command modules import torch inside ``run``, so ``--help`` stays fast.
+file. wae_lib's command modules import torch inside ``run``, so ``--help`` stays fast.
 """
 
 from __future__ import annotations

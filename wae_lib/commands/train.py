@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+MODELS_DIR = "models"
 HELP = "train one model (--out) or a profile's sweep (train sweep --models-dir ...)"
 DESCRIPTION = __doc__
 
@@ -25,7 +26,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("mode", nargs="?", choices=["sweep"], help="sweep: every model of --profile's sweep into "
                         "--models-dir (one folder per model)")
     parser.add_argument("--out", help="the run folder (one model)")
-    parser.add_argument("--models-dir", default="models", help="sweep: the folder of the run folders")
+    parser.add_argument("--models-dir", default=MODELS_DIR, help="sweep: the folder of the run folders")
     parser.add_argument("--seeds", type=int, nargs="+", default=(),
                         help="sweep: train it once per seed (folders of later seeds end in _s<seed>)")
     parser.add_argument("--config", help="YAML file of Config fields (flags override it)")
@@ -102,6 +103,10 @@ def run(args) -> int:
         raise UserError("--epochs is per training set; use --steps with sweep")
     if not sweep and not args.out:
         raise UserError("--out is required (the run folder), or train sweep --models-dir DIR")
+    if sweep and args.out:
+        raise UserError("--out names one run folder; train sweep writes one per model into --models-dir")
+    if not sweep and (args.seeds or args.models_dir != MODELS_DIR):
+        raise UserError("--seeds and --models-dir are for train sweep; one run goes into --out")
     try:
         cfg = config_from_args(args)
         if sweep:

@@ -15,7 +15,6 @@ One module per concern:
 * views          notebook 01's tables and image tiles
 * loader         PackedImages, the training loader (torch)
 * training_sets  a run's training set: its file, the digest data prep recorded, the loader, the init batch
-* cli            ``python -m wae_lib data``, the data stage's command line
 
 The lowest layer (the import rules: wae_lib/__init__.py). Importing the package imports nothing, and the
 preparation modules do not import torch, so the data stage's worker processes stay torch-free.

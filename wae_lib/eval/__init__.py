@@ -14,5 +14,5 @@
 * ``wae_lib.eval.scorecard``: one model's held-out scorecard; ``wae_lib.eval.claims`` and ``verdicts``: the paper's
   claims C1-C4 as verdicts with their numbers.
 
-``python -m wae_lib eval-cache`` is :mod:`wae_lib.eval.cache`. The import rules: wae_lib/__init__.py.
+``python -m wae_lib eval-cache`` (wae_lib.commands.eval_cache) fills :mod:`wae_lib.eval.cache`. The import rules: wae_lib/__init__.py.
 """

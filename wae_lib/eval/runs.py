@@ -154,7 +154,7 @@ class EvalContext:
 def check_trained_on(run_dirs: Sequence[str | Path], data_root: str | Path) -> None:
     """Refuse to evaluate a run on another data root than the one it trained on: that root's held-out people
     may be in the run's training set, and its tables would say nothing. Each run folder's metadata.json records
-    the training set's path and content digest (wae_lib.train.cli); ``data_root``'s sets/info.json records the
+    the training set's path and content digest (wae_lib.train.run_folder); ``data_root``'s sets/info.json records the
     digest of each set it wrote (wae_lib.data). A run whose set that root does not hold (a user's .npy), or a run
     folder without the record, is not judged here. Raises :class:`EvaluationError` in one line naming both."""
     recorded = load_set_info(data_root).get("sha256", {})

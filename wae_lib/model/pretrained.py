@@ -108,11 +108,6 @@ def export_pretrained(model: WAEStyle, out: str | Path, **provenance: Any) -> Pa
     return out
 
 
-def load_shipped(name: str = DEFAULT_SHIPPED_MODEL, device: str | torch.device = "cpu") -> WAEStyle:
-    """A shipped model by name (``pretrained``, ``pretrained-paper``), see :func:`load_pretrained`."""
-    return load_pretrained(shipped_file(name), device)
-
-
 def load_pretrained(path: str | Path = PRETRAINED_FILE, device: str | torch.device = "cpu") -> WAEStyle:
     """The shipped model in eval mode (fp32), with ``checkpoint_info`` and ``provenance`` attributes."""
     path = Path(path)

@@ -270,12 +270,12 @@ def read_carried_hed(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The state and whole-set digest of a file of :func:`write_carried_hed`; refused when its tensors are not the
     ones it recorded. A model needing a layer past ``up_to`` fails at build with the names of the missing keys."""
     payload = load_weights(Path(path), VGGWeightsError, f"${HED_FEATURES_ENV} file",
-                           "; write it again with `python -m wae_lib device pack`")
+                           "; write it again with `python -m devtools device pack`")
     if not isinstance(payload, dict) or payload.get("format") != "wae-carried-hed-1":
         raise VGGWeightsError(f"${HED_FEATURES_ENV}={path} is not a carried HED file (wae_lib.model.vgg.write_carried_hed)")
     if weights_digest(payload["state"]) != payload["sha256_part"]:
         raise VGGWeightsError(f"${HED_FEATURES_ENV}={path}: its weights do not match the digest it recorded (a "
-                              f"damaged copy); write it again with `python -m wae_lib device pack`")
+                              f"damaged copy); write it again with `python -m devtools device pack`")
     return payload["state"], payload["sha256_full"]
 
 

@@ -60,11 +60,12 @@ def load_initial_weights(model: WAEStyle, source: str) -> dict[str, list[str]]:
     shipped model name) that it has under the same name and shape; the others keep their fresh initialisation.
     Refuses a source of another VGG16 (its style encoder reads other Gram matrices) or of other shapes (another
     width or latent size). Returns {"copied": [...], "fresh": [...]}."""
+    from ..model.pretrained import PretrainedError
     from ..model.run import load_model
 
     try:
         src_model = load_model(source)
-    except (FileNotFoundError, CheckpointError) as exc:
+    except (FileNotFoundError, CheckpointError, PretrainedError) as exc:
         raise ConfigError(f"config field 'init_from' = {source!r}: {exc}") from None
     if src_model.vgg_source.name != model.vgg_source.name:
         raise ConfigError(f"config field 'init_from' = {source!r} was trained against VGG16 "

@@ -1,9 +1,9 @@
 """The training loop: :class:`Trainer` (batches, the step, logging, samples, checkpoints, DDP), one run's state.
 
-Starting, resuming or reusing a run folder (``train``, ``train_sweep``) and the ``train`` command are
-wae_lib.train.cli; the loss weights and schedules are in wae_lib.train.balance, the checkpoint, lock and log files in
-wae_lib.model.checkpoint, reading runs back (load_model) in wae_lib.model.run, and the sweep's configs and the
-command line's flags in wae_lib.train.sweep.
+Starting, resuming or reusing a run folder (``train``, ``train_sweep``) is wae_lib.train.run_folder, the ``train``
+command wae_lib.commands.train; the loss weights and schedules are in wae_lib.train.balance, the checkpoint, lock and log files in
+wae_lib.model.checkpoint, reading runs back (load_model) in wae_lib.model.run, and the sweep's configs in
+wae_lib.train.sweep.
 
 Loss (SPEC §2): calibrated pixel + VGG feature + Gram terms, plus lambda x WAE penalty (MMD-IMQ or GAN); with
 ``objective="swap"`` (issue 16) also the swapped-pair terms of wae_lib.model.losses (swap_terms, cycle_terms).
@@ -87,9 +87,9 @@ def mmd_penalty(z: torch.Tensor, prior: torch.Tensor, cfg: Config) -> torch.Tens
 # --------------------------------------------------------------------------------------------------
 class Trainer:
     """One run's training state and loop. ``vgg``: the frozen VGG16 to build the model with (a resumed run's, from
-    its checkpoint); by default the model resolves ``cfg.vgg_source``. ``data``: the training set as the run resolved
-it (wae_lib.data.training_sets.resolve_training_data). ``self.cfg`` is the model's config, with
-    the VGG16 source resolved."""
+    its checkpoint); by default the model resolves ``cfg.vgg_source``. ``data``: the training set as the run
+    resolved it (wae_lib.data.training_sets.resolve_training_data; by default resolved here, for a probe).
+    ``self.cfg`` is the model's config, with the VGG16 source resolved."""
 
     def __init__(self, cfg: Config, out: Path, info: DistInfo, data: TrainingData | None = None,
                  vgg: VGG16Features | None = None):
