@@ -246,6 +246,32 @@ FRONTIER_GROUPS = {  # a scorecard row's kind -> its marker colour in the fronti
     "paper-training": "tab:purple", "our-training": "tab:orange"}
 
 
+FRONTIER_LABELS = {"paper-training": "the paper's 10 models, the paper's training (600 CPU steps; - mixed, -- celeba)",
+                   "our-training": "the paper's 10 models, our training (600 CPU steps; - mixed, -- celeba)"}
+SWEEP_GROUPS = ("paper-training", "our-training")  # rows <set>_c<content dim>: drawn as a line per set
+
+
+def sweep_lines(ax, table, style, groups) -> None:
+    """The paper's sweep as one line per training set through its content sizes (the paper's claim C3b: fewer
+    content numbers, more style), labelled at its ends (c512 ... c32) instead of ten overlapping labels."""
+    import re
+
+    rows = {}
+    for k, (run, group) in enumerate(zip(table["run"], groups)):
+        m = re.fullmatch(r"(\w+?)_c(\d+)", str(run))
+        if str(group) in SWEEP_GROUPS and m:
+            rows.setdefault((str(group), m.group(1)), []).append((int(m.group(2)), float(style.iloc[k]),
+                                                                    float(table["identity_match"].iloc[k])))
+    for (group, data), points in rows.items():
+        points.sort(reverse=True)
+        _, xs, ys = zip(*points)
+        ax.plot(xs, ys, "-" if data == "mixed" else "--", color=FRONTIER_GROUPS[group], lw=1, alpha=0.8, zorder=2)
+        for (size, x, y), end in ((points[0], "start"), (points[-1], "end")):
+            ax.annotate(f"{data} c{size}", (x, y), textcoords="offset points", fontsize=6,
+                        xytext=(-4, -9) if end == "start" else (4, -9), ha="right" if end == "start" else "left",
+                        color=FRONTIER_GROUPS[group])
+
+
 def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict | None = None) -> Path:
     """Style carried against person kept, one point per scorecard row (issue 33's style-identity frontier):
     x = the mean of Gram and Lab palette style retrieval, y = identity kept (dlib), each row labelled by its run.
@@ -265,12 +291,15 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
             xerr = [[max(x - row["style_carried_lo"], 0)], [max(row["style_carried_hi"] - x, 0)]]
         if "identity_match_lo" in table and np.isfinite(row.get("identity_match_lo", np.nan)):
             yerr = [[max(y - row["identity_match_lo"], 0)], [max(row["identity_match_hi"] - y, 0)]]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=5, color=colour, ecolor=colour, elinewidth=0.8,
-                    capsize=2, alpha=0.9, zorder=3)
-        ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        sweep = str(group) in SWEEP_GROUPS
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=4 if sweep else 5, color=colour, ecolor=colour,
+                    elinewidth=0.5 if sweep else 0.8, capsize=2, alpha=0.6 if sweep else 0.9, zorder=3)
+        if not sweep:  # a sweep's ten points are labelled once per training set, below
+            ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    sweep_lines(ax, table, style, groups)
     for group, colour in FRONTIER_GROUPS.items():
         if group in set(map(str, groups)):
-            ax.plot([], [], "o", color=colour, label=group)
+            ax.plot([], [], "o", color=colour, label=FRONTIER_LABELS.get(group, group))
     if len(set(map(str, groups))) > 1:
         ax.legend(loc="lower left", fontsize=7, frameon=False)
     for key, draw in (("style_retrieval", ax.axvline), ("identity_match", ax.axhline)):
