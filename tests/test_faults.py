@@ -540,12 +540,21 @@ def parameter_cells(name: str) -> tuple[str, str]:
 
 
 def run_check(name: str, **overrides) -> dict:
-    """Like papermill: the parameters cell, the injected values, then the next cell."""
+    """Like papermill: the parameters cell, the injected values, then the next cell. That cell resolves data_root
+    (layout.resolve_data_root refuses a root without sets/info.json), so it runs beside a stub of `make data`'s."""
+    import contextlib
+    import tempfile
+
+    from wae_lib.config import DEFAULT_DATA_ROOT
+
     params, check = parameter_cells(name)
     ns: dict = {}
     exec(compile(params, f"{name}:parameters", "exec"), ns)  # noqa: S102 (our own notebooks)
     ns.update(overrides)
-    exec(compile(check, f"{name}:check", "exec"), ns)  # noqa: S102
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        (Path(DEFAULT_DATA_ROOT) / "sets").mkdir(parents=True)
+        (Path(DEFAULT_DATA_ROOT) / "sets" / "info.json").write_text("{}")
+        exec(compile(check, f"{name}:check", "exec"), ns)  # noqa: S102
     return ns
 
 
@@ -688,6 +697,27 @@ def test_one_default_data_root_everywhere():
     root = re.search(r"^DATA_ROOT \?= (\S+)/\$\(DATA_TAG\)", makefile, re.M)
     assert tag and root and f"{root.group(1)}/sample" == DEFAULT_DATA_ROOT
     assert Config().data_root == BaselineTrainConfig().data_root == DEFAULT_DATA_ROOT
+    # issue 36 item 3: the notebooks hold no copy of it; their empty data_root is resolved by layout.resolve_data_root
     for name in ("01_preprocess", *[n for n in NOTEBOOK_NAMES if n != "06_claims"], "00_explore", "07_compare"):
-        found = re.search(r'^data_root = "([^"]+)"', parameter_cells(name)[0], re.M)
-        assert found and found.group(1) == DEFAULT_DATA_ROOT, name
+        params, after = parameter_cells(name)[:2]
+        assert re.search(r'^data_root = ""  #', params, re.M), f"{name}: data_root is not the empty default"
+        assert re.search(r"^data_root = resolve_data_root\(data_root\)", after, re.M), f"{name}: data_root unresolved"
+        assert DEFAULT_DATA_ROOT not in params + after, f"{name}: repeats {DEFAULT_DATA_ROOT}"
+
+
+def test_resolve_data_root_defaults_once_and_refuses_an_unprepared_root(tmp_path, monkeypatch):
+    from wae_lib.config import DEFAULT_DATA_ROOT
+    from wae_lib.data import layout
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"data_root = 'data/processed/sample': .*info.json does not exist"):
+        layout.resolve_data_root("")
+    (tmp_path / DEFAULT_DATA_ROOT / "sets").mkdir(parents=True)
+    (tmp_path / DEFAULT_DATA_ROOT / "sets" / "info.json").write_text("{}")
+    assert layout.resolve_data_root("") == DEFAULT_DATA_ROOT
+    other = tmp_path / "elsewhere"
+    with pytest.raises(FileNotFoundError, match="elsewhere"):
+        layout.resolve_data_root(other)
+    (other / "sets").mkdir(parents=True)
+    (other / "sets" / "info.json").write_text("{}")
+    assert layout.resolve_data_root(other) == str(other)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DEFAULT_DATA_ROOT
 from ..utils import UserError
 
 
@@ -97,13 +98,26 @@ def set_path(root: str | Path, name: str) -> Path:
     return sets_dir(root) / SET_FILES[name]
 
 
-def load_set_info(root: str | Path) -> dict[str, Any]:
-    """``<root>/sets/info.json`` written by build_sets/prepare_all; the error names the folder and how to make it."""
+def resolve_data_root(root: str | Path = "") -> str:
+    """A notebook's ``data_root`` parameter, resolved once at its top: empty means the one default,
+    wae_lib.config.DEFAULT_DATA_ROOT (what `make data` writes for the embedded sample), so no notebook repeats it
+    (issue 36). Refuses, in one line, a root whose sets/info.json was never written, before any work starts."""
+    resolved = str(root) if str(root) else DEFAULT_DATA_ROOT
+    _info_path(resolved)
+    return resolved
+
+
+def _info_path(root: str | Path) -> Path:
     path = sets_dir(root) / INFO_FILE
     if not path.is_file():
         raise FileNotFoundError(f"data_root = {str(root)!r}: {path} does not exist. Prepare the data first: "
                                 f"`python -m wae_lib data all --data-root {root}` (add --data-dir DIR for real data)")
-    return json.loads(path.read_text())
+    return path
+
+
+def load_set_info(root: str | Path) -> dict[str, Any]:
+    """``<root>/sets/info.json`` written by build_sets/prepare_all; the error names the folder and how to make it."""
+    return json.loads(_info_path(root).read_text())
 
 
 def load_eval_identities(root: str | Path) -> np.ndarray | None:
