@@ -284,7 +284,7 @@ sweep-scorecards: $(SETS)  ## the held-out scorecard of the paper's 10 models of
 	  --data-root $(DATA_ROOT) --size 64 --out $(ABLATIONS)/scorecard_sweep_ours.csv --replace)
 frontier:  ## the style-identity frontier (reports/ablations/frontier.png) from the committed scorecard tables
 	$(PY) -m wae_lib frontier $(ABLATIONS)/scorecard_64px.csv $(ABLATIONS)/content_code.csv=ablation \
-	  $(wildcard $(ABLATIONS)/content_cycle.csv) \
+	  $(wildcard $(ABLATIONS)/content_cycle.csv $(ABLATIONS)/content_texture.csv) \
 	  $(foreach t,paper ours,$(if $(wildcard $(ABLATIONS)/scorecard_sweep_$(t).csv),$(ABLATIONS)/scorecard_sweep_$(t).csv=$(if $(filter paper,$(t)),paper,our)-training)) \
 	  --out $(ABLATIONS)/frontier.png --replace \
 	  --caption "held-out scorecard on $(DATA_TAG): 294 faces of 10 people, 48 of them x 15 paintings; bars: 95% crossed bootstrap over faces and paintings (the content-code ablation rows were scored before the intervals existed); identity counts transfers where dlib finds a face (face_found in frontier.csv)"

@@ -181,3 +181,51 @@ def test_swap_run_trains_resumes_and_transfers(tmp_path):
     longer = cfg.replace(steps=cfg.steps + 2)  # resumes from the checkpoint with the swap objective
     TRAIN.train(longer, run)
     assert RUN.load_model(run).checkpoint_info["step"] == longer.steps
+
+
+def test_texture_patches_are_crops_of_their_own_image():
+    from wae_lib.model.texture_critic import PatchCritic, random_patches, texture_patches
+
+    images = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    crops = random_patches(images, 5, 8, g)
+    assert crops.shape == (2, 5, 3, 8, 8)
+    for i in range(2):
+        for crop in crops[i]:  # each one a window of image i: its top-left value fixes where
+            t, s = divmod(int(crop[0, 0, 0] - images[i, 0, 0, 0]), 16)
+            assert torch.equal(crop, images[i, :, t:t + 8, s:s + 8])
+    with pytest.raises(ValueError, match="larger than"):
+        random_patches(images, 1, 17, g)
+    fake, real, refs = texture_patches(images, images.flip(0), 8, 3, g)
+    assert fake.shape == real.shape == (2, 3, 8, 8) and refs.shape == (2, 3, 3, 8, 8)
+    assert PatchCritic(width=4)(fake, refs).shape == (2,)
+
+
+def test_texture_critic_term_joins_at_its_share_trains_and_resumes(tmp_path):
+    assert "texture" not in balance.loss_targets(profile_config("smoke", objective="swap"))
+    with pytest.raises(ConfigError, match="texture_patch"):
+        Config(texture_patch=65)
+    with pytest.raises(ConfigError, match="texture_patch"):
+        Config(texture_patch=4)
+    tr = trainer(tmp_path, objective="swap", style_injection="modulate", content_norm="instance", w_texture=1.0,
+                 texture_patch=8)
+    assert balance.loss_targets(tr.cfg)["texture"] == 1.0
+    before = [p.detach().clone() for p in tr.texture.parameters()]
+    terms = [tr.train_step() for _ in range(3)][-1]
+    for k in ("texture", "texture_critic"):  # the generator's term and the critic's own loss, both near log 2
+        assert torch.isfinite(terms[k]) and 0.1 < float(terms[k]) < 3, (k, terms[k])
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.texture.parameters()))  # the critic learns
+    assert not any(p.grad is not None and p in set(tr.model.trainable_parameters()) for p in tr.texture.parameters())
+    tr.out.mkdir()
+    tr.save()
+    ckpt = torch.load(tr.out / T.CHECKPOINT, weights_only=True)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    again = trainer(tmp_path / "b", objective="swap", style_injection="modulate", content_norm="instance",
+                    w_texture=1.0, texture_patch=8)
+    again.resume(ckpt)
+    for a, b in zip(tr.texture.parameters(), again.texture.parameters()):
+        assert torch.equal(a, b)
+    assert again.texture_opt.state_dict()["state"]  # Adam's moments came back too
+    paper = trainer(tmp_path / "c", w_texture=1.0)  # the paper's objective has no swapped output: no critic
+    assert paper.texture is None and "texture" not in paper.train_step()

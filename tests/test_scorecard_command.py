@@ -86,3 +86,34 @@ def test_the_frontier_joins_tables_of_the_same_pairs_and_refuses_others(tmp_path
     assert not (tmp_path / "g.png").exists()
     assert main(["frontier", str(a), "--out", str(out)]) == 1  # nothing replaced unless asked
     assert "exists: give --replace" in capsys.readouterr().err
+
+
+def test_grid_shows_the_chosen_held_out_faces_and_paintings_per_model(sample_root, tmp_path, capsys):
+    """``python -m wae_lib grid``: one row of faces, then one row per model x painting, each opening with its
+    painting; bad indices and an existing grid are one line, nothing drawn."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from wae_lib.eval.images import load_set
+
+    out = tmp_path / "g.png"
+    argv = ["grid", "pretrained", "pretrained-paper", "--data-root", str(sample_root), "--faces", "0,2",
+            "--paintings", "1", "--out", str(out)]
+    assert main(argv) == 0
+    layout = json.loads(out.with_suffix(".png.json").read_text())
+    assert (layout["n_rows"], layout["n_cols"]) == (3, 3)
+    assert layout["row_labels"][0] == "faces" and [r.split(":")[0] for r in layout["row_labels"][1:]] == [
+        "pretrained", "pretrained-paper"]
+    assert "content_eval 0 2" in layout["caption"] and "style_eval 1," in layout["caption"]
+    cell, pad, geo = layout["cell"], layout["pad"], layout["geometry"]
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    painting = (load_set(sample_root, "style_eval")[1].permute(1, 2, 0) * 255).round().int().numpy()
+    x, y = geo["left"] + pad, geo["top"] + pad + (cell + pad)  # row 1, column 0: the painting itself
+    assert np.abs(img[y:y + cell, x:x + cell] - painting).max() <= 1
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 1 and "exists: give --replace" in capsys.readouterr().err and out.read_bytes() == before
+    assert main([*argv[:-1], str(tmp_path / "h.png"), "--faces", "0,999"]) == 1
+    assert "--faces = '0,999' is invalid: expected comma-separated indices from 0 to" in capsys.readouterr().err

@@ -22,6 +22,7 @@ COMMANDS = {  # name -> module (relative to wae_lib), in the order of the study'
     "scorecard": ".commands.scorecard",
     "export": ".commands.export",
     "frontier": ".commands.frontier",
+    "grid": ".commands.grid",
     "both-trainings": ".commands.both_trainings",
     "clean-notebook": ".commands.clean_notebook",
 }

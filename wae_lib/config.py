@@ -142,6 +142,10 @@ class Config:
     #   instance-normalised first (MUNIT's perceptual loss), so it asks for structure, not colour
     w_cycle: float = 0.0  # swap only: share of the latent cycle (DRIT / MUNIT): re-encode the swapped output,
     #   match its content latent to the own one and its style latent to the partner's (0 = off)
+    w_texture: float = 0.0  # swap only: share of the texture critic's term (0 = off): a patch co-occurrence
+    #   discriminator (Swapping Autoencoder) asks patches of the swapped output to look like the partner's patches
+    texture_patch: int = 16  # texture critic: patch side in px (a quarter of the 64 px image)
+    texture_refs: int = 4  # texture critic: reference patches of the partner beside each judged patch
 
     # ---------------- data ----------------
     data: str = "celeba"  # training set name (celeba | mixed) or a path to a packed images.npy
@@ -158,7 +162,7 @@ class Config:
     lr_decay: str = "cosine"  # none | cosine (to lr_min_ratio * lr at the last step)
     lr_min_ratio: float = 0.1
     grad_clip_factor: float = 3.0  # PILOT: clip gradient norms above this multiple of their running mean
-    disc_lr: float = 5e-4  # WAE-GAN only: discriminator learning rate
+    disc_lr: float = 5e-4  # learning rate of the critics: WAE-GAN's latent one, the texture critic (w_texture)
     disc_hidden: int = 512  # WAE-GAN only: discriminator width (WAE paper: 4 layers of 512)
 
     # ---------------- run ----------------
@@ -264,7 +268,10 @@ class Config:
         check(self.content_norm in CONTENT_NORMS, "content_norm", self.content_norm, f"one of {CONTENT_NORMS}")
         check(self.content_map in CONTENT_MAPS, "content_map", self.content_map,
               f"one of {CONTENT_MAPS} (0: the paper's vector; else the map's side at {IMAGE_SIZE} px)")
-        for name in ("w_swap_gram", "w_swap_content", "w_cycle"):
+        check(8 <= self.texture_patch <= IMAGE_SIZE, "texture_patch", self.texture_patch,  # the critic halves it 3x
+              f"an integer from 8 to {IMAGE_SIZE} (px)")
+        check(self.texture_refs >= 1, "texture_refs", self.texture_refs, "an integer >= 1")
+        for name in ("w_swap_gram", "w_swap_content", "w_cycle", "w_texture"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "a non-negative number")
         check(self.objective != "swap" or (len(self.swap_content_layers) > 0
                                             and set(self.swap_content_layers) <= set(self.style_layers)),

@@ -173,3 +173,14 @@ def parse_floats(text: str, name: str) -> list[float]:
         values = []
     check(len(values) >= 2, name, text, "at least 2 comma-separated numbers, e.g. '0, 0.5, 1'", EvaluationError)
     return values
+
+
+def parse_indices(text: str, name: str, count: int) -> list[int]:
+    """``"0,3,7"`` -> [0, 3, 7], each an index of a set of ``count`` images; the error names ``name``."""
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    check(bool(values) and all(0 <= i < count for i in values), name, text,
+          f"comma-separated indices from 0 to {count - 1}", EvaluationError)
+    return values

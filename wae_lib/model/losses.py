@@ -142,14 +142,15 @@ def calibrate_weights(raw_terms: Mapping[str, float], targets: Mapping[str, floa
 
 def term_targets(layers: Sequence[str], pixel: float = 1.0, feature: float = 1.0, gram: float = 1.0,
                  gram_layer_weights: Sequence[float] = (), tv: float = 0.0, swap_gram: float = 0.0,
-                 swap_content: float = 0.0, content_layers: Sequence[str] = (), cycle: float = 0.0
-                 ) -> dict[str, float]:
+                 swap_content: float = 0.0, content_layers: Sequence[str] = (), cycle: float = 0.0,
+                 texture: float = 0.0) -> dict[str, float]:
     """Each term's share of the reconstruction loss (SPEC §2: "roughly equal", so 1 : 1 : 1 by default).
 
     The feature share is split equally over the VGG layers; the Gram share by ``gram_layer_weights``
     (relative, one per layer; empty = equal). ``tv`` > 0 adds a total-variation term with that share. The
-    swapped-pair terms (:func:`swap_terms`, :func:`cycle_terms`) join with their shares when > 0: ``swap_gram``
-    split like the Gram share, ``swap_content`` equally over ``content_layers``, ``cycle`` over its two latents.
+    swapped-pair terms (:func:`swap_terms`, :func:`cycle_terms`, the texture critic's) join with their shares when
+    > 0: ``swap_gram`` split like the Gram share, ``swap_content`` equally over ``content_layers``, ``cycle`` over
+    its two latents, ``texture`` whole.
     """
     rel = list(gram_layer_weights) or [1.0] * len(layers)
     if len(rel) != len(layers) or sum(rel) <= 0:
@@ -170,6 +171,8 @@ def term_targets(layers: Sequence[str], pixel: float = 1.0, feature: float = 1.0
             out[f"swap_content/{n}"] = swap_content / len(content_layers)
     if cycle > 0:
         out["cycle/content"] = out["cycle/style"] = cycle / 2
+    if texture > 0:
+        out["texture"] = texture
     return out
 
 

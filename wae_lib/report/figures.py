@@ -272,6 +272,27 @@ def sweep_lines(ax, table, style, groups) -> None:
                         color=FRONTIER_GROUPS[group])
 
 
+LABEL_OFFSETS = [(dx, dy) for dy in (3, -9, 13, -19, 23, -29, 33, -39) for dx in (4, -4)]  # points from the dot
+
+
+def place_labels(ax, labelled: Sequence[tuple[str, float, float]]) -> None:
+    """Label each (text, x, y) beside its point at the first offset of LABEL_OFFSETS whose box overlaps no label
+    placed before it (the ablation's points sit within 0.05 of each other; one fixed offset printed them on top of
+    each other); a label moved off its point gets a thin line to it."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for text, x, y in labelled:
+        for dx, dy in LABEL_OFFSETS:
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                               ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                               arrowprops=dict(arrowstyle="-", lw=0.4, color="grey") if abs(dy) > 13 else None)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or (dx, dy) == LABEL_OFFSETS[-1]:
+                placed.append(box)
+                break
+            note.remove()
+
+
 def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict | None = None) -> Path:
     """Style carried against person kept, one point per scorecard row (issue 33's style-identity frontier):
     x = the mean of Gram and Lab palette style retrieval, y = identity kept (dlib), each row labelled by its run.
@@ -283,6 +304,7 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
     fig, ax = plt.subplots(figsize=(7.2, 5.6))
     style = (table["style_retrieval_gram"] + table["style_retrieval_color"]) / 2
     groups = table["group"] if "group" in table else ["ablation"] * len(table)
+    labelled: list[tuple[str, float, float]] = []
     for k, (x, y, label, group) in enumerate(zip(style, table["identity_match"], table["run"], groups)):
         colour = FRONTIER_GROUPS.get(str(group), "tab:blue")
         row = table.iloc[k]
@@ -295,7 +317,10 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=4 if sweep else 5, color=colour, ecolor=colour,
                     elinewidth=0.5 if sweep else 0.8, capsize=2, alpha=0.6 if sweep else 0.9, zorder=3)
         if not sweep:  # a sweep's ten points are labelled once per training set, below
-            ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+            labelled.append((str(label), x, y))
+    ax.set_xlim(-0.02, 1.05)
+    ax.set_ylim(-0.02, 1.05)
+    place_labels(ax, labelled)
     sweep_lines(ax, table, style, groups)
     for group, colour in FRONTIER_GROUPS.items():
         if group in set(map(str, groups)):
@@ -307,8 +332,6 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
             draw(chance[key], color="grey", ls=":", lw=1)
     ax.set_xlabel("style carried: mean of Gram and palette style retrieval (held-out paintings)")
     ax.set_ylabel("person kept: identity match (dlib, held-out people)")
-    ax.set_xlim(-0.02, 1.05)
-    ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)
     if caption:
         fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 120)), fontsize=7, va="bottom")
@@ -317,3 +340,20 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# held-out faces x paintings through several models: the ablations' grids (issue 33 item 2)
+# --------------------------------------------------------------------------------------------------
+def held_out_grid(models: Sequence[tuple[str, torch.nn.Module]], faces: torch.Tensor, paintings: torch.Tensor,
+                  painting_names: Sequence[str], path: str | Path, caption: str = "") -> dict:
+    """One row of the held-out ``faces``, then for each (label, model) one row per painting: the painting, then its
+    transfer onto every face. Saved with :func:`save_figure` (PNG and layout sidecar); returns the layout."""
+    rows, labels = [torch.cat([blank_cells(1), faces])], ["faces"]
+    for label, model in models:
+        for painting, name in zip(paintings, painting_names):
+            with torch.no_grad():
+                out = model.transfer(_on(model, faces), _on(model, painting[None]).expand(len(faces), -1, -1, -1))
+            rows.append(torch.cat([painting[None], out.cpu()]))
+            labels.append(f"{label}: {name}"[:34])
+    return save_figure(path, rows, row_labels=labels, caption=caption)

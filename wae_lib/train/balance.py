@@ -25,7 +25,8 @@ def loss_targets(cfg: Config) -> dict[str, float]:
     swap = cfg.objective == "swap"
     return term_targets(cfg.style_layers, cfg.w_pixel, cfg.w_feature, cfg.w_gram, cfg.gram_layer_weights, cfg.w_tv,
                         swap_gram=cfg.w_swap_gram if swap else 0.0, swap_content=cfg.w_swap_content if swap else 0.0,
-                        content_layers=cfg.swap_content_layers, cycle=cfg.w_cycle if swap else 0.0)
+                        content_layers=cfg.swap_content_layers, cycle=cfg.w_cycle if swap else 0.0,
+                        texture=cfg.w_texture if swap else 0.0)
 
 
 @dataclasses.dataclass

@@ -44,6 +44,7 @@ from ..model.losses import (
     swap_terms,
 )
 from ..model.networks import LatentDiscriminator
+from ..model.texture_critic import PatchCritic, texture_patches
 from ..model.vgg import VGG16Features
 from ..model.wae import WAEStyle
 from ..utils import (
@@ -120,12 +121,18 @@ class Trainer:
         if cfg.penalty == "gan":
             self.disc = LatentDiscriminator(cfg.latent_dim, cfg.disc_hidden).to(self.device)
             self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(cfg.beta1, cfg.beta2))
+        self.texture = self.texture_opt = None  # the texture critic (model/texture_critic.py): the trainer's, not the model's
+        if cfg.objective == "swap" and cfg.w_texture > 0:
+            self.texture = PatchCritic().to(self.device)
+            self.texture_opt = torch.optim.Adam(self.texture.parameters(), lr=cfg.disc_lr, betas=(cfg.beta1, cfg.beta2))
         self.step_model: nn.Module = self.model
         if info.world > 1:
             ids = [self.device.index] if self.cuda else None
             self.step_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
             if self.disc is not None:
                 self.disc = nn.parallel.DistributedDataParallel(self.disc, device_ids=ids, broadcast_buffers=False)
+            if self.texture is not None:
+                self.texture = nn.parallel.DistributedDataParallel(self.texture, device_ids=ids)
         if cfg.compile:
             self.step_model = torch.compile(self.step_model)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # batches, flips, sampling noise, prior
@@ -177,6 +184,9 @@ class Trainer:
                 if cfg.w_cycle > 0:
                     c, s = out["mean"].split([cfg.content_latent_dim, cfg.style_dim], dim=1)
                     terms.update(cycle_terms(out["cycle_content"], out["cycle_style"], c, s[partner]))
+                if self.texture is not None:  # the generator's side: the critic should take its patch for the partner's
+                    patches = texture_patches(out["x_swap"], x[partner], cfg.texture_patch, cfg.texture_refs, self.gen)
+                    terms["texture"] = gan_encoder_penalty(self.texture(patches[0], patches[2]))
             z_all = gather_with_grad(out["z"].float(), self.info)
             if cfg.penalty == "mmd":
                 terms["penalty"] = mmd_penalty(z_all, prior, cfg)
@@ -191,6 +201,8 @@ class Trainer:
         self.opt.step()
         if self.disc is not None:
             self.disc_step(out["z"].detach().float(), prior)
+        if self.texture is not None:
+            terms["texture_critic"] = self.texture_step(patches[0].detach(), patches[1], patches[2])
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss"], terms["grad_norm"] = loss.detach(), grad_norm
         calibration = self.balance.calibrate(terms, self.step)
@@ -206,6 +218,16 @@ class Trainer:
         self.disc_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.disc_opt.step()
+
+    def texture_step(self, fake: torch.Tensor, real: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+        """The texture critic's step: the partner's own patch (real) against the swapped output's (fake), each beside
+        the partner's reference patches; the same non-saturating loss as the latent critic's. Returns its loss."""
+        with self.autocast():
+            loss = gan_discriminator_loss(self.texture(real, refs), self.texture(fake, refs))
+        self.texture_opt.zero_grad(set_to_none=True)  # also drops the grads the generator's term left on it
+        loss.backward()
+        self.texture_opt.step()
+        return loss.detach()
 
     def clip_gradients(self) -> torch.Tensor:
         """Clip the global gradient norm at grad_clip_factor x its running mean (PILOT.md)."""
@@ -229,6 +251,8 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "disc": self.disc_module().state_dict() if self.disc is not None else None,
             "disc_optimizer": self.disc_opt.state_dict() if self.disc_opt is not None else None,
+            "texture_critic": self.texture_module().state_dict() if self.texture is not None else None,
+            "texture_optimizer": self.texture_opt.state_dict() if self.texture_opt is not None else None,
             "step": self.step,
             "finished": finished,
             "rng": rng_state(self.gen),
@@ -240,6 +264,9 @@ class Trainer:
 
     def disc_module(self) -> nn.Module:
         return self.disc.module if isinstance(self.disc, nn.parallel.DistributedDataParallel) else self.disc
+
+    def texture_module(self) -> nn.Module:
+        return self.texture.module if isinstance(self.texture, nn.parallel.DistributedDataParallel) else self.texture
 
     def save(self, finished: bool = False) -> None:
         if self.info.main:
@@ -264,6 +291,9 @@ class Trainer:
         if self.disc is not None and ckpt.get("disc"):
             self.disc_module().load_state_dict(ckpt["disc"])
             self.disc_opt.load_state_dict(ckpt["disc_optimizer"])
+        if self.texture is not None and ckpt.get("texture_critic"):
+            self.texture_module().load_state_dict(ckpt["texture_critic"])
+            self.texture_opt.load_state_dict(ckpt["texture_optimizer"])
         self.step = self.saved_step = ckpt["step"]
         self.balance.load(ckpt["loss_state"])
         set_rng_state(ckpt["rng"], self.gen)
