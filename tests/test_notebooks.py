@@ -257,16 +257,18 @@ def test_bad_parameters_fail_naming_them(chain):
 
 def test_notebooks_run_with_their_default_paths_from_the_notebooks_folder(tmp_path):
     """Run All as a reader does it from `make lab`: the kernel in notebooks/, the parameters cell as written
-    (data_root = "data/processed/sample", relative to the repository root), after `make data` made the sample."""
+    (data_root = "": wae_lib.config.DEFAULT_DATA_ROOT, relative to the repository root), after `make data` made
+    the sample."""
+    from wae_lib.config import DEFAULT_DATA_ROOT
     from wae_lib.data.build_sets import prepare_all
     from wae_lib.data.options import PrepConfig
     from wae_lib.params import declared_parameters
 
-    assert declared_parameters("00_explore")["data_root"] == "data/processed/sample"
-    prepare_all(None, ROOT / "data" / "processed" / "sample", PrepConfig(), progress=False)  # `make data`: reuses
+    assert declared_parameters("00_explore")["data_root"] == ""  # resolved in the notebook (layout.resolve_data_root)
+    prepare_all(None, ROOT / DEFAULT_DATA_ROOT, PrepConfig(), progress=False)  # `make data`: reuses
     run_notebook("00_explore", tmp_path, NOTEBOOKS)  # every parameter at its default
     run_notebook("01_preprocess", tmp_path, NOTEBOOKS, figures_dir=str(tmp_path / "figures"), grid_count=8)
     text = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "00_explore.ipynb").read_text())["cells"]
                    if c["cell_type"] == "code" for o in c["outputs"])
-    assert "from data/processed/sample" in text and "the kernel started in notebooks/" in text
+    assert f"from {DEFAULT_DATA_ROOT}" in text and "the kernel started in notebooks/" in text
     assert (tmp_path / "figures" / "prep_kept_celeba.png").is_file()
