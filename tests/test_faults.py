@@ -542,7 +542,6 @@ def parameter_cells(name: str) -> tuple[str, str]:
 def run_check(name: str, **overrides) -> dict:
     """Like papermill: the parameters cell, the injected values, then the next cell. That cell resolves data_root
     (layout.resolve_data_root refuses a root without sets/info.json), so it runs beside a stub of `make data`'s."""
-    import contextlib
     import tempfile
 
     from wae_lib.config import DEFAULT_DATA_ROOT
@@ -551,10 +550,15 @@ def run_check(name: str, **overrides) -> dict:
     ns: dict = {}
     exec(compile(params, f"{name}:parameters", "exec"), ns)  # noqa: S102 (our own notebooks)
     ns.update(overrides)
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-        (Path(DEFAULT_DATA_ROOT) / "sets").mkdir(parents=True)
-        (Path(DEFAULT_DATA_ROOT) / "sets" / "info.json").write_text("{}")
-        exec(compile(check, f"{name}:check", "exec"), ns)  # noqa: S102
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / DEFAULT_DATA_ROOT / "sets").mkdir(parents=True)
+        (Path(tmp) / DEFAULT_DATA_ROOT / "sets" / "info.json").write_text("{}")
+        os.chdir(tmp)
+        try:
+            exec(compile(check, f"{name}:check", "exec"), ns)  # noqa: S102
+        finally:
+            os.chdir(cwd)
     return ns
 
 

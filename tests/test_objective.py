@@ -211,11 +211,27 @@ def test_texture_critic_term_joins_at_its_share_trains_and_resumes(tmp_path):
                  texture_patch=8)
     assert balance.loss_targets(tr.cfg)["texture"] == 1.0
     before = [p.detach().clone() for p in tr.texture.parameters()]
+    critic_step, seen = tr.texture_step, []
+
+    def grads():
+        return [None if p.grad is None else p.grad.clone() for p in tr.texture.parameters()]
+
+    def checked_step(*a):  # the generator's term adds no gradient to the critic: it finds what its last step left
+        entry = grads()
+        out = critic_step(*a)
+        seen.append((entry, grads()))
+        return out
+
+    tr.texture_step = checked_step
     terms = [tr.train_step() for _ in range(3)][-1]
+    assert all(g is None for g in seen[0][0]) and all(g is not None for g in seen[0][1])
+    for (_, left), (entry, _) in zip(seen, seen[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(left, entry))
     for k in ("texture", "texture_critic"):  # the generator's term and the critic's own loss, both near log 2
         assert torch.isfinite(terms[k]) and 0.1 < float(terms[k]) < 3, (k, terms[k])
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.texture.parameters()))  # the critic learns
-    assert not any(p.grad is not None and p in set(tr.model.trainable_parameters()) for p in tr.texture.parameters())
+    in_main = {id(p) for g in tr.opt.param_groups for p in g["params"]}
+    assert in_main and not in_main & {id(p) for p in tr.texture.parameters()}  # the main optimizer never steps it
     tr.out.mkdir()
     tr.save()
     ckpt = torch.load(tr.out / T.CHECKPOINT, weights_only=True)

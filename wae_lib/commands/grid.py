@@ -24,8 +24,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..data.layout import resolve_data_root
     from ..eval.images import load_set, parse_indices, style_names
     from ..model.run import load_model, resolve_model
@@ -36,7 +34,7 @@ def run(args) -> int:
     root = resolve_data_root(args.data_root)
     faces, paintings, names = load_set(root, "content_eval"), load_set(root, "style_eval"), style_names(root)
     f, p = parse_indices(args.faces, "--faces", len(faces)), parse_indices(args.paintings, "--paintings", len(paintings))
-    models = [(Path(resolve_model(m).name).name, load_model(m)) for m in args.models]  # fails before any drawing
+    models = [(resolve_model(m).label, load_model(m)) for m in args.models]  # fails before any drawing
     caption = (f"{args.caption + '; ' if args.caption else ''}held-out faces (content_eval {' '.join(map(str, f))}) x "
                f"paintings (style_eval {' '.join(map(str, p))}, first column) of {root}")
     held_out_grid(models, faces[f], paintings[p], [names[i] for i in p], out, caption=caption)

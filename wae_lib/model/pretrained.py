@@ -156,7 +156,7 @@ style latent {style_dim}). One forward pass per transfer, any style image, {size
 | schedule | {steps} steps of {batch_size} images ({images_seen} images seen), Adam lr {lr}, on {hardware} |
 | networks | Tables 1-2 of the paper with channels x{width}; style FC width {style_hidden}; {params:,} trainable parameters |
 | VGG16 | {vgg_label} (rebuilt at load time, checked by SHA-256 `{vgg_sha}`) |
-| training | objective={objective}, style_injection={style_injection}, content_norm={content_norm}, w_cycle={w_cycle} (`paper`, `concat`, `none`, 0: the paper's) |
+| training | objective={objective}, style_injection={style_injection}, content_norm={content_norm}, w_cycle={w_cycle}, w_texture={w_texture} (`paper`, `concat`, `none`, 0, 0: the paper's) |
 | training changes | balance={balance}, gram_standardize={gram_standardize}, upsample={upsample}, w_tv={w_tv}, gram_layer_weights={glw} (docs/DEPARTURES.md) |
 | file | `wae_lib/weights/{name}.pt`, fp16, {size_mb:.1f} MB; git commit of the run: {git_commit} |
 
@@ -195,7 +195,7 @@ def write_model_card(model: WAEStyle, weights: str | Path, metrics_table: str, *
         vgg_sha=checked_source(model).sha256[:16], balance=cfg.balance, gram_standardize=cfg.gram_standardize,
         upsample=cfg.upsample, w_tv=cfg.w_tv, glw=list(cfg.gram_layer_weights) or "equal", name=Path(weights).stem,
         objective=cfg.objective, style_injection=cfg.style_injection, content_norm=cfg.content_norm,
-        w_cycle=cfg.w_cycle, profile=cfg.profile, how_trained=(
+        w_cycle=cfg.w_cycle, w_texture=cfg.w_texture, profile=cfg.profile, how_trained=(
             "trained as the paper says (reconstruction only)" if cfg.objective == "paper" else
             "trained our way (issue 16, docs/DEPARTURES.md): on swapped pairs, with the style latent modulating every "
             "decoder stage" if cfg.style_injection == "modulate" else "trained our way: on swapped pairs")

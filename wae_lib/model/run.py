@@ -45,6 +45,12 @@ class ModelSource:
     kind: str
     path: Path
 
+    @property
+    def label(self) -> str:
+        """How figures name it: the shipped name, the run folder's name (also when given its checkpoint.pt), or
+        the exported file's name."""
+        return self.name if self.kind == "shipped" else (self.path.parent if self.kind == "run" else self.path).name
+
 
 def resolve_model(name: str | Path) -> ModelSource:
     """The one reading of a model name: a shipped name, a run folder (or its checkpoint.pt), or an exported .pt.

@@ -17,14 +17,18 @@ import torch
 from torch import nn
 
 
-def random_patches(images: torch.Tensor, count: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` random ``size`` x ``size`` crops of each image: N x count x C x size x size (positions drawn on the
-    host from ``generator``, so a resumed run draws the same ones)."""
+def random_patches(images: torch.Tensor, count: int, size: int, generator: torch.Generator, first: int = 0,
+                   total: int = 0) -> torch.Tensor:
+    """``count`` random ``size`` x ``size`` crops of each image: N x count x C x size x size. Positions are drawn on
+    the host from ``generator`` for the ``total`` images of the global batch (0: these N) and rows ``first`` to
+    ``first + N`` kept: every process of a DDP run draws the same numbers and one process draws what they do, so
+    the shared generator stays in step (as the trainer's next_batch), and a resumed run draws the same ones."""
     n, c, h, w = images.shape
     if size > min(h, w):
         raise ValueError(f"texture patch of {size} px is larger than the {h} x {w} images")
-    top = torch.randint(0, h - size + 1, (n, count), generator=generator).tolist()
-    left = torch.randint(0, w - size + 1, (n, count), generator=generator).tolist()
+    total = total or n
+    top = torch.randint(0, h - size + 1, (total, count), generator=generator)[first:first + n].tolist()
+    left = torch.randint(0, w - size + 1, (total, count), generator=generator)[first:first + n].tolist()
     crops = [images[i, :, t:t + size, s:s + size] for i in range(n) for t, s in zip(top[i], left[i])]
     return torch.stack(crops).view(n, count, c, size, size)
 
@@ -50,10 +54,11 @@ class PatchCritic(nn.Module):
         return self.head(torch.cat([f, g], 1)).squeeze(1)
 
 
-def texture_patches(fake: torch.Tensor, painting: torch.Tensor, size: int, refs: int, generator: torch.Generator
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def texture_patches(fake: torch.Tensor, painting: torch.Tensor, size: int, refs: int, generator: torch.Generator,
+                    first: int = 0, total: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One patch of each swapped output (``fake``), one of each painting it was given (the real patch), and
-    ``refs`` reference patches of that painting: the three inputs of a critic step."""
-    fake_patch = random_patches(fake, 1, size, generator)[:, 0]
-    real = random_patches(painting, refs + 1, size, generator)
+    ``refs`` reference patches of that painting: the three inputs of a critic step (``first``, ``total``: this
+    process's rows of the global batch, as in :func:`random_patches`)."""
+    fake_patch = random_patches(fake, 1, size, generator, first, total)[:, 0]
+    real = random_patches(painting, refs + 1, size, generator, first, total)
     return fake_patch, real[:, 0], real[:, 1:]

@@ -320,6 +320,9 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
             labelled.append((str(label), x, y))
     ax.set_xlim(-0.02, 1.05)
     ax.set_ylim(-0.02, 1.05)
+    if caption:  # the final axes size before the labels are placed by their measured boxes
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 120)), fontsize=7, va="bottom")
+        fig.subplots_adjust(bottom=0.2)
     place_labels(ax, labelled)
     sweep_lines(ax, table, style, groups)
     for group, colour in FRONTIER_GROUPS.items():
@@ -333,9 +336,6 @@ def scorecard_frontier(table, path: str | Path, caption: str = "", chance: dict 
     ax.set_xlabel("style carried: mean of Gram and palette style retrieval (held-out paintings)")
     ax.set_ylabel("person kept: identity match (dlib, held-out people)")
     ax.grid(alpha=0.3)
-    if caption:
-        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 120)), fontsize=7, va="bottom")
-        fig.subplots_adjust(bottom=0.2)
     path = Path(path)
     fig.savefig(path, dpi=130)
     plt.close(fig)

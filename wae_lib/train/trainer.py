@@ -185,8 +185,11 @@ class Trainer:
                     c, s = out["mean"].split([cfg.content_latent_dim, cfg.style_dim], dim=1)
                     terms.update(cycle_terms(out["cycle_content"], out["cycle_style"], c, s[partner]))
                 if self.texture is not None:  # the generator's side: the critic should take its patch for the partner's
-                    patches = texture_patches(out["x_swap"], x[partner], cfg.texture_patch, cfg.texture_refs, self.gen)
-                    terms["texture"] = gan_encoder_penalty(self.texture(patches[0], patches[2]))
+                    patches = texture_patches(out["x_swap"], x[partner], cfg.texture_patch, cfg.texture_refs, self.gen,
+                                              self.info.rank * len(x), cfg.batch_size)
+                    critic = self.texture_module().requires_grad_(False)  # frozen here: only the decoder learns
+                    terms["texture"] = gan_encoder_penalty(critic(patches[0], patches[2]))
+                    critic.requires_grad_(True)
             z_all = gather_with_grad(out["z"].float(), self.info)
             if cfg.penalty == "mmd":
                 terms["penalty"] = mmd_penalty(z_all, prior, cfg)
@@ -224,7 +227,7 @@ class Trainer:
         the partner's reference patches; the same non-saturating loss as the latent critic's. Returns its loss."""
         with self.autocast():
             loss = gan_discriminator_loss(self.texture(real, refs), self.texture(fake, refs))
-        self.texture_opt.zero_grad(set_to_none=True)  # also drops the grads the generator's term left on it
+        self.texture_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.texture_opt.step()
         return loss.detach()
