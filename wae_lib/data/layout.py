@@ -102,7 +102,7 @@ def resolve_data_root(root: str | Path = "") -> str:
     """A notebook's ``data_root`` parameter, resolved once at its top: empty means the one default,
     wae_lib.config.DEFAULT_DATA_ROOT (what `make data` writes for the embedded sample), so no notebook repeats it
     (issue 36). Refuses, in one line, a root whose sets/info.json was never written, before any work starts."""
-    resolved = str(root) if str(root) else DEFAULT_DATA_ROOT
+    resolved = str(root) or DEFAULT_DATA_ROOT
     _info_path(resolved)
     return resolved
 

@@ -353,7 +353,7 @@ def held_out_grid(models: Sequence[tuple[str, torch.nn.Module]], faces: torch.Te
     for label, model in models:
         for painting, name in zip(paintings, painting_names):
             with torch.no_grad():
-                out = model.transfer(_on(model, faces), _on(model, painting[None]).expand(len(faces), -1, -1, -1))
+                out = model.transfer(_on(model, faces), _on(model, painting[None]))  # one style for every face
             rows.append(torch.cat([painting[None], out.cpu()]))
             labels.append(f"{label}: {name}"[:34])
     return save_figure(path, rows, row_labels=labels, caption=caption)

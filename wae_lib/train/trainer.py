@@ -86,6 +86,11 @@ def mmd_penalty(z: torch.Tensor, prior: torch.Tensor, cfg: Config) -> torch.Tens
 # --------------------------------------------------------------------------------------------------
 # the training loop
 # --------------------------------------------------------------------------------------------------
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module a DDP wrapper holds (its state dict and, for a critic, the calls that must not all-reduce)."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
 class Trainer:
     """One run's training state and loop. ``vgg``: the frozen VGG16 to build the model with (a resumed run's, from
     its checkpoint); by default the model resolves ``cfg.vgg_source``. ``data``: the training set as the run
@@ -266,10 +271,10 @@ class Trainer:
         }
 
     def disc_module(self) -> nn.Module:
-        return self.disc.module if isinstance(self.disc, nn.parallel.DistributedDataParallel) else self.disc
+        return unwrap(self.disc)
 
     def texture_module(self) -> nn.Module:
-        return self.texture.module if isinstance(self.texture, nn.parallel.DistributedDataParallel) else self.texture
+        return unwrap(self.texture)
 
     def save(self, finished: bool = False) -> None:
         if self.info.main:
